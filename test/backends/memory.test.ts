@@ -1,0 +1,4 @@
+import { MemoryBackend } from '../../src/backends/memory.js';
+import { testBackendConformance } from './conformance.js';
+
+testBackendConformance({ name: 'MemoryBackend', backendType: 'memory', create: () => new MemoryBackend() });
