@@ -1,0 +1,304 @@
+import { LRUCache } from 'lru-cache';
+import { BackendError, hasTtl, type Backend } from '../backends/types.js';
+import { breakerFor, type BreakerOptions, type CircuitBreaker } from './breaker.js';
+import { withDeadline } from './deadline.js';
+import { warnRateLimited } from './log.js';
+import { Metrics, type MetricsSnapshot } from './metrics.js';
+import { assertKnownOptions, ConfigError, envNumber, numberOption } from './options.js';
+
+/** Turns values into the bytes stored in L2 and back. A decode error is treated as a miss. */
+export interface Codec<T> {
+  encode(value: T): Uint8Array;
+  decode(bytes: Uint8Array): T;
+}
+
+/** Stores bytes as they are. */
+export const bytesCodec: Codec<Uint8Array> = { encode: (value) => value, decode: (bytes) => bytes };
+
+export interface ErrorContext {
+  operation: string;
+  key?: string;
+  /** Name of the cache reporting it. */
+  cache: string;
+}
+
+/** Receives every backend fault the cache turned into a miss (or a failed write). */
+export type ErrorHandler = (error: BackendError, context: ErrorContext) => void;
+
+export interface L1Options {
+  /** Byte budget of the in-memory L1. @default CACHEKIT_L1_MAX_SIZE_MB or 100 */
+  maxSizeMb?: number;
+  /**
+   * Longest time an entry stays in L1, in seconds, whatever its L2 TTL. This bounds how stale an instance can be
+   * when it misses an invalidation message, and it is the L1 lifetime of entries the L2 cannot report a TTL for.
+   * @default Infinity (entries follow their L2 TTL; backends without TTL inspection use 5 s)
+   */
+  maxTtlSeconds?: number;
+}
+
+export interface TieredCacheOptions<T> {
+  /** The L2; `null` for L1-only. */
+  backend: Backend | null;
+  /** @default bytesCodec (values are bytes) */
+  codec?: Codec<T>;
+  /** L1 settings, or `false` for no L1. */
+  l1?: L1Options | false;
+  /** Deadline for every L2 call in ms; past it the call counts as a timeout and the cache answers a miss. @default 5000 */
+  timeoutMs?: number;
+  /** Circuit breaker settings (shared per backend), or `false` for none. */
+  breaker?: BreakerOptions | false;
+  /** Called with every backend fault; the default logs them, rate limited. */
+  onError?: ErrorHandler;
+  /** Name used in logs and errors. @default 'cache' */
+  name?: string;
+}
+
+/** Where a lookup was answered. */
+export type HitSource = 'l1' | 'l2';
+
+interface L1Entry<T> {
+  value: T;
+  size: number;
+}
+
+interface Flight<T> {
+  promise: Promise<{ value: T; source: HitSource } | null>;
+  /** Set when a write, delete or invalidation raced the read: its result must not enter L1. */
+  stale: boolean;
+}
+
+/** L1 lifetime for entries read from a backend that cannot report their TTL. */
+const UNKNOWN_TTL_L1_MS = 5_000;
+
+const defaultOnError: ErrorHandler = (error, context) => {
+  warnRateLimited(`${context.cache}:${error.backend}:${error.kind}`, `${error.message} (${context.cache}.${context.operation}; served as a miss)`);
+};
+
+/**
+ * An in-memory L1 (lru-cache with a byte budget) in front of any L2 backend.
+ *
+ * - An L1 entry never outlives its L2 TTL: writes know it, reads use the backend's TTL capability when offered.
+ * - Concurrent misses for one key in one process make one L2 call (single-flight).
+ * - Backend faults never throw: reads become misses within `timeoutMs`, writes return `false`; both go to `onError`.
+ */
+export class TieredCache<T = Uint8Array> {
+  readonly backend: Backend | null;
+  readonly name: string;
+  readonly #codec: Codec<T>;
+  readonly #l1: LRUCache<string, L1Entry<T>> | null;
+  readonly #maxL1TtlMs: number;
+  readonly #timeoutMs: number;
+  readonly #breaker: CircuitBreaker | null;
+  readonly #onError: ErrorHandler;
+  readonly #flights = new Map<string, Flight<T>>();
+  readonly #backendType: string;
+  readonly metrics = new Metrics();
+
+  constructor(options: TieredCacheOptions<T>) {
+    const component = 'TieredCache';
+    assertKnownOptions(component, options, ['backend', 'codec', 'l1', 'timeoutMs', 'breaker', 'onError', 'name']);
+    if (options.backend === undefined) {
+      throw new ConfigError(component, 'backend', 'is required (a Backend, or null for L1-only); use resolveBackend() for the default');
+    }
+    this.backend = options.backend;
+    this.name = options.name ?? 'cache';
+    this.#codec = options.codec ?? (bytesCodec as unknown as Codec<T>);
+    this.#timeoutMs = numberOption(component, 'timeoutMs', options.timeoutMs, 5_000, { min: 0, minInclusive: false });
+    this.#onError = options.onError ?? defaultOnError;
+    this.#backendType = backendTypeOf(options.backend);
+    this.#breaker = options.backend && options.breaker !== false ? breakerFor(options.backend, options.breaker) : null;
+
+    if (options.l1 === false) {
+      if (options.backend === null) throw new ConfigError(component, 'l1', 'cannot be false when backend is null (nothing would be cached)');
+      this.#l1 = null;
+      this.#maxL1TtlMs = 0;
+    } else {
+      const l1 = options.l1 ?? {};
+      assertKnownOptions(`${component}.l1`, l1, ['maxSizeMb', 'maxTtlSeconds']);
+      const fallbackMb = envNumber('CACHEKIT_L1_MAX_SIZE_MB') ?? 100;
+      const maxSizeMb = numberOption(component, 'l1.maxSizeMb', l1.maxSizeMb, fallbackMb, { min: 0, minInclusive: false });
+      const maxTtlSeconds = numberOption(component, 'l1.maxTtlSeconds', l1.maxTtlSeconds, Infinity, { min: 0, minInclusive: false });
+      this.#maxL1TtlMs = maxTtlSeconds * 1000;
+      const maxSize = Math.max(1, Math.floor(maxSizeMb * 1024 * 1024));
+      this.#l1 = new LRUCache<string, L1Entry<T>>({
+        maxSize,
+        // A value larger than the whole budget is simply not kept (lru-cache refuses it).
+        maxEntrySize: maxSize,
+        sizeCalculation: (entry) => Math.max(1, entry.size),
+        ttlAutopurge: false,
+        allowStale: false,
+        updateAgeOnGet: false,
+      });
+    }
+  }
+
+  /** The value, or `null` on a miss (including a backend fault). */
+  async get(key: string): Promise<T | null> {
+    return (await this.lookup(key))?.value ?? null;
+  }
+
+  /** Like `get`, also telling where the value came from. */
+  lookup(key: string): Promise<{ value: T; source: HitSource } | null> {
+    const cached = this.#l1?.get(key);
+    if (cached !== undefined) {
+      this.metrics.l1Hits++;
+      return Promise.resolve({ value: cached.value, source: 'l1' });
+    }
+    const flight = this.#flights.get(key);
+    if (flight) return flight.promise;
+    if (this.backend === null) {
+      this.metrics.misses++;
+      return Promise.resolve(null);
+    }
+    const created: Flight<T> = { promise: undefined as never, stale: false };
+    created.promise = this.#readL2(this.backend, key, created).finally(() => {
+      if (this.#flights.get(key) === created) this.#flights.delete(key);
+    });
+    this.#flights.set(key, created);
+    return created.promise;
+  }
+
+  async #readL2(backend: Backend, key: string, flight: Flight<T>): Promise<{ value: T; source: HitSource } | null> {
+    const started = performance.now();
+    let bytes: Uint8Array | null;
+    let ttlMs: number | null | undefined;
+    try {
+      if (hasTtl(backend)) {
+        const entry = await this.#call('get', key, () => backend.getWithTtl(key));
+        bytes = entry?.value ?? null;
+        ttlMs = entry?.ttlMs;
+      } else {
+        bytes = await this.#call('get', key, () => backend.get(key));
+        ttlMs = undefined;
+      }
+    } catch (error) {
+      this.metrics.misses++;
+      this.#report(error, 'get', key);
+      return null;
+    } finally {
+      this.metrics.l2Reads++;
+      this.metrics.l2ReadMsTotal += performance.now() - started;
+    }
+    if (bytes === null) {
+      this.metrics.misses++;
+      return null;
+    }
+    let value: T;
+    try {
+      value = this.#codec.decode(bytes);
+    } catch (error) {
+      this.metrics.misses++;
+      this.#report(new BackendError(`stored value could not be decoded: ${(error as Error).message}`, {
+        kind: 'permanent', backend: this.#backendType, operation: 'decode', key, cause: error,
+      }), 'decode', key);
+      return null;
+    }
+    this.metrics.l2Hits++;
+    if (!flight.stale) this.#putL1(key, value, bytes.byteLength, ttlMs === undefined ? UNKNOWN_TTL_L1_MS : ttlMs);
+    return { value, source: 'l2' };
+  }
+
+  /**
+   * Stores `value` in L1 and L2. `ttlSeconds` undefined or 0 means no expiry. Resolves `false` when the L2 write
+   * failed (reported through `onError`); the L1 then still holds the value for this process.
+   */
+  async set(key: string, value: T, ttlSeconds?: number): Promise<boolean> {
+    const bytes = this.#codec.encode(value);
+    this.metrics.sets++;
+    this.#invalidateFlight(key);
+    const ttlMs = ttlSeconds && ttlSeconds > 0 ? ttlSeconds * 1000 : null;
+    this.#putL1(key, value, bytes.byteLength, ttlMs);
+    const backend = this.backend;
+    if (backend === null) return true;
+    try {
+      await this.#call('set', key, () => backend.set(key, bytes, ttlSeconds));
+      return true;
+    } catch (error) {
+      this.#report(error, 'set', key);
+      return false;
+    }
+  }
+
+  /** Deletes from L1 and L2; `true` when L2 (or, L1-only, the L1) held the key. Faults resolve `false`. */
+  async delete(key: string): Promise<boolean> {
+    this.metrics.deletes++;
+    this.#invalidateFlight(key);
+    const inL1 = this.#l1?.delete(key) ?? false;
+    const backend = this.backend;
+    if (backend === null) return inL1;
+    try {
+      return await this.#call('delete', key, () => backend.delete(key));
+    } catch (error) {
+      this.#report(error, 'delete', key);
+      return false;
+    }
+  }
+
+  /** Drops `key` from this process's L1 only (another instance changed it). */
+  invalidateLocal(key: string): void {
+    this.#invalidateFlight(key);
+    this.#l1?.delete(key);
+  }
+
+  /** Drops the whole L1 of this process (e.g. after missing invalidation messages). */
+  clearLocal(): void {
+    for (const flight of this.#flights.values()) flight.stale = true;
+    this.#l1?.clear();
+  }
+
+  /** Whether the L1 currently holds `key` (no L2 call, no metrics). */
+  hasLocal(key: string): boolean {
+    return this.#l1?.has(key) ?? false;
+  }
+
+  stats(): MetricsSnapshot {
+    return this.metrics.snapshot({ bytes: this.#l1?.calculatedSize ?? 0, entries: this.#l1?.size ?? 0 });
+  }
+
+  #putL1(key: string, value: T, size: number, ttlMs: number | null): void {
+    if (!this.#l1) return;
+    const bounded = Math.min(ttlMs ?? Infinity, this.#maxL1TtlMs);
+    if (bounded <= 0) {
+      this.#l1.delete(key);
+      return;
+    }
+    // lru-cache refuses entries over maxEntrySize; drop any older value so a too-large write never leaves it behind.
+    this.#l1.delete(key);
+    this.#l1.set(key, { value, size }, Number.isFinite(bounded) ? { ttl: Math.max(1, Math.floor(bounded)) } : {});
+  }
+
+  #invalidateFlight(key: string): void {
+    const flight = this.#flights.get(key);
+    if (flight) {
+      flight.stale = true;
+      this.#flights.delete(key);
+    }
+  }
+
+  #call<R>(operation: string, _key: string, call: () => Promise<R>): Promise<R> {
+    const guarded = () => withDeadline(Promise.resolve().then(call), this.#timeoutMs, this.#backendType, operation);
+    return this.#breaker ? this.#breaker.run(this.#backendType, operation, guarded) : guarded();
+  }
+
+  #report(error: unknown, operation: string, key: string): void {
+    this.metrics.errors++;
+    const backendError = BackendError.is(error)
+      ? error
+      : new BackendError(`${operation} failed: ${(error as Error)?.message ?? String(error)}`, {
+          kind: 'unknown', backend: this.#backendType, operation, key, cause: error,
+        });
+    try {
+      this.#onError(backendError, { operation, key, cache: this.name });
+    } catch {
+      // An onError hook that throws must not turn a miss into a page error; nothing more can be done with it.
+    }
+  }
+}
+
+/** A readable name for a backend in messages: its class name without the `Backend` suffix. */
+export function backendTypeOf(backend: Backend | null): string {
+  if (backend === null) return 'none';
+  const name = (backend as { constructor?: { name?: string } }).constructor?.name;
+  if (!name || name === 'Object') return 'custom';
+  return name.replace(/Backend$/, '').toLowerCase() || 'custom';
+}
