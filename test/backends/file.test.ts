@@ -1,0 +1,20 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import { FileBackend } from '../../src/backends/file.js';
+import { testBackendConformance } from './conformance.js';
+
+let root: string;
+beforeAll(async () => {
+  root = await mkdtemp(path.join(os.tmpdir(), 'ck-file-conf-'));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+testBackendConformance({
+  name: 'FileBackend',
+  backendType: 'file',
+  create: () => new FileBackend({ cacheDir: path.join(root, 'cache') }),
+});
