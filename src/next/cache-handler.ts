@@ -1,0 +1,183 @@
+/**
+ * Next.js's legacy `cacheHandler` (ISR pages, route handlers, fetch cache, unstable_cache, images) on the tiered
+ * cache. Next constructs the class on every request, so the constructor only looks up the per-process runtime.
+ *
+ *   // next.config.mjs
+ *   cacheHandler: fileURLToPath(import.meta.resolve('cachekit-next/handler')),
+ *   cacheMaxMemorySize: 0,
+ */
+import { getRuntime, validateOptions, configuredOptions, type CachekitNextOptions, type Runtime } from './runtime.js';
+import type { HandlerEntry } from './entry-codec.js';
+import {
+  NEXT_CACHE_TAGS_HEADER,
+  type CacheHandlerContext,
+  type CacheHandlerValue,
+  type GetContext,
+  type IncrementalCacheValue,
+  type SetContext,
+} from './types.js';
+import { warnRateLimited } from '../core/log.js';
+
+const SUPPORTED_KINDS = new Set(['APP_PAGE', 'APP_ROUTE', 'PAGES', 'FETCH', 'REDIRECT', 'IMAGE']);
+
+/** Next's "cache forever" revalidate value. */
+const INFINITE_CACHE = 0xfffffffe;
+
+type Scope = 'response' | 'fetch' | 'image';
+
+export interface CacheHandlerClass {
+  new (ctx?: CacheHandlerContext): CachekitCacheHandler;
+  /** The shared per-process runtime (metrics, health). */
+  runtime(): Runtime;
+}
+
+export interface CachekitCacheHandler {
+  get(key: string, ctx?: GetContext): Promise<CacheHandlerValue | null>;
+  set(key: string, data: IncrementalCacheValue | null, ctx?: SetContext): Promise<void>;
+  revalidateTag(tags: string | string[], durations?: { expire?: number }): Promise<void>;
+  resetRequestCache(): void;
+}
+
+/**
+ * A cache handler class bound to `options` (or to a function returning them, read once on first use).
+ * Options are validated here, at construction of the class, so a typo fails `next build` at once.
+ */
+export function createCacheHandler(options: CachekitNextOptions | (() => CachekitNextOptions) = {}): CacheHandlerClass {
+  if (typeof options !== 'function') validateOptions(options);
+  let resolved: CachekitNextOptions | undefined;
+  return handlerClassFor(() => getRuntime((resolved ??= typeof options === 'function' ? options() : options)));
+}
+
+/** The handler class over a given runtime (tests use it to run two "instances" in one process). */
+export function handlerClassFor(runtime: () => Runtime): CacheHandlerClass {
+  return class CachekitHandler implements CachekitCacheHandler {
+    static runtime = runtime;
+    readonly #rt: Runtime;
+    readonly #serverDistDir: string | undefined;
+
+    constructor(ctx: CacheHandlerContext = {}) {
+      this.#rt = runtime();
+      this.#serverDistDir = typeof ctx.serverDistDir === 'string' ? ctx.serverDistDir : undefined;
+    }
+
+    #storeKey(key: string, scope: Scope): string {
+      const rt = this.#rt;
+      const base = `${rt.keyPrefix}${rt.namespace}:`;
+      if (scope === 'fetch') return `${base}f:${key}`;
+      if (scope === 'image') return `${base}i:${key}`;
+      return `${base}${rt.deploymentId(this.#serverDistDir)}:r:${key}`;
+    }
+
+    async get(key: string, ctx: GetContext = { kind: 'APP_PAGE' }): Promise<CacheHandlerValue | null> {
+      const rt = this.#rt;
+      try {
+        const scope: Scope = ctx.kind === 'FETCH' ? 'fetch' : ctx.kind === 'IMAGE' ? 'image' : 'response';
+        const storeKey = this.#storeKey(key, scope);
+        let hit = await rt.entries.lookup(storeKey);
+        if (!hit) return null;
+        const tagsOfHit = (entry: HandlerEntry) =>
+          scope === 'fetch' ? [...entry.tags, ...(ctx.tags ?? []), ...(ctx.softTags ?? [])] : entry.tags;
+        let verdict = await rt.tags.verdict(tagsOfHit(hit.value), hit.value.lastModified);
+        if (verdict !== 'fresh' && hit.source === 'l1') {
+          // Another instance may already have regenerated it: look in the L2 before answering stale or miss.
+          rt.entries.invalidateLocal(storeKey);
+          hit = await rt.entries.lookup(storeKey);
+          if (!hit) return null;
+          verdict = await rt.tags.verdict(tagsOfHit(hit.value), hit.value.lastModified);
+        }
+        const entry = hit.value;
+        // A value of the wrong kind makes Next throw an InvariantError: for us it is a miss.
+        if ((scope === 'fetch') !== (entry.value?.kind === 'FETCH')) return null;
+        if (verdict === 'expired') return null;
+        const result: CacheHandlerValue = { lastModified: entry.lastModified, value: servedValue(entry, ctx) };
+        if (entry.cacheControl) result.cacheControl = entry.cacheControl;
+        if (verdict === 'stale') backdate(result, entry, ctx);
+        return result;
+      } catch (error) {
+        rt.report(error, 'get', key);
+        return null;
+      }
+    }
+
+    async set(key: string, data: IncrementalCacheValue | null, ctx: SetContext = {}): Promise<void> {
+      const rt = this.#rt;
+      try {
+        if (data && !SUPPORTED_KINDS.has(data.kind)) {
+          warnRateLimited(`next:kind:${data.kind}`, `[cachekit] cache value kind ${JSON.stringify(data.kind)} is not supported; not cached`);
+          return;
+        }
+        const scope: Scope = ctx.fetchCache || data?.kind === 'FETCH' ? 'fetch' : ctx.kind === 'IMAGE' || data?.kind === 'IMAGE' ? 'image' : 'response';
+        const entry: HandlerEntry = { lastModified: Date.now(), tags: tagsOf(data, ctx), value: data };
+        const cacheControl = scope === 'fetch' ? undefined : ctx.cacheControl;
+        if (cacheControl) entry.cacheControl = cacheControl;
+        const storeKey = this.#storeKey(key, scope);
+        await rt.entries.set(storeKey, entry, rt.ttlFor(cacheControl?.expire));
+        await rt.bus.announceKeys([storeKey]);
+      } catch (error) {
+        rt.report(error, 'set', key);
+      }
+    }
+
+    async revalidateTag(tags: string | string[], durations?: { expire?: number }): Promise<void> {
+      const rt = this.#rt;
+      const list = (typeof tags === 'string' ? [tags] : Array.isArray(tags) ? tags : []).filter((t) => typeof t === 'string' && t.length > 0);
+      if (list.length === 0) return;
+      try {
+        await rt.tags.revalidate(list, durations);
+      } catch (error) {
+        // Applied on this instance already; other instances will not see it until the store is back.
+        rt.report(error, 'revalidateTag');
+      }
+      await rt.bus.announceTags(list);
+    }
+
+    resetRequestCache(): void {
+      // Per-request state only; the shared L1 is deliberately kept.
+    }
+  };
+}
+
+/** The tags an entry answers to: fetches carry them in ctx, pages and routes in `x-next-cache-tags`. */
+function tagsOf(data: IncrementalCacheValue | null, ctx: SetContext): string[] {
+  if (!data) return [];
+  if (data.kind === 'FETCH') return [...new Set([...(ctx.tags ?? []), ...(data.tags ?? [])])];
+  if (data.kind === 'APP_PAGE' || data.kind === 'APP_ROUTE' || data.kind === 'PAGES') {
+    const header = data.headers?.[NEXT_CACHE_TAGS_HEADER];
+    const text = Array.isArray(header) ? header.join(',') : typeof header === 'string' ? header : '';
+    return text ? text.split(',').filter(Boolean) : [];
+  }
+  return [];
+}
+
+/** As Next's file-system cache: fallback shells and postponed PPR pages are served without their RSC payload. */
+function servedValue(entry: HandlerEntry, ctx: GetContext): IncrementalCacheValue | null {
+  const value = entry.value;
+  if (value?.kind === 'APP_PAGE' && value.rscData && (ctx.isFallback || (ctx.isRoutePPREnabled && value.postponed != null))) {
+    const { rscData: _omitted, ...rest } = value;
+    return rest;
+  }
+  return value;
+}
+
+/**
+ * A stale tag: make Next serve this entry as STALE and regenerate it in the background, by moving `lastModified`
+ * just past the entry's revalidate window. A page that never revalidates gets a 1 s window for this answer.
+ */
+function backdate(result: CacheHandlerValue, entry: HandlerEntry, ctx: GetContext): void {
+  const now = Date.now();
+  if (entry.value?.kind === 'FETCH') {
+    const revalidate = ctx.revalidate || entry.value.revalidate;
+    result.lastModified = now - (typeof revalidate === 'number' && revalidate > 0 ? revalidate : INFINITE_CACHE) * 1000 - 1;
+    return;
+  }
+  let revalidate = entry.cacheControl?.revalidate;
+  if (typeof revalidate !== 'number' || revalidate <= 0 || revalidate >= INFINITE_CACHE) {
+    revalidate = 1;
+    result.cacheControl = { ...entry.cacheControl, revalidate };
+  }
+  result.lastModified = now - revalidate * 1000 - 1;
+}
+
+/** The handler configured by `withCachekit` (or the environment): what `cacheHandler: require.resolve('cachekit-next/handler')` loads. */
+const CacheHandler: CacheHandlerClass = createCacheHandler(() => configuredOptions());
+export default CacheHandler;

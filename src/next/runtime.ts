@@ -1,0 +1,254 @@
+/**
+ * Per-process state shared by every handler Next constructs (it constructs the legacy handler on every request):
+ * the backend and its connections, the L1, the tag store and the invalidation bus. Keyed by configuration on
+ * globalThis, so the ESM and CJS builds, the legacy handler and the 'use cache' handler all share one.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { resolveBackend } from '../backends/resolve.js';
+import { BackendError, type Backend } from '../backends/types.js';
+import type { BreakerOptions } from '../core/breaker.js';
+import { breakerFor } from '../core/breaker.js';
+import type { CompressionOptions } from '../core/codec.js';
+import { CoherenceBus } from '../core/coherence.js';
+import { withDeadline } from '../core/deadline.js';
+import { infoOnce, warnRateLimited } from '../core/log.js';
+import { assertKnownOptions, ConfigError, numberOption, stringOption } from '../core/options.js';
+import { TagStore } from '../core/tags.js';
+import { backendTypeOf, TieredCache, type ErrorHandler } from '../core/tiered.js';
+import { entryCodec, type HandlerEntry } from './entry-codec.js';
+
+export interface CachekitNextOptions {
+  /** The L2. `null` = L1 only (per process). @default resolved: setDefaultBackend > environment > embedded File */
+  backend?: Backend | null;
+  /** Prefix of every key this package writes. @default 'cachekit:' */
+  keyPrefix?: string;
+  /** The app's namespace: two apps on one store never share entries or tags. @default the app's package.json name */
+  namespace?: string;
+  /**
+   * Scopes page and route entries to one deployment, so a new build never serves an old build's HTML.
+   * @default NEXT_DEPLOYMENT_ID, else the build's BUILD_ID
+   */
+  deploymentId?: string;
+  /** In-memory L1, or `false` for none. */
+  l1?: { maxSizeMb?: number } | false;
+  /**
+   * Without invalidation messages (every backend but Redis), the longest an instance serves an entry or tag state
+   * from its L1 before asking the L2 again: the worst-case staleness across instances, in seconds. @default 1
+   */
+  coherenceTtlSeconds?: number;
+  /** The longest TTL any entry gets, in seconds; also how long tag state outlives its event. @default 2592000 (30 days) */
+  maxTtlSeconds?: number;
+  /** Deadline for every L2 call in ms; past it the call is a miss. @default 1500 */
+  timeoutMs?: number;
+  /** Compression of stored entries, or `false`. @default { thresholdBytes: 4096, level: 1 } */
+  compression?: CompressionOptions | false;
+  /** Circuit breaker settings, or `false`. */
+  breaker?: BreakerOptions | false;
+  /** Receives every backend fault the handler turned into a miss. @default logs, rate limited */
+  onError?: ErrorHandler;
+}
+
+const KNOWN_OPTIONS = [
+  'backend', 'keyPrefix', 'namespace', 'deploymentId', 'l1', 'coherenceTtlSeconds', 'maxTtlSeconds', 'timeoutMs',
+  'compression', 'breaker', 'onError',
+] as const;
+
+export const DEFAULT_MAX_TTL_SECONDS = 30 * 24 * 3600;
+const COMPONENT = 'cachekit-next';
+
+/** Validates options at construction (createCacheHandler / withCachekit), naming the offending option. */
+export function validateOptions(options: CachekitNextOptions): void {
+  assertKnownOptions(COMPONENT, options, KNOWN_OPTIONS);
+  stringOption(COMPONENT, 'keyPrefix', options.keyPrefix, '');
+  stringOption(COMPONENT, 'namespace', options.namespace, '');
+  stringOption(COMPONENT, 'deploymentId', options.deploymentId, '');
+  numberOption(COMPONENT, 'coherenceTtlSeconds', options.coherenceTtlSeconds, 1, { min: 0, minInclusive: false });
+  numberOption(COMPONENT, 'maxTtlSeconds', options.maxTtlSeconds, DEFAULT_MAX_TTL_SECONDS, { min: 1 });
+  numberOption(COMPONENT, 'timeoutMs', options.timeoutMs, 1500, { min: 0, minInclusive: false });
+  if (options.l1 !== undefined && options.l1 !== false) {
+    assertKnownOptions(`${COMPONENT} l1`, options.l1, ['maxSizeMb']);
+    numberOption(COMPONENT, 'l1.maxSizeMb', options.l1.maxSizeMb, 100, { min: 0, minInclusive: false });
+  }
+  if (options.compression !== undefined && options.compression !== false) {
+    assertKnownOptions(`${COMPONENT} compression`, options.compression, ['thresholdBytes', 'level']);
+    if (options.compression.thresholdBytes !== false) {
+      numberOption(COMPONENT, 'compression.thresholdBytes', options.compression.thresholdBytes, 4096, { min: 0 });
+    }
+    numberOption(COMPONENT, 'compression.level', options.compression.level, 1, { min: 1, max: 9, integer: true });
+  }
+  if (options.onError !== undefined && typeof options.onError !== 'function') {
+    throw new ConfigError(COMPONENT, 'onError', 'must be a function');
+  }
+}
+
+export class Runtime {
+  readonly options: CachekitNextOptions;
+  readonly backend: Backend | null;
+  readonly entries: TieredCache<HandlerEntry>;
+  readonly tags: TagStore;
+  readonly bus: CoherenceBus;
+  readonly keyPrefix: string;
+  readonly namespace: string;
+  readonly maxTtlSeconds: number;
+  readonly #onError: ErrorHandler;
+  #deploymentId: string | undefined;
+  readonly ready: Promise<boolean>;
+
+  constructor(options: CachekitNextOptions) {
+    validateOptions(options);
+    this.options = options;
+    this.backend = resolveBackend(options.backend, { defaultFileCacheDir: path.join(process.cwd(), '.next', 'cache', 'cachekit') });
+    this.keyPrefix = options.keyPrefix ?? 'cachekit:';
+    this.namespace = options.namespace ?? defaultNamespace();
+    this.maxTtlSeconds = options.maxTtlSeconds ?? DEFAULT_MAX_TTL_SECONDS;
+    this.#deploymentId = options.deploymentId ?? (process.env.NEXT_DEPLOYMENT_ID || undefined);
+    const backendType = backendTypeOf(this.backend);
+    this.#onError =
+      options.onError ??
+      ((error, context) =>
+        warnRateLimited(`next:${error.backend}:${error.kind}:${context.operation}`, `${error.message} (cachekit-next ${context.operation}; served as a miss)`));
+
+    const building = process.env.NEXT_PHASE === 'phase-production-build';
+    const report = (error: unknown, operation: string) => this.report(error, operation);
+    this.bus = new CoherenceBus(building ? null : this.backend, `${this.keyPrefix}${this.namespace}:invalidate`, report);
+    const coherenceTtl = options.coherenceTtlSeconds ?? 1;
+    const timeoutMs = options.timeoutMs ?? 1500;
+    this.entries = new TieredCache<HandlerEntry>({
+      backend: this.backend,
+      codec: entryCodec(options.compression === false ? { thresholdBytes: false } : options.compression),
+      l1: options.l1 === false ? false : { ...options.l1, maxTtlSeconds: this.bus.messaging ? Infinity : coherenceTtl },
+      timeoutMs,
+      breaker: options.breaker,
+      onError: this.#onError,
+      name: 'cachekit-next',
+    });
+    const breaker = this.backend && options.breaker !== false ? breakerFor(this.backend, options.breaker || undefined) : null;
+    this.tags = new TagStore({
+      backend: this.backend,
+      // One Redis hash tag per app: every tag key on one cluster slot.
+      keyPrefix: `${this.keyPrefix}{${this.namespace}.tags}:`,
+      maxEntryTtlSeconds: this.maxTtlSeconds,
+      localTtlMs: (this.bus.messaging ? 30 : coherenceTtl) * 1000,
+      call: (operation, run) => {
+        const guarded = () => withDeadline(run(), timeoutMs, backendType, operation);
+        return breaker ? breaker.run(backendType, operation, guarded) : guarded();
+      },
+      onError: report,
+    });
+    this.bus.listen({
+      keys: (keys) => keys.forEach((key) => this.entries.invalidateLocal(key)),
+      tags: (tags) => this.tags.invalidateLocal(tags),
+      flush: () => {
+        this.entries.clearLocal();
+        this.tags.clearLocal();
+      },
+    });
+    this.ready = this.bus.start();
+    if (this.backend === null) infoOnce('next:l1-only', '[cachekit] cachekit-next runs L1-only (backend: null): nothing is shared between instances.');
+  }
+
+  /** The deployment scope of page and route entries (resolved once, from the first handler's serverDistDir). */
+  deploymentId(serverDistDir?: string): string {
+    if (this.#deploymentId === undefined && serverDistDir) {
+      try {
+        this.#deploymentId = readFileSync(path.join(serverDistDir, '..', 'BUILD_ID'), 'utf8').trim() || undefined;
+      } catch {
+        // No BUILD_ID yet (next build still running): entries written now are build-time only.
+      }
+    }
+    return this.#deploymentId ?? 'build';
+  }
+
+  /** Routes every fault to onError as a BackendError. */
+  report(error: unknown, operation: string, key?: string): void {
+    const backendError = BackendError.is(error)
+      ? error
+      : new BackendError(`${operation} failed: ${(error as Error)?.message ?? String(error)}`, {
+          kind: 'unknown',
+          backend: backendTypeOf(this.backend),
+          operation,
+          ...(key === undefined ? {} : { key }),
+          cause: error,
+        });
+    try {
+      this.#onError(backendError, { operation, cache: 'cachekit-next', ...(key === undefined ? {} : { key }) });
+    } catch {
+      // A throwing onError hook must not turn a cache fault into a page error.
+    }
+  }
+
+  /** The TTL for an entry: its `expire` when given, never above maxTtlSeconds. */
+  ttlFor(expireSeconds: number | undefined): number {
+    if (expireSeconds === undefined || !Number.isFinite(expireSeconds) || expireSeconds <= 0) return this.maxTtlSeconds;
+    return Math.min(Math.ceil(expireSeconds), this.maxTtlSeconds);
+  }
+
+  async close(): Promise<void> {
+    await this.bus.stop();
+  }
+}
+
+function defaultNamespace(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(path.join(process.cwd(), 'package.json'), 'utf8')) as { name?: unknown };
+    if (typeof pkg.name === 'string' && pkg.name) return pkg.name;
+  } catch {
+    // no package.json in the working directory
+  }
+  return 'app';
+}
+
+const RUNTIMES = Symbol.for('cachekit-next.runtimes');
+type Holder = { [RUNTIMES]?: Map<string, Runtime> };
+const objectIds = new WeakMap<object, number>();
+let nextObjectId = 1;
+
+function idOf(value: object): string {
+  let id = objectIds.get(value);
+  if (id === undefined) objectIds.set(value, (id = nextObjectId++));
+  return `#${id}`;
+}
+
+/** One runtime per process per configuration. */
+export function getRuntime(options: CachekitNextOptions = {}): Runtime {
+  const map = ((globalThis as Holder)[RUNTIMES] ??= new Map());
+  const { backend, onError, ...rest } = options;
+  const signature = JSON.stringify([
+    backend === undefined ? 'resolved' : backend === null ? 'none' : idOf(backend),
+    onError ? idOf(onError) : '',
+    rest,
+  ]);
+  let runtime = map.get(signature);
+  if (!runtime) {
+    runtime = new Runtime(options);
+    map.set(signature, runtime);
+  }
+  return runtime;
+}
+
+/** Drops every runtime of this process (tests). */
+export async function resetRuntimes(): Promise<void> {
+  const map = (globalThis as Holder)[RUNTIMES];
+  if (!map) return;
+  const all = [...map.values()];
+  map.clear();
+  await Promise.all(all.map((runtime) => runtime.close()));
+}
+
+/** Where `withCachekit` passes its (serialisable) options to every process that loads the handlers. */
+export const OPTIONS_ENV = 'CACHEKIT_NEXT_OPTIONS';
+
+/** The options configured for the default handlers: `CACHEKIT_NEXT_OPTIONS` (JSON), else none (environment decides). */
+export function configuredOptions(env: NodeJS.ProcessEnv = process.env): CachekitNextOptions {
+  const raw = env[OPTIONS_ENV];
+  if (!raw) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ConfigError('environment', OPTIONS_ENV, 'is not valid JSON');
+  }
+  validateOptions(parsed as CachekitNextOptions);
+  return parsed as CachekitNextOptions;
+}
