@@ -51,7 +51,12 @@ const EVICT_TRIGGER = 0.9;
 const EVICT_TARGET = 0.7;
 /** A read refreshes the entry's mtime (its LRU recency) at most this often: hot keys cost no metadata write. */
 const TOUCH_INTERVAL_MS = 1_000;
-/** Counters only see this process's writes; rescan at least this often so other processes' writes are counted. */
+/**
+ * Counters only see this process's writes. A process rescans (under the eviction lease) after writing this share of
+ * either limit, or after RESYNC_INTERVAL_MS, so other processes' writes are counted: with N writing processes the
+ * directory can pass 90% by at most about N x 10% before some process's pass trims it.
+ */
+const RESYNC_WRITTEN_SHARE = 0.1;
 const RESYNC_INTERVAL_MS = 60_000;
 /** Lease on the directory-wide eviction lock; a crashed evictor's lock is taken over after it. */
 const EVICTION_LEASE_MS = 30_000;
@@ -118,6 +123,8 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
   #ready: Promise<void> | undefined;
   #counters: Counters | undefined;
   #lastScanAt = 0;
+  /** Written by this process since the last scan; drives the resync. */
+  #writtenSinceScan: Counters = { entries: 0, bytes: 0 };
   #evicting: Promise<void> | undefined;
   #lastEvictionError: BackendError | undefined;
   /** Set when refreshing mtimes is impossible (e.g. a read-only cache directory); reported by healthCheck. */
@@ -454,6 +461,10 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
 
   /** Keeps the approximate counters current for one entry replaced (`previous`) by one of `size` bytes (or none). */
   #account(previous: Stats | null, size: number | null): void {
+    if (size !== null) {
+      this.#writtenSinceScan.entries += 1;
+      this.#writtenSinceScan.bytes += size;
+    }
     const counters = this.#counters;
     if (!counters) return;
     if (previous?.isFile()) {
@@ -509,6 +520,8 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
       handle = await open(this.#path(name), READ_FLAGS);
     } catch (error) {
       if (codeOf(error) === 'ENOENT') return null;
+      // A symlink planted as a lease: never followed, treated as a dead lease that may be taken over (and removed).
+      if (codeOf(error) === 'ELOOP') return { raw: '\u0000symlink', token: undefined, expiresAtMs: 0 };
       throw error;
     }
     let raw: string;
@@ -568,10 +581,13 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
   async #maybeEvict(): Promise<void> {
     if (this.#evicting || this.#closed) return;
     const counters = this.#counters;
+    const written = this.#writtenSinceScan;
     const due =
       counters === undefined ||
       counters.bytes > this.#triggerBytes ||
       counters.entries > this.#triggerEntries ||
+      written.bytes > this.maxSizeMb * MIB * RESYNC_WRITTEN_SHARE ||
+      written.entries > this.maxEntryCount * RESYNC_WRITTEN_SHARE ||
       Date.now() - this.#lastScanAt > RESYNC_INTERVAL_MS;
     if (!due) return;
     this.#evicting = this.#evictionPass().finally(() => {
@@ -591,6 +607,7 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
       await this.#ensureDir();
       token = await this.#acquireLease(EVICTION_LOCK, EVICTION_LEASE_MS);
       if (token === null) return; // another process is scanning; our counters catch up on a later pass
+      const writtenBefore = { ...this.#writtenSinceScan };
       const entries = await this.#scan();
       let bytes = entries.reduce((sum, e) => sum + e.size, 0);
       let count = entries.length;
@@ -609,6 +626,11 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
       }
       this.#counters = { entries: count, bytes };
       this.#lastScanAt = Date.now();
+      // Writes that completed during the scan may or may not be in it; count them towards the next resync.
+      this.#writtenSinceScan = {
+        entries: this.#writtenSinceScan.entries - writtenBefore.entries,
+        bytes: this.#writtenSinceScan.bytes - writtenBefore.bytes,
+      };
       this.#lastEvictionError = undefined;
     } catch (error) {
       this.#lastEvictionError = this.#toBackendError('evict', undefined, error);
