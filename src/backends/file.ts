@@ -386,7 +386,7 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
       if (codeOf(error) === 'ENOENT') return null;
       // ELOOP: a symlink planted at the entry's path. Never followed; the link itself is removed.
       if (codeOf(error) === 'ELOOP') {
-        await this.#discard(file, undefined);
+        await this.#discard(file, (current) => current.isSymbolicLink());
         return null;
       }
       throw error;
@@ -395,11 +395,10 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
     let result: ReadResult | null = null;
     try {
       stats = await handle.stat();
-      const plausible =
-        stats.isFile() &&
-        stats.size >= HEADER_BYTES &&
-        stats.size <= HEADER_BYTES + this.#maxValueBytes &&
-        (this.#uid === undefined || stats.uid === this.#uid);
+      // Larger than this instance accepts: perhaps another process's legitimate entry (configured with a larger
+      // maxValueMb). A miss, but not removed; it is never loaded into memory either.
+      if (full && stats.isFile() && stats.size > HEADER_BYTES + this.#maxValueBytes) return null;
+      const plausible = stats.isFile() && stats.size >= HEADER_BYTES && (this.#uid === undefined || stats.uid === this.#uid);
       if (plausible) {
         const buffer = Buffer.allocUnsafe(full ? stats.size : HEADER_BYTES);
         const expirySec = (await readFully(handle, buffer, 0)) === buffer.byteLength ? parseHeader(buffer) : null;
@@ -411,7 +410,10 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
     } finally {
       await handle.close();
     }
-    if (result === null) await this.#discard(file, stats);
+    if (result === null) {
+      const seen = stats;
+      await this.#discard(file, (current) => current.ino === seen?.ino);
+    }
     return result;
   }
 
@@ -427,11 +429,10 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
     }
   }
 
-  /** Removes a bad file, unless another process has meanwhile renamed a fresh entry onto its name. */
-  async #discard(file: string, seen: Stats | undefined): Promise<void> {
+  /** Removes a bad file if `same` confirms it is still the one seen, not a fresh entry another process renamed there. */
+  async #discard(file: string, same: (current: Stats) => boolean): Promise<void> {
     const current = await lstatOrNull(file);
-    if (current === null) return;
-    if (seen !== undefined && current.ino !== seen.ino) return;
+    if (current === null || !same(current)) return;
     if (current.isDirectory()) {
       throw new BackendError(`a directory is in the way of an entry file: ${file}`, { kind: 'permanent', backend: BACKEND });
     }

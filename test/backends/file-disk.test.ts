@@ -321,6 +321,19 @@ describe('FileBackend: limits and eviction', () => {
     await backend.close();
   });
 
+  it('does not load or delete an entry larger than its own maxValueMb written by a larger-configured process', async () => {
+    const dir = freshDir();
+    const large = new FileBackend({ cacheDir: dir, maxSizeMb: 8, maxValueMb: 4 });
+    const small = new FileBackend({ cacheDir: dir, maxSizeMb: 8, maxValueMb: 1 });
+    await large.set('big', new Uint8Array(2 * MIB).fill(7));
+    expect(await small.get('big')).toBeNull();
+    expect(await small.exists('big')).toBe(true);
+    expect((await large.get('big'))?.byteLength).toBe(2 * MIB);
+    expect(await small.delete('big')).toBe(true);
+    await large.close();
+    await small.close();
+  });
+
   it('evicts by entry count past 90%, least recently read first, down to 70%', async () => {
     const dir = freshDir();
     const backend = new FileBackend({ cacheDir: dir, maxEntryCount: 20 });
