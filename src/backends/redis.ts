@@ -1,0 +1,994 @@
+/**
+ * Redis L2 backend on ioredis: standalone (`url`), Redis Cluster (`nodes`) or Sentinel (`sentinels` + `name`).
+ *
+ * One connection set per process per connection configuration: every `new RedisBackend(sameOptions)` (Next builds
+ * handlers per request and may load this module twice, as ESM and CJS) shares one client, plus one subscriber
+ * connection created on the first `subscribe`. Connects and commands are bounded; when Redis is down calls fail fast
+ * with a transient BackendError while the client keeps reconnecting in the background, forever, with capped backoff.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { ConfigError, assertKnownOptions, describe, numberOption, stringOption } from '../core/options.js';
+import type {
+  AddCapable,
+  Backend,
+  BackendErrorKind,
+  BatchCapable,
+  Closable,
+  EntryWithTtl,
+  HealthDetails,
+  InvalidationCapable,
+  LockCapable,
+  MessageHandler,
+  Subscription,
+  TtlCapable,
+} from './types.js';
+import { BackendError } from './types.js';
+
+const COMPONENT = 'RedisBackend';
+const BACKEND_TYPE = 'redis';
+
+/** A Redis address: `'host:port'` or `{ host, port }`. */
+export type RedisAddress = string | { host: string; port: number };
+
+export interface RedisBackendOptions {
+  /**
+   * `redis://[[user]:password@]host[:port][/db]`, or `rediss://...` for TLS. Exactly one of `url`, `nodes` and
+   * `sentinels` is required.
+   */
+  url?: string;
+  /** Redis Cluster startup nodes (any subset of the cluster; the rest is discovered). */
+  nodes?: readonly RedisAddress[];
+  /** Sentinel addresses; requires `name`. */
+  sentinels?: readonly RedisAddress[];
+  /** Sentinel master group name, e.g. `mymaster`. Only with `sentinels`. */
+  name?: string;
+  /** Password of the Sentinel processes themselves (not of the master), if they require one. */
+  sentinelPassword?: string;
+  /**
+   * Prepended to every key (`${keyPrefix}${key}`) and every pub/sub channel, so apps sharing one Redis stay apart.
+   * @default ''
+   */
+  keyPrefix?: string;
+  /**
+   * Bound on establishing a connection (TCP, TLS and the HELLO/INFO handshake), in ms. The first call after startup
+   * waits at most this long; later calls never wait for a connection, they fail fast while it is down.
+   * @default 2000
+   */
+  connectTimeoutMs?: number;
+  /**
+   * Bound on one command's reply, in ms. A command that gets no answer in time fails with kind `timeout`: a cache
+   * read slower than this is worse than a miss.
+   * @default 1000
+   */
+  commandTimeoutMs?: number;
+  /**
+   * Cap of the reconnect backoff (50 ms doubling up to this), in ms. Reconnecting never stops, so the cache comes back
+   * by itself at most this long after Redis does.
+   * @default 2000
+   */
+  maxReconnectDelayMs?: number;
+  /** ACL user name (Redis 6+). Overrides the one in `url`. */
+  username?: string;
+  /** Password. Overrides the one in `url`. */
+  password?: string;
+  /** Database index (standalone and Sentinel only). Overrides the one in `url`. @default 0 */
+  db?: number;
+  /**
+   * TLS: `true`, or Node `tls.connect` options such as `{ ca }` or `{ rejectUnauthorized: false }`. A `rediss://`
+   * URL turns TLS on by itself; this then only supplies the options.
+   * @default false (true for `rediss://`)
+   */
+  tls?: boolean | TlsConnectionOptions;
+}
+
+const KNOWN_OPTIONS = [
+  'url',
+  'nodes',
+  'sentinels',
+  'name',
+  'sentinelPassword',
+  'keyPrefix',
+  'connectTimeoutMs',
+  'commandTimeoutMs',
+  'maxReconnectDelayMs',
+  'username',
+  'password',
+  'db',
+  'tls',
+] as const;
+
+export type RedisMode = 'standalone' | 'cluster' | 'sentinel';
+
+/**
+ * The full Redis key of a cache key: `${keyPrefix}${key}`. Exported so other stores on the same Redis (e.g. the tag
+ * store) address exactly the keys this backend writes.
+ */
+export function redisKey(keyPrefix: string, key: string): string {
+  return keyPrefix + key;
+}
+
+/**
+ * A Redis Cluster hash tag: `{name}`. Keys that must live in one slot (so that one multi-key command or script can
+ * touch them all, e.g. a tag index and its entries) must all contain the same tag, and it must be the first `{...}`
+ * of the full key, keyPrefix included: use a keyPrefix without braces. A keyPrefix that is itself a hash tag puts
+ * every key in a single slot (fine for small deployments, defeats sharding).
+ */
+export function redisHashTag(name: string): string {
+  if (typeof name !== 'string' || name === '') throw new ConfigError('redisHashTag', 'name', `must be a non-empty string, got ${describe(name)}`);
+  // Redis hashes the text between the first '{' and the next '}': a brace inside would change the tag.
+  if (name.includes('{') || name.includes('}')) throw new ConfigError('redisHashTag', 'name', `must not contain braces, got ${describe(name)}`);
+  return `{${name}}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+
+interface Endpoint {
+  host: string;
+  port: number;
+}
+
+/** Everything that identifies a connection set. Two backends with equal configs share one. */
+interface ConnectionConfig {
+  mode: RedisMode;
+  /** standalone: one; cluster: startup nodes; sentinel: the sentinels. */
+  endpoints: Endpoint[];
+  name: string | undefined;
+  sentinelPassword: string | undefined;
+  username: string | undefined;
+  password: string | undefined;
+  db: number;
+  tls: TlsConnectionOptions | undefined;
+  connectTimeoutMs: number;
+  commandTimeoutMs: number;
+  maxReconnectDelayMs: number;
+}
+
+function parseAddress(option: string, value: unknown): Endpoint {
+  let host: unknown;
+  let port: unknown;
+  if (typeof value === 'string') {
+    const match = /^\[?([^\]]+?)\]?:(\d+)$/.exec(value.trim());
+    if (!match) throw new ConfigError(COMPONENT, option, `entries must be 'host:port' or { host, port }, got ${describe(value)}`);
+    host = match[1];
+    port = Number(match[2]);
+  } else if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    ({ host, port } = value as { host?: unknown; port?: unknown });
+  } else {
+    throw new ConfigError(COMPONENT, option, `entries must be 'host:port' or { host, port }, got ${describe(value)}`);
+  }
+  if (typeof host !== 'string' || host === '') throw new ConfigError(COMPONENT, option, `entry host must be a non-empty string, got ${describe(host)}`);
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new ConfigError(COMPONENT, option, `entry port must be an integer in 1..65535, got ${describe(port)}`);
+  }
+  return { host, port };
+}
+
+function parseAddresses(option: string, value: unknown): Endpoint[] {
+  if (!Array.isArray(value) || value.length === 0) {
+    throw new ConfigError(COMPONENT, option, `must be a non-empty array of 'host:port' or { host, port }, got ${describe(value)}`);
+  }
+  return value.map((entry) => parseAddress(option, entry));
+}
+
+interface ParsedUrl {
+  endpoint: Endpoint;
+  tls: boolean;
+  username: string | undefined;
+  password: string | undefined;
+  db: number | undefined;
+}
+
+/** `option` names what the URL came from (`url`, or an environment variable) for the error message. */
+function parseRedisUrl(option: string, raw: unknown): ParsedUrl {
+  if (typeof raw !== 'string' || raw.trim() === '') throw new ConfigError(COMPONENT, option, `must be a redis:// or rediss:// URL, got ${describe(raw)}`);
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    // URL's own message only says "Invalid URL"; ours names the option and hides any password in it.
+    throw new ConfigError(COMPONENT, option, 'is not a valid URL (expected redis://host:port or rediss://host:port)');
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    throw new ConfigError(COMPONENT, option, `must use the redis:// or rediss:// scheme, got ${JSON.stringify(url.protocol)}`);
+  }
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (host === '') throw new ConfigError(COMPONENT, option, 'has no host');
+  const port = url.port === '' ? 6379 : Number(url.port);
+  let db: number | undefined;
+  const path = url.pathname.replace(/^\//, '');
+  if (path !== '') {
+    if (!/^\d+$/.test(path)) throw new ConfigError(COMPONENT, option, `path must be a database number, got ${JSON.stringify(url.pathname)}`);
+    db = Number(path);
+  }
+  const unsupported = [...url.searchParams.keys()];
+  if (unsupported.length > 0) {
+    throw new ConfigError(COMPONENT, option, `query parameters are not supported (${unsupported.join(', ')}); use the options instead`);
+  }
+  return {
+    endpoint: { host, port },
+    tls: url.protocol === 'rediss:',
+    username: url.username === '' ? undefined : decodeURIComponent(url.username),
+    password: url.password === '' ? undefined : decodeURIComponent(url.password),
+    db,
+  };
+}
+
+function resolveConfig(options: RedisBackendOptions, urlOption = 'url'): ConnectionConfig {
+  const given = (['url', 'nodes', 'sentinels'] as const).filter((name) => options[name] !== undefined);
+  if (given.length !== 1) {
+    throw new ConfigError(
+      COMPONENT,
+      given[1] ?? 'url',
+      given.length === 0 ? 'is required (or `nodes` for a cluster, or `sentinels` with `name`)' : `cannot be combined with \`${given[0]}\`: give exactly one of url, nodes, sentinels`,
+    );
+  }
+  const username = options.username === undefined ? undefined : stringOption(COMPONENT, 'username', options.username, '');
+  const password = options.password === undefined ? undefined : stringOption(COMPONENT, 'password', options.password, '');
+  const dbOption = options.db === undefined ? undefined : numberOption(COMPONENT, 'db', options.db, 0, { min: 0, integer: true });
+  if (options.tls !== undefined && typeof options.tls !== 'boolean' && (options.tls === null || typeof options.tls !== 'object' || Array.isArray(options.tls))) {
+    throw new ConfigError(COMPONENT, 'tls', `must be a boolean or tls.connect options, got ${describe(options.tls)}`);
+  }
+  const tlsObject = typeof options.tls === 'object' ? { ...options.tls } : undefined;
+  const base = {
+    name: undefined as string | undefined,
+    sentinelPassword: undefined as string | undefined,
+    connectTimeoutMs: numberOption(COMPONENT, 'connectTimeoutMs', options.connectTimeoutMs, 2_000, { min: 0, minInclusive: false }),
+    commandTimeoutMs: numberOption(COMPONENT, 'commandTimeoutMs', options.commandTimeoutMs, 1_000, { min: 0, minInclusive: false }),
+    maxReconnectDelayMs: numberOption(COMPONENT, 'maxReconnectDelayMs', options.maxReconnectDelayMs, 2_000, { min: 0, minInclusive: false }),
+  };
+  if (options.sentinels === undefined) {
+    for (const name of ['name', 'sentinelPassword'] as const) {
+      if (options[name] !== undefined) throw new ConfigError(COMPONENT, name, 'is only valid with `sentinels`');
+    }
+  }
+
+  if (options.url !== undefined) {
+    const parsed = parseRedisUrl(urlOption, options.url);
+    if (parsed.tls && options.tls === false) throw new ConfigError(COMPONENT, 'tls', 'cannot be false with a rediss:// URL');
+    const tls = parsed.tls || options.tls ? (tlsObject ?? {}) : undefined;
+    return {
+      ...base,
+      mode: 'standalone',
+      endpoints: [parsed.endpoint],
+      username: username ?? parsed.username,
+      password: password ?? parsed.password,
+      db: dbOption ?? parsed.db ?? 0,
+      tls,
+    };
+  }
+  const tls = options.tls ? (tlsObject ?? {}) : undefined;
+  if (options.nodes !== undefined) {
+    if (dbOption !== undefined && dbOption !== 0) throw new ConfigError(COMPONENT, 'db', 'must be 0 with `nodes`: Redis Cluster has only database 0');
+    return { ...base, mode: 'cluster', endpoints: parseAddresses('nodes', options.nodes), username, password, db: 0, tls };
+  }
+  const name = options.name;
+  if (typeof name !== 'string' || name === '') throw new ConfigError(COMPONENT, 'name', `is required with \`sentinels\` (the master group name), got ${describe(name)}`);
+  return {
+    ...base,
+    mode: 'sentinel',
+    endpoints: parseAddresses('sentinels', options.sentinels),
+    name,
+    sentinelPassword: options.sentinelPassword === undefined ? undefined : stringOption(COMPONENT, 'sentinelPassword', options.sentinelPassword, ''),
+    username,
+    password,
+    db: dbOption ?? 0,
+    tls,
+  };
+}
+
+/** Identities for values JSON cannot express (functions in tls options): equal only when identical. */
+const opaqueIds = new WeakMap<object, number>();
+let nextOpaqueId = 0;
+
+function canonical(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') {
+    if (typeof value === 'function') {
+      if (!opaqueIds.has(value)) opaqueIds.set(value, ++nextOpaqueId);
+      return `[function#${opaqueIds.get(value)}]`;
+    }
+    return value;
+  }
+  if (ArrayBuffer.isView(value)) return `[bytes:${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')}]`;
+  if (Array.isArray(value)) return value.map(canonical);
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value).sort()) {
+    const item = (value as Record<string, unknown>)[key];
+    if (item !== undefined) out[key] = canonical(item);
+  }
+  return out;
+}
+
+/** The registry key: a hash, so that passwords never sit in plain text in a map key or a heap dump's strings. */
+function connectionKey(config: ConnectionConfig): string {
+  // `v1` changes whenever SharedRedisConnection's shape does, so two incompatible copies never share an entry.
+  return `v1:${createHash('sha256').update(JSON.stringify(canonical(config))).digest('hex')}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients
+// ---------------------------------------------------------------------------------------------
+
+/** Lua: the value and its PTTL in one atomic round trip; nil on a miss. */
+const GET_WITH_TTL_LUA = `local v = redis.call('GET', KEYS[1])
+if not v then return nil end
+return {v, redis.call('PTTL', KEYS[1])}`;
+
+/** Lua: delete the lock only if it still holds our token (compare-and-delete). */
+const RELEASE_LOCK_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+type Client = Redis | Cluster;
+
+/** The Lua commands defined on every client (ioredis adds them at runtime). */
+interface ScriptCommands {
+  cachekitGetWithTtlBuffer(key: string): Promise<[Buffer, number] | null>;
+  cachekitReleaseLock(key: Buffer, token: string): Promise<number>;
+}
+
+function backoff(config: ConnectionConfig): (times: number) => number {
+  // Never returns null: giving up would leave the cache dead until the process restarts.
+  return (times) => Math.min(50 * 2 ** Math.min(times - 1, 16), config.maxReconnectDelayMs) + Math.floor(Math.random() * 50);
+}
+
+/** Options shared by every connection to a Redis server (a standalone server, a cluster node, a master). */
+function serverOptions(config: ConnectionConfig): RedisOptions {
+  return {
+    username: config.username,
+    password: config.password,
+    tls: config.tls,
+    connectTimeout: config.connectTimeoutMs,
+    commandTimeout: config.commandTimeoutMs,
+    // No byte back for a command timeout plus a connect timeout: the socket is presumed dead (half-open TCP after a
+    // network partition would otherwise survive until keepalive gives up, minutes later) and is replaced.
+    socketTimeout: config.commandTimeoutMs + config.connectTimeoutMs,
+    // One transparent resend after a dropped connection; beyond that, fail rather than queue.
+    maxRetriesPerRequest: 1,
+    connectionName: 'cachekit-next',
+  };
+}
+
+function defineScripts(client: Client): void {
+  client.defineCommand('cachekitGetWithTtl', { numberOfKeys: 1, lua: GET_WITH_TTL_LUA, readOnly: true });
+  client.defineCommand('cachekitReleaseLock', { numberOfKeys: 1, lua: RELEASE_LOCK_LUA });
+}
+
+function createClient(config: ConnectionConfig): Client {
+  let client: Client;
+  if (config.mode === 'cluster') {
+    const clusterOptions: ClusterOptions = {
+      enableOfflineQueue: false,
+      // Groups concurrent single-key commands into one pipeline per node: getMany/setMany never span slots in one
+      // command, yet cost one round trip per node.
+      enableAutoPipelining: true,
+      clusterRetryStrategy: backoff(config),
+      slotsRefreshTimeout: config.commandTimeoutMs,
+      redisOptions: serverOptions(config),
+    };
+    client = new Cluster(config.endpoints, clusterOptions);
+  } else {
+    const options: RedisOptions = {
+      ...serverOptions(config),
+      db: config.db,
+      lazyConnect: false,
+      enableOfflineQueue: false,
+      retryStrategy: backoff(config),
+    };
+    if (config.mode === 'sentinel') {
+      Object.assign(options, {
+        sentinels: config.endpoints,
+        name: config.name,
+        sentinelPassword: config.sentinelPassword,
+        sentinelCommandTimeout: config.commandTimeoutMs,
+        // While every sentinel is unreachable ioredis loops inside connect; keep it going, capped.
+        sentinelRetryStrategy: backoff(config),
+        enableTLSForSentinelMode: config.tls !== undefined,
+      } satisfies RedisOptions);
+    } else {
+      Object.assign(options, config.endpoints[0]);
+    }
+    client = new Redis(options);
+  }
+  defineScripts(client);
+  return client;
+}
+
+/** Error codes of the connection layer (codes, not classes: the layer may come from another copy of this module). */
+const NOT_CONNECTED = 'CACHEKIT_REDIS_NOT_CONNECTED';
+const CONNECT_TIMEOUT = 'CACHEKIT_REDIS_CONNECT_TIMEOUT';
+
+function codedError(code: string, message: string, cause?: unknown): Error {
+  const error = new Error(message, cause === undefined ? undefined : { cause });
+  (error as Error & { code: string }).code = code;
+  return error;
+}
+
+/**
+ * One ioredis client and what we know about its connection: whether the first connect has had its outcome, the
+ * last connection error (kept to explain fail-fast errors), and how many times it became ready.
+ */
+class Link {
+  readonly client: Client;
+  readyCount = 0;
+  lastError: Error | undefined;
+  #firstSettled = false;
+  #deadline: number;
+  #first: Promise<void> | undefined;
+  #settleFirst: ((error?: Error) => void) | undefined;
+  readonly #connectTimeoutMs: number;
+
+  constructor(client: Client, connectTimeoutMs: number) {
+    this.client = client;
+    this.#connectTimeoutMs = connectTimeoutMs;
+    this.#deadline = Date.now() + connectTimeoutMs;
+    client.on('ready', () => {
+      this.readyCount++;
+      this.lastError = undefined;
+      this.#finishFirst();
+    });
+    const onError = (error: unknown) => {
+      // Recorded, not dropped: it explains the fail-fast errors callers get until the next successful connect.
+      if (this.client.status !== 'ready') this.lastError = error instanceof Error ? error : new Error(String(error));
+      this.#finishFirst(this.lastError);
+    };
+    client.on('error', onError);
+    client.on('node error', onError);
+    client.on('close', () => this.#finishFirst(this.lastError ?? codedError(NOT_CONNECTED, 'connection closed before it was ready')));
+  }
+
+  get connected(): boolean {
+    return this.client.status === 'ready';
+  }
+
+  #finishFirst(error?: Error): void {
+    if (this.#firstSettled) return;
+    this.#firstSettled = true;
+    this.#settleFirst?.(error);
+  }
+
+  /**
+   * `undefined` when commands can be sent now. Otherwise a promise: the first connect is awaited (at most
+   * connectTimeoutMs after the client was created); after that, a down connection rejects at once.
+   */
+  ready(): Promise<void> | undefined {
+    if (this.client.status === 'ready') return undefined;
+    if (!this.#firstSettled && Date.now() < this.#deadline) {
+      this.#first ??= new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          this.#firstSettled = true;
+          reject(codedError(CONNECT_TIMEOUT, `no connection within connectTimeoutMs (${this.#connectTimeoutMs} ms)`, this.lastError));
+        }, this.#deadline - Date.now());
+        this.#settleFirst = (error) => {
+          clearTimeout(timer);
+          if (error) reject(error);
+          else resolve();
+        };
+      });
+      return this.#first;
+    }
+    this.#firstSettled = true;
+    return Promise.reject(
+      codedError(NOT_CONNECTED, `not connected (${this.client.status})${this.lastError ? `: ${this.lastError.message}` : ''}`, this.lastError),
+    );
+  }
+}
+
+/** A registered pub/sub listener. */
+interface Listener {
+  onMessage: MessageHandler;
+  onResync: () => void;
+}
+
+/** One subscribed channel: its listeners, and the SUBSCRIBE they all depend on. */
+interface ChannelState {
+  listeners: Set<Listener>;
+  subscribed: Promise<void>;
+}
+
+/** How often the idle subscriber connection is probed, so a silently dead one is replaced (ms). */
+const SUBSCRIBER_PING_MS = 5_000;
+
+/**
+ * The lazily created pub/sub connection: SUBSCRIBEs each channel once, dispatches every message to all the
+ * channel's listeners, and after every re-established connection (not the first) subscribes again and then calls
+ * every `onResync`, because messages may have been missed meanwhile.
+ */
+class SubscriberConnection {
+  readonly link: Link;
+  readonly channels = new Map<string, ChannelState>();
+  readonly #ping: NodeJS.Timeout;
+
+  constructor(client: Redis, connectTimeoutMs: number) {
+    this.link = new Link(client, connectTimeoutMs);
+    client.on('message', (channel: string, message: string) => {
+      for (const listener of this.channels.get(channel)?.listeners ?? []) invoke(() => listener.onMessage(message));
+    });
+    client.on('ready', () => {
+      if (this.link.readyCount > 1) void this.#resync(client);
+    });
+    this.#ping = setInterval(() => {
+      if (client.status !== 'ready') return;
+      client.ping().catch(() => {
+        // An unanswered ping on an idle subscriber means it is dead: reconnect (which resyncs) instead of waiting.
+        if (client.status === 'ready') client.disconnect(true);
+      });
+    }, SUBSCRIBER_PING_MS);
+    this.#ping.unref();
+  }
+
+  get client(): Redis {
+    return this.link.client as Redis;
+  }
+
+  async #resync(client: Redis): Promise<void> {
+    const channels = [...this.channels.keys()];
+    try {
+      if (channels.length > 0) await client.subscribe(...channels);
+    } catch {
+      // Not resubscribed: force another reconnect, whose 'ready' retries this; resyncing now would claim a coverage
+      // we do not have.
+      if (client.status === 'ready') client.disconnect(true);
+      return;
+    }
+    for (const { listeners } of this.channels.values()) for (const listener of listeners) invoke(listener.onResync);
+  }
+
+  async #subscribe(channel: string): Promise<void> {
+    const pending = this.link.ready();
+    if (pending) await pending;
+    await this.client.subscribe(channel);
+  }
+
+  /** Resolves once `channel` is subscribed server-side; every listener added meanwhile shares that outcome. */
+  async add(channel: string, listener: Listener): Promise<void> {
+    let state = this.channels.get(channel);
+    if (!state) {
+      const created: ChannelState = { listeners: new Set(), subscribed: this.#subscribe(channel) };
+      created.subscribed.catch(() => {
+        if (this.channels.get(channel) === created) this.channels.delete(channel);
+      });
+      this.channels.set(channel, created);
+      state = created;
+    }
+    state.listeners.add(listener);
+    try {
+      await state.subscribed;
+    } catch (error) {
+      state.listeners.delete(listener);
+      throw error;
+    }
+  }
+
+  async remove(channel: string, listener: Listener): Promise<void> {
+    const state = this.channels.get(channel);
+    if (!state?.listeners.delete(listener) || state.listeners.size > 0) return;
+    this.channels.delete(channel);
+    if (!this.link.connected) return; // nothing is subscribed server-side, and a reconnect will not resubscribe it
+    try {
+      await this.client.unsubscribe(channel);
+    } catch {
+      // Harmless if it fails: the channel is out of the map, so its messages reach no one and a reconnect drops it.
+    }
+  }
+
+  close(): void {
+    clearInterval(this.#ping);
+    this.client.disconnect();
+  }
+}
+
+/** Calls a user callback without letting its exception break the dispatch to the others. */
+function invoke(callback: () => void): void {
+  try {
+    callback();
+  } catch (error) {
+    process.emitWarning(`[cachekit] [redis] a pub/sub handler threw: ${error instanceof Error ? error.stack ?? error.message : String(error)}`, {
+      code: 'CACHEKIT_REDIS_HANDLER_ERROR',
+    });
+  }
+}
+
+/**
+ * The connection set shared by every backend with the same configuration in this process: one command client
+ * (created on first use) and one subscriber (created on first subscribe). Reference counted; the last release
+ * closes the connections. Only public members are used from outside, because the instance in the registry may come
+ * from another copy of this module (ESM and CJS side by side).
+ */
+class SharedRedisConnection {
+  refs = 0;
+  readonly key: string;
+  readonly config: ConnectionConfig;
+  #main: Link | undefined;
+  #subscriber: SubscriberConnection | undefined;
+  #version: { readyCount: number; value: string | undefined } | undefined;
+
+  constructor(key: string, config: ConnectionConfig) {
+    this.key = key;
+    this.config = config;
+  }
+
+  get main(): Link {
+    return (this.#main ??= new Link(createClient(this.config), this.config.connectTimeoutMs));
+  }
+
+  get subscriber(): SubscriberConnection {
+    return (this.#subscriber ??= new SubscriberConnection(this.#createSubscriberClient(), this.config.connectTimeoutMs));
+  }
+
+  /** The server's `redis_version`, read once per (re)connection. */
+  async version(): Promise<string | undefined> {
+    const main = this.main;
+    if (this.#version?.readyCount === main.readyCount) return this.#version.value;
+    const info = await main.client.info('server');
+    const value = /^redis_version:(.+)$/m.exec(info)?.[1]?.trim();
+    this.#version = { readyCount: main.readyCount, value };
+    return value;
+  }
+
+  #createSubscriberClient(): Redis {
+    const config = this.config;
+    if (config.mode !== 'cluster') {
+      return (this.main.client as Redis).duplicate({ autoResubscribe: false, connectionName: 'cachekit-next:sub' });
+    }
+    // Cluster PUBLISH reaches every node, so one plain connection to any node receives all messages. Each reconnect
+    // attempt moves to the next known node, so a node that is gone for good does not take pub/sub with it.
+    const candidates = (): Endpoint[] => {
+      const known = (this.main.client as Cluster).nodes('master').map((node) => ({ host: String(node.options.host), port: Number(node.options.port) }));
+      return known.length > 0 ? known : config.endpoints;
+    };
+    const first = candidates()[0] ?? config.endpoints[0]!;
+    const retry = backoff(config);
+    const client: Redis = new Redis({
+      ...serverOptions(config),
+      ...first,
+      connectionName: 'cachekit-next:sub',
+      enableOfflineQueue: false,
+      autoResubscribe: false,
+      retryStrategy: (times) => {
+        const list = candidates();
+        const next = list[times % list.length];
+        if (next) Object.assign(client.options, next);
+        return retry(times);
+      },
+    });
+    return client;
+  }
+
+  /** Called by the last backend holding a reference. */
+  async shutdown(): Promise<void> {
+    const registry = connections();
+    if (registry.get(this.key) === this) registry.delete(this.key);
+    this.#subscriber?.close();
+    const main = this.#main;
+    if (!main) return;
+    const client = main.client;
+    if (client.status === 'ready') {
+      // QUIT lets in-flight replies arrive; bounded, since a stalled server might never answer it.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        client.quit().catch(() => undefined), // closing anyway: a failed QUIT changes nothing
+        new Promise((resolve) => (timer = setTimeout(resolve, this.config.commandTimeoutMs))),
+      ]);
+      clearTimeout(timer);
+    }
+    client.disconnect();
+  }
+}
+
+const REGISTRY = Symbol.for('cachekit-next.redis.connections');
+
+function connections(): Map<string, SharedRedisConnection> {
+  const holder = globalThis as unknown as Record<symbol, Map<string, SharedRedisConnection> | undefined>;
+  return (holder[REGISTRY] ??= new Map());
+}
+
+function acquire(config: ConnectionConfig): SharedRedisConnection {
+  const key = connectionKey(config);
+  const registry = connections();
+  let shared = registry.get(key);
+  if (!shared) {
+    shared = new SharedRedisConnection(key, config);
+    registry.set(key, shared);
+  }
+  shared.refs++;
+  return shared;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+const AUTH_REPLY = /^(NOAUTH|WRONGPASS|NOPERM)\b/;
+const TRANSIENT_REPLY = /^(LOADING|READONLY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|BUSY|OOM|MOVED|ASK)\b/;
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH',
+  'ENETDOWN', 'EHOSTDOWN', 'EADDRNOTAVAIL', 'ERR_SOCKET_CLOSED', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END',
+]);
+/** The server failed to prove its identity: a trust problem a retry will not fix. */
+const TLS_TRUST_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_SIGNATURE_FAILURE', 'CERT_UNTRUSTED',
+]);
+const TRANSIENT_MESSAGES = [
+  "Stream isn't writeable",
+  'Connection is closed',
+  "Cluster isn't ready",
+  'Cluster is ended',
+  'None of startup nodes is available',
+  'Failed to refresh slots cache',
+  'All sentinels are unreachable',
+  'Command aborted due to connection close',
+  'Too many Cluster redirections',
+];
+
+/** Maps an ioredis (or connection layer) error onto a BackendError kind. */
+function kindOf(error: unknown): BackendErrorKind {
+  if (!(error instanceof Error)) return 'unknown';
+  const { message, name } = error;
+  const code = (error as { code?: unknown }).code;
+  if (code === NOT_CONNECTED) {
+    // Down is transient, unless the reason it is down is refused credentials: then say so on every call.
+    const cause = error.cause;
+    return cause !== undefined && kindOf(cause) === 'authentication' ? 'authentication' : 'transient';
+  }
+  if (code === CONNECT_TIMEOUT) return error.cause !== undefined && kindOf(error.cause) === 'authentication' ? 'authentication' : 'timeout';
+  if (name === 'ReplyError') {
+    if (AUTH_REPLY.test(message)) return 'authentication';
+    return TRANSIENT_REPLY.test(message) ? 'transient' : 'permanent';
+  }
+  if (name === 'ClusterAllFailedError') {
+    const last = (error as { lastNodeError?: unknown }).lastNodeError;
+    return last !== undefined && kindOf(last) === 'authentication' ? 'authentication' : 'transient';
+  }
+  // 'timeout' is ioredis' slots-refresh timer (cluster discovery against a silent node).
+  if (message === 'Command timed out' || message === 'timeout' || message.startsWith('Socket timeout') || code === 'ETIMEDOUT') return 'timeout';
+  if (typeof code === 'string' && TLS_TRUST_CODES.has(code)) return 'authentication';
+  if (name === 'MaxRetriesPerRequestError' || name === 'AbortError') return 'transient';
+  if (typeof code === 'string' && NETWORK_CODES.has(code)) return 'transient';
+  if (TRANSIENT_MESSAGES.some((text) => message.includes(text))) return 'transient';
+  return 'unknown';
+}
+
+function toBackendError(error: unknown, operation: string, key: string | undefined): BackendError {
+  if (BackendError.is(error)) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new BackendError(`${operation} failed: ${message}`, { kind: kindOf(error), backend: BACKEND_TYPE, operation, key, cause: error });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The backend
+// ---------------------------------------------------------------------------------------------
+
+type Entry = { key: string; value: Uint8Array; ttlSeconds?: number };
+
+function asBuffer(value: Uint8Array): Buffer {
+  // ioredis writes the bytes to the socket (or copies them into a pipeline buffer) before the promise settles; a
+  // zero-copy view is enough and the caller's buffer is never retained.
+  return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+}
+
+/** `EX seconds` for whole seconds, `PX ms` otherwise; nothing when there is no expiry. */
+function expiryArgs(ttlSeconds: number | undefined): (string | number)[] {
+  if (!(typeof ttlSeconds === 'number' && ttlSeconds > 0)) return [];
+  if (Number.isInteger(ttlSeconds)) return ['EX', ttlSeconds];
+  return ['PX', Math.max(1, Math.ceil(ttlSeconds * 1000))];
+}
+
+/** Internal option key: which environment variable a URL came from, so its ConfigError names the variable. */
+const URL_SOURCE = Symbol('cachekit.redis.urlSource');
+
+/** Lock keys live after a 0xFF byte, which no UTF-8 encoded string contains, so no value key can ever equal one. */
+const LOCK_MARKER = Buffer.from([0xff, ...Buffer.from('lock:')]);
+
+/**
+ * Redis (standalone, Cluster or Sentinel) as the L2. Values are stored as raw bytes under `${keyPrefix}${key}`.
+ *
+ * ```ts
+ * const backend = new RedisBackend({ url: 'redis://localhost:6379', keyPrefix: 'myapp:' });
+ * ```
+ */
+export class RedisBackend
+  implements Backend, BatchCapable, TtlCapable, LockCapable, AddCapable, InvalidationCapable, Closable
+{
+  /** Prepended to every key and channel. */
+  readonly keyPrefix: string;
+  readonly mode: RedisMode;
+  #shared: SharedRedisConnection | undefined;
+  readonly #subscriptions = new Set<{ channel: string; listener: Listener }>();
+
+  constructor(options: RedisBackendOptions) {
+    if (options === undefined || options === null) throw new ConfigError(COMPONENT, 'url', 'is required (or `nodes`, or `sentinels` with `name`)');
+    assertKnownOptions(COMPONENT, options, KNOWN_OPTIONS);
+    this.keyPrefix = stringOption(COMPONENT, 'keyPrefix', options.keyPrefix, '');
+    const config = resolveConfig(options, (options as { [URL_SOURCE]?: string })[URL_SOURCE]);
+    this.mode = config.mode;
+    this.#shared = acquire(config);
+  }
+
+  /**
+   * A backend from the environment: `CACHEKIT_REDIS_URL`, else `REDIS_URL`. Explicit `options` win over the
+   * environment (a `url`, `nodes` or `sentinels` given there is used instead of the variables).
+   */
+  static fromEnv(env: NodeJS.ProcessEnv = process.env, options: RedisBackendOptions = {}): RedisBackend {
+    if (options.url !== undefined || options.nodes !== undefined || options.sentinels !== undefined) return new RedisBackend(options);
+    for (const variable of ['CACHEKIT_REDIS_URL', 'REDIS_URL']) {
+      const url = env[variable]?.trim();
+      if (url) return new RedisBackend({ ...options, url, [URL_SOURCE]: variable } as RedisBackendOptions);
+    }
+    throw new ConfigError('environment', 'CACHEKIT_REDIS_URL', 'is not set (nor REDIS_URL): cannot configure RedisBackend');
+  }
+
+  /** The Redis key under which `key` is stored. */
+  fullKey(key: string): string {
+    return redisKey(this.keyPrefix, key);
+  }
+
+  #lockKey(key: string): Buffer {
+    return Buffer.concat([Buffer.from(this.keyPrefix), LOCK_MARKER, Buffer.from(key)]);
+  }
+
+  #sharedOrThrow(operation: string, key?: string): SharedRedisConnection {
+    if (!this.#shared) throw new BackendError(`${operation} failed: the backend is closed`, { kind: 'permanent', backend: BACKEND_TYPE, operation, key });
+    return this.#shared;
+  }
+
+  /** Runs `command` once the connection is usable (see Link.ready), mapping every failure to a BackendError. */
+  async #run<T>(operation: string, key: string | undefined, command: (client: Client) => Promise<T>): Promise<T> {
+    const main = this.#sharedOrThrow(operation, key).main;
+    try {
+      const pending = main.ready();
+      if (pending) await pending;
+      return await command(main.client);
+    } catch (error) {
+      throw toBackendError(error, operation, key);
+    }
+  }
+
+  async get(key: string): Promise<Uint8Array | null> {
+    return this.#run('get', key, (client) => client.getBuffer(this.fullKey(key)));
+  }
+
+  async set(key: string, value: Uint8Array, ttlSeconds?: number): Promise<void> {
+    // Plain SET without EX also clears an earlier TTL, which is what "no expiry" must mean.
+    await this.#run('set', key, (client) => client.call('SET', this.fullKey(key), asBuffer(value), ...expiryArgs(ttlSeconds)));
+  }
+
+  async add(key: string, value: Uint8Array, ttlSeconds?: number): Promise<boolean> {
+    const reply = await this.#run('add', key, (client) => client.call('SET', this.fullKey(key), asBuffer(value), 'NX', ...expiryArgs(ttlSeconds)));
+    return reply !== null;
+  }
+
+  async delete(key: string): Promise<boolean> {
+    return (await this.#run('delete', key, (client) => client.del(this.fullKey(key)))) > 0;
+  }
+
+  async exists(key: string): Promise<boolean> {
+    return (await this.#run('exists', key, (client) => client.exists(this.fullKey(key)))) > 0;
+  }
+
+  async getMany(keys: readonly string[]): Promise<(Uint8Array | null)[]> {
+    if (keys.length === 0) return [];
+    const fullKeys = keys.map((key) => this.fullKey(key));
+    if (this.mode === 'cluster') {
+      // One GET per key: MGET across slots is a CROSSSLOT error. Auto-pipelining sends them as one batch per node.
+      return this.#run('getMany', undefined, (client) => Promise.all(fullKeys.map((key) => client.getBuffer(key))));
+    }
+    return this.#run('getMany', undefined, (client) => client.mgetBuffer(fullKeys));
+  }
+
+  async setMany(entries: readonly Entry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const args = entries.map(({ key, value, ttlSeconds }) => [this.fullKey(key), asBuffer(value), ...expiryArgs(ttlSeconds)] as const);
+    if (this.mode === 'cluster') {
+      await this.#run('setMany', undefined, (client) => Promise.all(args.map((arg) => client.call('SET', ...arg))));
+      return;
+    }
+    await this.#run('setMany', undefined, async (client) => {
+      const pipeline = client.pipeline();
+      for (const arg of args) pipeline.call('SET', ...arg);
+      const results = (await pipeline.exec()) ?? [];
+      const failed = results.find(([error]) => error);
+      if (failed) throw failed[0];
+    });
+  }
+
+  async getWithTtl(key: string): Promise<EntryWithTtl | null> {
+    const reply = await this.#run('getWithTtl', key, (client) => (client as unknown as ScriptCommands).cachekitGetWithTtlBuffer(this.fullKey(key)));
+    if (!reply) return null;
+    const [value, pttl] = reply;
+    return { value, ttlMs: pttl < 0 ? null : pttl };
+  }
+
+  async getTtl(key: string): Promise<number | null | undefined> {
+    const pttl = await this.#run('getTtl', key, (client) => client.pttl(this.fullKey(key)));
+    if (pttl === -2) return undefined;
+    if (pttl < 0) return null;
+    return Math.ceil(pttl / 1000);
+  }
+
+  async refreshTtl(key: string, ttlSeconds: number): Promise<boolean> {
+    if (!(typeof ttlSeconds === 'number' && ttlSeconds > 0)) {
+      throw new BackendError(`refreshTtl needs ttlSeconds > 0, got ${describe(ttlSeconds)}`, { kind: 'permanent', backend: BACKEND_TYPE, operation: 'refreshTtl', key });
+    }
+    const fullKey = this.fullKey(key);
+    const reply = await this.#run('refreshTtl', key, (client) =>
+      Number.isInteger(ttlSeconds) ? client.expire(fullKey, ttlSeconds) : client.pexpire(fullKey, Math.max(1, Math.ceil(ttlSeconds * 1000))),
+    );
+    return reply === 1;
+  }
+
+  async acquireLock(key: string, timeoutMs: number): Promise<string | null> {
+    if (!(typeof timeoutMs === 'number' && timeoutMs > 0)) {
+      throw new BackendError(`acquireLock needs timeoutMs > 0, got ${describe(timeoutMs)}`, { kind: 'permanent', backend: BACKEND_TYPE, operation: 'acquireLock', key });
+    }
+    const token = randomUUID();
+    const reply = await this.#run('acquireLock', key, (client) => client.call('SET', this.#lockKey(key), token, 'NX', 'PX', Math.ceil(timeoutMs)));
+    return reply === null ? null : token;
+  }
+
+  async releaseLock(key: string, token: string): Promise<boolean> {
+    const reply = await this.#run('releaseLock', key, (client) => (client as unknown as ScriptCommands).cachekitReleaseLock(this.#lockKey(key), token));
+    return reply === 1;
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    await this.#run('publish', undefined, (client) => client.publish(this.fullKey(channel), message));
+  }
+
+  async subscribe(channel: string, onMessage: MessageHandler, onResync: () => void): Promise<Subscription> {
+    const shared = this.#sharedOrThrow('subscribe');
+    const fullChannel = this.fullKey(channel);
+    const listener: Listener = { onMessage, onResync };
+    const subscriber = shared.subscriber;
+    try {
+      await subscriber.add(fullChannel, listener);
+    } catch (error) {
+      throw toBackendError(error, 'subscribe', undefined);
+    }
+    const record = { channel: fullChannel, listener };
+    this.#subscriptions.add(record);
+    return {
+      unsubscribe: async () => {
+        if (!this.#subscriptions.delete(record)) return;
+        await subscriber.remove(fullChannel, listener);
+      },
+    };
+  }
+
+  async healthCheck(): Promise<[boolean, HealthDetails]> {
+    const details: HealthDetails = { latency_ms: 0, backend_type: BACKEND_TYPE, mode: this.mode };
+    const started = performance.now();
+    try {
+      await this.#run('healthCheck', undefined, (client) => client.ping());
+      details.latency_ms = Math.round((performance.now() - started) * 1000) / 1000;
+    } catch (error) {
+      details.latency_ms = Math.round((performance.now() - started) * 1000) / 1000;
+      details.error = error instanceof Error ? error.message : String(error);
+      return [false, details];
+    }
+    try {
+      const version = await this.#shared?.version();
+      if (version) details.redis_version = version;
+    } catch (error) {
+      // PING answered, so the server is healthy; INFO may be forbidden by an ACL. Report, do not fail.
+      details.redis_version_error = error instanceof Error ? error.message : String(error);
+    }
+    return [true, details];
+  }
+
+  /** Releases this backend's reference; the last one closes the shared connections. Idempotent. */
+  async close(): Promise<void> {
+    const shared = this.#shared;
+    if (!shared) return;
+    this.#shared = undefined;
+    const subscriptions = [...this.#subscriptions];
+    this.#subscriptions.clear();
+    await Promise.all(subscriptions.map(({ channel, listener }) => shared.subscriber.remove(channel, listener)));
+    shared.refs--;
+    if (shared.refs <= 0) await shared.shutdown();
+  }
+}
