@@ -532,17 +532,20 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
     } finally {
       await handle.close();
     }
+    let parsed: unknown;
     try {
-      const parsed = JSON.parse(raw) as { token?: unknown; expiresAtMs?: unknown };
-      return {
-        raw,
-        token: typeof parsed.token === 'string' ? parsed.token : undefined,
-        expiresAtMs: typeof parsed.expiresAtMs === 'number' ? parsed.expiresAtMs : 0,
-      };
+      parsed = JSON.parse(raw);
     } catch (error) {
       if (!(error instanceof SyntaxError)) throw error;
-      return { raw, token: undefined, expiresAtMs: 0 }; // unreadable (e.g. emptied by a crash): free to take over
     }
+    // Unreadable (e.g. emptied by a crash) or not ours: a dead lease, free to take over.
+    if (parsed === null || typeof parsed !== 'object') return { raw, token: undefined, expiresAtMs: 0 };
+    const { token, expiresAtMs } = parsed as { token?: unknown; expiresAtMs?: unknown };
+    return {
+      raw,
+      token: typeof token === 'string' ? token : undefined,
+      expiresAtMs: typeof expiresAtMs === 'number' ? expiresAtMs : 0,
+    };
   }
 
   /**

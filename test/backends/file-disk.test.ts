@@ -430,8 +430,12 @@ describe('FileBackend: leases', () => {
     expect(await backend.releaseLock('job', token!)).toBe(false); // the old holder no longer has it
     expect(await other.releaseLock('job', taken!)).toBe(true);
 
-    await writeFile(file, 'garbage, e.g. emptied by a crash');
-    expect(await backend.acquireLock('job', 1_000)).not.toBeNull();
+    for (const junk of ['garbage, e.g. emptied by a crash', 'null', '42']) {
+      await writeFile(file, junk);
+      const fresh = await backend.acquireLock('job', 1_000);
+      expect(fresh, junk).not.toBeNull();
+      expect(await backend.releaseLock('job', fresh!)).toBe(true);
+    }
     await expect(backend.acquireLock('job', 0)).rejects.toMatchObject({ kind: 'permanent' });
     await backend.close();
     await other.close();
