@@ -489,9 +489,6 @@ interface ChannelState {
   subscribed: Promise<void>;
 }
 
-/** How often the idle subscriber connection is probed, so a silently dead one is replaced (ms). */
-const SUBSCRIBER_PING_MS = 5_000;
-
 /**
  * The lazily created pub/sub connection: SUBSCRIBEs each channel once, dispatches every message to all the
  * channel's listeners, and after every re-established connection (not the first) subscribes again and then calls
@@ -502,7 +499,11 @@ class SubscriberConnection {
   readonly channels = new Map<string, ChannelState>();
   readonly #ping: NodeJS.Timeout;
 
-  constructor(client: Redis, connectTimeoutMs: number) {
+  /**
+   * `pingIntervalMs`: how often the otherwise idle connection is probed, so that a silently dead one (half-open TCP,
+   * frozen server) is replaced and resynced instead of missing messages unnoticed.
+   */
+  constructor(client: Redis, connectTimeoutMs: number, pingIntervalMs: number) {
     this.link = new Link(client, connectTimeoutMs);
     client.on('message', (channel: string, message: string) => {
       for (const listener of this.channels.get(channel)?.listeners ?? []) invoke(() => listener.onMessage(message));
@@ -516,7 +517,7 @@ class SubscriberConnection {
         // An unanswered ping on an idle subscriber means it is dead: reconnect (which resyncs) instead of waiting.
         if (client.status === 'ready') client.disconnect(true);
       });
-    }, SUBSCRIBER_PING_MS);
+    }, pingIntervalMs);
     this.#ping.unref();
   }
 
@@ -616,7 +617,9 @@ class SharedRedisConnection {
   }
 
   get subscriber(): SubscriberConnection {
-    return (this.#subscriber ??= new SubscriberConnection(this.#createSubscriberClient(), this.config.connectTimeoutMs));
+    const { connectTimeoutMs, commandTimeoutMs } = this.config;
+    // A dead subscriber is noticed within about one connect timeout plus two command timeouts (3 s by default).
+    return (this.#subscriber ??= new SubscriberConnection(this.#createSubscriberClient(), connectTimeoutMs, connectTimeoutMs + commandTimeoutMs));
   }
 
   /** The server's `redis_version`, read once per (re)connection. */
@@ -765,11 +768,6 @@ function toBackendError(error: unknown, operation: string, key: string | undefin
 
 type Entry = { key: string; value: Uint8Array; ttlSeconds?: number };
 
-function asBuffer(value: Uint8Array): Buffer {
-  // ioredis writes the bytes to the socket (or copies them into a pipeline buffer) before the promise settles; a
-  // zero-copy view is enough and the caller's buffer is never retained.
-  return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-}
 
 /** `EX seconds` for whole seconds, `PX ms` otherwise; nothing when there is no expiry. */
 function expiryArgs(ttlSeconds: number | undefined): (string | number)[] {
@@ -827,6 +825,19 @@ export class RedisBackend
     return redisKey(this.keyPrefix, key);
   }
 
+  /**
+   * The bytes to send. On a ready standalone/sentinel connection ioredis serialises (copies) them synchronously in
+   * the call, so a zero-copy view never outlives it. Cluster auto-pipelining serialises on a later tick, and a call
+   * waiting for the first connect does too: then the caller could still change the bytes, so they are copied.
+   * (A command resent after a dropped connection is re-serialised before its promise settles, as for any client.)
+   */
+  #payload(value: Uint8Array): Buffer {
+    if (this.mode !== 'cluster' && this.#shared?.main.connected) {
+      return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    }
+    return Buffer.from(value);
+  }
+
   #lockKey(key: string): Buffer {
     return Buffer.concat([Buffer.from(this.keyPrefix), LOCK_MARKER, Buffer.from(key)]);
   }
@@ -854,11 +865,13 @@ export class RedisBackend
 
   async set(key: string, value: Uint8Array, ttlSeconds?: number): Promise<void> {
     // Plain SET without EX also clears an earlier TTL, which is what "no expiry" must mean.
-    await this.#run('set', key, (client) => client.call('SET', this.fullKey(key), asBuffer(value), ...expiryArgs(ttlSeconds)));
+    const payload = this.#payload(value); // now, before any wait
+    await this.#run('set', key, (client) => client.call('SET', this.fullKey(key), payload, ...expiryArgs(ttlSeconds)));
   }
 
   async add(key: string, value: Uint8Array, ttlSeconds?: number): Promise<boolean> {
-    const reply = await this.#run('add', key, (client) => client.call('SET', this.fullKey(key), asBuffer(value), 'NX', ...expiryArgs(ttlSeconds)));
+    const payload = this.#payload(value);
+    const reply = await this.#run('add', key, (client) => client.call('SET', this.fullKey(key), payload, 'NX', ...expiryArgs(ttlSeconds)));
     return reply !== null;
   }
 
@@ -882,7 +895,7 @@ export class RedisBackend
 
   async setMany(entries: readonly Entry[]): Promise<void> {
     if (entries.length === 0) return;
-    const args = entries.map(({ key, value, ttlSeconds }) => [this.fullKey(key), asBuffer(value), ...expiryArgs(ttlSeconds)] as const);
+    const args = entries.map(({ key, value, ttlSeconds }) => [this.fullKey(key), this.#payload(value), ...expiryArgs(ttlSeconds)] as const);
     if (this.mode === 'cluster') {
       await this.#run('setMany', undefined, (client) => Promise.all(args.map((arg) => client.call('SET', ...arg))));
       return;

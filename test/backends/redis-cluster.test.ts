@@ -88,6 +88,20 @@ describe('RedisBackend (cluster): slots', () => {
     }
   });
 
+  it('sends the bytes given to set even if the caller reuses its buffer before the (pipelined) write', async () => {
+    const backend = new RedisBackend({ nodes: cluster.nodes, keyPrefix: 'reuse:' });
+    try {
+      await backend.exists('warm');
+      const buffer = bytes('original');
+      const pending = [backend.set('a', buffer), backend.add('b', buffer), backend.setMany([{ key: 'c', value: buffer }])];
+      buffer.fill(0x58); // auto-pipelining writes on a later tick
+      await Promise.all(pending);
+      expect((await backend.getMany(['a', 'b', 'c'])).map(text)).toEqual(['original', 'original', 'original']);
+    } finally {
+      await backend.close();
+    }
+  });
+
   it('reports cluster mode in health', async () => {
     const backend = new RedisBackend({ nodes: cluster.nodes });
     try {

@@ -205,6 +205,59 @@ describe('RedisBackend: recovery after Redis restarts', () => {
   });
 });
 
+describe('RedisBackend: pub/sub while Redis is down', () => {
+  it('rejects subscribe and publish with a transient error within the bound', async () => {
+    const { port } = await refusedAddress();
+    const backend = new RedisBackend({ url: `redis://127.0.0.1:${port}`, ...FAST });
+    try {
+      for (const op of [() => backend.subscribe('c', () => {}, () => {}), () => backend.publish('c', 'm')]) {
+        const started = Date.now();
+        expect((await rejection(op())).kind).toBe('transient');
+        expect(Date.now() - started).toBeLessThan(FAST_BOUND_MS);
+      }
+    } finally {
+      await backend.close();
+    }
+  });
+});
+
+describe('RedisBackend: a server that stops answering', () => {
+  it('times out within the bound while frozen, then recovers and resyncs subscribers', async () => {
+    const own = await startRedis();
+    const pid = Number(/process_id:(\d+)/.exec(await redisCli(own.port, 'info', 'server'))![1]);
+    const backend = new RedisBackend({ url: own.url, ...FAST, maxReconnectDelayMs: 200 });
+    let frozen = false;
+    try {
+      const messages: string[] = [];
+      let resyncs = 0;
+      await backend.subscribe('events', (m) => messages.push(m), () => resyncs++);
+      await backend.set('k', bytes('v'));
+
+      process.kill(pid, 'SIGSTOP'); // TCP stays up (the kernel even accepts new connections), nothing answers
+      frozen = true;
+      const started = Date.now();
+      const error = await rejection(backend.get('k'));
+      expect(['timeout', 'transient']).toContain(error.kind);
+      expect(Date.now() - started).toBeLessThan(FAST.commandTimeoutMs + 500);
+      const [healthy] = await backend.healthCheck();
+      expect(healthy).toBe(false);
+      // Long enough for the subscriber's liveness ping to notice (interval + timeout = 2 s here).
+      await sleep(2_500);
+
+      process.kill(pid, 'SIGCONT');
+      frozen = false;
+      await until(() => backend.get('k'), (v) => text(v) === 'v', 10_000, 'the backend did not recover');
+      await until(async () => resyncs, (n) => n >= 1, 10_000, 'the frozen subscriber was not replaced and resynced');
+      await backend.publish('events', 'after thaw');
+      await until(async () => messages, (m) => m.includes('after thaw'), 3_000, 'no message after the thaw');
+    } finally {
+      if (frozen) process.kill(pid, 'SIGCONT');
+      await backend.close();
+      await own.stop();
+    }
+  });
+});
+
 describe('RedisBackend: authentication', () => {
   let secured: Server;
   beforeAll(async () => {
@@ -299,6 +352,19 @@ describe('RedisBackend: keys', () => {
       await backend.set(`\uFFFDlock:${key}`, bytes('value'));
       expect(await backend.acquireLock(key, 10_000)).toBeNull();
       expect(await backend.releaseLock(key, token!)).toBe(true);
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('sends the bytes given to set even if the caller reuses its buffer while the first connect is pending', async () => {
+    const backend = new RedisBackend({ url: server.url, keyPrefix: 'reuse:', commandTimeoutMs: 904 }); // a fresh connection
+    try {
+      const buffer = bytes('original');
+      const pending = backend.set('k', buffer);
+      buffer.fill(0x58);
+      await pending;
+      expect(text(await backend.get('k'))).toBe('original');
     } finally {
       await backend.close();
     }
