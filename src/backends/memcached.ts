@@ -490,8 +490,6 @@ class BoundedServer extends memjs.Server {
       else go(current);
       return;
     }
-    this.#chunks = [];
-    this.#buffered = 0;
     state.connected = false;
     const socket = net.connect({
       host: state.host,
@@ -603,6 +601,7 @@ class BoundedServer extends memjs.Server {
 
   override error(error: Error): void {
     clearTimeout(this.#connectTimer);
+    // Every socket change goes through here: the next connection never inherits a half-read reply.
     this.#chunks = [];
     this.#buffered = 0;
     this.removeAllListeners('authenticated');

@@ -120,6 +120,17 @@ describe('MemcachedBackend specifics', () => {
     expect(await backend.refreshTtl(`absent:${randomUUID()}`, 20)).toBe(false);
   });
 
+  it('refreshTtl never brings back a value replaced while it ran (CAS-guarded rewrite)', async () => {
+    const key = `refresh-race:${randomUUID()}`;
+    await backend.set(key, bytes('old'), 50);
+    // Same server, same connection: the set is pipelined right behind refreshTtl's read, before its rewrite.
+    const [refreshed] = await Promise.all([backend.refreshTtl(key, 1_000), backend.set(key, bytes('new'), 10)]);
+    expect(refreshed).toBe(true);
+    expect(text(await backend.get(key))).toBe('new');
+    const ttl = (await backend.getTtl(key))!;
+    expect(Math.abs(ttl - (await ttlOnServers([first, second], backend.keyFor(key))))).toBeLessThanOrEqual(1);
+  });
+
   it('rounds a fractional TTL up instead of storing it forever', async () => {
     const key = `fraction:${randomUUID()}`;
     await backend.set(key, bytes('brief'), 0.2);
@@ -281,13 +292,15 @@ describe('MemcachedBackend specifics', () => {
 
   it('fails fast when a connection dies mid-reply, then works against a new server on that port', async () => {
     const broken = await startTruncatingServer();
-    const backend2 = new MemcachedBackend({ servers: [broken.address], ...FAST });
+    // Long timeouts: the closed connection itself must fail the call, not a timer.
+    const backend2 = new MemcachedBackend({ servers: [broken.address], timeoutMs: 3_000, connectTimeoutMs: 3_000 });
     let real: ServerHandle | undefined;
     try {
       const started = Date.now();
       const error = await rejection(backend2.get('k'));
-      expect(['transient', 'timeout']).toContain(error.kind);
-      expect(Date.now() - started).toBeLessThan(backend2.boundMs + 1_000);
+      expect(error.kind).toBe('transient');
+      expect(error.message).toContain('connection closed by the server');
+      expect(Date.now() - started).toBeLessThan(1_000);
       await broken.stop();
       real = await startMemcachedAt(broken.port);
       // A half-read reply left over from the dead connection must not poison the new one.
@@ -299,13 +312,19 @@ describe('MemcachedBackend specifics', () => {
     }
   });
 
-  it('closes timed-out connections instead of leaking one per timeout', async () => {
+  it('replaces a connection whose reply timed out, without leaking the old one', async () => {
     const hole = await startCountingBlackhole();
-    const stuck = new MemcachedBackend({ servers: [hole.address], timeoutMs: 200, connectTimeoutMs: 200 });
+    // A long connect timeout: each call must still end on the 200 ms reply timeout, not on the overall bound.
+    const stuck = new MemcachedBackend({ servers: [hole.address], timeoutMs: 200, connectTimeoutMs: 5_000 });
     try {
-      for (let i = 0; i < 4; i++) expect((await rejection(stuck.get('k'))).kind).toBe('timeout');
+      for (let i = 0; i < 4; i++) {
+        const started = Date.now();
+        expect((await rejection(stuck.get('k'))).kind).toBe('timeout');
+        expect(Date.now() - started).toBeLessThan(1_500);
+      }
       await sleep(100); // let the server see the last close
-      expect(hole.openConnections()).toBeLessThanOrEqual(1);
+      expect(hole.acceptedConnections()).toBe(4);
+      expect(hole.openConnections()).toBe(0);
     } finally {
       await stuck.close();
       await hole.stop();

@@ -107,14 +107,18 @@ export async function serverTtl(address: string, storedKey: string): Promise<num
 export interface CountingBlackhole extends ServerHandle {
   /** Connections the client still holds open to this server. */
   openConnections(): number;
+  /** Connections accepted since the start. */
+  acceptedConnections(): number;
 }
 
 /** A server that accepts connections and never answers, counting the connections still open. */
 export async function startCountingBlackhole(): Promise<CountingBlackhole> {
   const sockets = new Set<net.Socket>();
+  let accepted = 0;
   // A connection counts as open until the client closes it (the server closes its side on the client's FIN).
   const server = net.createServer((socket) => {
     sockets.add(socket);
+    accepted++;
     socket.resume(); // drain requests: an unread buffer would hide the client's FIN
     socket.on('error', () => {});
     socket.on('close', () => sockets.delete(socket));
@@ -126,6 +130,7 @@ export async function startCountingBlackhole(): Promise<CountingBlackhole> {
     port,
     address: `127.0.0.1:${port}`,
     openConnections: () => sockets.size,
+    acceptedConnections: () => accepted,
     stop: () =>
       new Promise((resolve) => {
         for (const socket of sockets) socket.destroy();
