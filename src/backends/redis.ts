@@ -78,7 +78,8 @@ export interface RedisBackendOptions {
   db?: number;
   /**
    * TLS: `true`, or Node `tls.connect` options such as `{ ca }` or `{ rejectUnauthorized: false }`. A `rediss://`
-   * URL turns TLS on by itself; this then only supplies the options.
+   * URL turns TLS on by itself; this then only supplies the options. With `sentinels` it applies to the master
+   * connection, not to the sentinels themselves.
    * @default false (true for `rediss://`)
    */
   tls?: boolean | TlsConnectionOptions;
@@ -785,8 +786,18 @@ const LOCK_MARKER = Buffer.from([0xff, ...Buffer.from('lock:')]);
 /**
  * Redis (standalone, Cluster or Sentinel) as the L2. Values are stored as raw bytes under `${keyPrefix}${key}`.
  *
+ * Constructing one is cheap and does no I/O: backends with the same connection options (keyPrefix aside) share one
+ * connection set per process, opened on first use, so building one per request is fine. `close()` releases this
+ * backend's share; the last one closes the connections (an open connection keeps a Node process alive).
+ *
+ * When Redis is unreachable, the first call waits at most `connectTimeoutMs`, later calls fail at once with a
+ * `transient` BackendError (`authentication` when credentials or the server certificate were refused) while the
+ * client reconnects in the background; a server that stops answering gives `timeout` after `commandTimeoutMs`.
+ *
  * ```ts
  * const backend = new RedisBackend({ url: 'redis://localhost:6379', keyPrefix: 'myapp:' });
+ * const cluster = new RedisBackend({ nodes: ['10.0.0.1:6379', '10.0.0.2:6379'] });
+ * const sentinel = new RedisBackend({ sentinels: [{ host: '10.0.0.5', port: 26379 }], name: 'mymaster' });
  * ```
  */
 export class RedisBackend
