@@ -1,7 +1,11 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts' },
+  // Each public entry point; Next loads `handler` with a native import() and does not compile it.
+  entry: {
+    index: 'src/index.ts',
+    handler: 'src/next/cache-handler.ts',
+  },
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

@@ -33,12 +33,14 @@ export interface NumberRule {
   integer?: boolean;
   /** Whether `min` itself is allowed. @default true */
   minInclusive?: boolean;
+  /** Whether `Infinity` (meaning "no limit") is allowed. @default false */
+  allowInfinity?: boolean;
 }
 
 /** `value` if it is a finite number within the rule, `fallback` if undefined; throws otherwise. */
 export function numberOption(component: string, option: string, value: unknown, fallback: number, rule: NumberRule = {}): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value)) {
+  if (typeof value !== 'number' || Number.isNaN(value) || (!Number.isFinite(value) && !(rule.allowInfinity && value === Infinity))) {
     throw new ConfigError(component, option, `must be a finite number, got ${describe(value)}`);
   }
   if (rule.integer && !Number.isInteger(value)) throw new ConfigError(component, option, `must be an integer, got ${value}`);

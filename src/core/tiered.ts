@@ -117,7 +117,7 @@ export class TieredCache<T = Uint8Array> {
       assertKnownOptions(`${component}.l1`, l1, ['maxSizeMb', 'maxTtlSeconds']);
       const fallbackMb = envNumber('CACHEKIT_L1_MAX_SIZE_MB') ?? 100;
       const maxSizeMb = numberOption(component, 'l1.maxSizeMb', l1.maxSizeMb, fallbackMb, { min: 0, minInclusive: false });
-      const maxTtlSeconds = numberOption(component, 'l1.maxTtlSeconds', l1.maxTtlSeconds, Infinity, { min: 0, minInclusive: false });
+      const maxTtlSeconds = numberOption(component, 'l1.maxTtlSeconds', l1.maxTtlSeconds, Infinity, { min: 0, minInclusive: false, allowInfinity: true });
       this.#maxL1TtlMs = maxTtlSeconds * 1000;
       const maxSize = Math.max(1, Math.floor(maxSizeMb * 1024 * 1024));
       this.#l1 = new LRUCache<string, L1Entry<T>>({

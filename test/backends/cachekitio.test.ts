@@ -66,6 +66,7 @@ afterAll(async () => {
 
 testBackendConformance({
   name: 'CachekitIOBackend',
+  capabilities: ['ttl', 'locks'],
   backendType: 'cachekitio',
   create: () => backendFor(fake.url),
   optOut: {

@@ -15,6 +15,7 @@ afterAll(async () => {
 
 testBackendConformance({
   name: 'FileBackend',
+  capabilities: ['batch', 'ttl', 'add', 'locks'],
   backendType: 'file',
   create: () => new FileBackend({ cacheDir: path.join(root, 'cache') }),
 });

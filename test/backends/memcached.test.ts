@@ -47,6 +47,7 @@ afterAll(async () => {
 
 testBackendConformance({
   name: 'MemcachedBackend (two servers)',
+  capabilities: ['ttl', 'add'],
   backendType: 'memcached',
   create: () => new MemcachedBackend({ servers: [first.address, second.address], maxItemSizeBytes: 8 * MiB }),
   unreachable: {

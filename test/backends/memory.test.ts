@@ -1,4 +1,9 @@
 import { MemoryBackend } from '../../src/backends/memory.js';
 import { testBackendConformance } from './conformance.js';
 
-testBackendConformance({ name: 'MemoryBackend', backendType: 'memory', create: () => new MemoryBackend() });
+testBackendConformance({
+  name: 'MemoryBackend',
+  capabilities: ['batch', 'ttl', 'locks', 'add'],
+  backendType: 'memory',
+  create: () => new MemoryBackend(),
+});

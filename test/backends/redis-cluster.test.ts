@@ -30,6 +30,7 @@ async function holderOf(key: string): Promise<number[]> {
 
 testBackendConformance({
   name: 'RedisBackend (cluster)',
+  capabilities: ['batch', 'ttl', 'locks', 'add', 'invalidation'],
   backendType: 'redis',
   // One startup node is enough: the others are discovered.
   create: () => new RedisBackend({ nodes: [cluster.nodes[0]!], keyPrefix: 'conformance:' }),

@@ -59,6 +59,7 @@ afterAll(async () => {
 
 testBackendConformance({
   name: 'RedisBackend (standalone)',
+  capabilities: ['batch', 'ttl', 'locks', 'add', 'invalidation'],
   backendType: 'redis',
   create: () => new RedisBackend({ url: server.url, keyPrefix: 'conformance:' }),
   unreachable: {

@@ -1,0 +1,133 @@
+/**
+ * Example apps as users run them: the package packed into a tarball and installed into the app's node_modules (not a
+ * symlink: Next's bundler refuses handler files outside the app root), `next build`, then `next start` processes.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { freePort } from '../../test/support/servers.js';
+
+const execFileAsync = promisify(execFile);
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const TARBALL = path.join(ROOT, '.cache', 'cachekit-next.tgz');
+
+export function appDir(name: string): string {
+  return path.join(ROOT, 'examples', name);
+}
+
+const baseEnv = (): NodeJS.ProcessEnv => {
+  const env: NodeJS.ProcessEnv = { ...process.env, NEXT_TELEMETRY_DISABLED: '1' };
+  // The e2e runner's own settings must not leak into the apps: each test says which backend an app uses.
+  for (const name of Object.keys(env)) if (name.startsWith('CACHEKIT_') || name === 'REDIS_URL') delete env[name];
+  delete env.NODE_OPTIONS;
+  delete env.NEXT_DEPLOYMENT_ID;
+  return env;
+};
+
+/** Packs the package (already built) and installs it, with the app's other dependencies, into the app. */
+export async function installApp(name: string): Promise<void> {
+  const dir = appDir(name);
+  // npm keeps an installed file: dependency whose version did not change: remove it so the new tarball goes in.
+  rmSync(path.join(dir, 'node_modules', 'cachekit-next'), { recursive: true, force: true });
+  await execFileAsync('npm', ['install', '--no-package-lock', '--no-audit', '--no-fund', '--loglevel=error'], {
+    cwd: dir,
+    env: baseEnv(),
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  const installed = path.join(dir, 'node_modules', 'cachekit-next');
+  if (!existsSync(path.join(installed, 'dist', 'handler.js'))) throw new Error(`cachekit-next was not installed into ${installed}`);
+}
+
+export interface BuildResult {
+  distDir: string;
+  buildId: string;
+  durationMs: number;
+  output: string;
+}
+
+/** `next build` into `distDir` with `buildId`; `env` picks the backend the build's workers use. */
+export async function buildApp(name: string, options: { distDir: string; buildId: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<BuildResult> {
+  const dir = appDir(name);
+  const started = Date.now();
+  const { stdout, stderr } = await execFileAsync(path.join(dir, 'node_modules', '.bin', 'next'), ['build'], {
+    cwd: dir,
+    env: { ...baseEnv(), NEXT_DIST_DIR: options.distDir, E2E_BUILD_ID: options.buildId, ...options.env },
+    timeout: options.timeoutMs ?? 240_000,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  const buildId = readFileSync(path.join(dir, options.distDir, 'BUILD_ID'), 'utf8').trim();
+  return { distDir: options.distDir, buildId, durationMs: Date.now() - started, output: stdout + stderr };
+}
+
+export interface NextServer {
+  url: string;
+  port: number;
+  /** Everything the server printed so far. */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+/** `next start` on a free port, waiting until it answers. */
+export async function startNext(name: string, options: { distDir: string; env?: NodeJS.ProcessEnv; port?: number }): Promise<NextServer> {
+  const dir = appDir(name);
+  const port = options.port ?? (await freePort());
+  const child: ChildProcess = spawn(path.join(dir, 'node_modules', '.bin', 'next'), ['start', '-p', String(port), '-H', '127.0.0.1'], {
+    cwd: dir,
+    env: { ...baseEnv(), NEXT_DIST_DIR: options.distDir, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let output = '';
+  child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`next start exited with ${child.exitCode}:\n${output}`);
+    try {
+      const res = await fetch(`${url}/`, { signal: AbortSignal.timeout(2_000) });
+      if (res.status < 500) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`next start did not answer within 30 s:\n${output}`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  return {
+    url,
+    port,
+    log: () => output,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        try {
+          process.kill(-child.pid!, 'SIGKILL'); // the whole group: next start forks its server
+        } catch {
+          child.kill('SIGKILL');
+        }
+      }),
+  };
+}
+
+/** The app's upstream API: counts requests, so every real refetch is visible as a new `n`. */
+export async function startDataServer(port?: number): Promise<{ url: string; port: number; requests(): number; stop(): Promise<void> }> {
+  let n = 0;
+  const server = http.createServer((_req, res) => {
+    n++;
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ n, at: Date.now() }));
+  });
+  await new Promise<void>((resolve) => server.listen(port ?? 0, '127.0.0.1', resolve));
+  const actual = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${actual}`,
+    port: actual,
+    requests: () => n,
+    stop: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,45 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { buildApp, installApp, ROOT, startDataServer, TARBALL } from './apps.js';
+
+/**
+ * Once per run: pack the built package, install it into the example app like a user would, start the app's upstream
+ * API, and build the app once (deployment "e2e-build-a"). Spec files start `next start` instances of that build.
+ */
+export default async function globalSetup(): Promise<() => Promise<void>> {
+  if (!existsSync(path.join(ROOT, 'dist', 'handler.js')) || newestMtime(path.join(ROOT, 'src')) > statSync(path.join(ROOT, 'dist', 'handler.js')).mtimeMs) {
+    execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
+  }
+  rmSync(TARBALL, { force: true });
+  const packed = execFileSync('npm', ['pack', '--pack-destination', '.cache', '--silent'], { cwd: ROOT, encoding: 'utf8' }).trim().split('\n').pop()!;
+  renameSync(path.join(ROOT, '.cache', packed), TARBALL);
+  await installApp('isr-app');
+
+  const data = await startDataServer();
+  process.env.E2E_DATA_URL = data.url;
+
+  // Build-time caching (fetch, unstable_cache) goes to a throwaway File backend: runtime stores start empty.
+  const buildCache = mkdtempSync(path.join(os.tmpdir(), 'ck-e2e-build-'));
+  const build = await buildApp('isr-app', {
+    distDir: '.next-e2e-a',
+    buildId: 'e2e-build-a',
+    env: { DATA_URL: data.url, CACHEKIT_FILE_CACHE_DIR: buildCache },
+  });
+  process.env.E2E_BUILD_A = build.distDir;
+  console.log(`[e2e] built isr-app (${build.buildId}) in ${build.durationMs} ms`);
+
+  return async () => {
+    await data.stop();
+    rmSync(buildCache, { recursive: true, force: true });
+  };
+}
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) newest = Math.max(newest, statSync(path.join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return newest;
+}

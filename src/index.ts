@@ -1,0 +1,12 @@
+export * from './backends/types.js';
+export { MemoryBackend, type MemoryBackendOptions } from './backends/memory.js';
+export { RedisBackend, type RedisBackendOptions } from './backends/redis.js';
+export { FileBackend, type FileBackendOptions } from './backends/file.js';
+export { MemcachedBackend, type MemcachedBackendOptions } from './backends/memcached.js';
+export { CachekitIOBackend, type CachekitIOBackendOptions } from './backends/cachekitio.js';
+export { setDefaultBackend, getDefaultBackend, resolveBackend, backendFromEnv, BACKEND_ENV_VARS, type ResolveOptions } from './backends/resolve.js';
+export { TieredCache, bytesCodec, type Codec, type TieredCacheOptions, type L1Options, type ErrorHandler, type ErrorContext, type HitSource } from './core/tiered.js';
+export { CircuitBreaker, type BreakerOptions, type BreakerState } from './core/breaker.js';
+export { ConfigError } from './core/options.js';
+export { setLogger, type Logger } from './core/log.js';
+export type { MetricsSnapshot } from './core/metrics.js';
