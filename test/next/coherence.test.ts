@@ -1,0 +1,102 @@
+/**
+ * L1 coherence across instances on a real Redis: every write and tag change is announced over pub/sub and the other
+ * instance drops its L1 copy; after the subscriber reconnects, the whole L1 is flushed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisBackend } from '../../src/backends/redis.js';
+import { handlerClassFor } from '../../src/next/cache-handler.js';
+import { Runtime } from '../../src/next/runtime.js';
+import type { GetContext } from '../../src/next/types.js';
+import { startRedis } from '../support/servers.js';
+import { appPage, fetchValue } from './fixtures.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const pageCtx: GetContext = { kind: 'APP_PAGE' };
+const cacheControl = { revalidate: 3600, expire: 86_400 };
+
+let redis: Awaited<ReturnType<typeof startRedis>>;
+const backends: RedisBackend[] = [];
+const runtimes: Runtime[] = [];
+
+async function instance(namespace: string) {
+  const backend = new RedisBackend({ url: redis.url, commandTimeoutMs: 500, connectTimeoutMs: 500 });
+  backends.push(backend);
+  const rt = new Runtime({ backend, namespace, deploymentId: 'd1', breaker: { cooldownMs: 200 } });
+  runtimes.push(rt);
+  expect(await rt.ready).toBe(true); // subscribed
+  const Handler = handlerClassFor(() => rt);
+  return { rt, handler: () => new Handler({}) };
+}
+
+async function until(condition: () => Promise<boolean> | boolean, timeoutMs = 5_000): Promise<number> {
+  const started = Date.now();
+  while (!(await condition())) {
+    if (Date.now() - started > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await sleep(5);
+  }
+  return Date.now() - started;
+}
+
+beforeAll(async () => {
+  redis = await startRedis();
+});
+
+afterAll(async () => {
+  await Promise.all(runtimes.map((rt) => rt.close()));
+  await Promise.all(backends.map((b) => b.close()));
+  await redis.stop();
+});
+
+describe('L1 coherence over Redis pub/sub', () => {
+  it('a write on A drops the entry from B’s L1 (which otherwise never expires)', async () => {
+    const [a, b] = [await instance('coh1'), await instance('coh1')];
+    await a.handler().set('/p', appPage('v1'), { cacheControl });
+    await sleep(50); // let A's announcement of its own write pass B before B caches the entry
+    const first = await b.handler().get('/p', pageCtx);
+    expect(first!.value).toMatchObject({ headers: { 'x-next-cache-tags': 'v1' } });
+    expect(b.rt.entries.hasLocal(`cachekit:coh1:d1:r:/p`)).toBe(true);
+
+    await a.handler().set('/p', appPage('v2'), { cacheControl });
+    await until(async () => ((await b.handler().get('/p', pageCtx))?.value as { headers: Record<string, string> }).headers['x-next-cache-tags'] === 'v2');
+    expect(a.rt.bus.sent).toBeGreaterThanOrEqual(2);
+    expect(b.rt.bus.received).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a tag revalidated on A reaches B’s cached tag state at once', async () => {
+    const [a, b] = [await instance('coh2'), await instance('coh2')];
+    await a.handler().set('f1', fetchValue(), { fetchCache: true, tags: ['posts'] });
+    const ctx: GetContext = { kind: 'FETCH', revalidate: 60, tags: ['posts'], softTags: [] };
+    expect(await b.handler().get('f1', ctx)).not.toBeNull(); // B now trusts its local tag state for 30 s
+    await sleep(2);
+    await a.handler().revalidateTag('posts');
+    await until(async () => (await b.handler().get('f1', ctx)) === null);
+  });
+
+  it('an instance ignores its own messages', async () => {
+    const a = await instance('coh3');
+    await a.handler().set('/own', appPage(), { cacheControl });
+    await sleep(100);
+    expect(a.rt.entries.hasLocal('cachekit:coh3:d1:r:/own')).toBe(true);
+    expect(a.rt.bus.received).toBe(0);
+  });
+
+  it('flushes L1 after the subscriber reconnects, and shares again without a restart', async () => {
+    const [a, b] = [await instance('coh4'), await instance('coh4')];
+    await a.handler().set('/r', appPage(), { cacheControl });
+    await sleep(50);
+    expect(await b.handler().get('/r', pageCtx)).not.toBeNull();
+    const key = 'cachekit:coh4:d1:r:/r';
+    expect(b.rt.entries.hasLocal(key)).toBe(true);
+
+    const port = redis.port;
+    await redis.stop(); // messages published now are lost: the restarted Redis is empty, too
+    expect(await b.handler().get('/missing', pageCtx)).toBeNull(); // fails fast, as a miss
+    redis = await startRedis({ port });
+    await until(() => !b.rt.entries.hasLocal(key), 15_000);
+
+    await until(async () => {
+      await a.handler().set('/after', appPage('after'), { cacheControl });
+      return (await b.handler().get('/after', pageCtx)) !== null;
+    }, 15_000);
+  });
+});
