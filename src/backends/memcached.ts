@@ -2,14 +2,29 @@
  * Memcached L2 backend on memjs 1.3 (binary protocol), spreading keys over several servers.
  *
  * Every entry is stored with its absolute expiry (unix seconds, 0 = never) in the item's 32-bit flags, which memcached
- * returns with every get: that is how `getWithTtl`/`getTtl` answer from the same single round trip.
+ * returns with every get: that is how `getWithTtl`/`getTtl` answer from the same single round trip. Framing, server
+ * selection and the sockets are in memcached-connection.ts.
  */
 import { createHash } from 'node:crypto';
-import net from 'node:net';
 import { debuglog } from 'node:util';
 import memjs from 'memjs';
 import { assertKnownOptions, ConfigError, describe, envNumber, numberOption, stringOption } from '../core/options.js';
-import type { AddCapable, Backend, BackendErrorKind, EntryWithTtl, HealthDetails, TtlCapable } from './types.js';
+import {
+  BoundedServer,
+  EMPTY,
+  OP,
+  STATUS_EXISTS,
+  STATUS_NOT_FOUND,
+  STATUS_OK,
+  STATUS_TOO_LARGE,
+  faultKind,
+  frame,
+  rendezvous,
+  statusKind,
+  statusName,
+} from './memcached-connection.js';
+import { LONE_SURROGATE, codeOf, errorMessage, operationError } from './shared.js';
+import type { AddCapable, Backend, EntryWithTtl, HealthDetails, TtlCapable } from './types.js';
 import { BackendError } from './types.js';
 
 const BACKEND = 'memcached';
@@ -46,30 +61,8 @@ export interface MemcachedBackendOptions {
 
 const KNOWN_OPTIONS = ['servers', 'keyPrefix', 'timeoutMs', 'connectTimeoutMs', 'maxItemSizeBytes'];
 
-// Binary protocol opcodes and statuses used here.
-const OP = { get: 0x00, set: 0x01, add: 0x02, delete: 0x04, version: 0x0b } as const;
-const STATUS_OK = 0x00;
-const STATUS_NOT_FOUND = 0x01;
-const STATUS_EXISTS = 0x02;
-const STATUS_TOO_LARGE = 0x03;
-const STATUS_NAMES: Record<number, string> = {
-  0x04: 'invalid arguments',
-  0x05: 'item not stored',
-  0x08: 'authentication error',
-  0x20: 'authentication error',
-  0x81: 'unknown command',
-  0x82: 'out of memory',
-  0x83: 'not supported',
-  0x84: 'internal error',
-  0x85: 'busy',
-  0x86: 'temporary failure',
-};
-
 /** A key is sent as-is only when memcached accepts it byte for byte: no spaces or control characters. */
 const FORBIDDEN_KEY_CHARS = /[\u0000-\u0020\u007f]/;
-/** A lone surrogate would be UTF-8 encoded as U+FFFD, making distinct strings collide: such keys are hashed. */
-const LONE_SURROGATE = /\p{Cs}/u;
-const EMPTY = Buffer.alloc(0);
 const log = debuglog('cachekit');
 
 interface ServerAddress {
@@ -123,9 +116,8 @@ export class MemcachedBackend implements Backend, TtlCapable, AddCapable {
     // memjs logs every failure to the console by default; the caller gets them as BackendErrors instead, and
     // NODE_DEBUG=cachekit shows memjs's own lines.
     this.#client = new memjs.Client(this.#servers, { retries: 1, retry_delay: 0, failover: false, expires: 0, logger: { log } });
-    const seeds = this.#options.servers.map(({ name }) => fnv1a(name, 0x811c9dc5));
     // Rendezvous hashing instead of memjs's `hash % n`, which remaps almost every key when a server is added.
-    (this.#client as unknown as { getServer(key: string): number }).getServer = (key) => pickServer(key, seeds);
+    (this.#client as unknown as { getServer(key: string): number }).getServer = rendezvous(this.#options.servers.map(({ name }) => name));
   }
 
   /** Builds a backend from the environment variables (explicit options are not consulted). */
@@ -237,7 +229,7 @@ export class MemcachedBackend implements Backend, TtlCapable, AddCapable {
           if (response.header.status !== STATUS_OK) throw this.#statusError('healthCheck', undefined, response.header.status);
           return { server: name, healthy: true, version: response.val.toString('utf8') };
         } catch (error) {
-          return { server: name, healthy: false, error: error instanceof Error ? error.message : String(error) };
+          return { server: name, healthy: false, error: errorMessage(error) };
         }
       }),
     );
@@ -355,16 +347,10 @@ export class MemcachedBackend implements Backend, TtlCapable, AddCapable {
   }
 
   #fault(operation: string, key: string | undefined, server: string, error: unknown): BackendError {
-    const message = error instanceof Error ? error.message : String(error);
-    const code = (error as { code?: unknown } | null)?.code;
-    let kind: BackendErrorKind = 'unknown';
-    if (error instanceof AuthenticationFailure) kind = 'authentication';
-    else if (error instanceof ReplyTimeout || /timed out/i.test(message)) kind = 'timeout';
-    else if ((typeof code === 'string' && code.startsWith('E')) || error instanceof ConnectionLost || /no servers/i.test(message)) {
-      kind = 'transient'; // refused, reset, unreachable, DNS: the server may be back on the next call
-    }
-    const detail = typeof code === 'string' && !message.includes(code) ? `${code} ${message}` : message;
-    return new BackendError(`${operation} failed on ${server}: ${detail}`, { kind, backend: BACKEND, operation, key, cause: error });
+    const message = errorMessage(error);
+    const code = codeOf(error);
+    const detail = code !== undefined && !message.includes(code) ? `${code} ${message}` : message;
+    return new BackendError(`${operation} failed on ${server}: ${detail}`, { kind: faultKind(error), backend: BACKEND, operation, key, cause: error });
   }
 
   #statusError(operation: string, key: string | undefined, status: number, valueBytes?: number): BackendError {
@@ -376,241 +362,11 @@ export class MemcachedBackend implements Backend, TtlCapable, AddCapable {
         { kind: 'permanent', backend: BACKEND, operation, key },
       );
     }
-    const name = STATUS_NAMES[status] ?? `status 0x${status.toString(16)}`;
-    let kind: BackendErrorKind = 'unknown';
-    if (status === 0x08 || status === 0x20) kind = 'authentication';
-    else if (status === 0x04 || status === 0x81 || status === 0x83) kind = 'permanent';
-    else if (status >= 0x82 && status <= 0x86) kind = 'transient';
-    return new BackendError(`${operation}: server replied "${name}"`, { kind, backend: BACKEND, operation, key });
+    return new BackendError(`${operation}: server replied "${statusName(status)}"`, { kind: statusKind(status), backend: BACKEND, operation, key });
   }
 
   #invalid(operation: string, key: string, message: string): BackendError {
-    return new BackendError(`${operation}: ${message}`, { kind: 'permanent', backend: BACKEND, operation, key });
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Requests, server selection
-// ---------------------------------------------------------------------------------------------
-
-/** A binary protocol request; the opaque field is filled in when the request is sent. */
-function frame(opcode: number, key: string, extras: Buffer, value: Buffer, cas?: Buffer): Buffer {
-  const keyBytes = Buffer.from(key, 'utf8');
-  const body = extras.byteLength + keyBytes.byteLength + value.byteLength;
-  const request = Buffer.allocUnsafe(24 + body);
-  request.fill(0, 0, 24);
-  request[0] = 0x80; // request magic
-  request[1] = opcode;
-  request.writeUInt16BE(keyBytes.byteLength, 2);
-  request[4] = extras.byteLength;
-  request.writeUInt32BE(body, 8);
-  if (cas) cas.copy(request, 16, 0, 8);
-  extras.copy(request, 24);
-  keyBytes.copy(request, 24 + extras.byteLength);
-  value.copy(request, 24 + extras.byteLength + keyBytes.byteLength);
-  return request;
-}
-
-function fnv1a(text: string, seed: number): number {
-  let hash = seed >>> 0;
-  for (let i = 0; i < text.length; i++) {
-    hash ^= text.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return hash >>> 0;
-}
-
-/** murmur3's finaliser: spreads the bits so every server's score is an independent-looking draw. */
-function mix(hash: number): number {
-  let h = hash;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
-function pickServer(key: string, seeds: readonly number[]): number {
-  if (seeds.length === 1) return 0;
-  let best = 0;
-  let bestScore = -1;
-  for (let i = 0; i < seeds.length; i++) {
-    const score = mix(fnv1a(key, seeds[i]!));
-    if (score > bestScore) {
-      bestScore = score;
-      best = i;
-    }
-  }
-  return best;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Connection handling
-// ---------------------------------------------------------------------------------------------
-
-class AuthenticationFailure extends Error {}
-class ReplyTimeout extends Error {}
-class ConnectionLost extends Error {}
-
-/** The memjs Server fields this module relies on (untyped internals of memjs 1.3). */
-interface ServerState {
-  host: string;
-  port: number;
-  username?: string;
-  password?: string;
-  connected: boolean;
-  timeoutSet: boolean;
-  connectCallbacks: ((socket: net.Socket) => void)[];
-  requestTimeouts: number[];
-  options: { timeout: number; conntimeout: number; keepAlive: boolean; keepAliveDelay: number };
-  _socket?: net.Socket;
-}
-
-/**
- * memjs's Server with its socket lifecycle fixed. memjs 1.3 lets a late `close` of an old socket orphan the new one
- * (its requests then never get written), keeps a half-read reply across reconnects (every later reply is then
- * misparsed, so the client stays dead after the server returns), ends timed-out sockets instead of destroying them,
- * and copies its whole receive buffer on every chunk. Requests, replies and callbacks still go through memjs.
- */
-class BoundedServer extends memjs.Server {
-  #chunks: Buffer[] = [];
-  #buffered = 0;
-  #connectTimer: NodeJS.Timeout | undefined;
-
-  get #state(): ServerState {
-    return this as unknown as ServerState;
-  }
-
-  override sock(sasl: boolean, go: (socket: net.Socket) => void): void {
-    const state = this.#state;
-    const current = state._socket;
-    if (current) {
-      if (!state.connected && !sasl) state.connectCallbacks.push(go);
-      else go(current);
-      return;
-    }
-    state.connected = false;
-    const socket = net.connect({
-      host: state.host,
-      port: state.port,
-      noDelay: true,
-      keepAlive: state.options.keepAlive,
-      keepAliveInitialDelay: state.options.keepAliveDelay * 1000,
-    });
-    state._socket = socket;
-    const ready = () => {
-      if (state._socket !== socket) return;
-      clearTimeout(this.#connectTimer);
-      state.connected = true;
-      go(socket);
-      const waiting = state.connectCallbacks;
-      state.connectCallbacks = [];
-      for (const callback of waiting) callback(socket);
-    };
-    socket.once('connect', () => {
-      if (state._socket !== socket) return;
-      if (state.username && state.password) {
-        this.once('authenticated', ready);
-        this.listSasl();
-      } else {
-        ready();
-      }
-    });
-    socket.on('data', (chunk: Buffer) => {
-      if (state._socket === socket) this.responseHandler(chunk);
-    });
-    // Events of a replaced socket are ignored: only the current one may fail the pending requests.
-    socket.on('error', (error) => {
-      if (state._socket === socket) this.error(error);
-    });
-    socket.on('close', () => {
-      if (state._socket === socket) this.error(new ConnectionLost('connection closed by the server'));
-    });
-    this.#connectTimer = setTimeout(() => {
-      if (state._socket === socket && !state.connected) this.error(new ReplyTimeout('socket timed out connecting to server'));
-    }, state.options.conntimeout * 1000);
-  }
-
-  override write(blob: Uint8Array | string): void {
-    const state = this.#state;
-    const timeoutMs = Math.round(state.options.timeout * 1000);
-    this.sock(false, (socket) => {
-      socket.write(blob);
-      state.requestTimeouts.push(memjs.Utils.timestamp() + timeoutMs);
-      if (!state.timeoutSet) {
-        state.timeoutSet = true;
-        socket.setTimeout(timeoutMs, () => this.#checkDeadlines(socket));
-      }
-    });
-  }
-
-  /** Runs when the socket has been idle: fails everything pending once the oldest request is past its deadline. */
-  #checkDeadlines(socket: net.Socket): void {
-    const state = this.#state;
-    if (state._socket !== socket) return;
-    const soonest = state.requestTimeouts[0];
-    if (soonest === undefined) {
-      state.timeoutSet = false;
-      socket.setTimeout(0);
-      return;
-    }
-    const now = memjs.Utils.timestamp();
-    if (soonest <= now) {
-      this.error(new ReplyTimeout(`no reply within ${Math.round(state.options.timeout * 1000)} ms`));
-      return;
-    }
-    socket.setTimeout(soonest - now, () => this.#checkDeadlines(socket));
-  }
-
-  /** Collects chunks and parses each reply once it is complete (one copy per reply, not one per chunk). */
-  override responseHandler(chunk: Buffer): void {
-    this.#chunks.push(chunk);
-    this.#buffered += chunk.byteLength;
-    while (this.#buffered >= 24) {
-      let head = this.#chunks[0]!;
-      if (head.byteLength < 24) head = this.#merge();
-      if (head[0] !== 0x81) {
-        this.error(new ConnectionLost(`not a memcached binary protocol reply (first byte 0x${head[0]!.toString(16)})`));
-        return;
-      }
-      const total = 24 + head.readUInt32BE(8);
-      if (this.#buffered < total) return;
-      if (head.byteLength < total) head = this.#merge();
-      const rest = head.subarray(total);
-      if (rest.byteLength > 0) this.#chunks[0] = rest;
-      else this.#chunks.shift();
-      this.#buffered -= total;
-      const response = memjs.Utils.parseMessage(head.subarray(0, total)) as memjs.Response | false;
-      if (!response) {
-        this.error(new ConnectionLost('malformed memcached reply'));
-        return;
-      }
-      if (response.header.opcode === 0x20) this.saslAuth();
-      else if (response.header.status === 0x20) this.error(new AuthenticationFailure('memcached SASL authentication failed'));
-      else if (response.header.opcode === 0x21) this.emit('authenticated');
-      else (this as unknown as { respond(response: memjs.Response): void }).respond(response);
-    }
-  }
-
-  #merge(): Buffer {
-    const merged = Buffer.concat(this.#chunks, this.#buffered);
-    this.#chunks = [merged];
-    return merged;
-  }
-
-  override error(error: Error): void {
-    clearTimeout(this.#connectTimer);
-    // Every socket change goes through here: the next connection never inherits a half-read reply.
-    this.#chunks = [];
-    this.#buffered = 0;
-    this.removeAllListeners('authenticated');
-    this.#state.connected = false;
-    super.error(error); // destroys the socket, then fails every pending request of this server
-  }
-
-  override close(): void {
-    if (this.#state._socket) this.error(new ConnectionLost('client closed'));
+    return operationError(BACKEND, 'permanent', operation, key, message);
   }
 }
 
