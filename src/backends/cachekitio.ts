@@ -2,11 +2,11 @@
  * CachekitIO: the managed cachekit service over HTTPS (cachekit-protocol.md section 3), on one undici Pool per backend.
  *
  * Every operation runs under one deadline (`timeoutMs`) that covers queueing for a connection, every attempt, every
- * backoff pause and reading the body; 429, 5xx and connection failures are retried inside it, nothing else is.
+ * backoff pause and reading the body; 429, 5xx and connection failures are retried inside it, nothing else is (the
+ * pool and that request loop are in cachekitio-http.ts).
  */
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { Pool, type Dispatcher } from 'undici';
 import {
   ConfigError,
   assertKnownOptions,
@@ -16,11 +16,12 @@ import {
   numberOption,
   stringOption,
 } from '../core/options.js';
+import { BACKEND, CachekitIOHttp, header, isRecord, readJson } from './cachekitio-http.js';
+import { LONE_SURROGATE, operationError } from './shared.js';
 import type { Backend, EntryWithTtl, HealthDetails, LockCapable, TtlCapable } from './types.js';
-import { BackendError, type BackendErrorKind } from './types.js';
+import { BackendError } from './types.js';
 
 const COMPONENT = 'CachekitIOBackend';
-const BACKEND = 'cachekitio';
 
 /** What the L1 in front of this backend did for the request, reported in `X-CacheKit-L1-Status`. */
 export type L1Status = 'hit' | 'miss' | 'disabled';
@@ -97,12 +98,8 @@ export const HASHED_KEY_PREFIX = '__cknext_sha256:';
 const SERVER_KEY = /^[A-Za-z0-9_.:-]{1,400}$/;
 const NAMESPACED = /^(?:ns|nsapi):/;
 const VALID_NAMESPACE = /^(?:ns|nsapi):[A-Za-z0-9_-]{1,64}:/;
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 /** RFC 6750 b64token: what may follow `Bearer ` without breaking the header. */
 const BEARER_TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
-const RETRY_BASE_MS = 50;
-const RETRY_CAP_MS = 2_000;
-const USER_AGENT = `cachekit-next (node ${process.versions.node}; undici)`;
 
 /**
  * The key stored on the server for `key`. Keys the server accepts (`[A-Za-z0-9_.:-]`, at most 400 characters, no `..`,
@@ -123,25 +120,6 @@ export function serverKeyFor(key: string): string {
   return HASHED_KEY_PREFIX + hash.digest('hex');
 }
 
-/** Thrown into the abort signal when an operation's deadline passes. */
-class DeadlineExceeded extends Error {
-  override name = 'DeadlineExceeded';
-}
-
-interface Call {
-  operation: string;
-  method: Dispatcher.HttpMethod;
-  /** Path under `/v1/cache/` (already encoded). */
-  route: string;
-  key?: string;
-  headers?: Record<string, string>;
-  body?: Uint8Array | string;
-  /** Statuses handed to `read` instead of being treated as errors. */
-  accept: readonly number[];
-}
-
-type Reader<T> = (response: Dispatcher.ResponseData) => Promise<T>;
-
 /**
  * The CachekitIO SaaS backend. Values are raw bytes (`application/octet-stream`); keys the server would refuse are
  * hashed (see {@link serverKeyFor}). `delete` cannot report a missing key against current servers, which answer
@@ -154,11 +132,7 @@ export class CachekitIOBackend implements Backend, TtlCapable, LockCapable {
   readonly connections: number;
   readonly l1Status: L1Status;
   readonly staleTtlSeconds: number;
-  readonly #origin: string;
-  readonly #basePath: string;
-  readonly #authorization: string;
-  #pool: Pool | undefined;
-  #closed = false;
+  readonly #http: CachekitIOHttp;
 
   /**
    * @param options Explicit options win over the environment.
@@ -175,7 +149,6 @@ export class CachekitIOBackend implements Backend, TtlCapable, LockCapable {
       // The key itself is never echoed: it is a credential.
       throw new ConfigError(COMPONENT, 'apiKey', 'must be a bearer token (letters, digits and -._~+/ only)');
     }
-    this.#authorization = `Bearer ${apiKey}`;
 
     const fromEnv = options.apiUrl === undefined && env.CACHEKIT_API_URL?.trim() ? env.CACHEKIT_API_URL.trim() : undefined;
     const rawUrl = stringOption(COMPONENT, 'apiUrl', options.apiUrl, fromEnv ?? DEFAULT_API_URL);
@@ -186,9 +159,8 @@ export class CachekitIOBackend implements Backend, TtlCapable, LockCapable {
       envBoolean('CACHEKIT_ALLOW_CUSTOM_HOST', env) ?? false,
     );
     const url = validateApiUrl(rawUrl, allowCustomHost, fromEnv !== undefined);
-    this.#origin = url.origin;
-    this.#basePath = url.pathname.replace(/\/+$/, '');
-    this.apiUrl = `${url.origin}${this.#basePath}`;
+    const basePath = url.pathname.replace(/\/+$/, '');
+    this.apiUrl = `${url.origin}${basePath}`;
 
     const envTimeoutSeconds = envNumber('CACHEKIT_TIMEOUT', env);
     if (envTimeoutSeconds !== undefined && !(envTimeoutSeconds > 0)) {
@@ -221,6 +193,15 @@ export class CachekitIOBackend implements Backend, TtlCapable, LockCapable {
       min: 0,
       max: MAX_TTL_SECONDS - 1,
     });
+    this.#http = new CachekitIOHttp({
+      origin: url.origin,
+      basePath,
+      authorization: `Bearer ${apiKey}`,
+      l1Status,
+      timeoutMs: this.timeoutMs,
+      maxRetries: this.maxRetries,
+      connections: this.connections,
+    });
   }
 
   /** A backend configured only from the environment (cachekit-protocol.md section 1). */
@@ -247,7 +228,7 @@ export class CachekitIOBackend implements Backend, TtlCapable, LockCapable {
   }
 
   async #read(key: string, operation: string): Promise<FreshnessEntry | null> {
-    return this.#run({ operation, method: 'GET', route: this.#route(key, operation), key, accept: [200, 404] }, async (res) => {
+    return this.#http.run({ operation, method: 'GET', route: this.#route(key, operation), key, accept: [200, 404] }, async (res) => {
       if (res.statusCode === 404) {
         await res.body.dump();
         return null;
@@ -282,7 +263,7 @@ export class CachekitIOBackend implements Backend, TtlCapable, LockCapable {
       const stale = Math.min(Math.ceil(this.staleTtlSeconds), MAX_TTL_SECONDS - ttl);
       if (stale > 0) headers['x-cachekit-stale-ttl'] = String(stale);
     }
-    await this.#run({ operation: 'set', method: 'PUT', route, key, headers, body: value, accept: [200, 201, 204] }, (res) =>
+    await this.#http.run({ operation: 'set', method: 'PUT', route, key, headers, body: value, accept: [200, 201, 204] }, (res) =>
       res.body.dump(),
     );
   }
@@ -290,7 +271,7 @@ export class CachekitIOBackend implements Backend, TtlCapable, LockCapable {
   /** `true` on 200. Current servers answer 200 whether or not the key existed; older ones answer 404 (-> `false`). */
   async delete(key: string): Promise<boolean> {
     const route = this.#route(key, 'delete');
-    return this.#run({ operation: 'delete', method: 'DELETE', route, key, accept: [200, 204, 404] }, async (res) => {
+    return this.#http.run({ operation: 'delete', method: 'DELETE', route, key, accept: [200, 204, 404] }, async (res) => {
       await res.body.dump();
       return res.statusCode !== 404;
     });
@@ -299,7 +280,7 @@ export class CachekitIOBackend implements Backend, TtlCapable, LockCapable {
   /** HEAD: 200 while the entry is present (fresh or stale), 404 otherwise. */
   async exists(key: string): Promise<boolean> {
     const route = this.#route(key, 'exists');
-    return this.#run({ operation: 'exists', method: 'HEAD', route, key, accept: [200, 404] }, async (res) => {
+    return this.#http.run({ operation: 'exists', method: 'HEAD', route, key, accept: [200, 404] }, async (res) => {
       await res.body.dump();
       return res.statusCode === 200;
     });
@@ -310,7 +291,7 @@ export class CachekitIOBackend implements Backend, TtlCapable, LockCapable {
     const latency = () => Math.round((performance.now() - started) * 100) / 100;
     const base = { backend_type: BACKEND, api_url: this.apiUrl };
     try {
-      const body = await this.#run({ operation: 'healthCheck', method: 'GET', route: 'health', accept: [200] }, readJson);
+      const body = await this.#http.run({ operation: 'healthCheck', method: 'GET', route: 'health', accept: [200] }, readJson);
       const status = isRecord(body) && typeof body.status === 'string' ? body.status : 'unknown';
       return [status === 'ok', { latency_ms: latency(), ...base, status }];
     } catch (error) {
@@ -327,7 +308,7 @@ export class CachekitIOBackend implements Backend, TtlCapable, LockCapable {
   /** Seconds until eviction (end of the stale window, rounded up), `null` for no expiry, `undefined` when absent. */
   async getTtl(key: string): Promise<number | null | undefined> {
     const route = `${this.#route(key, 'getTtl')}/ttl`;
-    return this.#run({ operation: 'getTtl', method: 'GET', route, key, accept: [200, 404] }, async (res) => {
+    return this.#http.run({ operation: 'getTtl', method: 'GET', route, key, accept: [200, 404] }, async (res) => {
       if (res.statusCode === 404) {
         await res.body.dump();
         return undefined;
@@ -349,7 +330,7 @@ export class CachekitIOBackend implements Backend, TtlCapable, LockCapable {
     const ttl = normalizeTtl(ttlSeconds, 'refreshTtl', key, false)!;
     const body = JSON.stringify({ ttl });
     const headers = { 'content-type': 'application/json' };
-    return this.#run({ operation: 'refreshTtl', method: 'PATCH', route, key, headers, body, accept: [200, 204, 404, 409] }, async (res) => {
+    return this.#http.run({ operation: 'refreshTtl', method: 'PATCH', route, key, headers, body, accept: [200, 204, 404, 409] }, async (res) => {
       await res.body.dump();
       return res.statusCode === 200 || res.statusCode === 204;
     });
@@ -367,7 +348,7 @@ export class CachekitIOBackend implements Backend, TtlCapable, LockCapable {
     }
     const body = JSON.stringify({ timeout_ms: Math.ceil(timeoutMs) });
     const headers = { 'content-type': 'application/json' };
-    return this.#run({ operation: 'acquireLock', method: 'POST', route, key, headers, body, accept: [200, 409] }, async (res) => {
+    return this.#http.run({ operation: 'acquireLock', method: 'POST', route, key, headers, body, accept: [200, 409] }, async (res) => {
       if (res.statusCode === 409) {
         await res.body.dump();
         return null;
@@ -386,7 +367,7 @@ export class CachekitIOBackend implements Backend, TtlCapable, LockCapable {
     const route = `${this.#route(key, 'releaseLock')}/lock`;
     if (typeof token !== 'string' || token.trim() === '' || /[\r\n\0]/.test(token)) return false;
     const headers = { 'x-cachekit-lock-id': token };
-    return this.#run({ operation: 'releaseLock', method: 'DELETE', route, key, headers, accept: [200, 204, 404, 409] }, async (res) => {
+    return this.#http.run({ operation: 'releaseLock', method: 'DELETE', route, key, headers, accept: [200, 204, 404, 409] }, async (res) => {
       if (res.statusCode !== 200) {
         await res.body.dump();
         return res.statusCode === 204;
@@ -400,17 +381,14 @@ export class CachekitIOBackend implements Backend, TtlCapable, LockCapable {
 
   /** Closes the connection pool; calls made afterwards fail with a permanent error. */
   async close(): Promise<void> {
-    this.#closed = true;
-    const pool = this.#pool;
-    this.#pool = undefined;
-    // close() lets in-flight requests finish; each is bounded by its own deadline.
-    if (pool && !pool.closed) await pool.close();
+    await this.#http.close();
   }
 
   // -------------------------------------------------------------------------------------------
-  // Requests
+  // Keys
   // -------------------------------------------------------------------------------------------
 
+  /** The encoded route of `key` under `/v1/cache/`; reserved route tokens are refused. */
   #route(key: string, operation: string): string {
     if (typeof key !== 'string') throw this.#permanent(operation, undefined, `key must be a string, got ${typeof key}`);
     if (RESERVED_KEYS.has(key)) {
@@ -420,88 +398,7 @@ export class CachekitIOBackend implements Backend, TtlCapable, LockCapable {
   }
 
   #permanent(operation: string, key: string | undefined, message: string): BackendError {
-    return new BackendError(`${operation}: ${message}`, { kind: 'permanent', backend: BACKEND, operation, key });
-  }
-
-  #getPool(): Pool {
-    if (this.#closed) throw new Error('the backend is closed');
-    this.#pool ??= new Pool(this.#origin, {
-      connections: this.connections,
-      pipelining: 1,
-      // The operation deadline is the real bound; these only stop a wedged socket outliving it.
-      connectTimeout: this.timeoutMs,
-      headersTimeout: this.timeoutMs + 1_000,
-      bodyTimeout: this.timeoutMs + 1_000,
-      keepAliveTimeout: 30_000,
-    });
-    return this.#pool;
-  }
-
-  /** One operation: attempts, classified failures and backoff, all under one deadline. */
-  async #run<T>(call: Call, read: Reader<T>): Promise<T> {
-    const path = `${this.#basePath}/v1/cache/${call.route}`;
-    const where = `${call.method} ${path}`;
-    const fail = (kind: BackendErrorKind, detail: string, cause?: unknown) =>
-      new BackendError(`${call.operation}: ${where} ${detail}`, { kind, backend: BACKEND, operation: call.operation, key: call.key, cause });
-
-    const started = performance.now();
-    const deadline = started + this.timeoutMs;
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(new DeadlineExceeded(`deadline of ${this.timeoutMs} ms passed`)), this.timeoutMs);
-    timer.unref?.();
-    const headers: Record<string, string> = {
-      authorization: this.#authorization,
-      'x-cachekit-l1-status': this.l1Status,
-      'user-agent': USER_AGENT,
-      ...call.headers,
-    };
-
-    try {
-      for (let attempt = 0; ; attempt++) {
-        let failure: BackendError;
-        let retryAfterMs: number | undefined;
-        try {
-          const res = await this.#getPool().request({ path, method: call.method, headers, body: call.body, signal: controller.signal });
-          if (call.accept.includes(res.statusCode)) {
-            try {
-              return await read(res);
-            } catch (error) {
-              if (controller.signal.aborted) throw error;
-              // The server answered, but not in a shape the protocol allows: retrying would not change it.
-              res.body.destroy();
-              throw fail('unknown', `-> ${res.statusCode}: unexpected response body (${(error as Error).message})`, error);
-            }
-          }
-          const detail = `-> HTTP ${res.statusCode}${await errorDetail(res)}`;
-          const kind = kindOfStatus(res.statusCode);
-          failure = fail(kind, detail);
-          if (kind !== 'transient') throw failure;
-          retryAfterMs = parseRetryAfter(header(res, 'retry-after'));
-        } catch (error) {
-          if (BackendError.is(error)) throw error;
-          if (controller.signal.aborted) {
-            throw fail('timeout', `did not complete within ${this.timeoutMs} ms (attempt ${attempt + 1})`, error);
-          }
-          if (this.#closed) throw fail('permanent', 'failed: the backend is closed', error);
-          const kind = kindOfNetworkError(error);
-          failure = fail(kind, `failed: ${describeError(error)}`, error);
-          if (kind !== 'transient' && kind !== 'timeout') throw failure;
-        }
-
-        // A transient failure: retry if attempts and the deadline allow.
-        if (attempt >= this.maxRetries) throw withNote(failure, `after ${attempt + 1} attempts`);
-        const backoff = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** attempt);
-        const delay = retryAfterMs ?? backoff / 2 + Math.random() * (backoff / 2);
-        const remaining = deadline - performance.now();
-        if (delay >= remaining) {
-          const why = retryAfterMs === undefined ? '' : ` (server asked to retry after ${Math.round(retryAfterMs)} ms)`;
-          throw withNote(failure, `giving up after ${attempt + 1} attempts: no time left within ${this.timeoutMs} ms${why}`);
-        }
-        await sleep(delay);
-      }
-    } finally {
-      clearTimeout(timer);
-    }
+    return operationError(BACKEND, 'permanent', operation, key, message);
   }
 }
 
@@ -545,12 +442,7 @@ function envInteger(name: string, env: NodeJS.ProcessEnv, min: number): number |
 function normalizeTtl(ttlSeconds: number | undefined, operation: string, key: string, zeroMeansForever: boolean): number | undefined {
   if (ttlSeconds === undefined || (ttlSeconds === 0 && zeroMeansForever)) return undefined;
   if (typeof ttlSeconds !== 'number' || Number.isNaN(ttlSeconds) || ttlSeconds <= 0) {
-    throw new BackendError(`${operation}: ttlSeconds must be a positive number${zeroMeansForever ? ' or 0' : ''}, got ${String(ttlSeconds)}`, {
-      kind: 'permanent',
-      backend: BACKEND,
-      operation,
-      key,
-    });
+    throw operationError(BACKEND, 'permanent', operation, key, `ttlSeconds must be a positive number${zeroMeansForever ? ' or 0' : ''}, got ${String(ttlSeconds)}`);
   }
   return Math.min(MAX_TTL_SECONDS, Math.ceil(ttlSeconds));
 }
@@ -560,109 +452,4 @@ function parseFreshFor(raw: string): number {
   if (!/^\d{1,7}$/.test(raw)) return 0;
   const seconds = Number(raw);
   return seconds <= MAX_TTL_SECONDS ? seconds : 0;
-}
-
-/** `Retry-After` as delta-seconds or an HTTP date, in ms; `undefined` when absent or unreadable. */
-function parseRetryAfter(raw: string | undefined): number | undefined {
-  if (raw === undefined || raw.trim() === '') return undefined;
-  if (/^\s*\d+(\.\d+)?\s*$/.test(raw)) return Number(raw) * 1000;
-  const at = Date.parse(raw);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
-}
-
-function kindOfStatus(status: number): BackendErrorKind {
-  if (status === 401 || status === 403) return 'authentication';
-  if (status === 429 || status >= 500) return 'transient';
-  if (status === 408) return 'timeout';
-  return 'permanent';
-}
-
-const PERMANENT_CODES = new Set([
-  'UND_ERR_INVALID_ARG',
-  'UND_ERR_NOT_SUPPORTED',
-  'ERR_INVALID_ARG_TYPE',
-  'ERR_INVALID_URL',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  'CERT_HAS_EXPIRED',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'ERR_SSL_WRONG_VERSION_NUMBER',
-]);
-const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
-/** undici's closed-socket errors; system errnos (ECONNREFUSED, ECONNRESET, EPIPE, EAI_AGAIN, ...) are matched by shape. */
-const TRANSIENT_CODES = new Set(['UND_ERR_SOCKET', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH']);
-
-/** Connection-level failures: refused, reset, closed sockets and DNS hiccups are worth another attempt. */
-function kindOfNetworkError(error: unknown): BackendErrorKind {
-  const code = errorCode(error);
-  if (code === undefined) return error instanceof Error && error.name === 'HTTPParserError' ? 'permanent' : 'unknown';
-  if (PERMANENT_CODES.has(code) || code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL')) return 'permanent';
-  if (TIMEOUT_CODES.has(code)) return 'timeout';
-  if (TRANSIENT_CODES.has(code) || (/^E[A-Z_]+$/.test(code) && !code.startsWith('ERR_'))) return 'transient';
-  return 'unknown';
-}
-
-function errorCode(error: unknown): string | undefined {
-  if (error instanceof AggregateError) return errorCode(error.errors[0]) ?? (error as { code?: string }).code;
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string') return code;
-  const cause = (error as { cause?: unknown } | null)?.cause;
-  return cause && cause !== error ? errorCode(cause) : undefined;
-}
-
-function describeError(error: unknown): string {
-  const code = errorCode(error);
-  const message = error instanceof Error ? error.message || error.name : String(error);
-  return code && !message.includes(code) ? `${code} ${message}` : message;
-}
-
-/** The server's error message (JSON `error`/`message`, or text), shortened; the body is consumed either way. */
-async function errorDetail(res: Dispatcher.ResponseData): Promise<string> {
-  let text: string;
-  try {
-    text = (await res.body.text()).trim();
-  } catch (error) {
-    return ` (body unreadable: ${describeError(error)})`;
-  }
-  if (text === '') return '';
-  try {
-    const json = JSON.parse(text) as unknown;
-    if (isRecord(json)) {
-      const message = json.error ?? json.message;
-      if (typeof message === 'string') text = message;
-    }
-  } catch {
-    // Not JSON: the raw text is the detail.
-  }
-  return `: ${text.length > 200 ? `${text.slice(0, 200)}...` : text}`;
-}
-
-function withNote(error: BackendError, note: string): BackendError {
-  const message = error.message.replace(/^\[cachekit\] \[[^\]]*\] /, '');
-  return new BackendError(`${message} (${note})`, {
-    kind: error.kind,
-    backend: error.backend,
-    operation: error.operation,
-    key: error.key,
-    cause: error.cause,
-  });
-}
-
-function header(res: Dispatcher.ResponseData, name: string): string | undefined {
-  const value = res.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-async function readJson(res: Dispatcher.ResponseData): Promise<unknown> {
-  return JSON.parse(await res.body.text()) as unknown;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
