@@ -12,7 +12,7 @@ import type { Stats } from 'node:fs';
 import { link, open, rename, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, assertKnownOptions, describe, envNumber, numberOption, stringOption } from '../core/options.js';
+import { ConfigError, assertKnownOptions, describe, numberOption, stringOption } from '../core/options.js';
 import { Evictor } from './file-eviction.js';
 import { HEADER_BYTES, encodeEntry, entryName, expiryOf, parseHeader, remainingOf, validTtl } from './file-format.js';
 import {
@@ -28,7 +28,7 @@ import {
   writeTemp,
 } from './file-io.js';
 import { acquireLease, releaseLease } from './file-lease.js';
-import { codeOf, errorMessage, operationError } from './shared.js';
+import { codeOf, envNumberOption, errorMessage, operationError } from './shared.js';
 import type {
   AddCapable,
   Backend,
@@ -112,11 +112,7 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
    * `CACHEKIT_FILE_MAX_ENTRY_COUNT`. Explicit `options` win over the environment, which wins over the defaults.
    */
   static fromEnv(env: NodeJS.ProcessEnv = process.env, options: FileBackendOptions = {}): FileBackend {
-    const fromEnv = (name: string, rule: { integer?: boolean }): number | undefined => {
-      const value = envNumber(name, env);
-      // Validate here so the error names the variable the user set, not the option it feeds.
-      return value === undefined ? undefined : numberOption('environment', name, value, value, { min: 0, minInclusive: false, ...rule });
-    };
+    const fromEnv = (name: string, rule: { integer?: boolean }) => envNumberOption(name, env, { min: 0, minInclusive: false, ...rule });
     const dir = env.CACHEKIT_FILE_CACHE_DIR?.trim();
     return new FileBackend({
       cacheDir: options.cacheDir ?? (dir ? dir : undefined),

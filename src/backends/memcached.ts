@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { debuglog } from 'node:util';
 import memjs from 'memjs';
-import { assertKnownOptions, ConfigError, describe, envNumber, numberOption, stringOption } from '../core/options.js';
+import { assertKnownOptions, ConfigError, describe, numberOption, stringOption } from '../core/options.js';
 import {
   BoundedServer,
   EMPTY,
@@ -23,7 +23,7 @@ import {
   statusKind,
   statusName,
 } from './memcached-connection.js';
-import { LONE_SURROGATE, codeOf, errorMessage, operationError } from './shared.js';
+import { LONE_SURROGATE, codeOf, envNumberOption, errorMessage, operationError } from './shared.js';
 import type { AddCapable, Backend, EntryWithTtl, HealthDetails, TtlCapable } from './types.js';
 import { BackendError } from './types.js';
 
@@ -411,10 +411,9 @@ function optionOrEnv(
   rule: { min: number; max: number; integer?: boolean },
 ): number {
   if (value !== undefined) return numberOption(COMPONENT, option, value, fallback, rule);
-  const raw = envNumber(variable, env);
-  if (raw === undefined) return fallback;
   // Checked in the variable's own unit, so the message quotes what the user wrote.
-  return numberOption('environment', variable, raw, fallback, { ...rule, min: rule.min / scale, max: rule.max / scale }) * scale;
+  const fromEnv = envNumberOption(variable, env, { ...rule, min: rule.min / scale, max: rule.max / scale });
+  return fromEnv === undefined ? fallback : fromEnv * scale;
 }
 
 function envServers(env: NodeJS.ProcessEnv): string[] | undefined {
