@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto';
 import { request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CachekitIOBackend, HASHED_KEY_PREFIX, MAX_TTL_SECONDS, serverKeyFor, type CachekitIOBackendOptions } from '../../src/backends/cachekitio.js';
-import { BackendError } from '../../src/backends/types.js';
 import { ConfigError } from '../../src/core/options.js';
 import { FakeCachekitIO } from '../support/fake-cachekitio.js';
 import { refusedAddress, startBlackhole } from '../support/servers.js';
 import { testBackendConformance } from './conformance.js';
+import { rejection, configError } from '../support/errors.js';
 
 const API_KEY = 'ck_live_test';
 const bytes = (text: string) => new TextEncoder().encode(text);
@@ -25,24 +25,7 @@ function backendFor(url: string, options: CachekitIOBackendOptions = {}): Cachek
   return backend;
 }
 
-async function rejection(promise: Promise<unknown>): Promise<BackendError> {
-  const error = await promise.then(
-    () => new Error('expected a rejection'),
-    (e: unknown) => e,
-  );
-  expect(BackendError.is(error), String(error)).toBe(true);
-  return error as BackendError;
-}
 
-function configError(make: () => unknown): ConfigError {
-  try {
-    make();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return error as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 /** A raw request to the fake, as another client (e.g. the Python SDK) would send it. */
 async function raw(method: string, path: string, headers: Record<string, string> = {}, body?: string | Uint8Array) {

@@ -8,8 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileBackend } from '../../src/backends/file.js';
-import { BackendError } from '../../src/backends/types.js';
-import { ConfigError } from '../../src/core/options.js';
+import { rejection, configError } from '../support/errors.js';
 
 const MIB = 1024 * 1024;
 const bytes = (text: string) => new TextEncoder().encode(text);
@@ -36,24 +35,7 @@ async function entryNames(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((name) => /^[0-9a-f]{64}$/.test(name));
 }
 
-async function rejection(promise: Promise<unknown>): Promise<BackendError> {
-  const error = await promise.then(
-    () => new Error('resolved, expected a rejection'),
-    (e: unknown) => e,
-  );
-  expect(BackendError.is(error), String(error)).toBe(true);
-  return error as BackendError;
-}
 
-function configError(make: () => unknown): ConfigError {
-  try {
-    make();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return error as ConfigError;
-  }
-  throw new Error('did not throw');
-}
 
 beforeAll(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), 'ck-file-disk-'));

@@ -1,21 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemcachedBackend, type MemcachedBackendOptions } from '../../src/backends/memcached.js';
-import { ConfigError } from '../../src/core/options.js';
 import { memcachedStats } from '../support/memcached-servers.js';
 import { refusedAddress, startMemcached, type ServerHandle } from '../support/servers.js';
+import { configError } from '../support/errors.js';
 
 const NO_ENV: NodeJS.ProcessEnv = {};
 
-function configError(build: () => unknown): ConfigError {
-  try {
-    const built = build();
-    if (built instanceof MemcachedBackend) void built.close();
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('MemcachedBackend options', () => {
   const invalid: [string, MemcachedBackendOptions | Record<string, unknown>][] = [

@@ -1,7 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HASHED_KEY_MARKER, MEMCACHED_MAX_TTL_SECONDS, MemcachedBackend } from '../../src/backends/memcached.js';
-import { BackendError } from '../../src/backends/types.js';
 import {
   memcachedStats,
   serverTtl,
@@ -11,6 +10,7 @@ import {
 } from '../support/memcached-servers.js';
 import { refusedAddress, startBlackhole, startMemcached, type ServerHandle } from '../support/servers.js';
 import { testBackendConformance } from './conformance.js';
+import { rejection } from '../support/errors.js';
 
 const MiB = 1024 * 1024;
 const FAST = { timeoutMs: 500, connectTimeoutMs: 500 };
@@ -18,14 +18,6 @@ const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (value: Uint8Array | null) => (value === null ? null : Buffer.from(value).toString('utf8'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function rejection(promise: Promise<unknown>): Promise<BackendError> {
-  const error = await promise.then(
-    () => new Error('resolved, expected a BackendError'),
-    (e: unknown) => e,
-  );
-  if (!BackendError.is(error)) throw error;
-  return error;
-}
 
 /** TTL on whichever of `servers` holds the stored key; fails when not exactly one holds it. */
 async function ttlOnServers(servers: ServerHandle[], storedKey: string): Promise<number> {

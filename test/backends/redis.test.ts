@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisBackend, redisHashTag, redisKey, type RedisBackendOptions } from '../../src/backends/redis.js';
-import { BackendError } from '../../src/backends/types.js';
 import { ConfigError } from '../../src/core/options.js';
 import { redisCli } from '../support/redis-servers.js';
 import { refusedAddress, startBlackhole, startRedis } from '../support/servers.js';
 import { testBackendConformance } from './conformance.js';
+import { rejection } from '../support/errors.js';
 
 type Server = Awaited<ReturnType<typeof startRedis>>;
 
@@ -18,14 +18,6 @@ const registry = () => (globalThis as Record<symbol, unknown>)[Symbol.for('cache
 const FAST = { connectTimeoutMs: 1_000, commandTimeoutMs: 500 } satisfies RedisBackendOptions;
 const FAST_BOUND_MS = 1_000;
 
-async function rejection(promise: Promise<unknown>): Promise<BackendError> {
-  const error = await promise.then(
-    () => new Error('resolved'),
-    (e: unknown) => e,
-  );
-  expect(BackendError.is(error), String(error)).toBe(true);
-  return error as BackendError;
-}
 
 async function until<T>(probe: () => Promise<T>, accept: (value: T) => boolean, timeoutMs: number, label: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;

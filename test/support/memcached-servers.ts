@@ -3,56 +3,12 @@
  * address), raw text-protocol probes (`stats`, meta `mg`) that bypass the client under test, and fake servers for
  * failure modes (a black hole that counts its connections, a server that dies in the middle of a reply).
  */
-import { spawn } from 'node:child_process';
 import net from 'node:net';
-import { freePort, type ServerHandle } from './servers.js';
-
-export interface MemcachedAtOptions {
-  /** memcached `-I`, in MiB. @default 8 */
-  maxItemMb?: number;
-}
+import { freePort, startMemcached, type ServerHandle } from './servers.js';
 
 /** A memcached listening on `port` (e.g. the port of one that was just stopped). */
-export async function startMemcachedAt(port: number, options: MemcachedAtOptions = {}): Promise<ServerHandle> {
-  const user = process.getuid?.() === 0 ? ['-u', 'root'] : [];
-  const child = spawn(
-    'memcached',
-    ['-l', '127.0.0.1', '-p', String(port), '-U', '0', '-I', `${options.maxItemMb ?? 8}m`, '-m', '64', ...user],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const kill = () => child.kill('SIGKILL');
-  process.once('exit', kill);
-  const stop = () =>
-    new Promise<void>((resolve) => {
-      process.off('exit', kill);
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGKILL');
-    });
-  const deadline = Date.now() + 10_000;
-  // The port of a process killed a moment ago can take a few attempts to bind again.
-  while (!(await canConnect(port))) {
-    if (child.exitCode !== null) throw new Error(`memcached on ${port} exited with code ${child.exitCode}: ${stderr}`);
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`memcached did not listen on ${port}: ${stderr}`);
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return { host: '127.0.0.1', port, address: `127.0.0.1:${port}`, stop };
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
+export function startMemcachedAt(port: number, options: { maxItemMb?: number } = {}): Promise<ServerHandle> {
+  return startMemcached({ ...options, port, memoryMb: 64 });
 }
 
 /** Sends one text-protocol command and returns the reply once `done` matches it. */

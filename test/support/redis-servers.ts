@@ -2,13 +2,12 @@
  * Redis servers the Redis backend tests need beyond test/support/servers.ts: a Sentinel, a TLS-only server, and a
  * redis-cli helper. Same habits as servers.ts: free loopback ports, temp dirs, SIGKILL on stop.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, type ServerHandle } from './servers.js';
+import { freePort, startProcess, type ServerHandle } from './servers.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -18,47 +17,8 @@ export async function redisCli(port: number, ...args: string[]): Promise<string>
   return stdout.trim();
 }
 
-const children = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const child of children) child.kill('SIGKILL');
-});
-
-function portAnswers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-async function spawnServer(label: string, args: string[], port: number, dir: string): Promise<ServerHandle> {
-  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      await new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
-        child.kill('SIGKILL');
-      });
-    }
-    await rm(dir, { recursive: true, force: true });
-  };
-  const deadline = Date.now() + 10_000;
-  while (!(await portAnswers(port))) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      await stop();
-      throw new Error(`${label} did not start on port ${port}:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return { host: '127.0.0.1', port, address: `127.0.0.1:${port}`, stop };
+function spawnServer(label: string, args: string[], port: number, dir: string): Promise<ServerHandle> {
+  return startProcess(label, 'redis-server', args, port, () => rm(dir, { recursive: true, force: true }));
 }
 
 export interface SentinelHandle extends ServerHandle {

@@ -33,19 +33,24 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
+export function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
 async function waitForPort(port: number, child: ChildProcess, label: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  // The port of a process killed a moment ago can take a few attempts to bind again.
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`${label} exited early with code ${child.exitCode}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (ok) return;
+    if (await canConnect(port)) return;
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`${label} did not listen on ${port} within ${timeoutMs} ms`);
@@ -70,24 +75,33 @@ function track(child: ChildProcess): ChildProcess {
   return child;
 }
 
-async function startProcess(label: string, command: string, args: string[], port: number): Promise<ServerHandle> {
+/**
+ * Spawns `command` (a server that will listen on `port`), waits until the port answers, and returns a handle whose
+ * `stop()` kills it and then runs `cleanup` (e.g. removing its temp dir).
+ */
+export async function startProcess(
+  label: string,
+  command: string,
+  args: string[],
+  port: number,
+  cleanup?: () => Promise<void>,
+): Promise<ServerHandle> {
   const child = track(spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] }));
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
+  const stop = async () => {
+    await killAndWait(child);
+    await cleanup?.();
+  };
   try {
     await waitForPort(port, child, label);
   } catch (error) {
-    await killAndWait(child);
+    await stop();
     throw new Error(`${(error as Error).message}\n${stderr}`);
   }
-  return {
-    host: '127.0.0.1',
-    port,
-    address: `127.0.0.1:${port}`,
-    stop: () => killAndWait(child),
-  };
+  return { host: '127.0.0.1', port, address: `127.0.0.1:${port}`, stop };
 }
 
 export interface RedisOptions {
@@ -105,15 +119,9 @@ export async function startRedis(options: RedisOptions = {}): Promise<ServerHand
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...(options.args ?? [])],
     port,
+    () => rm(dir, { recursive: true, force: true }),
   );
-  return {
-    ...handle,
-    url: `redis://127.0.0.1:${port}`,
-    stop: async () => {
-      await handle.stop();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
+  return { ...handle, url: `redis://127.0.0.1:${port}` };
 }
 
 export interface ClusterHandle {
@@ -172,10 +180,12 @@ export interface MemcachedOptions {
   maxItemMb?: number;
   /** Memory in MiB (memcached `-m`). @default 128 */
   memoryMb?: number;
+  /** e.g. the port of one that was just stopped. @default a free port */
+  port?: number;
 }
 
 export async function startMemcached(options: MemcachedOptions = {}): Promise<ServerHandle> {
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const user = process.getuid?.() === 0 ? ['-u', 'root'] : [];
   return startProcess(
     'memcached',
