@@ -67,7 +67,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(made.filter(isClosable).map((b) => b.close()));
+  await Promise.all(made.map((b) => (isClosable(b) ? b.close() : undefined)));
   await Promise.all(stops.map((stop) => stop()));
   await rm(fileDir, { recursive: true, force: true });
 });
