@@ -1,0 +1,67 @@
+/**
+ * The built package, loaded the way users and Next.js load it: every `exports` entry resolves to a built file (ESM,
+ * CJS and types), every built entry is exported, and the handler modules' default exports survive Next's
+ * `interopDefault(await import(path))` from both builds. Run after `npm run build` (scripts/test-all.sh does).
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { describe, expect, it, vi } from 'vitest';
+
+const root = path.resolve(__dirname, '..');
+const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+  exports: Record<string, string | { import: { types: string; default: string }; require: { types: string; default: string } }>;
+};
+const require = createRequire(path.join(root, 'package.json'));
+const entries = Object.entries(pkg.exports).filter(([, target]) => typeof target !== 'string') as [
+  string,
+  { import: { types: string; default: string }; require: { types: string; default: string } },
+][];
+
+/** What Next does with a cacheHandler / cacheHandlers path. */
+const interopDefault = (mod: { default?: unknown }) => (mod as { default?: unknown }).default || mod;
+const loadLikeNext = async (file: string) => interopDefault((await import(pathToFileURL(file).href).then((m: { default?: unknown }) => m.default || m)) as never);
+
+describe('the built package', () => {
+  it('has been built', () => {
+    expect(existsSync(path.join(root, 'dist')), 'run `npm run build` first').toBe(true);
+  });
+
+  for (const [subpath, target] of entries) {
+    it(`exports ${subpath} as ESM, CJS and types`, () => {
+      for (const file of [target.import.default, target.import.types, target.require.default, target.require.types]) {
+        expect(existsSync(path.join(root, file)), file).toBe(true);
+      }
+    });
+  }
+
+  it('exports every entry it builds', () => {
+    const exported = new Set(entries.flatMap(([, t]) => [t.import.default, t.require.default].map((f) => path.normalize(f))));
+    const built = readdirSync(path.join(root, 'dist')).filter((f) => /\.(c?js)$/.test(f) && !f.startsWith('chunk-'));
+    for (const file of built) expect(exported.has(path.normalize(`dist/${file}`)), `dist/${file} is built but not exported`).toBe(true);
+  });
+
+  it('self-resolves by name, ESM and CJS, with the public API', async () => {
+    const esm = (await import('cachekit-next')) as Record<string, unknown>;
+    const cjs = require('cachekit-next') as Record<string, unknown>;
+    for (const name of ['RedisBackend', 'FileBackend', 'MemcachedBackend', 'CachekitIOBackend', 'MemoryBackend', 'TieredCache', 'BackendError', 'setDefaultBackend', 'resolveBackend']) {
+      expect(typeof esm[name], `ESM ${name}`).toBe('function');
+      expect(typeof cjs[name], `CJS ${name}`).toBe('function');
+    }
+  });
+
+  it('gives Next a constructible cache handler class from both builds', async () => {
+    vi.stubEnv('CACHEKIT_FILE_CACHE_DIR', mkdtempSync(path.join(os.tmpdir(), 'ck-package-')));
+    for (const condition of ['import', 'require'] as const) {
+      const file = path.join(root, pkg.exports['./handler'] && (pkg.exports['./handler'] as never)[condition]['default']);
+      const Handler = (await loadLikeNext(file)) as new (ctx: object) => { get: unknown; set: unknown; revalidateTag: unknown };
+      expect(typeof Handler, condition).toBe('function');
+      const instance = new Handler({ serverDistDir: '/tmp/none/.next/server' });
+      expect(typeof instance.get).toBe('function');
+      expect(typeof instance.set).toBe('function');
+      expect(typeof instance.revalidateTag).toBe('function');
+    }
+  });
+});
