@@ -5,8 +5,9 @@ import path from 'node:path';
 import { buildApp, installApp, ROOT, startDataServer, TARBALL } from './apps.js';
 
 /**
- * Once per run: pack the built package, install it into the example app like a user would, start the app's upstream
- * API, and build the app once (deployment "e2e-build-a"). Spec files start `next start` instances of that build.
+ * Once per run: pack the built package, install it into the example apps like a user would, start the apps' upstream
+ * API, and build each app once (isr-app: deployment "e2e-build-a"; use-cache-app: "e2e-uc-build"). Spec files start
+ * `next start` instances of those builds.
  */
 export default async function globalSetup(): Promise<() => Promise<void>> {
   if (!existsSync(path.join(ROOT, 'dist', 'handler.js')) || newestMtime(path.join(ROOT, 'src')) > statSync(path.join(ROOT, 'dist', 'handler.js')).mtimeMs) {
@@ -16,6 +17,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const packed = execFileSync('npm', ['pack', '--pack-destination', '.cache', '--silent'], { cwd: ROOT, encoding: 'utf8' }).trim().split('\n').pop()!;
   renameSync(path.join(ROOT, '.cache', packed), TARBALL);
   await installApp('isr-app');
+  await installApp('use-cache-app');
 
   const data = await startDataServer();
   process.env.E2E_DATA_URL = data.url;
@@ -29,6 +31,15 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   });
   process.env.E2E_BUILD_A = build.distDir;
   console.log(`[e2e] built isr-app (${build.buildId}) in ${build.durationMs} ms`);
+
+  // cacheComponents: 'use cache' through cacheHandlers, fetch through the legacy cacheHandler.
+  const useCacheBuild = await buildApp('use-cache-app', {
+    distDir: '.next-e2e-uc',
+    buildId: 'e2e-uc-build',
+    env: { DATA_URL: data.url, CACHEKIT_FILE_CACHE_DIR: buildCache },
+  });
+  process.env.E2E_USE_CACHE_BUILD = useCacheBuild.distDir;
+  console.log(`[e2e] built use-cache-app (${useCacheBuild.buildId}) in ${useCacheBuild.durationMs} ms`);
 
   return async () => {
     await data.stop();
