@@ -5,6 +5,8 @@ export default defineConfig({
   entry: {
     index: 'src/index.ts',
     handler: 'src/next/cache-handler.ts',
+    // The `cacheHandlers` ('use cache') handler object; loaded the same way.
+    'use-cache': 'src/next/use-cache-handler.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

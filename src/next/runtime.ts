@@ -9,6 +9,7 @@ import { resolveBackend } from '../backends/resolve.js';
 import { BackendError, type Backend } from '../backends/types.js';
 import type { BreakerOptions } from '../core/breaker.js';
 import { breakerFor } from '../core/breaker.js';
+import { runOutsideAsyncContext } from '../core/async-context.js';
 import type { CompressionOptions } from '../core/codec.js';
 import { CoherenceBus } from '../core/coherence.js';
 import { withDeadline } from '../core/deadline.js';
@@ -17,6 +18,7 @@ import { assertKnownOptions, ConfigError, numberOption, stringOption } from '../
 import { TagStore } from '../core/tags.js';
 import { backendTypeOf, TieredCache, type ErrorHandler } from '../core/tiered.js';
 import { entryCodec, type HandlerEntry } from './entry-codec.js';
+import { useCacheCodec, type UseCacheStoredEntry } from './use-cache-codec.js';
 
 export interface CachekitNextOptions {
   /** The L2. `null` = L1 only (per process). @default resolved: setDefaultBackend > environment > embedded File */
@@ -32,6 +34,11 @@ export interface CachekitNextOptions {
   deploymentId?: string;
   /** In-memory L1, or `false` for none. */
   l1?: { maxSizeMb?: number } | false;
+  /**
+   * The separate in-memory L1 of 'use cache' entries (`cacheHandlers`), or `false` for none: its own byte budget,
+   * so large RSC payloads never evict pages and fetches, and the reverse. @default the `l1` setting
+   */
+  useCacheL1?: { maxSizeMb?: number } | false;
   /**
    * Without invalidation messages (every backend but Redis), the longest an instance serves an entry or tag state
    * from its L1 before asking the L2 again: the worst-case staleness across instances, in seconds. @default 1
@@ -50,8 +57,8 @@ export interface CachekitNextOptions {
 }
 
 const KNOWN_OPTIONS = [
-  'backend', 'keyPrefix', 'namespace', 'deploymentId', 'l1', 'coherenceTtlSeconds', 'maxTtlSeconds', 'timeoutMs',
-  'compression', 'breaker', 'onError',
+  'backend', 'keyPrefix', 'namespace', 'deploymentId', 'l1', 'useCacheL1', 'coherenceTtlSeconds', 'maxTtlSeconds',
+  'timeoutMs', 'compression', 'breaker', 'onError',
 ] as const;
 
 export const DEFAULT_MAX_TTL_SECONDS = 30 * 24 * 3600;
@@ -69,6 +76,10 @@ export function validateOptions(options: CachekitNextOptions): void {
   if (options.l1 !== undefined && options.l1 !== false) {
     assertKnownOptions(`${COMPONENT} l1`, options.l1, ['maxSizeMb']);
     numberOption(COMPONENT, 'l1.maxSizeMb', options.l1.maxSizeMb, 100, { min: 0, minInclusive: false });
+  }
+  if (options.useCacheL1 !== undefined && options.useCacheL1 !== false) {
+    assertKnownOptions(`${COMPONENT} useCacheL1`, options.useCacheL1, ['maxSizeMb']);
+    numberOption(COMPONENT, 'useCacheL1.maxSizeMb', options.useCacheL1.maxSizeMb, 100, { min: 0, minInclusive: false });
   }
   if (options.compression !== undefined && options.compression !== false) {
     assertKnownOptions(`${COMPONENT} compression`, options.compression, ['thresholdBytes', 'level']);
@@ -93,6 +104,10 @@ export class Runtime {
   readonly maxTtlSeconds: number;
   readonly #onError: ErrorHandler;
   #deploymentId: string | undefined;
+  #useCacheEntries: TieredCache<UseCacheStoredEntry> | undefined;
+  readonly #useCacheL1: { maxSizeMb?: number } | false;
+  readonly #l1MaxTtlSeconds: number;
+  readonly #timeoutMs: number;
   readonly ready: Promise<boolean>;
 
   constructor(options: CachekitNextOptions) {
@@ -114,10 +129,16 @@ export class Runtime {
     this.bus = new CoherenceBus(building ? null : this.backend, `${this.keyPrefix}${this.namespace}:invalidate`, report);
     const coherenceTtl = options.coherenceTtlSeconds ?? 1;
     const timeoutMs = options.timeoutMs ?? 1500;
+    this.#timeoutMs = timeoutMs;
+    this.#l1MaxTtlSeconds = this.bus.messaging ? Infinity : coherenceTtl;
+    this.#useCacheL1 = options.useCacheL1 ?? options.l1 ?? {};
+    if (options.useCacheL1 === false && this.backend === null) {
+      throw new ConfigError(COMPONENT, 'useCacheL1', "cannot be false when backend is null (nothing would be cached)");
+    }
     this.entries = new TieredCache<HandlerEntry>({
       backend: this.backend,
       codec: entryCodec(options.compression === false ? { thresholdBytes: false } : options.compression),
-      l1: options.l1 === false ? false : { ...options.l1, maxTtlSeconds: this.bus.messaging ? Infinity : coherenceTtl },
+      l1: options.l1 === false ? false : { ...options.l1, maxTtlSeconds: this.#l1MaxTtlSeconds },
       timeoutMs,
       breaker: options.breaker,
       onError: this.#onError,
@@ -137,15 +158,53 @@ export class Runtime {
       onError: report,
     });
     this.bus.listen({
-      keys: (keys) => keys.forEach((key) => this.entries.invalidateLocal(key)),
+      keys: (keys) =>
+        keys.forEach((key) => {
+          this.entries.invalidateLocal(key);
+          this.#useCacheEntries?.invalidateLocal(key);
+        }),
       tags: (tags) => this.tags.invalidateLocal(tags),
       flush: () => {
         this.entries.clearLocal();
+        this.#useCacheEntries?.clearLocal();
         this.tags.clearLocal();
       },
     });
     this.ready = this.bus.start();
     if (this.backend === null) infoOnce('next:l1-only', '[cachekit] cachekit-next runs L1-only (backend: null): nothing is shared between instances.');
+  }
+
+  /**
+   * The 'use cache' entries: a second tiered cache on the same backend (own L1 budget, same deadline, breaker and
+   * coherence: the bus drops its L1 copies like the legacy ones), created on first use.
+   */
+  get useCacheEntries(): TieredCache<UseCacheStoredEntry> {
+    return (this.#useCacheEntries ??= runOutsideAsyncContext(() => new TieredCache<UseCacheStoredEntry>({
+      backend: this.backend,
+      codec: useCacheCodec(this.options.compression === false ? { thresholdBytes: false } : this.options.compression),
+      l1: this.#useCacheL1 === false ? false : { ...this.#useCacheL1, maxTtlSeconds: this.#l1MaxTtlSeconds },
+      timeoutMs: this.#timeoutMs,
+      breaker: this.options.breaker,
+      onError: this.#onError,
+      name: 'cachekit-next:use-cache',
+    })));
+  }
+
+  /**
+   * One tag event for both interfaces (legacy `revalidateTag`, 'use cache' `updateTags`): the shared tag store marks
+   * `tags` (stale now and expired after `durations.expire`, or expired now without durations), then every other
+   * instance is told to drop its local state of them. Never throws: a store fault is reported, the event stays local.
+   */
+  async revalidateTags(tags: readonly string[], durations?: { expire?: number }): Promise<void> {
+    const list = tags.filter((tag) => typeof tag === 'string' && tag.length > 0);
+    if (list.length === 0) return;
+    try {
+      await this.tags.revalidate(list, durations);
+    } catch (error) {
+      // Applied on this instance already; other instances will not see it until the store is back.
+      this.report(error, 'revalidateTag');
+    }
+    await this.bus.announceTags(list);
   }
 
   /** The deployment scope of page and route entries (resolved once, from the first handler's serverDistDir). */
@@ -221,7 +280,8 @@ export function getRuntime(options: CachekitNextOptions = {}): Runtime {
   ]);
   let runtime = map.get(signature);
   if (!runtime) {
-    runtime = new Runtime(options);
+    // Usually created during the first request that needs it: its connections must not capture that request.
+    runtime = runOutsideAsyncContext(() => new Runtime(options));
     map.set(signature, runtime);
   }
   return runtime;

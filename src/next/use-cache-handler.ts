@@ -1,0 +1,273 @@
+/**
+ * Next.js's `cacheHandlers` ('use cache', 'use cache: remote') on the per-process runtime: entries in their own tiered
+ * cache on the same backend, tags in the same shared tag store as the legacy handler, so `revalidateTag` on a legacy
+ * entry and `updateTags` on a 'use cache' entry are one event.
+ *
+ *   // next.config.mjs
+ *   cacheComponents: true,
+ *   cacheHandlers: {
+ *     default: require.resolve('cachekit-next/use-cache'),
+ *     remote: require.resolve('cachekit-next/use-cache'),
+ *   },
+ *
+ * Configure both kinds: an unconfigured `remote` silently stays in process memory. Next imports the module once per
+ * process and uses its default export, a handler object.
+ */
+import { createHash } from 'node:crypto';
+import { configuredOptions, getRuntime, validateOptions, type CachekitNextOptions, type Runtime } from './runtime.js';
+import type { UseCacheStoredEntry } from './use-cache-codec.js';
+
+export type { CachekitNextOptions } from './runtime.js';
+export type { UseCacheStoredEntry } from './use-cache-codec.js';
+
+/** Next's `CacheEntry` (next/cache), written out so this package does not depend on Next's types. */
+export interface UseCacheEntry {
+  /** The serialized value: read once by `set`; every `get` returns a new stream. */
+  value: ReadableStream<Uint8Array>;
+  /** The entry's tags, soft tags excluded. */
+  tags: string[];
+  /** Client stale time, in seconds. */
+  stale: number;
+  /** Creation time (epoch ms). */
+  timestamp: number;
+  /** Hard limit after `timestamp`, in seconds. */
+  expire: number;
+  /** Background refresh after `timestamp`, in seconds; `-1` asks Next to refresh now (stale-while-revalidate). */
+  revalidate: number;
+}
+
+/** Next's `CacheHandler` (16.x), plus the 15.5 shapes `getExpiration(...tags)` and `expireTags(...tags)`. */
+export interface UseCacheHandler {
+  get(cacheKey: string, softTags?: string[]): Promise<UseCacheEntry | undefined>;
+  set(cacheKey: string, pendingEntry: Promise<UseCacheEntry>): Promise<void>;
+  refreshTags(): Promise<void>;
+  /** `getExpiration(tags)` (16) or `getExpiration(...tags)` (15.5). */
+  getExpiration(...tags: (string | string[])[]): Promise<number>;
+  updateTags(tags: string[], durations?: { expire?: number }): Promise<void>;
+  /** Next 15.5: expire `tags` now. */
+  expireTags(...tags: string[]): Promise<void>;
+  /** The shared per-process runtime (metrics, health). */
+  runtime(): Runtime;
+}
+
+/** Next's "forever" for `expire` and `revalidate`: such an entry gets the longest TTL (maxTtlSeconds), not its own. */
+const INFINITE_CACHE = 0xfffffffe;
+
+/** Next's dev server keeps 'use cache' entries at least this long, whatever their `expire` (MIN_PRERENDERABLE_EXPIRE). */
+const DEV_MIN_EXPIRE_SECONDS = 300;
+
+/**
+ * The L2 key of a 'use cache' key. Next's keys are React-encoded strings of any length that may hold lone UTF-16
+ * surrogates, which UTF-8 (every backend's wire format) cannot carry: two keys differing only there would collide. So
+ * the key is hashed over its UTF-16 code units, which encode any JS string injectively; the key already includes the
+ * build id, so nothing more is needed to keep deployments apart.
+ */
+export function useCacheStoreKey(runtime: Runtime, cacheKey: string): string {
+  const digest = createHash('sha256').update(Buffer.from(cacheKey, 'utf16le')).digest('hex');
+  return `${runtime.keyPrefix}${runtime.namespace}:u:${digest}`;
+}
+
+/**
+ * Sets still reading their value, per runtime and store key: a `get` of that key in this process waits for them
+ * instead of answering a miss. Each marker is a bare promise of this module, removed when its set settles, so
+ * neither the pending entry nor its stream (nor the request behind them) is kept.
+ */
+const pendingSets = new WeakMap<Runtime, Map<string, Promise<void>>>();
+
+function pendingOf(runtime: Runtime): Map<string, Promise<void>> {
+  let map = pendingSets.get(runtime);
+  if (!map) pendingSets.set(runtime, (map = new Map()));
+  return map;
+}
+
+/**
+ * A 'use cache' handler object bound to `options` (or to a function returning them, read once on first use).
+ * Options are validated here, so a typo fails `next build` at once.
+ */
+export function createUseCacheHandler(options: CachekitNextOptions | (() => CachekitNextOptions) = {}): UseCacheHandler {
+  if (typeof options !== 'function') validateOptions(options);
+  let resolved: CachekitNextOptions | undefined;
+  return useCacheHandlerFor(() => getRuntime((resolved ??= typeof options === 'function' ? options() : options)));
+}
+
+/** The handler over a given runtime (tests use it to run two "instances" in one process). */
+export function useCacheHandlerFor(runtime: () => Runtime): UseCacheHandler {
+  return {
+    runtime,
+
+    async get(cacheKey: string, softTags: string[] = []): Promise<UseCacheEntry | undefined> {
+      const rt = runtime();
+      try {
+        const storeKey = useCacheStoreKey(rt, cacheKey);
+        const pending = pendingOf(rt).get(storeKey);
+        if (pending) await pending;
+        const cache = rt.useCacheEntries;
+        let hit = await cache.lookup(storeKey);
+        if (!hit) return undefined;
+        const tagsOf = (entry: UseCacheStoredEntry) => (softTags.length > 0 ? [...entry.tags, ...softTags] : entry.tags);
+        let verdict = await rt.tags.verdict(tagsOf(hit.value), hit.value.timestamp);
+        if (verdict !== 'fresh' && hit.source === 'l1') {
+          // Another instance may already have regenerated it: look in the L2 before answering stale or miss.
+          cache.invalidateLocal(storeKey);
+          hit = await cache.lookup(storeKey);
+          if (!hit) return undefined;
+          verdict = await rt.tags.verdict(tagsOf(hit.value), hit.value.timestamp);
+        }
+        const entry = hit.value;
+        // A negative expire is Next's eviction sentinel (its dev tiered handler overwrites entries with one).
+        if (verdict === 'expired' || entry.expire < 0) return undefined;
+        // Neither age nor expiry is checked here: Next compares `timestamp` with `revalidate` (background refresh) and
+        // `expire` (miss) on every read, and a shared store can serve until `expire` (its TTL evicts the entry).
+        return {
+          value: streamOf(entry.value),
+          tags: [...entry.tags],
+          stale: entry.stale,
+          timestamp: entry.timestamp,
+          expire: entry.expire,
+          // A tag marked stale after the entry was written: serve it once more while Next regenerates it.
+          revalidate: verdict === 'stale' ? -1 : entry.revalidate,
+        };
+      } catch (error) {
+        rt.report(error, 'get', cacheKey);
+        return undefined;
+      }
+    },
+
+    async set(cacheKey: string, pendingEntry: Promise<UseCacheEntry>): Promise<void> {
+      const rt = runtime();
+      const storeKey = useCacheStoreKey(rt, cacheKey);
+      const pendings = pendingOf(rt);
+      let release = () => {};
+      const marker = new Promise<void>((resolve) => (release = resolve));
+      pendings.set(storeKey, marker);
+      try {
+        let entry: UseCacheEntry;
+        let value: Uint8Array;
+        try {
+          entry = await pendingEntry;
+          value = await readAll(entry.value);
+        } catch {
+          // The render failed or its stream errored midway: a partial value would render a partial page, so nothing
+          // is stored and the previous entry (if any) stays. Next reports the render error itself.
+          return;
+        }
+        const dev = Boolean(process.env.__NEXT_DEV_SERVER);
+        // `expire: 0` is a dynamic entry in production: Next regenerates it on every read, storing it is wasted work.
+        if (!dev && entry.expire === 0) return;
+        const ttlSeconds = ttlOf(entry, dev);
+        if (ttlSeconds !== undefined && ttlSeconds <= 0) return; // already past its expire: never served
+        const stored: UseCacheStoredEntry = {
+          value,
+          tags: Array.isArray(entry.tags) ? entry.tags.filter((tag) => typeof tag === 'string') : [],
+          stale: entry.stale,
+          timestamp: entry.timestamp,
+          expire: entry.expire,
+          revalidate: entry.revalidate,
+        };
+        await rt.useCacheEntries.set(storeKey, stored, rt.ttlFor(ttlSeconds));
+        release(); // readers in this process can go on; other instances drop their L1 copy on the announcement
+        await rt.bus.announceKeys([storeKey]);
+      } catch (error) {
+        rt.report(error, 'set', cacheKey);
+      } finally {
+        release();
+        if (pendings.get(storeKey) === marker) pendings.delete(storeKey);
+      }
+    },
+
+    async refreshTags(): Promise<void> {
+      // Nothing to fetch per request: tag state is read in batches where it is used (getExpiration, get) and kept
+      // locally only as long as it is known to be current - until an invalidation message (Redis) or, without
+      // messages, for coherenceTtlSeconds. Creating the entry cache here keeps that off the first read.
+      try {
+        void runtime().useCacheEntries;
+      } catch (error) {
+        runtime().report(error, 'refreshTags');
+      }
+    },
+
+    async getExpiration(...args: (string | string[])[]): Promise<number> {
+      const rt = runtime();
+      const tags = (args.length === 1 && Array.isArray(args[0]) ? args[0] : args).filter(
+        (tag): tag is string => typeof tag === 'string' && tag.length > 0,
+      );
+      if (tags.length === 0) return 0;
+      try {
+        // One batched read for all of them (none when their state is current locally).
+        const states = await rt.tags.states(tags);
+        const now = Date.now();
+        let latest = 0;
+        for (const state of states.values()) {
+          // Only an expiry that has happened counts (as in Next's tags manifest): `revalidateTag(t, profile)` schedules
+          // one `expire` seconds ahead, and entries written before it stay usable (stale) until then.
+          if (state.expired !== undefined && state.expired <= now && state.expired > latest) latest = state.expired;
+        }
+        return latest;
+      } catch (error) {
+        rt.report(error, 'getExpiration');
+        return 0;
+      }
+    },
+
+    async updateTags(tags: string[], durations?: { expire?: number }): Promise<void> {
+      const list = typeof tags === 'string' ? [tags] : Array.isArray(tags) ? tags : [];
+      await runtime().revalidateTags(list, durations);
+    },
+
+    async expireTags(...tags: string[]): Promise<void> {
+      await runtime().revalidateTags(tags.flat());
+    },
+  };
+}
+
+/**
+ * Seconds the entry may live from now, or `undefined` for "forever" (the runtime caps it at maxTtlSeconds). The dev
+ * server keeps entries at least five minutes, as Next's own handler does there.
+ */
+function ttlOf(entry: UseCacheEntry, dev: boolean): number | undefined {
+  const expire = dev ? Math.max(entry.expire, DEV_MIN_EXPIRE_SECONDS) : entry.expire;
+  if (typeof expire !== 'number' || Number.isNaN(expire) || expire >= INFINITE_CACHE || expire === Infinity) return undefined;
+  const age = Number.isFinite(entry.timestamp) ? Math.max(0, (Date.now() - entry.timestamp) / 1000) : 0;
+  return Math.ceil(expire - age);
+}
+
+/** Consumes `stream` once into one buffer; rejects if the stream errors or delivers something other than bytes. */
+async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (!(value instanceof Uint8Array)) throw new TypeError(`'use cache' value stream delivered ${typeof value}, not bytes`);
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  // A copy in a buffer of its own (not a slice of Node's shared pool, which the L1 would then keep alive).
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes;
+}
+
+/** A new stream over a copy of `bytes`: the stored bytes are shared by every reader (L1) and must not change. */
+function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  const copy = new Uint8Array(bytes);
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (copy.byteLength > 0) controller.enqueue(copy);
+      controller.close();
+    },
+  });
+}
+
+/** The handler configured by `withCachekit` (or the environment): what `cacheHandlers.default`/`.remote` load. */
+const useCacheHandler: UseCacheHandler = createUseCacheHandler(() => configuredOptions());
+export default useCacheHandler;
