@@ -55,7 +55,8 @@ describe('the built package', () => {
   it('gives Next a constructible cache handler class from both builds', async () => {
     vi.stubEnv('CACHEKIT_FILE_CACHE_DIR', mkdtempSync(path.join(os.tmpdir(), 'ck-package-')));
     for (const condition of ['import', 'require'] as const) {
-      const file = path.join(root, pkg.exports['./handler'] && (pkg.exports['./handler'] as never)[condition]['default']);
+      const target = pkg.exports['./handler'] as { import: { default: string }; require: { default: string } };
+      const file = path.join(root, target[condition].default);
       const Handler = (await loadLikeNext(file)) as new (ctx: object) => { get: unknown; set: unknown; revalidateTag: unknown };
       expect(typeof Handler, condition).toBe('function');
       const instance = new Handler({ serverDistDir: '/tmp/none/.next/server' });
