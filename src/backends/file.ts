@@ -12,7 +12,7 @@ import type { Stats } from 'node:fs';
 import { link, open, rename, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, assertKnownOptions, describe, numberOption, stringOption } from '../core/options.js';
+import { ConfigError, assertKnownOptions, describe, envNumberOption, numberOption, stringOption } from '../core/options.js';
 import { Evictor } from './file-eviction.js';
 import { HEADER_BYTES, encodeEntry, entryName, expiryOf, parseHeader, remainingOf, validTtl } from './file-format.js';
 import {
@@ -28,7 +28,7 @@ import {
   writeTemp,
 } from './file-io.js';
 import { acquireLease, releaseLease } from './file-lease.js';
-import { codeOf, envNumberOption, errorMessage, operationError } from './shared.js';
+import { codeOf, errorMessage, operationError } from './shared.js';
 import type {
   AddCapable,
   Backend,

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { debuglog } from 'node:util';
 import memjs from 'memjs';
-import { assertKnownOptions, ConfigError, describe, numberOption, stringOption } from '../core/options.js';
+import { assertKnownOptions, ConfigError, describe, envNumberOption, numberOption, stringOption } from '../core/options.js';
 import {
   BoundedServer,
   EMPTY,
@@ -23,7 +23,7 @@ import {
   statusKind,
   statusName,
 } from './memcached-connection.js';
-import { LONE_SURROGATE, codeOf, envNumberOption, errorMessage, operationError } from './shared.js';
+import { LONE_SURROGATE, codeOf, errorMessage, operationError } from './shared.js';
 import type { AddCapable, Backend, EntryWithTtl, HealthDetails, TtlCapable } from './types.js';
 import { BackendError } from './types.js';
 

@@ -2,7 +2,6 @@
  * Small pieces every backend needs the same way: reading a thrown value, and the two shapes of BackendError they
  * raise themselves (a wrapped client failure, and an operation refused before it reached the store).
  */
-import { envNumber, numberOption, type NumberRule } from '../core/options.js';
 import { BackendError, type BackendErrorKind } from './types.js';
 
 /**
@@ -10,15 +9,6 @@ import { BackendError, type BackendErrorKind } from './types.js';
  * collide once encoded: backends that hash keys hash such keys' UTF-16 code units instead.
  */
 export const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-/**
- * A numeric environment variable checked against `rule`, in the variable's own unit, so that a ConfigError names the
- * variable the user set (component `environment`) rather than the option it feeds. `undefined` when unset or blank.
- */
-export function envNumberOption(name: string, env: NodeJS.ProcessEnv, rule: NumberRule): number | undefined {
-  const value = envNumber(name, env);
-  return value === undefined ? undefined : numberOption('environment', name, value, value, rule);
-}
 
 /** The message of an Error, or the thrown value as text. */
 export function errorMessage(error: unknown): string {

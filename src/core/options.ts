@@ -77,6 +77,15 @@ export function envNumber(name: string, env: NodeJS.ProcessEnv = process.env): n
   return value;
 }
 
+/**
+ * A numeric environment variable checked against `rule`, in the variable's own unit, so that a ConfigError names the
+ * variable the user set (component `environment`) rather than the option it feeds. `undefined` when unset or blank.
+ */
+export function envNumberOption(name: string, env: NodeJS.ProcessEnv, rule: NumberRule): number | undefined {
+  const value = envNumber(name, env);
+  return value === undefined ? undefined : numberOption('environment', name, value, value, rule);
+}
+
 /** Parses a boolean environment variable (`true`/`1`/`yes` or `false`/`0`/`no`). */
 export function envBoolean(name: string, env: NodeJS.ProcessEnv = process.env): boolean | undefined {
   const raw = env[name]?.trim().toLowerCase();
