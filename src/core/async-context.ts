@@ -23,3 +23,33 @@ export function runOutsideAsyncContext<T>(fn: () => T): T {
   }
   return scope.runInAsyncScope(fn);
 }
+
+const detached = new WeakMap<object, object>();
+
+/**
+ * `backend` with every method run outside the caller's async context (same object for the same backend, so breakers
+ * and other per-backend state stay shared). Backends open connections lazily, on the first call that needs one, and
+ * that call usually comes from a render: without this, the socket (and through its reconnects, every later one)
+ * would keep that first request alive for the life of the process. Costs well under a microsecond per call.
+ */
+export function detachedFromAsyncContext<T extends object>(backend: T): T {
+  const existing = detached.get(backend);
+  if (existing) return existing as T;
+  const wrapped = new Map<PropertyKey, unknown>();
+  const proxy = new Proxy(backend, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== 'function' || property === 'constructor') return value;
+      let method = wrapped.get(property) as ((...args: unknown[]) => unknown) | undefined;
+      if (!method || (method as { original?: unknown }).original !== value) {
+        const original = value as (...args: unknown[]) => unknown;
+        // Called on the real object: backends keep their state in private fields, which a proxy does not have.
+        method = Object.assign((...args: unknown[]) => runOutsideAsyncContext(() => original.apply(target, args)), { original });
+        wrapped.set(property, method);
+      }
+      return method;
+    },
+  });
+  detached.set(backend, proxy);
+  return proxy;
+}

@@ -9,7 +9,7 @@ import { resolveBackend } from '../backends/resolve.js';
 import { BackendError, type Backend } from '../backends/types.js';
 import type { BreakerOptions } from '../core/breaker.js';
 import { breakerFor } from '../core/breaker.js';
-import { runOutsideAsyncContext } from '../core/async-context.js';
+import { detachedFromAsyncContext, runOutsideAsyncContext } from '../core/async-context.js';
 import type { CompressionOptions } from '../core/codec.js';
 import { CoherenceBus } from '../core/coherence.js';
 import { withDeadline } from '../core/deadline.js';
@@ -113,7 +113,9 @@ export class Runtime {
   constructor(options: CachekitNextOptions) {
     validateOptions(options);
     this.options = options;
-    this.backend = resolveBackend(options.backend, { defaultFileCacheDir: path.join(process.cwd(), '.next', 'cache', 'cachekit') });
+    const backend = resolveBackend(options.backend, { defaultFileCacheDir: path.join(process.cwd(), '.next', 'cache', 'cachekit') });
+    // Its connections open lazily, in whichever request calls first: they must not keep that request alive.
+    this.backend = backend && detachedFromAsyncContext(backend);
     this.keyPrefix = options.keyPrefix ?? 'cachekit:';
     this.namespace = options.namespace ?? defaultNamespace();
     this.maxTtlSeconds = options.maxTtlSeconds ?? DEFAULT_MAX_TTL_SECONDS;

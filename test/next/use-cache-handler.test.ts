@@ -88,6 +88,26 @@ function failingStream(first = 'partial'): ReadableStream<Uint8Array> {
   });
 }
 
+/** Runs `callback` as a request would: inside an AsyncLocalStorage store, of which it returns a weak reference. */
+async function inRequest(callback: () => Promise<void>): Promise<WeakRef<object>> {
+  const storage = new AsyncLocalStorage<object>();
+  let ref: WeakRef<object> | undefined;
+  await storage.run({ requestId: 'request' }, async () => {
+    ref = new WeakRef(storage.getStore()!);
+    await callback();
+  });
+  return ref!;
+}
+
+/** Whether the request's store has been garbage collected (nothing the handler kept still references it). */
+async function collected(ref: WeakRef<object>): Promise<boolean> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    forceGc();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return ref.deref() === undefined;
+}
+
 /** Counts L2 reads, to prove tag state is read in batches and kept locally. */
 class CountingBackend extends MemoryBackend {
   /** Single-key reads (entries are read with getWithTtl; MemoryBackend's getMany reads through get). */
@@ -463,24 +483,6 @@ describe("'use cache' handler (cacheHandlers)", () => {
   });
 
   describe('async context', () => {
-    async function inRequest(callback: () => Promise<void>): Promise<WeakRef<object>> {
-      const storage = new AsyncLocalStorage<object>();
-      let ref: WeakRef<object> | undefined;
-      await storage.run({ requestId: 'request' }, async () => {
-        ref = new WeakRef(storage.getStore()!);
-        await callback();
-      });
-      return ref!;
-    }
-
-    async function collected(ref: WeakRef<object>): Promise<boolean> {
-      for (let attempt = 0; attempt < 10; attempt++) {
-        forceGc();
-        await new Promise<void>((resolve) => setImmediate(resolve));
-      }
-      return ref.deref() === undefined;
-    }
-
     it('the check sees a retained stream (so the tests below can fail on this Node)', async () => {
       const retained: unknown[] = [];
       const ref = await inRequest(async () => {
@@ -606,6 +608,19 @@ describe("'use cache' handler on Redis: two instances, tag events and L1 invalid
     await b.legacy().revalidateTag(['posts']);
     await received(a.rt, before);
     expect(await a.handler.get('k', [])).toBeUndefined();
+  });
+
+  it('does not retain the request in which the first handler call opened the Redis connections', async () => {
+    // A fresh connection set: the earlier tests' backends are closed, so this one connects now, inside the "request".
+    const backend = new RedisBackend({ url: redis.url, keyPrefix: 'gc:' });
+    closables.push(backend);
+    const handler = createUseCacheHandler({ backend, namespace: 'gc' });
+    const first = await inRequest(async () => {
+      await handler.set('k', Promise.resolve(entryOf('v')));
+      expect(await text(await handler.get('k', []))).toBe('v');
+    });
+    expect(await handler.runtime().ready).toBe(true); // subscribed: both connections are open
+    expect(await collected(first)).toBe(true);
   });
 
   it('keeps keys differing only in a lone surrogate apart on Redis (UTF-8 on the wire)', async () => {
