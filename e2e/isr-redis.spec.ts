@@ -1,6 +1,8 @@
 import { expect, test } from '@playwright/test';
 import { startBlackhole, startRedis } from '../test/support/servers.js';
-import { buildApp, startNext, type NextServer } from './support/apps.js';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { appDir, buildApp, startNext, type NextServer } from './support/apps.js';
 import { sharedCacheScenarios, snapshot } from './support/scenarios.js';
 
 // Two instances on one Redis, with pub/sub keeping their L1s coherent.
@@ -18,7 +20,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // Invalidation messages arrive within milliseconds; 150 ms leaves room for a loaded 2-core machine.
 const { a, b } = sharedCacheScenarios('redis', () => ({ env: { CACHEKIT_REDIS_URL: redis.url }, coherenceWaitMs: 150 }));
 
-test('redis: 6-7. a rebuild with Redis unreachable finishes in bounded time; the new build never serves the old build pages', async ({ request }) => {
+test('redis: 6-7. a rebuild with Redis unreachable finishes in bounded time; the new build (warm-started) never serves the old build pages', async ({ request }) => {
   const old = await snapshot(request, `${a().url}/isr`);
   const hole = await startBlackhole(); // accepts connections, never answers: the worst case for a build
   let c: NextServer | undefined;
@@ -34,9 +36,15 @@ test('redis: 6-7. a rebuild with Redis unreachable finishes in bounded time; the
     // Bounded: connect timeouts and the breaker turn every cache call into a quick miss.
     expect(build.durationMs).toBeLessThan(90_000);
 
-    c = await startNext('isr-app', { distDir: '.next-e2e-b', env: { DATA_URL: process.env.E2E_DATA_URL!, CACHEKIT_REDIS_URL: redis.url } });
+    // With warm start, the new deployment's first request is a HIT on its own prerendered page.
+    c = await startNext('isr-app', {
+      distDir: '.next-e2e-b',
+      env: { DATA_URL: process.env.E2E_DATA_URL!, CACHEKIT_REDIS_URL: redis.url, CACHEKIT_NEXT_OPTIONS: JSON.stringify({ warmStart: true }) },
+    });
+    const prerendered = readFileSync(path.join(appDir('isr-app'), '.next-e2e-b', 'server', 'app', 'isr.html'), 'utf8').match(/id="render-id">([^<]*)</)![1];
     const onNewBuild = await snapshot(request, `${c.url}/isr`);
-    expect(onNewBuild.cache).toBe('MISS');
+    expect(onNewBuild.cache).toBe('HIT');
+    expect(onNewBuild.renderId).toBe(prerendered);
     expect(onNewBuild.renderId).not.toBe(old.renderId);
     // ...and the old deployment keeps its own pages.
     expect((await snapshot(request, `${a().url}/isr`)).renderId).toBe(old.renderId);

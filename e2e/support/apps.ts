@@ -85,33 +85,36 @@ export async function startNext(name: string, options: { distDir: string; env?: 
   child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
   const url = `http://127.0.0.1:${port}`;
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      const exited = child.exitCode !== null || child.signalCode !== null;
+      if (!exited) child.once('exit', () => resolve());
+      try {
+        process.kill(-child.pid!, 'SIGKILL'); // the whole group: next start forks its server
+      } catch {
+        child.kill('SIGKILL');
+      }
+      if (exited) resolve();
+    });
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`next start exited with ${child.exitCode}:\n${output}`);
+    if (child.exitCode !== null) {
+      await stop(); // its forked server may still run in the group
+      throw new Error(`next start exited with ${child.exitCode}:\n${output}`);
+    }
     try {
       const res = await fetch(`${url}/`, { signal: AbortSignal.timeout(2_000) });
       if (res.status < 500) break;
     } catch {
       // not listening yet
     }
-    if (Date.now() > deadline) throw new Error(`next start did not answer within 30 s:\n${output}`);
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`next start did not answer within 30 s:\n${output}`);
+    }
     await new Promise((r) => setTimeout(r, 150));
   }
-  return {
-    url,
-    port,
-    log: () => output,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        try {
-          process.kill(-child.pid!, 'SIGKILL'); // the whole group: next start forks its server
-        } catch {
-          child.kill('SIGKILL');
-        }
-      }),
-  };
+  return { url, port, log: () => output, stop };
 }
 
 /** The app's upstream API: counts requests, so every real refetch is visible as a new `n`. */

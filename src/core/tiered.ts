@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { BackendError, hasTtl, type Backend } from '../backends/types.js';
+import { BackendError, hasAdd, hasTtl, type Backend } from '../backends/types.js';
 import { breakerFor, type BreakerOptions, type CircuitBreaker } from './breaker.js';
 import { withDeadline } from './deadline.js';
 import { warnRateLimited } from './log.js';
@@ -215,6 +215,35 @@ export class TieredCache<T = Uint8Array> {
       return true;
     } catch (error) {
       this.#report(error, 'set', key);
+      return false;
+    }
+  }
+
+  /**
+   * Stores `value` only if the L2 does not hold `key` (atomically where the backend offers `add`, else by an exists
+   * check): for seeding without overwriting newer entries. `true` when stored; faults resolve `false`.
+   */
+  async add(key: string, value: T, ttlSeconds?: number): Promise<boolean> {
+    const bytes = this.#codec.encode(value);
+    const ttlMs = ttlSeconds && ttlSeconds > 0 ? ttlSeconds * 1000 : null;
+    const backend = this.backend;
+    if (backend === null) {
+      if (this.#l1?.has(key)) return false;
+      this.#putL1(key, value, bytes.byteLength, ttlMs);
+      return true;
+    }
+    try {
+      const stored = hasAdd(backend)
+        ? await this.#call('add', key, () => backend.add(key, bytes, ttlSeconds))
+        : !(await this.#call('exists', key, () => backend.exists(key))) && (await this.#call('set', key, () => backend.set(key, bytes, ttlSeconds)), true);
+      if (stored) {
+        this.metrics.sets++;
+        this.#invalidateFlight(key);
+        this.#putL1(key, value, bytes.byteLength, ttlMs);
+      }
+      return stored;
+    } catch (error) {
+      this.#report(error, 'add', key);
       return false;
     }
   }

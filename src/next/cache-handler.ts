@@ -17,8 +17,13 @@ import {
   type SetContext,
 } from './types.js';
 import { warnRateLimited } from '../core/log.js';
+import { seedFromBuild } from './warm-start.js';
 
 const SUPPORTED_KINDS = new Set(['APP_PAGE', 'APP_ROUTE', 'PAGES', 'FETCH', 'REDIRECT', 'IMAGE']);
+
+const warmStarts = new WeakMap<Runtime, Promise<unknown>>();
+/** The longest a request waits for the warm start before going on without it. */
+const WARM_START_WAIT_MS = 3_000;
 
 /** Next's "cache forever" revalidate value. */
 const INFINITE_CACHE = 0xfffffffe;
@@ -71,6 +76,7 @@ export function handlerClassFor(runtime: () => Runtime): CacheHandlerClass {
     async get(key: string, ctx: GetContext = { kind: 'APP_PAGE' }): Promise<CacheHandlerValue | null> {
       const rt = this.#rt;
       try {
+        if (rt.options.warmStart && this.#serverDistDir && ctx.kind !== 'FETCH') await this.#warmStart(this.#serverDistDir);
         const scope: Scope = ctx.kind === 'FETCH' ? 'fetch' : ctx.kind === 'IMAGE' ? 'image' : 'response';
         const storeKey = this.#storeKey(key, scope);
         let hit = await rt.entries.lookup(storeKey);
@@ -99,6 +105,18 @@ export function handlerClassFor(runtime: () => Runtime): CacheHandlerClass {
       }
     }
 
+    /** Seeds once per process; later requests wait at most for the same promise, bounded by `WARM_START_WAIT_MS`. */
+    #warmStart(serverDistDir: string): Promise<unknown> {
+      const rt = this.#rt;
+      let seeding = warmStarts.get(rt);
+      if (!seeding) {
+        if (process.env.NEXT_PHASE === 'phase-production-build') return Promise.resolve();
+        seeding = seedFromBuild(rt, serverDistDir, (key) => this.#storeKey(key, 'response')).catch((error: unknown) => rt.report(error, 'warmStart'));
+        warmStarts.set(rt, seeding);
+      }
+      return Promise.race([seeding, new Promise((resolve) => setTimeout(resolve, WARM_START_WAIT_MS).unref())]);
+    }
+
     async set(key: string, data: IncrementalCacheValue | null, ctx: SetContext = {}): Promise<void> {
       const rt = this.#rt;
       try {
@@ -119,16 +137,8 @@ export function handlerClassFor(runtime: () => Runtime): CacheHandlerClass {
     }
 
     async revalidateTag(tags: string | string[], durations?: { expire?: number }): Promise<void> {
-      const rt = this.#rt;
-      const list = (typeof tags === 'string' ? [tags] : Array.isArray(tags) ? tags : []).filter((t) => typeof t === 'string' && t.length > 0);
-      if (list.length === 0) return;
-      try {
-        await rt.tags.revalidate(list, durations);
-      } catch (error) {
-        // Applied on this instance already; other instances will not see it until the store is back.
-        rt.report(error, 'revalidateTag');
-      }
-      await rt.bus.announceTags(list);
+      // The same event as the 'use cache' handler's updateTags: one tag store, one announcement.
+      await this.#rt.revalidateTags(typeof tags === 'string' ? [tags] : Array.isArray(tags) ? tags : [], durations);
     }
 
     resetRequestCache(): void {
