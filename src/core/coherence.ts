@@ -32,6 +32,8 @@ export class CoherenceBus {
   readonly #listeners = new Set<CoherenceListener>();
   readonly #onError: (error: unknown, operation: string) => void;
   #subscription: Promise<Subscription | null> | null = null;
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  #stopped = false;
   /** Messages sent and received, for metrics and tests. */
   sent = 0;
   received = 0;
@@ -49,11 +51,13 @@ export class CoherenceBus {
 
   /**
    * Subscribes (once). Resolves when the subscription is live; listeners are flushed then, because anything cached
-   * before it was unprotected. Resolves `false` when the backend has no messages or subscribing failed.
+   * before it was unprotected. Resolves `false` when the backend has no messages or subscribing failed; after a
+   * failure it retries every `retryMs` in the background and flushes the listeners at each attempt, so that until the
+   * subscription is live no instance trusts its L1 for longer than that.
    */
-  async start(): Promise<boolean> {
+  async start(retryMs = 1_000): Promise<boolean> {
     const backend = this.#backend;
-    if (!backend) return false;
+    if (!backend || this.#stopped) return false;
     this.#subscription ??= backend
       .subscribe(
         this.channel,
@@ -63,11 +67,19 @@ export class CoherenceBus {
       .then(
         (subscription) => {
           this.#flush();
+          if (this.#stopped) void subscription.unsubscribe();
           return subscription;
         },
         (error: unknown) => {
           this.#onError(error, 'subscribe');
-          this.#subscription = null; // try again on the next start()
+          this.#subscription = null;
+          if (!this.#stopped) {
+            this.#retry = setTimeout(() => {
+              this.#flush();
+              void this.start(retryMs);
+            }, retryMs);
+            this.#retry.unref?.();
+          }
           return null;
         },
       );
@@ -118,6 +130,8 @@ export class CoherenceBus {
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#retry);
     const subscription = await this.#subscription;
     this.#subscription = null;
     await subscription?.unsubscribe();

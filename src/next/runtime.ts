@@ -178,7 +178,8 @@ export class Runtime {
         this.tags.clearLocal();
       },
     });
-    this.ready = this.bus.start();
+    // Until the subscription is live (Redis down at startup), L1 is flushed every coherenceTtl: same bound as without messages.
+    this.ready = this.bus.start(coherenceTtl * 1000);
     if (this.backend === null) infoOnce('next:l1-only', '[cachekit] cachekit-next runs L1-only (backend: null): nothing is shared between instances.');
   }
 

@@ -7,7 +7,7 @@ import { RedisBackend } from '../../src/backends/redis.js';
 import { handlerClassFor } from '../../src/next/cache-handler.js';
 import { Runtime } from '../../src/next/runtime.js';
 import type { GetContext } from '../../src/next/types.js';
-import { startRedis } from '../support/servers.js';
+import { freePort, startRedis } from '../support/servers.js';
 import { appPage, fetchValue } from './fixtures.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -99,4 +99,34 @@ describe('L1 coherence over Redis pub/sub', () => {
       return (await b.handler().get('/after', pageCtx)) !== null;
     }, 15_000);
   });
+
+  it('an instance started while Redis was down flushes its L1 every coherence TTL, then subscribes when Redis comes up', async () => {
+    const port = await freePort();
+    const lateBackend = new RedisBackend({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 300, connectTimeoutMs: 300 });
+    backends.push(lateBackend);
+    const late = new Runtime({ backend: lateBackend, namespace: 'coh5', deploymentId: 'd1', coherenceTtlSeconds: 0.2 });
+    runtimes.push(late);
+    expect(await late.ready).toBe(false);
+    await late.entries.set('cachekit:coh5:d1:r:/local', { lastModified: Date.now(), tags: [], value: null });
+    expect(late.entries.hasLocal('cachekit:coh5:d1:r:/local')).toBe(true);
+    await until(() => !late.entries.hasLocal('cachekit:coh5:d1:r:/local'), 2_000); // unprotected L1 is not kept
+
+    const second = await startRedis({ port });
+    try {
+      const aBackend = new RedisBackend({ url: second.url });
+      backends.push(aBackend);
+      const a = new Runtime({ backend: aBackend, namespace: 'coh5', deploymentId: 'd1' });
+      runtimes.push(a);
+      expect(await a.ready).toBe(true);
+      const A = handlerClassFor(() => a);
+      await until(async () => {
+        await new A({}).set('/ping', appPage(), { cacheControl });
+        return late.bus.received > 0;
+      }, 10_000);
+    } finally {
+      await Promise.all(runtimes.splice(-2).map((rt) => rt.close()));
+      await second.stop();
+    }
+  });
 });
+
