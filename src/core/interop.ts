@@ -1,0 +1,123 @@
+/**
+ * Interop mode (protocol notes section 4): entries a Python cachekit service and this project share.
+ *
+ *   key   = `{namespace}:{operation}:{blake2b-256 hex of canonical MessagePack of the flat argument array}`
+ *   value = one plain canonical MessagePack document (no envelope, no compression)
+ *
+ * JS has no datetime-with-microseconds or UUID type, so {@link InteropDateTime} and {@link InteropUuid} carry them;
+ * a `Date` is accepted too (millisecond precision). {@link Float64} marks a number that Python holds as a float.
+ */
+import { blake2b } from '@noble/hashes/blake2.js';
+import { CanonicalMsgpackError, Float64, decodeCanonical, encodeCanonical, type CanonicalProfile } from './msgpack-canonical.js';
+
+export { Float64, CanonicalMsgpackError } from './msgpack-canonical.js';
+
+/** A namespace/operation/datetime/UUID that interop mode refuses. */
+export class InteropError extends Error {
+  override readonly name = 'InteropError';
+}
+
+/** Namespace and operation segments: a full-string match (JS `$` without the m flag does not accept a trailing newline). */
+export const INTEROP_SEGMENT = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+const ISO_DATETIME = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/;
+
+/** A timezone-aware instant with microsecond precision (Python's aware `datetime`). */
+export class InteropDateTime {
+  private constructor(readonly epochMicros: bigint) {}
+
+  /** ISO 8601 with a mandatory UTC offset (`Z` or `±HH:MM`); digits past microseconds are floored. */
+  static fromISO(text: string): InteropDateTime {
+    const m = ISO_DATETIME.exec(text);
+    if (!m) throw new InteropError(`datetime ${JSON.stringify(text)} is not ISO 8601 with a UTC offset (naive datetimes are refused)`);
+    const [, y, mo, d, h, mi, s, frac = '', offset = 'Z'] = m;
+    const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
+    if (!Number.isFinite(ms)) throw new InteropError(`datetime ${JSON.stringify(text)} is out of range`);
+    let offsetMinutes = 0;
+    if (offset !== 'Z') {
+      const sign = offset.startsWith('-') ? -1 : 1;
+      offsetMinutes = sign * (Number(offset.slice(1, 3)) * 60 + Number(offset.slice(4, 6)));
+    }
+    const micros = BigInt(ms) * 1000n + BigInt((frac + '000000').slice(0, 6)) - BigInt(offsetMinutes) * 60_000_000n;
+    return new InteropDateTime(micros);
+  }
+
+  static fromDate(date: Date): InteropDateTime {
+    const ms = date.getTime();
+    if (!Number.isFinite(ms)) throw new InteropError('invalid Date');
+    return new InteropDateTime(BigInt(ms) * 1000n);
+  }
+
+  /** Seconds since the epoch, as Python's `micros / 10**6` (one correctly rounded float64 division). */
+  get timestamp(): number {
+    return Number(this.epochMicros) / 1e6;
+  }
+
+  /** Python's `isoformat()` of the UTC instant: fractional part only when non-zero, offset `+00:00`. */
+  toISO(): string {
+    const micros = this.epochMicros;
+    let seconds = micros / 1_000_000n;
+    if (seconds * 1_000_000n > micros) seconds -= 1n; // floor, also before the epoch
+    const fracMicros = Number(micros - seconds * 1_000_000n);
+    const base = new Date(Number(seconds) * 1000).toISOString(); // YYYY-MM-DDTHH:MM:SS.000Z
+    const fraction = fracMicros === 0 ? '' : `.${String(fracMicros).padStart(6, '0')}`;
+    return `${base.slice(0, 19)}${fraction}+00:00`;
+  }
+}
+
+/** A UUID, written as its lowercase hyphenated string (Python `str(uuid)`). */
+export class InteropUuid {
+  readonly value: string;
+  constructor(text: string) {
+    const lower = text.toLowerCase();
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(lower)) {
+      throw new InteropError(`${JSON.stringify(text)} is not a hyphenated UUID`);
+    }
+    this.value = lower;
+  }
+}
+
+/** Maps the interop wrapper types to MessagePack values for the given profile. */
+function normalize(value: unknown, profile: CanonicalProfile): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (value instanceof Date) value = InteropDateTime.fromDate(value);
+  if (value instanceof InteropDateTime) {
+    // Arguments: the float timestamp (integral ones collapse to ints); values: the sentinel map of wire-format.md.
+    return profile === 'args' ? new Float64(value.timestamp) : { __datetime__: true, value: value.toISO() };
+  }
+  if (value instanceof InteropUuid) return value.value;
+  return value;
+}
+
+function checkSegment(what: string, segment: string): void {
+  if (typeof segment !== 'string' || !INTEROP_SEGMENT.test(segment)) {
+    throw new InteropError(`${what} ${JSON.stringify(segment)} must match ${INTEROP_SEGMENT.source}`);
+  }
+}
+
+/** Canonical MessagePack of the flat argument array (the bytes the key hashes). */
+export function canonicalArgs(args: readonly unknown[]): Uint8Array {
+  return encodeCanonical(args, 'args', normalize);
+}
+
+/** blake2b-256 hex of the canonical argument array. */
+export function interopArgsHash(args: readonly unknown[]): string {
+  return Buffer.from(blake2b(canonicalArgs(args), { dkLen: 32 })).toString('hex');
+}
+
+/** The shared cache key `{namespace}:{operation}:{args hash}`; throws InteropError / CanonicalMsgpackError. */
+export function interopKey(namespace: string, operation: string, args: readonly unknown[]): string {
+  checkSegment('namespace', namespace);
+  checkSegment('operation', operation);
+  return `${namespace}:${operation}:${interopArgsHash(args)}`;
+}
+
+/** The stored bytes of an interop value: one canonical MessagePack document. */
+export function encodeInteropValue(value: unknown): Uint8Array {
+  return encodeCanonical(value, 'value', normalize);
+}
+
+/** Decodes a stored interop value; throws CanonicalMsgpackError on anything malformed (a miss for the caller). */
+export function decodeInteropValue(bytes: Uint8Array): unknown {
+  return decodeCanonical(bytes);
+}

@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import { blake2b } from '@noble/hashes/blake2.js';
+import {
+  canonicalArgs,
+  decodeInteropValue,
+  encodeInteropValue,
+  interopKey,
+  InteropDateTime,
+  InteropError,
+} from '../../src/core/interop.js';
+import { CanonicalMsgpackError, encodeCanonical, Float64 } from '../../src/core/msgpack-canonical.js';
+import { hex, loadVectors, toHex, untag } from './vectors.js';
+
+const vectors = loadVectors('interop-mode.json');
+const cacheKeys = loadVectors('cache-keys.json');
+
+describe('interop key vectors', () => {
+  it('covers every key vector', () => expect(vectors.key_vectors.length).toBeGreaterThanOrEqual(33));
+  for (const v of vectors.key_vectors) {
+    it(v.name, () => {
+      const args = untag(v.args) as unknown[];
+      expect(toHex(canonicalArgs(args))).toBe(v.canonical_args_hex);
+      expect(interopKey(v.namespace, v.operation, args)).toBe(v.expected_key);
+      expect(v.expected_key.endsWith(v.args_hash)).toBe(true);
+    });
+  }
+});
+
+describe('interop value vectors', () => {
+  for (const v of vectors.value_vectors) {
+    it(v.name, () => {
+      const value = untag(v.value);
+      expect(toHex(encodeInteropValue(value))).toBe(v.canonical_msgpack_hex);
+      const decoded = decodeInteropValue(hex(v.canonical_msgpack_hex));
+      // Decoding loses only the float/int distinction JS does not have: re-encode with Float64 where the vector had one.
+      const plain = JSON.parse(JSON.stringify(v.value, (_k, x) => (x && typeof x === 'object' && '$float' in x ? Number(x.$float) : x)));
+      expect(decoded).toEqual(plain);
+    });
+  }
+});
+
+describe('interop error vectors', () => {
+  for (const v of vectors.error_vectors) {
+    it(v.name, () => {
+      const run = () => interopKey(v.namespace ?? 't', v.operation ?? 'op', untag(v.args) as unknown[]);
+      expect(run).toThrow(Error);
+      try {
+        run();
+      } catch (error) {
+        expect(error instanceof InteropError || error instanceof CanonicalMsgpackError).toBe(true);
+      }
+    });
+  }
+});
+
+describe('canonical MessagePack edges', () => {
+  it('collapses integral floats in arguments only', () => {
+    expect(toHex(encodeCanonical([new Float64(2)], 'args'))).toBe('9102');
+    expect(toHex(encodeCanonical(new Float64(2), 'value'))).toBe('cb4000000000000000');
+    expect(toHex(encodeCanonical(2 ** 60, 'args'))).toBe('cf1000000000000000');
+  });
+  it('round-trips integers beyond 2^53 as bigint and refuses out-of-range ones', () => {
+    expect(decodeInteropValue(encodeInteropValue(2n ** 64n - 1n))).toBe(2n ** 64n - 1n);
+    expect(decodeInteropValue(encodeInteropValue(-(2n ** 63n)))).toBe(-(2n ** 63n));
+    expect(() => encodeInteropValue(2n ** 64n)).toThrow(CanonicalMsgpackError);
+    expect(() => encodeInteropValue(NaN)).toThrow(CanonicalMsgpackError);
+  });
+  it('refuses values without a canonical form', () => {
+    for (const bad of [undefined, () => 1, Symbol('s'), new (class X {})(), '\ud800', { a: undefined }, new Map([[1, 2]])]) {
+      expect(() => encodeInteropValue(bad)).toThrow(CanonicalMsgpackError);
+    }
+    const cyclic: unknown[] = [];
+    cyclic.push(cyclic);
+    expect(() => encodeInteropValue(cyclic)).toThrow(CanonicalMsgpackError);
+  });
+  it('decodes strictly: ext types, NaN, trailing bytes, lying lengths and bad UTF-8 are errors', () => {
+    for (const bad of ['d40100', 'c1', 'cb7ff8000000000000', 'cb7ff0000000000000', '0000', 'dd7fffffff', 'a2c328', 'c6ffffffff', 'df0000ffff']) {
+      expect(() => decodeInteropValue(hex(bad)), bad).toThrow(CanonicalMsgpackError);
+    }
+    expect(decodeInteropValue(hex('81a95f5f70726f746f5f5f01'))).toEqual(JSON.parse('{"__proto__":1}'));
+    expect(Object.getPrototypeOf(decodeInteropValue(hex('81a95f5f70726f746f5f5f01')))).toBe(Object.prototype);
+  });
+  it('writes datetimes as timestamps in arguments and sentinel maps in values', () => {
+    const d = InteropDateTime.fromISO('2024-01-01T12:30:45.123456+00:00');
+    expect(decodeInteropValue(encodeInteropValue(d))).toEqual({ __datetime__: true, value: '2024-01-01T12:30:45.123456+00:00' });
+    expect(InteropDateTime.fromISO('1969-12-31T23:59:59.123456+00:00').toISO()).toBe('1969-12-31T23:59:59.123456+00:00');
+    expect(toHex(canonicalArgs([new Date('2024-01-01T00:00:00Z')]))).toBe('91ce65920080');
+  });
+});
+
+describe('cache-keys.json args hash (cachekit-py default keys)', () => {
+  // Only the args-hash portion is cross-SDK: blake2b-256 of msgpack([args, kwargs map with sorted keys]);
+  // the same canonical encoder in the value profile (3.0 stays a float64) reproduces it.
+  for (const v of cacheKeys.vectors) {
+    it(v.name, () => {
+      const args = (v.args as unknown[]).map((a) => (v.name === 'multiple_args' && a === 3 ? new Float64(3) : a));
+      const bytes = encodeCanonical([args, v.kwargs], 'value');
+      const hash = Buffer.from(blake2b(bytes, { dkLen: 32 })).toString('hex');
+      expect(v.expected_key).toContain(`:args:${hash}:`);
+    });
+  }
+});
