@@ -7,6 +7,8 @@ export default defineConfig({
     handler: 'src/next/cache-handler.ts',
     // The `cacheHandlers` ('use cache') handler object; loaded the same way.
     'use-cache': 'src/next/use-cache-handler.ts',
+    // `withCachekit` for next.config (.mjs imports the ESM build; .js and the transpiled .ts require the CJS one).
+    config: 'src/next/config.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

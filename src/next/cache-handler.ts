@@ -6,7 +6,15 @@
  *   cacheHandler: fileURLToPath(import.meta.resolve('cachekit-next/handler')),
  *   cacheMaxMemorySize: 0,
  */
-import { getRuntime, validateOptions, configuredOptions, type CachekitNextOptions, type Runtime } from './runtime.js';
+import {
+  configuredRuntime,
+  getRuntime,
+  reportUnavailable,
+  runtimeOf,
+  validateOptions,
+  type CachekitNextOptions,
+  type Runtime,
+} from './runtime.js';
 import type { HandlerEntry } from './entry-codec.js';
 import {
   NEXT_CACHE_TAGS_HEADER,
@@ -30,10 +38,10 @@ const INFINITE_CACHE = 0xfffffffe;
 
 type Scope = 'response' | 'fetch' | 'image';
 
-export interface CacheHandlerClass {
+export interface CacheHandlerClass<R extends Runtime | Promise<Runtime> = Runtime> {
   new (ctx?: CacheHandlerContext): CachekitCacheHandler;
-  /** The shared per-process runtime (metrics, health). */
-  runtime(): Runtime;
+  /** The shared per-process runtime (metrics, health); a promise while a backend module is being imported. */
+  runtime(): R;
 }
 
 export interface CachekitCacheHandler {
@@ -54,19 +62,31 @@ export function createCacheHandler(options: CachekitNextOptions | (() => Cacheki
 }
 
 /** The handler class over a given runtime (tests use it to run two "instances" in one process). */
-export function handlerClassFor(runtime: () => Runtime): CacheHandlerClass {
+export function handlerClassFor<R extends Runtime | Promise<Runtime>>(runtime: () => R): CacheHandlerClass<R> {
   return class CachekitHandler implements CachekitCacheHandler {
     static runtime = runtime;
-    readonly #rt: Runtime;
+    /** A promise only while a backend module is imported, or when the configuration is broken (then rejected). */
+    readonly #runtime: Runtime | Promise<Runtime>;
     readonly #serverDistDir: string | undefined;
 
     constructor(ctx: CacheHandlerContext = {}) {
-      this.#rt = runtime();
+      // Never throws into the render: a broken configuration is reported by each call, which answers a miss.
+      this.#runtime = runtimeOf(runtime);
+      if (this.#runtime instanceof Promise) this.#runtime.catch(() => {});
       this.#serverDistDir = typeof ctx.serverDistDir === 'string' ? ctx.serverDistDir : undefined;
     }
 
-    #storeKey(key: string, scope: Scope): string {
-      const rt = this.#rt;
+    /** The runtime, or `undefined` (reported) when there is none. */
+    async #rt(operation: string): Promise<Runtime | undefined> {
+      try {
+        return await this.#runtime;
+      } catch (error) {
+        reportUnavailable(error, operation);
+        return undefined;
+      }
+    }
+
+    #storeKey(rt: Runtime, key: string, scope: Scope): string {
       const base = `${rt.keyPrefix}${rt.namespace}:`;
       if (scope === 'fetch') return `${base}f:${key}`;
       if (scope === 'image') return `${base}i:${key}`;
@@ -74,11 +94,12 @@ export function handlerClassFor(runtime: () => Runtime): CacheHandlerClass {
     }
 
     async get(key: string, ctx: GetContext = { kind: 'APP_PAGE' }): Promise<CacheHandlerValue | null> {
-      const rt = this.#rt;
+      const rt = await this.#rt('get');
+      if (!rt) return null;
       try {
-        if (rt.options.warmStart && this.#serverDistDir && ctx.kind !== 'FETCH') await this.#warmStart(this.#serverDistDir);
+        if (rt.options.warmStart && this.#serverDistDir && ctx.kind !== 'FETCH') await this.#warmStart(rt, this.#serverDistDir);
         const scope: Scope = ctx.kind === 'FETCH' ? 'fetch' : ctx.kind === 'IMAGE' ? 'image' : 'response';
-        const storeKey = this.#storeKey(key, scope);
+        const storeKey = this.#storeKey(rt, key, scope);
         let hit = await rt.entries.lookup(storeKey);
         if (!hit) return null;
         const tagsOfHit = (entry: HandlerEntry) =>
@@ -106,19 +127,19 @@ export function handlerClassFor(runtime: () => Runtime): CacheHandlerClass {
     }
 
     /** Seeds once per process; later requests wait at most for the same promise, bounded by `WARM_START_WAIT_MS`. */
-    #warmStart(serverDistDir: string): Promise<unknown> {
-      const rt = this.#rt;
+    #warmStart(rt: Runtime, serverDistDir: string): Promise<unknown> {
       let seeding = warmStarts.get(rt);
       if (!seeding) {
         if (process.env.NEXT_PHASE === 'phase-production-build') return Promise.resolve();
-        seeding = seedFromBuild(rt, serverDistDir, (key) => this.#storeKey(key, 'response')).catch((error: unknown) => rt.report(error, 'warmStart'));
+        seeding = seedFromBuild(rt, serverDistDir, (key) => this.#storeKey(rt, key, 'response')).catch((error: unknown) => rt.report(error, 'warmStart'));
         warmStarts.set(rt, seeding);
       }
       return Promise.race([seeding, new Promise((resolve) => setTimeout(resolve, WARM_START_WAIT_MS).unref())]);
     }
 
     async set(key: string, data: IncrementalCacheValue | null, ctx: SetContext = {}): Promise<void> {
-      const rt = this.#rt;
+      const rt = await this.#rt('set');
+      if (!rt) return;
       try {
         if (data && !SUPPORTED_KINDS.has(data.kind)) {
           warnRateLimited(`next:kind:${data.kind}`, `[cachekit] cache value kind ${JSON.stringify(data.kind)} is not supported; not cached`);
@@ -128,7 +149,7 @@ export function handlerClassFor(runtime: () => Runtime): CacheHandlerClass {
         const entry: HandlerEntry = { lastModified: Date.now(), tags: tagsOf(data, ctx), value: data };
         const cacheControl = scope === 'fetch' ? undefined : ctx.cacheControl;
         if (cacheControl) entry.cacheControl = cacheControl;
-        const storeKey = this.#storeKey(key, scope);
+        const storeKey = this.#storeKey(rt, key, scope);
         await rt.entries.set(storeKey, entry, rt.ttlFor(cacheControl?.expire));
         await rt.bus.announceKeys([storeKey]);
       } catch (error) {
@@ -138,7 +159,8 @@ export function handlerClassFor(runtime: () => Runtime): CacheHandlerClass {
 
     async revalidateTag(tags: string | string[], durations?: { expire?: number }): Promise<void> {
       // The same event as the 'use cache' handler's updateTags: one tag store, one announcement.
-      await this.#rt.revalidateTags(typeof tags === 'string' ? [tags] : Array.isArray(tags) ? tags : [], durations);
+      const rt = await this.#rt('revalidateTag');
+      await rt?.revalidateTags(typeof tags === 'string' ? [tags] : Array.isArray(tags) ? tags : [], durations);
     }
 
     resetRequestCache(): void {
@@ -189,5 +211,5 @@ function backdate(result: CacheHandlerValue, entry: HandlerEntry, ctx: GetContex
 }
 
 /** The handler configured by `withCachekit` (or the environment): what `cacheHandler: require.resolve('cachekit-next/handler')` loads. */
-const CacheHandler: CacheHandlerClass = createCacheHandler(() => configuredOptions());
+const CacheHandler: CacheHandlerClass<Runtime | Promise<Runtime>> = handlerClassFor(() => configuredRuntime());
 export default CacheHandler;

@@ -17,6 +17,7 @@ import { infoOnce, warnRateLimited } from '../core/log.js';
 import { assertKnownOptions, booleanOption, ConfigError, numberOption, stringOption } from '../core/options.js';
 import { TagStore } from '../core/tags.js';
 import { backendTypeOf, TieredCache, type ErrorHandler } from '../core/tiered.js';
+import { backendFromDescription, loadBackendModule, validateBackendSpec, type BackendSpec } from './backend-spec.js';
 import { entryCodec, type HandlerEntry } from './entry-codec.js';
 import { useCacheCodec, type UseCacheStoredEntry } from './use-cache-codec.js';
 
@@ -308,8 +309,11 @@ export async function resetRuntimes(): Promise<void> {
 /** Where `withCachekit` passes its (serialisable) options to every process that loads the handlers. */
 export const OPTIONS_ENV = 'CACHEKIT_NEXT_OPTIONS';
 
+/** The options in `CACHEKIT_NEXT_OPTIONS`: serialisable ones, with the backend as a spec (module, description, null). */
+export type ConfiguredOptions = Omit<CachekitNextOptions, 'backend' | 'onError'> & { backend?: BackendSpec };
+
 /** The options configured for the default handlers: `CACHEKIT_NEXT_OPTIONS` (JSON), else none (environment decides). */
-export function configuredOptions(env: NodeJS.ProcessEnv = process.env): CachekitNextOptions {
+export function configuredOptions(env: NodeJS.ProcessEnv = process.env): ConfiguredOptions {
   const raw = env[OPTIONS_ENV];
   if (!raw) return {};
   let parsed: unknown;
@@ -318,6 +322,55 @@ export function configuredOptions(env: NodeJS.ProcessEnv = process.env): Cacheki
   } catch {
     throw new ConfigError('environment', OPTIONS_ENV, 'is not valid JSON');
   }
-  validateOptions(parsed as CachekitNextOptions);
-  return parsed as CachekitNextOptions;
+  const { backend, ...rest } = (parsed ?? {}) as ConfiguredOptions;
+  validateOptions(rest as CachekitNextOptions);
+  if (backend !== undefined) validateBackendSpec(backend, `${OPTIONS_ENV}.backend`, { probe: false });
+  return parsed as ConfiguredOptions;
+}
+
+const CONFIGURED = Symbol.for('cachekit-next.configuredOptions');
+type ConfiguredHolder = { [CONFIGURED]?: { raw: string; options: ConfiguredOptions; backend?: Backend } };
+
+/**
+ * The runtime of the default handler modules, configured by `CACHEKIT_NEXT_OPTIONS` (what `withCachekit` sets).
+ * Usually the runtime itself; a promise while a backend module of the app's is imported (once per process, before
+ * the runtime is created; the handlers await it). Throws (or rejects) a ConfigError on a bad configuration: the
+ * handlers report that and answer misses, never a render error.
+ */
+export function configuredRuntime(env: NodeJS.ProcessEnv = process.env): Runtime | Promise<Runtime> {
+  const raw = env[OPTIONS_ENV] ?? '';
+  const holder = globalThis as ConfiguredHolder;
+  let parsed = holder[CONFIGURED];
+  if (parsed?.raw !== raw) holder[CONFIGURED] = parsed = { raw, options: configuredOptions(env) };
+  const { backend: spec, ...options } = parsed.options;
+  if (spec && 'module' in spec) {
+    if ('backend' in parsed) return getRuntime(parsed.backend === undefined ? options : { ...options, backend: parsed.backend });
+    const entry = parsed;
+    return loadBackendModule(spec.module).then((backend) => {
+      entry.backend = backend; // from now on synchronous
+      return getRuntime(backend === undefined ? options : { ...options, backend });
+    });
+  }
+  return getRuntime(spec === undefined ? options : { ...options, backend: spec === null ? null : backendFromDescription(spec, env) });
+}
+
+/** Where the handlers get their runtime: a runtime, or (default handlers with a backend module) a promise of one. */
+export type RuntimeSource<R extends Runtime | Promise<Runtime> = Runtime | Promise<Runtime>> = () => R;
+
+/**
+ * The runtime of `source` without an extra tick when it is ready (ordering of a handler's synchronous first steps is
+ * kept), a rejected promise when it failed.
+ */
+export function runtimeOf(source: RuntimeSource): Runtime | Promise<Runtime> {
+  try {
+    return source();
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/** Reports that no runtime could be created: every cache call is then a miss (never a render error). */
+export function reportUnavailable(error: unknown, operation: string): void {
+  const message = error instanceof Error ? error.message : String(error);
+  warnRateLimited(`next:unavailable:${message}`, `${message} (cachekit-next ${operation}: not configured, served as a miss)`);
 }

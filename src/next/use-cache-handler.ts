@@ -14,7 +14,15 @@
  * process and uses its default export, a handler object.
  */
 import { createHash } from 'node:crypto';
-import { configuredOptions, getRuntime, validateOptions, type CachekitNextOptions, type Runtime } from './runtime.js';
+import {
+  configuredRuntime,
+  getRuntime,
+  reportUnavailable,
+  runtimeOf,
+  validateOptions,
+  type CachekitNextOptions,
+  type Runtime,
+} from './runtime.js';
 import type { UseCacheStoredEntry } from './use-cache-codec.js';
 
 export type { CachekitNextOptions } from './runtime.js';
@@ -37,7 +45,7 @@ export interface UseCacheEntry {
 }
 
 /** Next's `CacheHandler` (16.x), plus the 15.5 shapes `getExpiration(...tags)` and `expireTags(...tags)`. */
-export interface UseCacheHandler {
+export interface UseCacheHandler<R extends Runtime | Promise<Runtime> = Runtime> {
   get(cacheKey: string, softTags?: string[]): Promise<UseCacheEntry | undefined>;
   set(cacheKey: string, pendingEntry: Promise<UseCacheEntry>): Promise<void>;
   refreshTags(): Promise<void>;
@@ -46,8 +54,8 @@ export interface UseCacheHandler {
   updateTags(tags: string[], durations?: { expire?: number }): Promise<void>;
   /** Next 15.5: expire `tags` now. */
   expireTags(...tags: string[]): Promise<void>;
-  /** The shared per-process runtime (metrics, health). */
-  runtime(): Runtime;
+  /** The shared per-process runtime (metrics, health); a promise while a backend module is being imported. */
+  runtime(): R;
 }
 
 /** Next's "forever" for `expire` and `revalidate`: such an entry gets the longest TTL (maxTtlSeconds), not its own. */
@@ -91,12 +99,23 @@ export function createUseCacheHandler(options: CachekitNextOptions | (() => Cach
 }
 
 /** The handler over a given runtime (tests use it to run two "instances" in one process). */
-export function useCacheHandlerFor(runtime: () => Runtime): UseCacheHandler {
+export function useCacheHandlerFor<R extends Runtime | Promise<Runtime>>(runtime: () => R): UseCacheHandler<R> {
+  /** The runtime, or `undefined` (reported) when there is none. Synchronous when it is ready, so `set` registers its pending marker in the same tick as before. */
+  const ready = (operation: string): Runtime | Promise<Runtime | undefined> | undefined => {
+    const rt = runtimeOf(runtime);
+    if (!(rt instanceof Promise)) return rt;
+    return rt.catch((error: unknown) => {
+      reportUnavailable(error, operation);
+      return undefined;
+    });
+  };
   return {
     runtime,
 
     async get(cacheKey: string, softTags: string[] = []): Promise<UseCacheEntry | undefined> {
-      const rt = runtime();
+      const got = ready('get');
+      const rt = got instanceof Promise ? await got : got;
+      if (!rt) return undefined;
       try {
         const storeKey = useCacheStoreKey(rt, cacheKey);
         const pending = pendingOf(rt).get(storeKey);
@@ -134,7 +153,13 @@ export function useCacheHandlerFor(runtime: () => Runtime): UseCacheHandler {
     },
 
     async set(cacheKey: string, pendingEntry: Promise<UseCacheEntry>): Promise<void> {
-      const rt = runtime();
+      const got = ready('set');
+      const rt = got instanceof Promise ? await got : got;
+      if (!rt) {
+        // Nothing to store it in; the render's own failure (if any) is Next's to report.
+        pendingEntry.catch(() => {});
+        return;
+      }
       const storeKey = useCacheStoreKey(rt, cacheKey);
       const pendings = pendingOf(rt);
       let release = () => {};
@@ -179,15 +204,17 @@ export function useCacheHandlerFor(runtime: () => Runtime): UseCacheHandler {
       // Nothing to fetch per request: tag state is read in batches where it is used (getExpiration, get) and kept
       // locally only as long as it is known to be current - until an invalidation message (Redis) or, without
       // messages, for coherenceTtlSeconds. Creating the entry cache here keeps that off the first read.
+      const rt = await ready('refreshTags');
       try {
-        void runtime().useCacheEntries;
+        void rt?.useCacheEntries;
       } catch (error) {
-        runtime().report(error, 'refreshTags');
+        rt?.report(error, 'refreshTags');
       }
     },
 
     async getExpiration(...args: (string | string[])[]): Promise<number> {
-      const rt = runtime();
+      const rt = await ready('getExpiration');
+      if (!rt) return 0;
       const tags = (args.length === 1 && Array.isArray(args[0]) ? args[0] : args).filter(
         (tag): tag is string => typeof tag === 'string' && tag.length > 0,
       );
@@ -211,11 +238,11 @@ export function useCacheHandlerFor(runtime: () => Runtime): UseCacheHandler {
 
     async updateTags(tags: string[], durations?: { expire?: number }): Promise<void> {
       const list = typeof tags === 'string' ? [tags] : Array.isArray(tags) ? tags : [];
-      await runtime().revalidateTags(list, durations);
+      await (await ready('updateTags'))?.revalidateTags(list, durations);
     },
 
     async expireTags(...tags: string[]): Promise<void> {
-      await runtime().revalidateTags(tags.flat());
+      await (await ready('expireTags'))?.revalidateTags(tags.flat());
     },
   };
 }
@@ -269,5 +296,5 @@ function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
 }
 
 /** The handler configured by `withCachekit` (or the environment): what `cacheHandlers.default`/`.remote` load. */
-const useCacheHandler: UseCacheHandler = createUseCacheHandler(() => configuredOptions());
+const useCacheHandler: UseCacheHandler<Runtime | Promise<Runtime>> = useCacheHandlerFor(() => configuredRuntime());
 export default useCacheHandler;
