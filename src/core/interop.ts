@@ -8,9 +8,9 @@
  * a `Date` is accepted too (millisecond precision). {@link Float64} marks a number that Python holds as a float.
  */
 import { blake2b } from '@noble/hashes/blake2.js';
-import { CanonicalMsgpackError, Float64, decodeCanonical, encodeCanonical, type CanonicalProfile } from './msgpack-canonical.js';
+import { Float64, decodeCanonical, encodeCanonical, type CanonicalProfile, type DecodeOptions } from './msgpack-canonical.js';
 
-export { Float64, CanonicalMsgpackError } from './msgpack-canonical.js';
+export { Float64, CanonicalMsgpackError, type DecodeOptions } from './msgpack-canonical.js';
 
 /** A namespace/operation/datetime/UUID that interop mode refuses. */
 export class InteropError extends Error {
@@ -118,6 +118,6 @@ export function encodeInteropValue(value: unknown): Uint8Array {
 }
 
 /** Decodes a stored interop value; throws CanonicalMsgpackError on anything malformed (a miss for the caller). */
-export function decodeInteropValue(bytes: Uint8Array): unknown {
-  return decodeCanonical(bytes);
+export function decodeInteropValue(bytes: Uint8Array, options?: DecodeOptions): unknown {
+  return decodeCanonical(bytes, options);
 }

@@ -242,10 +242,18 @@ export function encodeCanonical(value: unknown, profile: CanonicalProfile = 'val
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 
+export interface DecodeOptions {
+  /** Floats come back as plain numbers, or as {@link Float64} (so a re-encode keeps them floats). @default 'number' */
+  floats?: 'number' | 'Float64';
+}
+
 class Reader {
   pos = 0;
   readonly view: DataView;
-  constructor(readonly buf: Uint8Array) {
+  constructor(
+    readonly buf: Uint8Array,
+    readonly floatsAsFloat64: boolean,
+  ) {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
   need(n: number): void {
@@ -346,13 +354,13 @@ function readValue(r: Reader, depth: number): unknown {
       r.need(4);
       const v = r.view.getFloat32(r.pos);
       r.pos += 4;
-      return finite(v);
+      return r.floatsAsFloat64 ? new Float64(finite(v)) : finite(v);
     }
     case 0xcb: {
       r.need(8);
       const v = r.view.getFloat64(r.pos);
       r.pos += 8;
-      return finite(v);
+      return r.floatsAsFloat64 ? new Float64(finite(v)) : finite(v);
     }
     case 0xcc:
       return r.u8();
@@ -402,8 +410,8 @@ function readValue(r: Reader, depth: number): unknown {
  * Decodes one MessagePack document (exactly: trailing bytes are an error). Ints beyond 2^53 come back as bigint,
  * maps with only string keys as plain objects (others as Map), bin as Uint8Array (a copy).
  */
-export function decodeCanonical(bytes: Uint8Array): unknown {
-  const r = new Reader(bytes);
+export function decodeCanonical(bytes: Uint8Array, options: DecodeOptions = {}): unknown {
+  const r = new Reader(bytes, options.floats === 'Float64');
   const value = readValue(r, 0);
   if (r.pos !== bytes.length) throw new CanonicalMsgpackError(`${bytes.length - r.pos} trailing bytes after the document`);
   return value;

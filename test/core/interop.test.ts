@@ -1,3 +1,5 @@
+import fc from 'fast-check';
+import { Unpackr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { blake2b } from '@noble/hashes/blake2.js';
 import {
@@ -99,4 +101,45 @@ describe('cache-keys.json args hash (cachekit-py default keys)', () => {
       expect(v.expected_key).toContain(`:args:${hash}:`);
     });
   }
+});
+
+describe('canonical MessagePack properties', () => {
+  const value: fc.Arbitrary<unknown> = fc.letrec<{ v: unknown }>((tie) => ({
+    v: fc.oneof(
+      { depthSize: 'small' },
+      fc.constant(null),
+      fc.boolean(),
+      fc.integer(),
+      fc.bigInt({ min: -(2n ** 63n), max: 2n ** 64n - 1n }),
+      fc.double({ noNaN: true, noDefaultInfinity: true }).map((d) => new Float64(d)),
+      fc.string({ unit: 'binary', maxLength: 40 }),
+      fc.uint8Array({ maxLength: 40 }),
+      fc.array(tie('v'), { maxLength: 20 }),
+      fc.dictionary(fc.string({ unit: 'binary', maxLength: 8 }), tie('v'), { maxKeys: 20 }),
+    ),
+  })).v;
+
+  it('decode(encode(v)) re-encodes to the same bytes (floats kept as Float64)', () => {
+    fc.assert(
+      fc.property(value, (v) => {
+        const bytes = encodeInteropValue(v);
+        expect(toHex(encodeInteropValue(decodeInteropValue(bytes, { floats: 'Float64' })))).toBe(toHex(bytes));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('is canonical regardless of key insertion order, and msgpackr reads the same value', () => {
+    const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'bigint' });
+    fc.assert(
+      fc.property(fc.dictionary(fc.string({ unit: 'binary', maxLength: 6 }), fc.integer(), { maxKeys: 12 }), (obj) => {
+        const reversed = Object.fromEntries(Object.entries(obj).reverse());
+        const bytes = encodeInteropValue(obj);
+        expect(toHex(encodeInteropValue(reversed))).toBe(toHex(bytes));
+        expect(unpackr.unpack(bytes)).toEqual(decodeInteropValue(bytes));
+        expect(unpackr.unpack(bytes)).toEqual(obj);
+      }),
+      { numRuns: 1000 },
+    );
+  });
 });
