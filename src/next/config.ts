@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isBackend } from '../backends/types.js';
+import { logger } from '../core/log.js';
 import { assertKnownOptions, ConfigError, describe } from '../core/options.js';
 import { validateBackendSpec, type BackendDescription, type BackendSpec } from './backend-spec.js';
 import { OPTIONS_ENV, validateOptions, type CachekitNextOptions, type ConfiguredOptions } from './runtime.js';
@@ -46,6 +47,7 @@ export interface CachekitNextConfig {
 type ConfigFunction<T> = (phase: string, context: { defaultConfig: object }) => T | Promise<T>;
 
 const COMPONENT = 'withCachekit';
+const WRITTEN = Symbol.for('cachekit-next.withCachekitOptions');
 const KNOWN = [
   'backend', 'keyPrefix', 'namespace', 'deploymentId', 'l1', 'useCacheL1', 'coherenceTtlSeconds', 'maxTtlSeconds',
   'timeoutMs', 'compression', 'breaker', 'warmStart',
@@ -65,8 +67,14 @@ export function withCachekit<T extends object>(
   options: WithCachekitOptions = {},
 ): (T & CachekitNextConfig) | ConfigFunction<T & CachekitNextConfig> {
   const serialised = serialisedOptions(options);
+  const previous = process.env[OPTIONS_ENV];
+  const holder = globalThis as { [WRITTEN]?: string };
+  if (previous !== undefined && previous !== serialised && previous !== holder[WRITTEN]) {
+    // Set by hand (not by an earlier evaluation of next.config in this process or its parent): it loses.
+    logger().warn(`[cachekit] withCachekit replaces ${OPTIONS_ENV} from the environment (${previous}) with the options of next.config`);
+  }
   // Set now (not only when Next calls a config function): whatever Next forks after evaluating the file inherits it.
-  process.env[OPTIONS_ENV] = serialised;
+  process.env[OPTIONS_ENV] = holder[WRITTEN] = serialised;
   if (typeof nextConfig === 'function') {
     return async (phase, context) => {
       process.env[OPTIONS_ENV] = serialised;

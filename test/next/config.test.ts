@@ -77,6 +77,22 @@ describe('withCachekit', () => {
     expect(JSON.parse(process.env[OPTIONS_ENV]!)).toEqual({});
   });
 
+  it('warns when it replaces a CACHEKIT_NEXT_OPTIONS set by hand, not when it rewrites its own', () => {
+    const warnings: string[] = [];
+    setLogger({ info: () => {}, warn: (message: string) => warnings.push(message) });
+    try {
+      process.env[OPTIONS_ENV] = '{"namespace":"by-hand"}';
+      withCachekit({}, { namespace: 'from-config' });
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/by-hand/);
+      withCachekit({}, { namespace: 'edited-config' }); // next.config evaluated again in this process
+      withCachekit({}, { namespace: 'edited-config' }); // or by a worker that inherited the value
+      expect(warnings).toHaveLength(1);
+    } finally {
+      setLogger(null);
+    }
+  });
+
   it('rejects bad options when next.config is evaluated, naming the option', () => {
     expect(configError(() => withCachekit({}, { keyprefix: 'x' } as never)).option).toBe('keyprefix');
     expect(configError(() => withCachekit({}, { maxTtlSeconds: -5 })).option).toBe('maxTtlSeconds');
