@@ -13,6 +13,7 @@
  */
 import { createRequire } from 'node:module';
 import { createXXHash3, type IHasher } from 'hash-wasm';
+import { logger } from './log.js';
 
 /** An envelope that is malformed, corrupt, oversized or a decompression bomb. Always a clean Error. */
 export class EnvelopeError extends Error {
@@ -49,11 +50,24 @@ interface Lz4Native {
   uncompressSync(data: Uint8Array): Buffer;
 }
 
-// lz4-napi is CommonJS with a native binding (lz4_flex, the same LZ4 as cachekit-core): load it lazily, once.
-let lz4Native: Lz4Native | undefined;
-function lz4(): Lz4Native {
-  lz4Native ??= createRequire(import.meta.url)('lz4-napi') as Lz4Native;
+// lz4-napi is CommonJS with a native binding (lz4_flex, the same LZ4 as cachekit-core): load it lazily, once. Where
+// no prebuilt binary exists the envelope still works: literal-only blocks out, the TypeScript decoder in.
+let lz4Native: Lz4Native | null | undefined;
+function lz4(): Lz4Native | null {
+  if (lz4Native === undefined) {
+    try {
+      lz4Native = createRequire(import.meta.url)('lz4-napi') as Lz4Native;
+    } catch (error) {
+      lz4Native = null;
+      logger().warn(`[cachekit] [envelope] native LZ4 (lz4-napi) unavailable, values are stored uncompressed: ${(error as Error).message}`);
+    }
+  }
   return lz4Native;
+}
+
+/** Whether the native LZ4 compressor loaded (without it values are written as literal-only blocks). */
+export function nativeLz4Available(): boolean {
+  return lz4() !== null;
 }
 
 let hasherPromise: Promise<IHasher> | undefined;
@@ -95,10 +109,11 @@ export function lz4LiteralBlock(data: Uint8Array): Uint8Array {
 }
 
 function lz4Compress(data: Uint8Array, threshold: number): Uint8Array {
-  if (data.length < threshold) return lz4LiteralBlock(data);
+  const native = data.length < threshold ? null : lz4();
+  if (native === null) return lz4LiteralBlock(data);
   // lz4-napi prepends the uncompressed size (u32 LE); the envelope carries it separately.
   const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return lz4().compressSync(buf).subarray(4);
+  return native.compressSync(buf).subarray(4);
 }
 
 /** Decodes an LZ4 block into exactly `size` bytes; every read and write is bounds-checked. */
@@ -151,13 +166,14 @@ export function lz4DecodeBlock(src: Uint8Array, size: number): Uint8Array {
 }
 
 function lz4Decompress(src: Uint8Array, size: number, nativeMin: number): Uint8Array {
-  if (size < nativeMin) return lz4DecodeBlock(src, size);
+  const native = size < nativeMin ? null : lz4();
+  if (native === null) return lz4DecodeBlock(src, size);
   const prefixed = Buffer.allocUnsafe(4 + src.length);
   prefixed.writeUInt32LE(size, 0);
   prefixed.set(src, 4);
   let out: Buffer;
   try {
-    out = lz4().uncompressSync(prefixed);
+    out = native.uncompressSync(prefixed);
   } catch (error) {
     throw new EnvelopeError('corrupt LZ4 block', { cause: error });
   }

@@ -109,6 +109,7 @@ export function interopArgsHash(args: readonly unknown[]): string {
 export function interopKey(namespace: string, operation: string, args: readonly unknown[]): string {
   checkSegment('namespace', namespace);
   checkSegment('operation', operation);
+  if (!Array.isArray(args)) throw new InteropError('args must be the flat argument array');
   return `${namespace}:${operation}:${interopArgsHash(args)}`;
 }
 
