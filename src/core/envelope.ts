@@ -184,32 +184,63 @@ function lz4Decompress(src: Uint8Array, size: number, nativeMin: number): Uint8A
 // ---------------------------------------------------------------------------------------------------------------
 // MessagePack framing (written by hand: four fixed fields, exactly as rmp_serde + serde_bytes write them)
 
-function uintBytes(v: number): number[] {
-  if (v <= 0x7f) return [v];
-  if (v <= 0xff) return [0xcc, v];
-  if (v <= 0xffff) return [0xcd, v >>> 8, v & 0xff];
-  return [0xce, (v >>> 24) & 0xff, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff];
+const MSGPACK_FORMAT = Buffer.from('msgpack');
+
+/** Writes a MessagePack unsigned int (shortest form, up to u32) at `p`; returns the next position. */
+function putUint(out: Uint8Array, p: number, v: number): number {
+  if (v <= 0x7f) out[p++] = v;
+  else if (v <= 0xff) {
+    out[p++] = 0xcc;
+    out[p++] = v;
+  } else if (v <= 0xffff) {
+    out[p++] = 0xcd;
+    out[p++] = v >>> 8;
+    out[p++] = v & 0xff;
+  } else {
+    out[p++] = 0xce;
+    out[p++] = v >>> 24;
+    out[p++] = (v >>> 16) & 0xff;
+    out[p++] = (v >>> 8) & 0xff;
+    out[p++] = v & 0xff;
+  }
+  return p;
 }
 
 function encodeEnvelope(data: Uint8Array, format: string, sum: Uint8Array, threshold: number): Uint8Array {
   if (data.length > ENVELOPE_LIMITS.maxUncompressedBytes) {
     throw new EnvelopeError(`value of ${data.length} bytes exceeds the ${ENVELOPE_LIMITS.maxUncompressedBytes}-byte envelope limit`);
   }
+  const fmt = format === 'msgpack' ? MSGPACK_FORMAT : Buffer.from(format, 'utf8');
+  if (fmt.length > 31) throw new EnvelopeError('format name longer than 31 bytes');
   const block = lz4Compress(data, threshold);
   const n = block.length;
-  const binHeader = n <= 0xff ? [0xc4, n] : n <= 0xffff ? [0xc5, n >>> 8, n & 0xff] : [0xc6, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
-  const tail: number[] = [0x98];
-  for (const b of sum) tail.push(...uintBytes(b));
-  tail.push(...uintBytes(data.length));
-  const fmt = Buffer.from(format, 'utf8');
-  if (fmt.length > 31) throw new EnvelopeError('format name longer than 31 bytes');
-  tail.push(0xa0 | fmt.length, ...fmt);
-  const out = new Uint8Array(1 + binHeader.length + n + tail.length);
-  out[0] = 0x94;
-  out.set(binHeader, 1);
-  out.set(block, 1 + binHeader.length);
-  out.set(tail, 1 + binHeader.length + n);
-  return out;
+  // One exact-size buffer: bin header (<= 5) + block + checksum array (<= 17) + size (<= 5) + format.
+  const out = new Uint8Array(1 + 5 + n + 17 + 5 + 1 + fmt.length);
+  let p = 0;
+  out[p++] = 0x94;
+  if (n <= 0xff) {
+    out[p++] = 0xc4;
+    out[p++] = n;
+  } else if (n <= 0xffff) {
+    out[p++] = 0xc5;
+    out[p++] = n >>> 8;
+    out[p++] = n & 0xff;
+  } else {
+    out[p++] = 0xc6;
+    out[p++] = n >>> 24;
+    out[p++] = (n >>> 16) & 0xff;
+    out[p++] = (n >>> 8) & 0xff;
+    out[p++] = n & 0xff;
+  }
+  out.set(block, p);
+  p += n;
+  out[p++] = 0x98;
+  for (let i = 0; i < 8; i++) p = putUint(out, p, sum[i]!);
+  p = putUint(out, p, data.length);
+  out[p++] = 0xa0 | fmt.length;
+  out.set(fmt, p);
+  p += fmt.length;
+  return out.subarray(0, p);
 }
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
@@ -294,7 +325,8 @@ function decodeEnvelope(envelope: Uint8Array, checksum: (data: Uint8Array) => Ui
   else throw new EnvelopeError('format is not a string');
   let format: string;
   try {
-    format = strictUtf8.decode(c.take(flen));
+    const raw = c.take(flen);
+    format = MSGPACK_FORMAT.equals(raw) ? 'msgpack' : strictUtf8.decode(raw);
   } catch (error) {
     if (error instanceof EnvelopeError) throw error;
     throw new EnvelopeError('format is not UTF-8', { cause: error });
