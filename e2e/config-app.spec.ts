@@ -90,3 +90,24 @@ test('next start: both instances use the module\'s store and the options; a page
   }
   expect(existsSync(path.join(appDir(APP), '.next', 'cache', 'cachekit'))).toBe(false);
 });
+
+test('\'use cache\' and \'use cache: remote\' (cacheHandlers set by withCachekit) share values through the module\'s store', async ({ request }) => {
+  const [a, b] = servers as [NextServer, NextServer];
+  const read = async (url: string) => {
+    const response = await request.get(`${url}/uc`);
+    expect(response.status()).toBe(200);
+    const html = await response.text();
+    const pick = (id: string) => html.match(new RegExp(`id="${id}">([^<]*)<`))?.[1];
+    return { render: pick('render-id'), local: pick('uc-id'), remote: pick('remote-id') };
+  };
+  const before = writes().length;
+  const onA = await read(a.url);
+  expect(onA.local).toBeTruthy();
+  expect(onA.remote).toBeTruthy();
+  const useCacheWrites = writes().slice(before).filter((w) => w.key.startsWith(`cachekit:${NAMESPACE}:u:`));
+  expect(useCacheWrites.length, JSON.stringify(writes())).toBeGreaterThanOrEqual(2); // one per cache kind
+  await new Promise((r) => setTimeout(r, 1_100));
+  const onB = await read(b.url);
+  expect(onB.render).not.toBe(onA.render); // a new render on B...
+  expect({ local: onB.local, remote: onB.remote }).toEqual({ local: onA.local, remote: onA.remote }); // ...with A's cached values
+});

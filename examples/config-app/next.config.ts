@@ -7,6 +7,8 @@ const config: NextConfig = {
   // `next` runs in the app directory; the package is installed from a tarball inside it.
   turbopack: { root: process.cwd() },
   outputFileTracingRoot: process.cwd(),
+  // 'use cache' without cacheComponents, which would forbid the ISR page's `export const revalidate`.
+  experimental: { useCache: true },
 };
 
 // Sets cacheHandler and cacheHandlers (absolute paths), cacheMaxMemorySize: 0, and carries these options to the
