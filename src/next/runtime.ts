@@ -322,7 +322,10 @@ export function configuredOptions(env: NodeJS.ProcessEnv = process.env): Configu
   } catch {
     throw new ConfigError('environment', OPTIONS_ENV, 'is not valid JSON');
   }
-  const { backend, ...rest } = (parsed ?? {}) as ConfiguredOptions;
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError('environment', OPTIONS_ENV, 'must be a JSON object');
+  }
+  const { backend, ...rest } = parsed as ConfiguredOptions;
   validateOptions(rest as CachekitNextOptions);
   if (backend !== undefined) validateBackendSpec(backend, `${OPTIONS_ENV}.backend`, { probe: false });
   return parsed as ConfiguredOptions;

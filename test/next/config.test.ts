@@ -228,6 +228,28 @@ describe('the default handlers configured by withCachekit', () => {
     }
   });
 
+  it('a broken CACHEKIT_NEXT_OPTIONS set by hand: constructing never throws, every call is a miss naming the variable', async () => {
+    const warnings: string[] = [];
+    setLogger({ info: () => {}, warn: (message: string) => warnings.push(message) });
+    try {
+      for (const raw of ['{not json', 'null', '{"maxTtlSeconds":-1}', '{"backend":{"type":"dynamo"}}']) {
+        process.env[OPTIONS_ENV] = raw;
+        const handler = new CacheHandler({});
+        await handler.set('k', fetchValue(), { fetchCache: true });
+        expect(await handler.get('k', { kind: 'FETCH' })).toBeNull();
+        await handler.revalidateTag('t');
+        expect(await useCacheHandler.get('k', [])).toBeUndefined();
+        await useCacheHandler.set('k', Promise.reject(new Error('render failed')));
+      }
+      expect(warnings.join('\n')).toMatch(/CACHEKIT_NEXT_OPTIONS` is not valid JSON/);
+      expect(warnings.join('\n')).toMatch(/CACHEKIT_NEXT_OPTIONS` must be a JSON object/);
+      expect(warnings.join('\n')).toMatch(/maxTtlSeconds/);
+      expect(warnings.join('\n')).toMatch(/CACHEKIT_NEXT_OPTIONS\.backend\.type/);
+    } finally {
+      setLogger(null);
+    }
+  });
+
   it('a description builds that backend, one per process for both handlers', async () => {
     const dir = path.join(tmp, 'file-store');
     withCachekit({}, { backend: { type: 'file', cacheDir: dir }, namespace: 'described' });
