@@ -71,7 +71,8 @@ export function withCachekit<T extends object>(
   const holder = globalThis as { [WRITTEN]?: string };
   if (previous !== undefined && previous !== serialised && previous !== holder[WRITTEN]) {
     // Set by hand (not by an earlier evaluation of next.config in this process or its parent): it loses.
-    logger().warn(`[cachekit] withCachekit replaces ${OPTIONS_ENV} from the environment (${previous}) with the options of next.config`);
+    // (Its value is not printed: it may hold a credential.)
+    logger().warn(`[cachekit] withCachekit replaces the ${OPTIONS_ENV} set in the environment with the options given in next.config`);
   }
   // Set now (not only when Next calls a config function): whatever Next forks after evaluating the file inherits it.
   process.env[OPTIONS_ENV] = holder[WRITTEN] = serialised;
