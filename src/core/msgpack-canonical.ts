@@ -302,10 +302,11 @@ function readString(r: Reader, n: number): string {
 }
 
 function readArray(r: Reader, n: number, depth: number): unknown[] {
-  // Every element takes at least one byte: a count beyond the remaining bytes is a lie, refuse it before allocating.
+  // Every element takes at least one byte: a count beyond the remaining bytes is a lie, refused up front. And no
+  // preallocation: nested arrays each claiming the rest of the input would otherwise allocate depth x input size.
   r.need(n);
-  const out = new Array<unknown>(n);
-  for (let i = 0; i < n; i++) out[i] = readValue(r, depth + 1);
+  const out: unknown[] = [];
+  for (let i = 0; i < n; i++) out.push(readValue(r, depth + 1));
   return out;
 }
 

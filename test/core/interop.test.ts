@@ -143,3 +143,23 @@ describe('canonical MessagePack properties', () => {
     );
   });
 });
+
+describe('decoder allocation', () => {
+  it('nested containers claiming the whole input allocate only what they decode', () => {
+    // 200 nested array32 headers, each declaring as many elements as bytes remain, then garbage.
+    const parts: Buffer[] = [];
+    const total = 200 * 5 + 100_000;
+    for (let i = 0; i < 200; i++) {
+      const h = Buffer.alloc(5);
+      h[0] = 0xdd;
+      h.writeUInt32BE(total - (i + 1) * 5, 1);
+      parts.push(h);
+    }
+    parts.push(Buffer.alloc(100_000, 0xc1));
+    global.gc?.();
+    const before = process.memoryUsage().heapUsed;
+    expect(() => decodeInteropValue(Buffer.concat(parts))).toThrow(CanonicalMsgpackError);
+    // Preallocating would take 200 x 100k slots (160 MB); decoding allocates next to nothing.
+    expect(process.memoryUsage().heapUsed - before).toBeLessThan(50 * 1024 * 1024);
+  });
+});
