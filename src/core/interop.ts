@@ -32,11 +32,17 @@ export class InteropDateTime {
     if (!m) throw new InteropError(`datetime ${JSON.stringify(text)} is not ISO 8601 with a UTC offset (naive datetimes are refused)`);
     const [, y, mo, d, h, mi, s, frac = '', offset = 'Z'] = m;
     const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
-    if (!Number.isFinite(ms)) throw new InteropError(`datetime ${JSON.stringify(text)} is out of range`);
+    const check = new Date(ms);
+    // Date.UTC rolls over silently (Feb 30 -> Mar 1): refuse fields out of range instead.
+    if (!Number.isFinite(ms) || check.getUTCDate() !== Number(d) || check.getUTCMonth() + 1 !== Number(mo) || check.getUTCHours() !== Number(h) || Number(mi) > 59 || Number(s) > 59) {
+      throw new InteropError(`datetime ${JSON.stringify(text)} is out of range`);
+    }
     let offsetMinutes = 0;
     if (offset !== 'Z') {
       const sign = offset.startsWith('-') ? -1 : 1;
-      offsetMinutes = sign * (Number(offset.slice(1, 3)) * 60 + Number(offset.slice(4, 6)));
+      const [oh, om] = [Number(offset.slice(1, 3)), Number(offset.slice(4, 6))];
+      if (oh > 23 || om > 59) throw new InteropError(`datetime ${JSON.stringify(text)} has an invalid UTC offset`);
+      offsetMinutes = sign * (oh * 60 + om);
     }
     const micros = BigInt(ms) * 1000n + BigInt((frac + '000000').slice(0, 6)) - BigInt(offsetMinutes) * 60_000_000n;
     return new InteropDateTime(micros);

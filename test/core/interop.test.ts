@@ -87,6 +87,10 @@ describe('canonical MessagePack edges', () => {
     expect(decodeInteropValue(encodeInteropValue(d))).toEqual({ __datetime__: true, value: '2024-01-01T12:30:45.123456+00:00' });
     expect(InteropDateTime.fromISO('1969-12-31T23:59:59.123456+00:00').toISO()).toBe('1969-12-31T23:59:59.123456+00:00');
     expect(toHex(canonicalArgs([new Date('2024-01-01T00:00:00Z')]))).toBe('91ce65920080');
+    for (const bad of ['2024-02-30T00:00:00Z', '2024-13-01T00:00:00Z', '2024-01-01T24:00:00Z', '2024-01-01T00:60:00Z', '2024-01-01T00:00:00+24:00', '2024-01-01']) {
+      expect(() => InteropDateTime.fromISO(bad), bad).toThrow(InteropError);
+    }
+    expect(InteropDateTime.fromISO('2024-02-29T23:59:59.9999999-00:30').toISO()).toBe('2024-03-01T00:29:59.999999+00:00');
   });
 });
 
