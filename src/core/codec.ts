@@ -33,7 +33,63 @@ export function packValue(value: unknown): Uint8Array {
 }
 
 export function unpackValue(bytes: Uint8Array): unknown {
+  assertBounded(bytes);
   return packr.unpack(bytes);
+}
+
+/** Bytes each fixed-size MessagePack type occupies after its type byte (-1: invalid, 0: none or handled below). */
+const FIXED_SIZES: Record<number, number> = {
+  0xc0: 0, 0xc2: 0, 0xc3: 0, 0xca: 4, 0xcb: 8, 0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8, 0xd0: 1, 0xd1: 2, 0xd2: 4, 0xd3: 8,
+  0xd4: 2, 0xd5: 3, 0xd6: 5, 0xd7: 9, 0xd8: 17,
+};
+
+/**
+ * Walks the MessagePack structure without building it and throws when a declared length or element count exceeds
+ * the bytes that remain. msgpackr pre-allocates arrays from the declared count, so without this a 6-byte corrupt
+ * value could make it allocate hundreds of megabytes before failing.
+ */
+function assertBounded(bytes: Uint8Array): void {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const end = bytes.byteLength;
+  let pos = 0;
+  let pending = 1;
+  const need = (n: number) => {
+    if (n > end - pos) throw new Error(`corrupt MessagePack: ${n} bytes declared at offset ${pos}, ${end - pos} left`);
+  };
+  const uint = (width: number): number => {
+    need(width);
+    const value = width === 1 ? view.getUint8(pos) : width === 2 ? view.getUint16(pos) : view.getUint32(pos);
+    pos += width;
+    return value;
+  };
+  while (pending > 0) {
+    need(1);
+    const type = bytes[pos++]!;
+    pending--;
+    let skip = 0;
+    let items = 0;
+    if (type <= 0x7f || type >= 0xe0) continue;
+    else if (type <= 0x8f) items = (type & 0x0f) * 2;
+    else if (type <= 0x9f) items = type & 0x0f;
+    else if (type <= 0xbf) skip = type & 0x1f;
+    else if (type === 0xc4 || type === 0xd9) skip = uint(1);
+    else if (type === 0xc5 || type === 0xda) skip = uint(2);
+    else if (type === 0xc6 || type === 0xdb) skip = uint(4);
+    else if (type === 0xc7) skip = uint(1) + 1;
+    else if (type === 0xc8) skip = uint(2) + 1;
+    else if (type === 0xc9) skip = uint(4) + 1;
+    else if (type === 0xdc) items = uint(2);
+    else if (type === 0xdd) items = uint(4);
+    else if (type === 0xde) items = uint(2) * 2;
+    else if (type === 0xdf) items = uint(4) * 2;
+    else if (type in FIXED_SIZES) skip = FIXED_SIZES[type]!;
+    else throw new Error(`corrupt MessagePack: invalid type byte 0x${type.toString(16)} at offset ${pos - 1}`);
+    need(skip);
+    pos += skip;
+    // Every element takes at least one byte: a count above what is left is a lie.
+    need(items);
+    pending += items;
+  }
 }
 
 /** Frames `payload` (already MessagePack), compressing it above the threshold when that saves bytes. */
