@@ -1,0 +1,250 @@
+/**
+ * Handler-level `get` of an APP_PAGE entry at 20 KB, 200 KB and 2 MB, concurrency 1, every contender in one run
+ * against one local redis-server: the floor (one raw GET + MessagePack decode), cachekit-next from Redis (no L1) and
+ * from its L1, and the two peers. Rounds are interleaved (contender order rotates) and the median round is reported.
+ * Also: stored bytes per contender, and a breakdown of where our L2 read spends its time.
+ *
+ *   node bench/run.mjs handler-get
+ */
+import { Redis } from 'ioredis';
+import { Packr } from 'msgpackr';
+import { createClient, RESP_TYPES } from '@redis/client';
+import { RedisBackend } from '../src/backends/redis.js';
+import { entryCodec } from '../src/next/entry-codec.js';
+import { startRedis } from '../test/support/servers.js';
+import { createOurs } from './ours.js';
+import { createForte, createTrieb, type LegacyHandler } from './peers.js';
+import {
+  formatBytes,
+  formatNumber,
+  loadAverage,
+  machineLine,
+  makePage,
+  markdownTable,
+  median,
+  opsPerSecond,
+  settle,
+  type Page,
+} from './support.js';
+
+const SIZES = [
+  { label: '20 KB', bytes: 20 * 1024, ms: 350 },
+  { label: '200 KB', bytes: 200 * 1024, ms: 400 },
+  { label: '2 MB', bytes: 2 * 1024 * 1024, ms: 700 },
+];
+const ROUNDS = 5;
+const BREAKDOWN_ROUNDS = 3;
+const KEY = '/blog/a-realistic-post';
+const TAGS = '_N_T_/layout,_N_T_/blog/layout,_N_T_/blog/[slug]/layout,_N_T_/blog/[slug]/page,_N_T_/blog/a-realistic-post,posts';
+const GET_CTX = { kind: 'APP_PAGE', isRoutePPREnabled: false, isFallback: false };
+
+// The floor's encoding: plain MessagePack (the options of our codec), the page as Next hands it over.
+const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, variableMapSize: true });
+
+interface Contender {
+  name: string;
+  /** Stores the page through the contender's own write path. */
+  write(page: Page): Promise<void>;
+  /** One read, returning the page's html and RSC payload (verified against what was written). */
+  read(): Promise<{ html: string; rscData: Buffer } | null>;
+  /** Where the entry lives in Redis (null: nothing stored there, e.g. an L1-only reading). */
+  redisKey: string | null;
+}
+
+function appPage(page: Page) {
+  return { kind: 'APP_PAGE', html: page.html, rscData: page.rscData, headers: { 'x-next-cache-tags': TAGS, 'content-type': 'text/html; charset=utf-8' }, status: 200 };
+}
+
+/** Next's set context for an ISR page (fresh object per call: trieb mutates it). */
+const setCtx = () => ({ cacheControl: { revalidate: 3600, expire: 86_400 }, isRoutePPREnabled: false, isFallback: false });
+
+function handlerContender(name: string, handler: LegacyHandler, redisKey: string | null): Contender {
+  return {
+    name,
+    redisKey,
+    write: (page) => handler.set(KEY, appPage(page), setCtx()),
+    read: async () => {
+      const result = await handler.get(KEY, { ...GET_CTX });
+      return (result?.value as { html: string; rscData: Buffer } | undefined) ?? null;
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const redis = await startRedis({ args: ['--notify-keyspace-events', 'Exe'] });
+  const raw = new Redis({ host: redis.host, port: redis.port });
+  const nodeRedis = createClient({ url: redis.url }).withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
+  await nodeRedis.connect();
+
+  const backend = new RedisBackend({ url: redis.url, keyPrefix: 'ck:' });
+  // Three configurations on one backend (one shared connection set, as in production).
+  const oursL2 = await createOurs(backend, { l1: false });
+  const oursL2Plain = await createOurs(backend, { l1: false, compression: false, keyPrefix: 'cachekit-plain:' });
+  const oursL1 = await createOurs(backend, { keyPrefix: 'cachekit-l1:' });
+  const forte = await createForte(redis.url, 'forte:');
+  const trieb = await createTrieb(redis.url, 'trieb:', { redisGetDeduplication: false });
+  const triebDefault = await createTrieb(redis.url, 'triebd:');
+
+  const FLOOR_KEY = 'floor:' + KEY;
+  const contenders: Contender[] = [
+    {
+      name: 'floor: ioredis `getBuffer` + msgpackr unpack',
+      redisKey: FLOOR_KEY,
+      write: async (page) => void (await raw.set(FLOOR_KEY, packr.pack(appPage(page)))),
+      read: async () => packr.unpack((await raw.getBuffer(FLOOR_KEY))!) as { html: string; rscData: Buffer },
+    },
+    {
+      name: 'floor (node-redis 6): `GET` as Buffer + msgpackr unpack',
+      redisKey: null, // same key as the floor above
+      write: async () => {},
+      read: async () => packr.unpack((await nodeRedis.get(FLOOR_KEY)) as unknown as Buffer) as { html: string; rscData: Buffer },
+    },
+    handlerContender('cachekit-next, L2 hit (Redis, no L1; default compression)', oursL2.handler, oursL2.redisKey(KEY)),
+    handlerContender('cachekit-next, L2 hit, `compression: false`', oursL2Plain.handler, oursL2Plain.redisKey(KEY)),
+    handlerContender('cachekit-next, L1 hit', oursL1.handler, null),
+    handlerContender('@fortedigital/nextjs-cache-handler 3.3.0 (redis-strings)', forte.handler, forte.redisKey(KEY)),
+    handlerContender('@trieb.work/nextjs-turbo-redis-cache 1.18.0, read from Redis (`redisGetDeduplication: false`)', trieb.handler, trieb.redisKey(KEY)),
+    handlerContender('@trieb.work/nextjs-turbo-redis-cache 1.18.0, defaults (10 s in-memory copy of the raw reply)', triebDefault.handler, null),
+  ];
+
+  // Where an L2 read of ours goes: the backend call (Lua GET+PTTL) vs a plain GET, and the decode alone.
+  const codec = entryCodec();
+  const plainCodec = entryCodec({ thresholdBytes: false });
+  let compressedBytes: Uint8Array = new Uint8Array();
+  let plainBytes: Uint8Array = new Uint8Array();
+  let floorBytes: Buffer = Buffer.alloc(0);
+  let forteString = '';
+  const oursStoreKey = oursL2.storeKey(KEY);
+  const breakdown: { name: string; op: () => Promise<unknown> }[] = [
+    { name: 'ioredis `getBuffer` of our entry (bytes only)', op: () => raw.getBuffer(oursL2.redisKey(KEY)) },
+    { name: 'node-redis 6 `GET` of our entry (bytes only)', op: () => nodeRedis.get(oursL2.redisKey(KEY)) },
+    { name: 'RedisBackend.get (bytes only)', op: () => backend.get(oursStoreKey) },
+    { name: 'RedisBackend.getWithTtl (Lua GET+PTTL, what the L2 read uses)', op: () => backend.getWithTtl(oursStoreKey) },
+    { name: 'alternative: ioredis pipeline `GET` + `PTTL` (one round trip, no Lua)', op: () => raw.pipeline().getBuffer(oursL2.redisKey(KEY)).pttl(oursL2.redisKey(KEY)).exec() },
+    { name: 'entry decode only, compressed (inflate + unpack + UTF-8)', op: async () => codec.decode(compressedBytes) },
+    { name: 'entry decode only, uncompressed (unpack + UTF-8)', op: async () => plainCodec.decode(plainBytes) },
+    { name: 'msgpackr unpack of the floor payload (no I/O)', op: async () => packr.unpack(floorBytes) },
+    { name: 'trieb/forte: JSON.parse of their stored string (no I/O)', op: async () => JSON.parse(forteString) },
+  ];
+
+  const loads: number[] = [loadAverage()];
+  const results = new Map<string, Map<string, number>>();
+  const breakdownResults = new Map<string, Map<string, number>>();
+  const stored: { size: string; name: string; strlen: number; memory: number; raw: number }[] = [];
+
+  for (const size of SIZES) {
+    const page = makePage(size.bytes);
+    for (const contender of contenders) await contender.write(page);
+    await settle();
+    // Every contender must return the page it was given, or its numbers mean nothing.
+    for (const contender of contenders) {
+      const got = await contender.read();
+      if (!got || got.html !== page.html || !Buffer.from(got.rscData).equals(page.rscData)) {
+        throw new Error(`${contender.name} did not return the ${size.label} page it stored`);
+      }
+    }
+    for (const contender of contenders) {
+      if (contender.redisKey === null) continue;
+      const strlen = await raw.strlen(contender.redisKey);
+      const memory = Number(await raw.call('MEMORY', 'USAGE', contender.redisKey, 'SAMPLES', '0'));
+      if (!strlen) throw new Error(`${contender.name}: nothing stored under ${contender.redisKey}`);
+      stored.push({ size: size.label, name: contender.name, strlen, memory, raw: page.rawBytes });
+    }
+    compressedBytes = (await raw.getBuffer(oursL2.redisKey(KEY)))!;
+    plainBytes = (await raw.getBuffer(oursL2Plain.redisKey(KEY)))!;
+    floorBytes = (await raw.getBuffer(FLOOR_KEY))!;
+    forteString = (await raw.get(forte.redisKey(KEY)))!;
+
+    const checked = contenders.map((contender) => ({
+      name: contender.name,
+      op: async () => {
+        if ((await contender.read()) === null) throw new Error(`${contender.name}: miss during the timed loop`);
+      },
+    }));
+    // Warm-up: JIT, connections, tag states, trieb's in-memory copy.
+    for (const c of checked) await opsPerSecond(c.op, 100, 3);
+    const perRound = new Map<string, number[]>(checked.map((c) => [c.name, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = [...checked.slice(round % checked.length), ...checked.slice(0, round % checked.length)];
+      for (const c of order) {
+        await settle({ gc: true });
+        perRound.get(c.name)!.push(await opsPerSecond(c.op, size.ms, 3));
+      }
+      loads.push(loadAverage());
+    }
+    for (const [name, values] of perRound) {
+      if (!results.has(name)) results.set(name, new Map());
+      results.get(name)!.set(size.label, median(values));
+    }
+    const breakdownRounds = new Map<string, number[]>(breakdown.map((b) => [b.name, []]));
+    for (const b of breakdown) await opsPerSecond(b.op, 50, 3);
+    for (let round = 0; round < BREAKDOWN_ROUNDS; round++) {
+      for (const b of breakdown) {
+        await settle({ gc: true });
+        breakdownRounds.get(b.name)!.push(await opsPerSecond(b.op, Math.min(300, size.ms), 3));
+      }
+    }
+    for (const [name, values] of breakdownRounds) {
+      if (!breakdownResults.has(name)) breakdownResults.set(name, new Map());
+      breakdownResults.get(name)!.set(size.label, median(values));
+    }
+    console.error(`[handler-get] ${size.label} done (load ${loadAverage().toFixed(2)})`);
+  }
+
+  const floorName = contenders[0]!.name;
+  const cell = (name: string, label: string) => {
+    const value = results.get(name)!.get(label)!;
+    const floor = results.get(floorName)!.get(label)!;
+    const ratio = value / floor;
+    return `${formatNumber(value)} (${ratio >= 10 ? `${formatNumber(ratio, 0)}x` : `${formatNumber(ratio * 100, 0)}%`})`;
+  };
+  console.log(`\n### Handler-level get of an APP_PAGE entry, ops/s at concurrency 1 (median of ${ROUNDS} interleaved rounds; % of the floor)\n`);
+  console.log(`${machineLine()}; load during the run: min ${Math.min(...loads).toFixed(2)}, max ${Math.max(...loads).toFixed(2)}\n`);
+  console.log(
+    markdownTable(
+      ['contender', ...SIZES.map((s) => s.label)],
+      contenders.map((c) => [c.name, ...SIZES.map((s) => cell(c.name, s.label))]),
+    ),
+  );
+
+  console.log('\n### Stored bytes per entry (Redis `STRLEN` and `MEMORY USAGE` of the entry key; raw = UTF-8 HTML + RSC bytes)\n');
+  const storedRows: string[][] = [];
+  for (const c of contenders) {
+    const rows = stored.filter((s) => s.name === c.name);
+    if (rows.length === 0) continue;
+    storedRows.push([
+      c.name,
+      ...SIZES.map((size) => {
+        const row = rows.find((r) => r.size === size.label)!;
+        return `${formatBytes(row.strlen)} = ${(row.strlen / row.raw).toFixed(2)}x (mem ${formatBytes(row.memory)})`;
+      }),
+    ]);
+  }
+  const pages = SIZES.map((s) => makePage(s.bytes));
+  storedRows.unshift(['raw page (HTML + RSC)', ...pages.map((p) => `${formatBytes(p.rawBytes)} = 1.00x`)]);
+  console.log(markdownTable(['contender', ...SIZES.map((s) => s.label)], storedRows));
+
+  console.log(`\n### Breakdown (ops/s, median of ${BREAKDOWN_ROUNDS} rounds): pieces of one L2 read\n`);
+  console.log(
+    markdownTable(
+      ['operation', ...SIZES.map((s) => s.label)],
+      breakdown.map((b) => [b.name, ...SIZES.map((s) => formatNumber(breakdownResults.get(b.name)!.get(s.label)!))]),
+    ),
+  );
+
+  // trieb logs every connection error of its four clients while the server goes away; the results are out already.
+  console.error = () => {};
+  await Promise.all([oursL2.runtime.close(), oursL2Plain.runtime.close(), oursL1.runtime.close()]);
+  await backend.close();
+  await forte.close();
+  raw.disconnect();
+  await nodeRedis.quit();
+  await redis.stop();
+  // trieb keeps four node-redis clients open and offers no way to close them.
+  process.exit(0);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

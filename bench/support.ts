@@ -1,0 +1,156 @@
+/**
+ * Shared pieces of the benchmarks: realistic pages, a fixed-time ops/s loop, percentiles, markdown tables and the
+ * machine's load. Benchmarks are bundled with esbuild by `bench/run.mjs` (Node 20 cannot import TypeScript).
+ */
+import os from 'node:os';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+
+/** A small deterministic PRNG (mulberry32), so every run and every contender sees the same bytes. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// Mostly English, with the accented and non-Latin words a real international site has (~3% of words).
+const WORDS = (
+  'the of and to in is you that it he was for on are as with his they at be this have from or one had by word but ' +
+  'not what all were we when your can said there use an each which she do how their if will up other about out many ' +
+  'then them these so some her would make like him into time has look two more write go see number no way could ' +
+  'people my than first water been call who oil its now find long down day did get come made may part over new sound ' +
+  'take only little work know place year live me back give most very after thing our just name good sentence man ' +
+  'think say great where help through much before line right too mean old any same tell boy follow came want show ' +
+  'also around form three small set put end does another well large must big even such because turn here why ask ' +
+  'went men read need land different home us move try kind hand picture again change off play spell air away animal'
+).split(' ');
+const INTERNATIONAL = ['café', 'naïve', 'Zürich', 'résumé', 'smörgåsbord', 'São Paulo', 'Kraków', 'façade', '東京', '日本語', 'Ελληνικά', 'Москва', '€12,50', '—', '…', '✓'];
+
+function sentence(rand: () => number, words: number): string {
+  const out: string[] = [];
+  for (let i = 0; i < words; i++) {
+    out.push(rand() < 0.03 ? INTERNATIONAL[Math.floor(rand() * INTERNATIONAL.length)]! : WORDS[Math.floor(rand() * WORDS.length)]!);
+  }
+  const text = out.join(' ');
+  return text.charAt(0).toUpperCase() + text.slice(1) + '.';
+}
+
+export interface Page {
+  html: string;
+  rscData: Buffer;
+  /** UTF-8 bytes of `html` plus bytes of `rscData`: the "raw" size stored sizes are compared with. */
+  rawBytes: number;
+}
+
+/**
+ * A page of about `totalBytes`: two thirds HTML (UTF-8), one third RSC payload, both built from the same text, as
+ * Next's HTML embeds the RSC payload of the page. Deterministic for a given size and seed.
+ */
+export function makePage(totalBytes: number, seed = 42): Page {
+  const rand = prng(seed ^ totalBytes);
+  const htmlTarget = Math.round((totalBytes * 2) / 3);
+  const rscTarget = totalBytes - htmlTarget;
+  const head =
+    '<!DOCTYPE html><html lang="en"><head><meta charSet="utf-8"/><meta name="viewport" content="width=device-width, initial-scale=1"/>' +
+    '<link rel="stylesheet" href="/_next/static/css/4f1b2e9c8a7d6e5f.css" data-precedence="next"/><title>Bench page — café</title></head>' +
+    '<body class="__className_a1b2c3"><div hidden=""><!--$--><!--/$--></div><main class="container mx-auto">';
+  const tail = '</main><script src="/_next/static/chunks/webpack-5f4e3d2c1b0a.js" async=""></script></body></html>';
+  const parts: string[] = [head];
+  let bytes = Buffer.byteLength(head) + Buffer.byteLength(tail);
+  let n = 0;
+  while (bytes < htmlTarget) {
+    const block =
+      `<article class="post-card rounded-lg border p-4" data-id="${n}"><h2 class="text-xl font-semibold"><a href="/blog/post-${n}">${sentence(rand, 6)}</a></h2>` +
+      `<p class="text-gray-600">${sentence(rand, 24 + Math.floor(rand() * 24))}</p><span class="date">2026-0${1 + (n % 9)}-1${n % 10}</span></article>`;
+    parts.push(block);
+    bytes += Buffer.byteLength(block);
+    n++;
+  }
+  parts.push(tail);
+  const html = parts.join('');
+  const rsc: string[] = ['0:{"P":null,"b":"build-1","p":"","c":["","blog"],"i":false}\n', '1:I[8273,["177","static/chunks/app/layout-9a8b7c.js"],"default"]\n'];
+  let rscBytes = rsc.reduce((sum, line) => sum + Buffer.byteLength(line), 0);
+  let line = 2;
+  while (rscBytes < rscTarget) {
+    const text = `${line.toString(16)}:["$","article",null,{"className":"post-card rounded-lg border p-4","children":[["$","h2",null,{"children":${JSON.stringify(sentence(rand, 6))}}],["$","p",null,{"children":${JSON.stringify(sentence(rand, 20))}}]]}]\n`;
+    rsc.push(text);
+    rscBytes += Buffer.byteLength(text);
+    line++;
+  }
+  const rscData = Buffer.from(rsc.join(''), 'utf8');
+  return { html, rscData, rawBytes: Buffer.byteLength(html) + rscData.byteLength };
+}
+
+/** Runs `op` back to back (concurrency 1) for at least `minMs` and `minOps` operations; returns ops/s. */
+export async function opsPerSecond(op: () => Promise<unknown>, minMs: number, minOps = 5): Promise<number> {
+  let ops = 0;
+  const started = performance.now();
+  let elapsed = 0;
+  while (elapsed < minMs || ops < minOps) {
+    await op();
+    ops++;
+    elapsed = performance.now() - started;
+  }
+  return (ops * 1000) / elapsed;
+}
+
+/**
+ * Lets pending I/O callbacks run (e.g. pub/sub messages) between timed phases; with `gc`, also collects garbage
+ * (when Node runs with --expose-gc) and then waits a little, because V8 finishes sweeping after `gc()` returns and
+ * the next allocations would otherwise pay for it inside the timed section.
+ */
+export async function settle(options: { gc?: boolean } = {}): Promise<void> {
+  for (let i = 0; i < 3; i++) await yieldToEventLoop();
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (options.gc && gc) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    for (let i = 0; i < 3; i++) await yieldToEventLoop();
+  }
+}
+
+export function median(values: readonly number[]): number {
+  return quantile(values, 0.5);
+}
+
+/** Nearest-rank quantile (q in 0..1) of `values`. */
+export function quantile(values: readonly number[], q: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[rank]!;
+}
+
+/** `1234.5` -> `1,235`; small values keep 2 significant decimals. */
+export function formatNumber(value: number, decimals?: number): string {
+  if (!Number.isFinite(value)) return String(value);
+  const digits = decimals ?? (Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 10 ? 1 : 2);
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(2)} MiB`;
+  if (bytes >= 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${bytes} B`;
+}
+
+export function markdownTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const line = (cells: readonly string[]) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+/** One line describing the machine and its load, printed with every result. */
+export function machineLine(): string {
+  const [one, five, fifteen] = os.loadavg();
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  const commit = process.env.BENCH_COMMIT ? `commit ${process.env.BENCH_COMMIT}, ` : '';
+  return `${commit}${os.cpus().length} x ${cpu}, Node ${process.version}, load average ${one!.toFixed(2)} / ${five!.toFixed(2)} / ${fifteen!.toFixed(2)}`;
+}
+
+export function loadAverage(): number {
+  return os.loadavg()[0]!;
+}
