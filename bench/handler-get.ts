@@ -18,11 +18,13 @@ import {
   formatBytes,
   formatNumber,
   loadAverage,
+  loadLine,
   machineLine,
   makePage,
   markdownTable,
   median,
   opsPerSecond,
+  quietTeardown,
   settle,
   type Page,
 } from './support.js';
@@ -114,15 +116,20 @@ async function main(): Promise<void> {
   let plainBytes: Uint8Array = new Uint8Array();
   let floorBytes: Buffer = Buffer.alloc(0);
   let forteString = '';
-  const oursStoreKey = oursL2.storeKey(KEY);
+  // Transport rows read the uncompressed entry (the page's full size, like the floor's key).
+  const plainStoreKey = oursL2Plain.storeKey(KEY);
+  const plainRedisKey = oursL2Plain.redisKey(KEY);
+  let htmlBytes: Buffer = Buffer.alloc(0);
   const breakdown: { name: string; op: () => Promise<unknown> }[] = [
-    { name: 'ioredis `getBuffer` of our entry (bytes only)', op: () => raw.getBuffer(oursL2.redisKey(KEY)) },
-    { name: 'node-redis 6 `GET` of our entry (bytes only)', op: () => nodeRedis.get(oursL2.redisKey(KEY)) },
-    { name: 'RedisBackend.get (bytes only)', op: () => backend.get(oursStoreKey) },
-    { name: 'RedisBackend.getWithTtl (Lua GET+PTTL, what the L2 read uses)', op: () => backend.getWithTtl(oursStoreKey) },
-    { name: 'alternative: ioredis pipeline `GET` + `PTTL` (one round trip, no Lua)', op: () => raw.pipeline().getBuffer(oursL2.redisKey(KEY)).pttl(oursL2.redisKey(KEY)).exec() },
+    { name: 'ioredis `getBuffer` (bytes only)', op: () => raw.getBuffer(plainRedisKey) },
+    { name: 'node-redis 6 `GET` as Buffer (bytes only)', op: () => nodeRedis.get(plainRedisKey) },
+    { name: 'RedisBackend.get (bytes only)', op: () => backend.get(plainStoreKey) },
+    { name: 'RedisBackend.getWithTtl (Lua GET+PTTL: what our L2 read uses)', op: () => backend.getWithTtl(plainStoreKey) },
+    { name: 'alternative: ioredis pipeline `GET` + `PTTL` (one round trip, no Lua)', op: () => raw.pipeline().getBuffer(plainRedisKey).pttl(plainRedisKey).exec() },
+    { name: 'RedisBackend.getWithTtl of the compressed entry (~0.25x the bytes)', op: () => backend.getWithTtl(oursL2.storeKey(KEY)) },
     { name: 'entry decode only, compressed (inflate + unpack + UTF-8)', op: async () => codec.decode(compressedBytes) },
     { name: 'entry decode only, uncompressed (unpack + UTF-8)', op: async () => plainCodec.decode(plainBytes) },
+    { name: 'UTF-8 decode of the HTML bytes alone (`Buffer#toString`)', op: async () => htmlBytes.toString('utf8') },
     { name: 'msgpackr unpack of the floor payload (no I/O)', op: async () => packr.unpack(floorBytes) },
     { name: 'trieb/forte: JSON.parse of their stored string (no I/O)', op: async () => JSON.parse(forteString) },
   ];
@@ -153,6 +160,7 @@ async function main(): Promise<void> {
     compressedBytes = (await raw.getBuffer(oursL2.redisKey(KEY)))!;
     plainBytes = (await raw.getBuffer(oursL2Plain.redisKey(KEY)))!;
     floorBytes = (await raw.getBuffer(FLOOR_KEY))!;
+    htmlBytes = Buffer.from(page.html, 'utf8');
     forteString = (await raw.get(forte.redisKey(KEY)))!;
 
     const checked = contenders.map((contender) => ({
@@ -199,7 +207,7 @@ async function main(): Promise<void> {
     return `${formatNumber(value)} (${ratio >= 10 ? `${formatNumber(ratio, 0)}x` : `${formatNumber(ratio * 100, 0)}%`})`;
   };
   console.log(`\n### Handler-level get of an APP_PAGE entry, ops/s at concurrency 1 (median of ${ROUNDS} interleaved rounds; % of the floor)\n`);
-  console.log(`${machineLine()}; load during the run: min ${Math.min(...loads).toFixed(2)}, max ${Math.max(...loads).toFixed(2)}\n`);
+  console.log(`${machineLine()}; ${loadLine(loads)}\n`);
   console.log(
     markdownTable(
       ['contender', ...SIZES.map((s) => s.label)],
@@ -232,8 +240,7 @@ async function main(): Promise<void> {
     ),
   );
 
-  // trieb logs every connection error of its four clients while the server goes away; the results are out already.
-  console.error = () => {};
+  quietTeardown();
   await Promise.all([oursL2.runtime.close(), oursL2Plain.runtime.close(), oursL1.runtime.close()]);
   await backend.close();
   await forte.close();

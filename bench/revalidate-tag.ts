@@ -11,7 +11,7 @@ import { RedisBackend } from '../src/backends/redis.js';
 import { startRedis } from '../test/support/servers.js';
 import { createOurs } from './ours.js';
 import { createForte, createTrieb, type LegacyHandler } from './peers.js';
-import { formatBytes, formatNumber, loadAverage, machineLine, markdownTable, median, prng, settle } from './support.js';
+import { formatBytes, formatNumber, loadAverage, loadLine, machineLine, markdownTable, median, prng, quietTeardown, settle } from './support.js';
 
 const COUNTS = [100, 10_000, 100_000];
 /** Per contender and count: stop repeating after this many calls or this long, whichever first (at least MIN_REPS). */
@@ -132,7 +132,7 @@ async function main(): Promise<void> {
 
   const ms = (values: number[]) => `${formatNumber(median(values), median(values) < 10 ? 2 : 1)} ms`;
   console.log(`\n### revalidateTag latency (one page's tag) vs number of cached entries: median (min-max) over n calls\n`);
-  console.log(`${machineLine()}; load during the run: min ${Math.min(...loads).toFixed(2)}, max ${Math.max(...loads).toFixed(2)}\n`);
+  console.log(`${machineLine()}; ${loadLine(loads)}\n`);
   console.log(
     markdownTable(
       ['contender', ...COUNTS.map((n) => `${formatNumber(n, 0)} entries`)],
@@ -160,7 +160,7 @@ async function main(): Promise<void> {
     ),
   );
 
-  console.error = () => {}; // trieb's clients log their disconnection; results are out
+  quietTeardown();
   await ours.runtime.close();
   await backend.close();
   await forte.close();

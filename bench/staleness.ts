@@ -22,7 +22,7 @@ import { RedisBackend } from '../src/backends/redis.js';
 import type { Backend } from '../src/backends/types.js';
 import { startRedis } from '../test/support/servers.js';
 import { createOurs, type Ours } from './ours.js';
-import { formatNumber, loadAverage, machineLine, markdownTable, prng, quantile } from './support.js';
+import { formatNumber, loadAverage, loadLine, machineLine, markdownTable, prng, quantile } from './support.js';
 
 const TRIALS = 200;
 const POLL_TIMEOUT_MS = 5_000;
@@ -240,7 +240,7 @@ async function main(): Promise<void> {
   }
 
   console.log('\n### Cross-instance staleness: from A\'s call resolving until B\'s `get` reflects it (B polls tightly in another process)\n');
-  console.log(`${machineLine()}; load during the run: min ${Math.min(...loads).toFixed(2)}, max ${Math.max(...loads).toFixed(2)}\n`);
+  console.log(`${machineLine()}; ${loadLine(loads)}\n`);
   console.log(markdownTable(['backend: operation', 'trials', 'p50', 'p99', 'max', 'min', 'never seen'], rows));
   process.exit(0);
 }

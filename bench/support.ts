@@ -143,14 +143,29 @@ export function markdownTable(header: readonly string[], rows: readonly (readonl
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
-/** One line describing the machine and its load, printed with every result. */
+/** One line describing the code and the machine, printed with every result. */
 export function machineLine(): string {
-  const [one, five, fifteen] = os.loadavg();
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const commit = process.env.BENCH_COMMIT ? `commit ${process.env.BENCH_COMMIT}, ` : '';
-  return `${commit}${os.cpus().length} x ${cpu}, Node ${process.version}, load average ${one!.toFixed(2)} / ${five!.toFixed(2)} / ${fifteen!.toFixed(2)}`;
+  return `${commit}${os.cpus().length} x ${cpu}, Node ${process.version}`;
+}
+
+/** The 1-minute load average when the benchmark started (`loads[0]`) and while it ran (which includes itself). */
+export function loadLine(loads: readonly number[]): string {
+  const during = loads.slice(1);
+  return `load average at start ${loads[0]!.toFixed(2)}, during the run ${Math.min(...during).toFixed(2)}-${Math.max(...during).toFixed(2)} (the benchmark and its redis-server included)`;
 }
 
 export function loadAverage(): number {
   return os.loadavg()[0]!;
+}
+
+/**
+ * Silences the teardown: the results are printed, and trieb's node-redis clients (which offer no close) log and
+ * reject as their server goes away. Nothing after this point can change a result.
+ */
+export function quietTeardown(): void {
+  console.error = () => {};
+  process.on('unhandledRejection', () => {});
+  process.on('uncaughtException', () => {});
 }
