@@ -243,7 +243,7 @@ function encodeEnvelope(data: Uint8Array, format: string, sum: Uint8Array, thres
   return out.subarray(0, p);
 }
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 class Cursor {
   pos = 0;

@@ -240,7 +240,7 @@ export function encodeCanonical(value: unknown, profile: CanonicalProfile = 'val
 // ---------------------------------------------------------------------------------------------------------------
 // Decoder: any well-formed MessagePack without extension types, NaN or Infinity (the writer need not be canonical).
 
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export interface DecodeOptions {
   /** Floats come back as plain numbers, or as {@link Float64} (so a re-encode keeps them floats). @default 'number' */

@@ -75,6 +75,11 @@ describe('canonical MessagePack edges', () => {
     cyclic.push(cyclic);
     expect(() => encodeInteropValue(cyclic)).toThrow(CanonicalMsgpackError);
   });
+  it('keeps a leading byte-order mark in strings and map keys (TextDecoder drops it by default)', () => {
+    const value = { '\uFEFF': '\uFEFFtext', plain: 'x' };
+    expect(decodeInteropValue(encodeInteropValue(value))).toEqual(value);
+  });
+
   it('decodes strictly: ext types, NaN, trailing bytes, lying lengths and bad UTF-8 are errors', () => {
     for (const bad of ['d40100', 'c1', 'cb7ff8000000000000', 'cb7ff0000000000000', '0000', 'dd7fffffff', 'a2c328', 'c6ffffffff', 'df0000ffff']) {
       expect(() => decodeInteropValue(hex(bad)), bad).toThrow(CanonicalMsgpackError);
