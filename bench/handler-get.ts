@@ -9,6 +9,7 @@
 import { Redis } from 'ioredis';
 import { Packr } from 'msgpackr';
 import { createClient, RESP_TYPES } from '@redis/client';
+import { MemoryBackend } from '../src/backends/memory.js';
 import { RedisBackend } from '../src/backends/redis.js';
 import { entryCodec } from '../src/next/entry-codec.js';
 import { startRedis } from '../test/support/servers.js';
@@ -83,6 +84,8 @@ async function main(): Promise<void> {
   const oursL2 = await createOurs(backend, { l1: false });
   const oursL2Plain = await createOurs(backend, { l1: false, compression: false, keyPrefix: 'cachekit-plain:' });
   const oursL1 = await createOurs(backend, { keyPrefix: 'cachekit-l1:' });
+  // The handler with no network at all (L1 off, in-process L2): its own cost over the decode.
+  const oursMemory = await createOurs(new MemoryBackend(), { l1: false, compression: false });
   const forte = await createForte(redis.url, 'forte:');
   const trieb = await createTrieb(redis.url, 'trieb:', { redisGetDeduplication: false });
   const triebDefault = await createTrieb(redis.url, 'triebd:');
@@ -129,6 +132,12 @@ async function main(): Promise<void> {
     { name: 'RedisBackend.getWithTtl of the compressed entry (~0.25x the bytes)', op: () => backend.getWithTtl(oursL2.storeKey(KEY)) },
     { name: 'entry decode only, compressed (inflate + unpack + UTF-8)', op: async () => codec.decode(compressedBytes) },
     { name: 'entry decode only, uncompressed (unpack + UTF-8)', op: async () => plainCodec.decode(plainBytes) },
+    {
+      name: 'cachekit-next handler get over MemoryBackend (L1 off, uncompressed, no I/O; the backend copies the bytes out)',
+      op: async () => {
+        if (!(await oursMemory.handler.get(KEY, { ...GET_CTX }))) throw new Error('MemoryBackend handler: miss');
+      },
+    },
     { name: 'UTF-8 decode of the HTML bytes alone (`Buffer#toString`)', op: async () => htmlBytes.toString('utf8') },
     { name: 'msgpackr unpack of the floor payload (no I/O)', op: async () => packr.unpack(floorBytes) },
     { name: 'trieb/forte: JSON.parse of their stored string (no I/O)', op: async () => JSON.parse(forteString) },
@@ -142,6 +151,7 @@ async function main(): Promise<void> {
   for (const size of SIZES) {
     const page = makePage(size.bytes);
     for (const contender of contenders) await contender.write(page);
+    await oursMemory.handler.set(KEY, appPage(page), setCtx());
     await settle();
     // Every contender must return the page it was given, or its numbers mean nothing.
     for (const contender of contenders) {
@@ -241,7 +251,7 @@ async function main(): Promise<void> {
   );
 
   quietTeardown();
-  await Promise.all([oursL2.runtime.close(), oursL2Plain.runtime.close(), oursL1.runtime.close()]);
+  await Promise.all([oursL2.runtime.close(), oursL2Plain.runtime.close(), oursL1.runtime.close(), oursMemory.runtime.close()]);
   await backend.close();
   await forte.close();
   raw.disconnect();
