@@ -71,11 +71,6 @@ function connectionKey(config: ConnectionConfig): string {
 // Clients
 // ---------------------------------------------------------------------------------------------
 
-/** Lua: the value and its PTTL in one atomic round trip; nil on a miss. */
-const GET_WITH_TTL_LUA = `local v = redis.call('GET', KEYS[1])
-if not v then return nil end
-return {v, redis.call('PTTL', KEYS[1])}`;
-
 /** Lua: delete the lock only if it still holds our token (compare-and-delete). */
 const RELEASE_LOCK_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
@@ -84,7 +79,6 @@ export type Client = Redis | Cluster;
 
 /** The Lua commands defined on every client (ioredis adds them at runtime). */
 export interface ScriptCommands {
-  cachekitGetWithTtlBuffer(key: string): Promise<[Buffer, number] | null>;
   cachekitReleaseLock(key: Buffer, token: string): Promise<number>;
 }
 
@@ -111,7 +105,6 @@ function serverOptions(config: ConnectionConfig): RedisOptions {
 }
 
 function defineScripts(client: Client): void {
-  client.defineCommand('cachekitGetWithTtl', { numberOfKeys: 1, lua: GET_WITH_TTL_LUA, readOnly: true });
   client.defineCommand('cachekitReleaseLock', { numberOfKeys: 1, lua: RELEASE_LOCK_LUA });
 }
 

@@ -38,13 +38,18 @@ export interface TagStoreOptions {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** Next's own rule (tags-manifest): an expiry counts once it has passed and came after the entry was written. */
+/**
+ * Next's rule: an expiry counts once it has passed and did not come before the entry was written. Like Next's
+ * 'use cache' check (`timestamp <= expiration`) and unlike its tags manifest (`expired > timestamp`), an entry
+ * written in the same millisecond as the event counts as older: across instances that entry was most likely
+ * rendered from data read before the event, and the cost of the doubt is one extra render, not a stale page.
+ */
 export function verdictOf(states: Iterable<TagState | undefined>, lastModified: number, now = Date.now()): TagVerdict {
   let verdict: TagVerdict = 'fresh';
   for (const state of states) {
     if (!state) continue;
-    if (state.expired !== undefined && state.expired <= now && state.expired > lastModified) return 'expired';
-    if (state.stale !== undefined && state.stale > lastModified) verdict = 'stale';
+    if (state.expired !== undefined && state.expired <= now && state.expired >= lastModified) return 'expired';
+    if (state.stale !== undefined && state.stale >= lastModified) verdict = 'stale';
   }
   return verdict;
 }
