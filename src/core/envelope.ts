@@ -45,7 +45,7 @@ export interface EnvelopeCodec {
   decode(envelope: Uint8Array): EnvelopeContents;
 }
 
-interface Lz4Native {
+export interface Lz4Native {
   compressSync(data: Buffer): Buffer;
   uncompressSync(data: Uint8Array): Buffer;
 }
@@ -63,6 +63,11 @@ function lz4(): Lz4Native | null {
     }
   }
   return lz4Native;
+}
+
+/** The native LZ4 binding (lz4-napi), or `null` where it cannot load. */
+export function nativeLz4(): Lz4Native | null {
+  return lz4();
 }
 
 /** Whether the native LZ4 compressor loaded (without it values are written as literal-only blocks). */

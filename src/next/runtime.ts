@@ -88,7 +88,10 @@ export function validateOptions(options: CachekitNextOptions): void {
     numberOption(COMPONENT, 'useCacheL1.maxSizeMb', options.useCacheL1.maxSizeMb, 100, { min: 0, minInclusive: false });
   }
   if (options.compression !== undefined && options.compression !== false) {
-    assertKnownOptions(`${COMPONENT} compression`, options.compression, ['thresholdBytes', 'level']);
+    assertKnownOptions(`${COMPONENT} compression`, options.compression, ['algorithm', 'thresholdBytes', 'level']);
+    if (options.compression.algorithm !== undefined && !['lz4', 'deflate'].includes(options.compression.algorithm)) {
+      throw new ConfigError(COMPONENT, 'compression.algorithm', `must be 'lz4' or 'deflate', got ${JSON.stringify(options.compression.algorithm)}`);
+    }
     if (options.compression.thresholdBytes !== false) {
       numberOption(COMPONENT, 'compression.thresholdBytes', options.compression.thresholdBytes, 4096, { min: 0 });
     }

@@ -65,6 +65,22 @@ describe('entry codec', () => {
     expect(uncompressed.byteLength).toBeLessThan(rsc.byteLength + 1_000); // raw bytes, not base64 (which is 4/3)
   });
 
+  it('compresses with LZ4 by default and with deflate on request; reads both', () => {
+    const value = { ...appPage(), rscData: Buffer.alloc(100_000, 7) } as IncrementalCacheValue;
+    const entry = { lastModified: 1, tags: [], value };
+    const lz4 = entryCodec().encode(entry);
+    const deflate = entryCodec({ algorithm: 'deflate' }).encode(entry);
+    expect(lz4[2]).toBe(0x02);
+    expect(deflate[2]).toBe(0x01);
+    expect(entryCodec().decode(deflate)).toEqual(entry);
+    expect(entryCodec({ algorithm: 'deflate' }).decode(lz4)).toEqual(entry);
+  });
+
+  it('refuses an LZ4 frame declaring more than LZ4 can expand to', () => {
+    const frame = Buffer.from([0xc4, 0x4b, 0x02, 0xff, 0xff, 0xff, 0x1f, 0x00, 0x01]);
+    expect(() => entryCodec().decode(frame)).toThrow(/refused/);
+  });
+
   it('refuses foreign and corrupt bytes', () => {
     const codec = entryCodec();
     expect(() => codec.decode(new TextEncoder().encode('{"kind":"APP_PAGE"}'))).toThrow(/magic/);
