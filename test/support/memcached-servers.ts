@@ -60,41 +60,6 @@ export async function serverTtl(address: string, storedKey: string): Promise<num
   return Number(match[1]);
 }
 
-export interface CountingBlackhole extends ServerHandle {
-  /** Connections the client still holds open to this server. */
-  openConnections(): number;
-  /** Connections accepted since the start. */
-  acceptedConnections(): number;
-}
-
-/** A server that accepts connections and never answers, counting the connections still open. */
-export async function startCountingBlackhole(): Promise<CountingBlackhole> {
-  const sockets = new Set<net.Socket>();
-  let accepted = 0;
-  // A connection counts as open until the client closes it (the server closes its side on the client's FIN).
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    accepted++;
-    socket.resume(); // drain requests: an unread buffer would hide the client's FIN
-    socket.on('error', () => {});
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    host: '127.0.0.1',
-    port,
-    address: `127.0.0.1:${port}`,
-    openConnections: () => sockets.size,
-    acceptedConnections: () => accepted,
-    stop: () =>
-      new Promise((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 /**
  * A server that answers each request with the start of a binary-protocol reply (a header announcing 1000 body bytes,
  * then 10 of them) and closes the connection: a memcached dying in the middle of a reply.

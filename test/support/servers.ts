@@ -195,11 +195,24 @@ export async function startMemcached(options: MemcachedOptions = {}): Promise<Se
   );
 }
 
-/** A TCP server that accepts connections and never sends a byte: the "accepting but never answering" failure. */
-export async function startBlackhole(): Promise<ServerHandle> {
+export interface Blackhole extends ServerHandle {
+  /** Connections the client still holds open to this server. */
+  openConnections(): number;
+  /** Connections accepted since the start. */
+  acceptedConnections(): number;
+}
+
+/**
+ * A TCP server that accepts connections and never sends a byte: the "accepting but never answering" failure. It
+ * counts connections; one counts as open until the client closes it.
+ */
+export async function startBlackhole(): Promise<Blackhole> {
   const sockets = new Set<net.Socket>();
+  let accepted = 0;
   const server = net.createServer((socket) => {
     sockets.add(socket);
+    accepted++;
+    socket.resume(); // drain requests: an unread buffer would hide the client's FIN
     socket.on('error', () => {});
     socket.on('close', () => sockets.delete(socket));
   });
@@ -209,6 +222,8 @@ export async function startBlackhole(): Promise<ServerHandle> {
     host: '127.0.0.1',
     port,
     address: `127.0.0.1:${port}`,
+    openConnections: () => sockets.size,
+    acceptedConnections: () => accepted,
     stop: () =>
       new Promise((resolve) => {
         for (const socket of sockets) socket.destroy();
