@@ -30,6 +30,8 @@ import { seedFromBuild } from './warm-start.js';
 const SUPPORTED_KINDS = new Set(['APP_PAGE', 'APP_ROUTE', 'PAGES', 'FETCH', 'REDIRECT', 'IMAGE']);
 
 const warmStarts = new WeakMap<Runtime, Promise<unknown>>();
+/** Runtimes whose warm start has finished: their gets no longer wait for it (the hot path stays one Set lookup). */
+const warmStarted = new WeakSet<Runtime>();
 /** The longest a request waits for the warm start before going on without it. */
 const WARM_START_WAIT_MS = 3_000;
 
@@ -97,7 +99,9 @@ export function handlerClassFor<R extends Runtime | Promise<Runtime>>(runtime: (
       const rt = await this.#rt('get');
       if (!rt) return null;
       try {
-        if (rt.options.warmStart && this.#serverDistDir && ctx.kind !== 'FETCH') await this.#warmStart(rt, this.#serverDistDir);
+        if (rt.options.warmStart && this.#serverDistDir && ctx.kind !== 'FETCH' && !warmStarted.has(rt)) {
+          await this.#warmStart(rt, this.#serverDistDir);
+        }
         const scope: Scope = ctx.kind === 'FETCH' ? 'fetch' : ctx.kind === 'IMAGE' ? 'image' : 'response';
         const storeKey = this.#storeKey(rt, key, scope);
         let hit = await rt.entries.lookup(storeKey);
@@ -127,14 +131,21 @@ export function handlerClassFor<R extends Runtime | Promise<Runtime>>(runtime: (
     }
 
     /** Seeds once per process; later requests wait at most for the same promise, bounded by `WARM_START_WAIT_MS`. */
-    #warmStart(rt: Runtime, serverDistDir: string): Promise<unknown> {
+    async #warmStart(rt: Runtime, serverDistDir: string): Promise<void> {
       let seeding = warmStarts.get(rt);
       if (!seeding) {
-        if (process.env.NEXT_PHASE === 'phase-production-build') return Promise.resolve();
-        seeding = seedFromBuild(rt, serverDistDir, (key) => this.#storeKey(rt, key, 'response')).catch((error: unknown) => rt.report(error, 'warmStart'));
+        if (process.env.NEXT_PHASE === 'phase-production-build') {
+          warmStarted.add(rt); // the build writes the output it would seed from
+          return;
+        }
+        seeding = seedFromBuild(rt, serverDistDir, (key) => this.#storeKey(rt, key, 'response'))
+          .catch((error: unknown) => rt.report(error, 'warmStart'))
+          .finally(() => warmStarted.add(rt));
         warmStarts.set(rt, seeding);
       }
-      return Promise.race([seeding, new Promise((resolve) => setTimeout(resolve, WARM_START_WAIT_MS).unref())]);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([seeding, new Promise((resolve) => (timer = setTimeout(resolve, WARM_START_WAIT_MS)))]);
+      clearTimeout(timer);
     }
 
     async set(key: string, data: IncrementalCacheValue | null, ctx: SetContext = {}): Promise<void> {
