@@ -1,0 +1,162 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryBackend } from '../../src/backends/memory.js';
+import { RedisBackend } from '../../src/backends/redis.js';
+import { cache, hashArgs } from '../../src/core/cached-function.js';
+import { ConfigError } from '../../src/core/options.js';
+import { getRuntime, resetRuntimes } from '../../src/next/runtime.js';
+import { startRedis, type ServerHandle } from '../support/servers.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+describe('cache(fn): keys', () => {
+  it('hashes arguments canonically: object key order does not matter, values do', () => {
+    expect(hashArgs([{ a: 1, b: [2, { c: 3, d: 4 }] }])).toBe(hashArgs([{ b: [2, { d: 4, c: 3 }] , a: 1 }]));
+    expect(hashArgs([{ a: 1 }])).not.toBe(hashArgs([{ a: 2 }]));
+    expect(hashArgs([1, 2])).not.toBe(hashArgs([2, 1]));
+    expect(hashArgs(['x', undefined])).toBe(hashArgs(['x']));
+    const f = cache(async function load(q: { a: number; b: string }) { return q.a; }, { backend: null });
+    expect(f.keyFor({ a: 1, b: 'x' })).toBe(f.keyFor({ b: 'x', a: 1 }));
+    expect(f.keyFor({ a: 1, b: 'x' })).toMatch(/^cachekit:default:fn:load:[0-9a-f]{64}$/);
+  });
+
+  it('explicit key wins (string or function), namespace and prefix scope it', () => {
+    const f = cache(async (id: number) => id, { backend: null, name: 'user', key: (id) => `u${id}`, namespace: 'ns', keyPrefix: 'p:' });
+    expect(f.keyFor(7)).toBe('p:ns:fn:user:u7');
+    const g = cache(async (id: number) => id, { backend: null, name: 'cfg', key: 'all' });
+    expect(g.keyFor(1)).toBe(g.keyFor(2));
+  });
+
+  it('rejects bad options naming them', () => {
+    expect(() => cache(async () => 1, { backend: null })).toThrow(ConfigError);
+    expect(() => cache(async function f() { return 1; }, { backend: null, ttl: -1 })).toThrow(/ttl/);
+    expect(() => cache(async function f() { return 1; }, { backend: null, tags: ['a'] })).toThrow(/runtime/);
+    expect(() => cache(async function f() { return 1; }, { backend: null, bogus: 1 } as never)).toThrow(/bogus/);
+  });
+});
+
+describe('cache(fn) on MemoryBackend', () => {
+  it('counts hits and misses (L1 and L2), invalidates', async () => {
+    const backend = new MemoryBackend();
+    let calls = 0;
+    const f = cache(async function add(a: number, b: number) { calls++; return { sum: a + b }; }, { backend, ttl: 60 });
+    expect(await f(1, 2)).toEqual({ sum: 3 });
+    expect(await f(1, 2)).toEqual({ sum: 3 });
+    expect(calls).toBe(1);
+    expect(f.info()).toMatchObject({ hits: 1, misses: 1, l1Hits: 1, l2Hits: 0, calls: 1 });
+    // A second wrapper (another process's L1) reads L2.
+    const g = cache(async function add(a: number, b: number) { calls++; return { sum: a + b }; }, { backend, ttl: 60 });
+    expect(await g(1, 2)).toEqual({ sum: 3 });
+    expect(g.info()).toMatchObject({ hits: 1, l2Hits: 1, misses: 0 });
+    expect(await f.invalidate(1, 2)).toBe(true);
+    expect(await backend.exists(f.keyFor(1, 2))).toBe(false);
+    expect(await f(1, 2)).toEqual({ sum: 3 });
+    expect(calls).toBe(2);
+    expect(f.info().latency.computeMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it('expires after ttl', async () => {
+    let calls = 0;
+    const f = cache(async function now() { return ++calls; }, { backend: new MemoryBackend(), ttl: 0.15 });
+    expect(await f()).toBe(1);
+    expect(await f()).toBe(1);
+    await sleep(250);
+    expect(await f()).toBe(2);
+  });
+
+  it('single-flight: 100 concurrent calls make one call', async () => {
+    let calls = 0;
+    const f = cache(async function slow(x: string) { calls++; await sleep(50); return x.toUpperCase(); }, { backend: new MemoryBackend() });
+    const results = await Promise.all(Array.from({ length: 100 }, () => f('a')));
+    expect(new Set(results)).toEqual(new Set(['A']));
+    expect(calls).toBe(1);
+  });
+
+  it('errors propagate to every waiter and are not cached', async () => {
+    let calls = 0;
+    const f = cache(async function boom() { calls++; await sleep(10); if (calls === 1) throw new Error('nope'); return 'ok'; }, { backend: new MemoryBackend() });
+    const settled = await Promise.allSettled([f(), f(), f()]);
+    expect(settled.every((s) => s.status === 'rejected')).toBe(true);
+    expect(await f()).toBe('ok');
+    expect(calls).toBe(2);
+  });
+
+  it('stale-while-revalidate: serves the stale value and refreshes once in the background', async () => {
+    let calls = 0;
+    const f = cache(async function version() { calls++; await sleep(30); return calls; }, { backend: new MemoryBackend(), ttl: 0.4, staleTtl: 5 });
+    expect(await f()).toBe(1);
+    await sleep(450);
+    const stale = await Promise.all([f(), f(), f(), f()]);
+    expect(stale).toEqual([1, 1, 1, 1]);
+    await sleep(100);
+    expect(calls).toBe(2);
+    expect(await f()).toBe(2);
+    expect(calls).toBe(2);
+  });
+});
+
+describe('cache(fn) on Redis (cross-instance)', () => {
+  let redis: ServerHandle & { url: string };
+  const backends: RedisBackend[] = [];
+  const make = (options = {}) => {
+    const backend = new RedisBackend({ url: redis.url, ...options });
+    backends.push(backend);
+    return backend;
+  };
+
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await resetRuntimes();
+    await Promise.all(backends.map((b) => b.close()));
+    await redis?.stop();
+  });
+
+  it('stampede: concurrent callers on two instances make one call', async () => {
+    let calls = 0;
+    const fn = async function report(id: number) { calls++; await sleep(200); return { id, at: calls }; };
+    const a = cache(fn, { backend: make(), namespace: 'stampede' });
+    const b = cache(fn, { backend: make(), namespace: 'stampede' });
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b)(9)));
+    expect(calls).toBe(1);
+    expect(results.every((r) => r.id === 9 && r.at === 1)).toBe(true);
+  });
+
+  it('a crashed holder blocks only until its lease expires', async () => {
+    const backend = make();
+    let calls = 0;
+    const f = cache(async function crash() { calls++; return 'computed'; }, { backend, namespace: 'crash', lockTimeoutMs: 300, lockWaitMs: 5000 });
+    // Simulates an instance that took the lock and died: nobody releases it.
+    const token = await make().acquireLock(f.keyFor(), 300);
+    expect(token).not.toBeNull();
+    const started = Date.now();
+    expect(await f()).toBe('computed');
+    expect(calls).toBe(1);
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+
+  it('never hangs: past lockWaitMs a waiter computes itself', async () => {
+    const backend = make();
+    let calls = 0;
+    const f = cache(async function held() { calls++; return 'x'; }, { backend, namespace: 'wait', lockTimeoutMs: 60_000, lockWaitMs: 200 });
+    await make().acquireLock(f.keyFor(), 60_000);
+    expect(await f()).toBe('x');
+    expect(calls).toBe(1);
+  });
+
+  it('tags: Runtime.revalidateTags invalidates entries on every instance', async () => {
+    const runtime = getRuntime({ backend: make(), namespace: 'tagged-app' });
+    let calls = 0;
+    const fn = async function product(id: number) { calls++; return `p${id}@${calls}`; };
+    const a = cache(fn, { backend: make(), runtime, tags: ['products'] });
+    const b = cache(fn, { backend: make(), runtime, tags: ['products'] });
+    expect(a.keyFor(1)).toMatch(/^cachekit:tagged-app:fn:product:/);
+    expect(await a(1)).toBe('p1@1');
+    expect(await b(1)).toBe('p1@1');
+    await sleep(5); // tag events are compared with the entry's write time in ms
+    await runtime.revalidateTags(['products']);
+    expect(await a(1)).toBe('p1@2');
+    expect(await b(1)).toBe('p1@2');
+    expect(calls).toBe(2);
+  });
+});
