@@ -10,3 +10,5 @@ export { CircuitBreaker, type BreakerOptions, type BreakerState } from './core/b
 export { ConfigError } from './core/options.js';
 export { setLogger, type Logger } from './core/log.js';
 export type { MetricsSnapshot } from './core/metrics.js';
+export { cache, hashArgs, type CacheOptions, type CachedFunction, type CacheInfo, type CacheFn } from './core/cached-function.js';
+export { cachedFetch, type CachedFetchInit } from './next/cached-fetch.js';

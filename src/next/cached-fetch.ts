@@ -1,0 +1,81 @@
+/**
+ * `cachedFetch(input, init & { ttl, tags })`: `fetch` whose successful GET/HEAD responses (status, status text,
+ * headers, body bytes) are stored through the same machinery as `cache(fn)` (L1 + L2, single-flight, cross-instance
+ * lock, stale-while-revalidate, tags). Every call returns a fresh `Response`. Other methods, requests with a body and
+ * non-2xx responses go to the network uncached.
+ *
+ * Key: `${keyPrefix}${namespace}:fetch:${sha256(canonical MessagePack of [method, url, sorted request headers])}`.
+ */
+import { createHash } from 'node:crypto';
+import type { Backend } from '../backends/types.js';
+import { CachedCore, coreOptions, validateCacheOptions, type CacheOptions } from '../core/cached-function.js';
+import { encodeCanonical } from '../core/msgpack-canonical.js';
+import { stringOption } from '../core/options.js';
+import type { Runtime } from './runtime.js';
+
+export type CachedFetchInit = RequestInit &
+  Pick<CacheOptions, 'ttl' | 'staleTtl' | 'tags' | 'namespace' | 'keyPrefix' | 'backend' | 'runtime' | 'lockTimeoutMs' | 'lockWaitMs'>;
+
+interface StoredResponse {
+  status: number;
+  statusText: string;
+  headers: [string, string][];
+  body: Uint8Array;
+}
+
+const CACHE_KEYS = ['ttl', 'staleTtl', 'tags', 'namespace', 'keyPrefix', 'backend', 'runtime', 'lockTimeoutMs', 'lockWaitMs'] as const;
+const NULL_BODY = new Set([101, 103, 204, 205, 304]);
+const cores = new Map<string, CachedCore>();
+const ids = new WeakMap<object, number>();
+let nextId = 1;
+const idOf = (value: object | null | undefined) => {
+  if (value === undefined) return 'resolved';
+  if (value === null) return 'none';
+  let id = ids.get(value);
+  if (id === undefined) ids.set(value, (id = nextId++));
+  return `#${id}`;
+};
+
+/** One core per (backend, runtime, lock settings) per process, so concurrent calls share their single-flight. */
+function coreFor(options: CacheOptions<never[]>): CachedCore {
+  const signature = JSON.stringify([idOf(options.backend as Backend | null | undefined), idOf(options.runtime as object | undefined), options.lockTimeoutMs, options.lockWaitMs]);
+  let core = cores.get(signature);
+  if (!core) cores.set(signature, (core = new CachedCore(coreOptions(options, 'cachedFetch'))));
+  return core;
+}
+
+export async function cachedFetch(input: string | URL | Request, init: CachedFetchInit = {}): Promise<Response> {
+  const cacheOptions: Record<string, unknown> = {};
+  const requestInit: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(init)) {
+    if ((CACHE_KEYS as readonly string[]).includes(name)) cacheOptions[name] = value;
+    else requestInit[name] = value;
+  }
+  const policy = validateCacheOptions(cacheOptions as CacheOptions<never[]>);
+  const request = new Request(input, requestInit as RequestInit);
+  if ((request.method !== 'GET' && request.method !== 'HEAD') || request.body !== null) return fetch(request);
+
+  const runtime = cacheOptions.runtime && typeof cacheOptions.runtime !== 'function' ? (cacheOptions.runtime as Runtime) : undefined;
+  const keyPrefix = stringOption('cachedFetch', 'keyPrefix', cacheOptions.keyPrefix, runtime?.keyPrefix ?? 'cachekit:');
+  const namespace = stringOption('cachedFetch', 'namespace', cacheOptions.namespace, runtime?.namespace ?? 'default');
+  const headers = [...request.headers].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const hash = createHash('sha256').update(encodeCanonical([request.method, request.url, headers], 'args')).digest('hex');
+  const key = `${keyPrefix}${namespace}:fetch:${hash}`;
+
+  const stored = (await coreFor(cacheOptions as CacheOptions<never[]>).run(
+    key,
+    async (): Promise<StoredResponse> => {
+      const response = await fetch(request.clone());
+      return {
+        status: response.status,
+        statusText: response.statusText,
+        // fetch already decoded the body: its encoding and length headers would describe other bytes.
+        headers: [...response.headers].filter(([name]) => name !== 'content-encoding' && name !== 'content-length'),
+        body: new Uint8Array(await response.arrayBuffer()),
+      };
+    },
+    { ...policy, store: (value) => (value as StoredResponse).status >= 200 && (value as StoredResponse).status < 300 },
+  )) as StoredResponse;
+  const body = NULL_BODY.has(stored.status) || request.method === 'HEAD' ? null : new Uint8Array(stored.body);
+  return new Response(body, { status: stored.status, statusText: stored.statusText, headers: stored.headers });
+}
