@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { resolveBackend } from '../backends/resolve.js';
 import { CachekitIOBackend } from '../backends/cachekitio.js';
 import { BackendError, hasLocks, type Backend } from '../backends/types.js';
-import type { Runtime } from '../next/runtime.js';
+import { configuredRuntime, type Runtime } from '../next/runtime.js';
 import { frame, packValue, unframe, unpackValue } from './codec.js';
 import { warnRateLimited } from './log.js';
 import { encodeCanonical } from './msgpack-canonical.js';
@@ -54,7 +54,10 @@ export interface CacheOptions<A extends unknown[] = unknown[]> {
   breaker?: boolean;
   /** Deadline for every L2 call, ms. @default 5000 */
   timeoutMs?: number;
-  /** Tag store source: a Next runtime (e.g. `getRuntime(options)`), or a function returning one. Needed for `tags`. */
+  /**
+   * Tag store of `tags`: a Next runtime (e.g. `getRuntime(options)`), or a function returning one.
+   * @default with tags, the Next handlers' runtime (`configuredRuntime()`): Next's revalidateTag/updateTag reach entries
+   */
   runtime?: Runtime | (() => Runtime | Promise<Runtime>);
 }
 
@@ -172,8 +175,8 @@ export class CachedCore {
   /** The stored record and whether it is fresh, stale (servable while refreshing) or a miss. */
   async #read(key: string, policy: Policy, retry = true): Promise<{ record: StoredRecord; source: HitSource; state: 'fresh' | 'stale' | 'miss' } | null> {
     const found = await this.#readOnce(key, policy);
-    if (retry && found?.state === 'miss' && found.source === 'l1') {
-      // This process's copy is dead (expired tag, past its time); another instance may have stored a newer one.
+    if (retry && found && found.state !== 'fresh' && found.source === 'l1') {
+      // This process's copy is stale or dead (tag event, past its time); another instance may have stored a newer one.
       this.tiered.invalidateLocal(key);
       return this.#read(key, policy, false);
     }
@@ -284,6 +287,8 @@ export class CachedCore {
       const token = await this.#acquire(key);
       if (token === null) return; // another instance refreshes
       try {
+        // Another instance may have refreshed between our stale read and our lock.
+        if ((await this.#read(key, policy))?.state === 'fresh') return;
         await this.#computeAndStore(key, compute, policy);
       } finally {
         if (token !== 'none') await this.#release(key, token);
@@ -310,7 +315,9 @@ export function coreOptions(options: CacheOptions<never[]>, name: string): Const
     lockWaitMs: numberOption(COMPONENT, 'lockWaitMs', options.lockWaitMs, lockTimeoutMs, { min: 0 }),
     breaker: options.breaker ?? true,
     timeoutMs: numberOption(COMPONENT, 'timeoutMs', options.timeoutMs, 5_000, { min: 0, minInclusive: false }),
-    runtime: options.runtime,
+    // Tagged entries without an explicit runtime use the Next handlers' one (CACHEKIT_NEXT_OPTIONS, what withCachekit
+    // sets), so revalidateTag/updateTag in the app reach them.
+    runtime: options.runtime ?? (options.tags?.length ? () => configuredRuntime() : undefined),
     name,
   };
 }
@@ -323,8 +330,8 @@ export function validateCacheOptions(options: CacheOptions<never[]>): { ttl: num
   if (!Array.isArray(tags) || tags.some((tag) => typeof tag !== 'string' || tag === '')) {
     throw new ConfigError(COMPONENT, 'tags', 'must be an array of non-empty strings');
   }
-  if (tags.length > 0 && !options.runtime) {
-    throw new ConfigError(COMPONENT, 'tags', 'need a tag store: pass `runtime` (e.g. getRuntime(...) or configuredRuntime)');
+  if (options.runtime !== undefined && (options.runtime === null || (typeof options.runtime !== 'function' && typeof options.runtime !== 'object'))) {
+    throw new ConfigError(COMPONENT, 'runtime', 'must be a Runtime or a function returning one');
   }
   return { ttl, staleTtl, tags };
 }

@@ -29,7 +29,8 @@ describe('cache(fn): keys', () => {
   it('rejects bad options naming them', () => {
     expect(() => cache(async () => 1, { backend: null })).toThrow(ConfigError);
     expect(() => cache(async function f() { return 1; }, { backend: null, ttl: -1 })).toThrow(/ttl/);
-    expect(() => cache(async function f() { return 1; }, { backend: null, tags: ['a'] })).toThrow(/runtime/);
+    expect(() => cache(async function f() { return 1; }, { backend: null, tags: [''] })).toThrow(/tags/);
+    expect(() => cache(async function f() { return 1; }, { backend: null, runtime: 3 as never })).toThrow(/runtime/);
     expect(() => cache(async function f() { return 1; }, { backend: null, bogus: 1 } as never)).toThrow(/bogus/);
   });
 });
@@ -141,6 +142,37 @@ describe('cache(fn) on Redis (cross-instance)', () => {
     const f = cache(async function held() { calls++; return 'x'; }, { backend, namespace: 'wait', lockTimeoutMs: 60_000, lockWaitMs: 200 });
     await make().acquireLock(f.keyFor(), 60_000);
     expect(await f()).toBe('x');
+    expect(calls).toBe(1);
+  });
+
+  it('stale-while-revalidate across instances: one background refresh in total', async () => {
+    let calls = 0;
+    const fn = async function feed() { calls++; await sleep(100); return calls; };
+    const a = cache(fn, { backend: make(), namespace: 'swr', ttl: 0.3, staleTtl: 30 });
+    const b = cache(fn, { backend: make(), namespace: 'swr', ttl: 0.3, staleTtl: 30 });
+    expect(await a()).toBe(1);
+    expect(await b()).toBe(1);
+    await sleep(350);
+    expect(await Promise.all([a(), b(), a(), b()])).toEqual([1, 1, 1, 1]);
+    await sleep(200);
+    expect(calls).toBe(2);
+    expect(await a()).toBe(2);
+    expect(await b()).toBe(2);
+    await sleep(150);
+    expect(calls).toBe(2);
+  });
+
+  it('presets: minimal takes no cross-instance lock, production does', async () => {
+    let calls = 0;
+    const fn = async function preset() { calls++; await sleep(100); return calls; };
+    const m1 = cache.minimal(fn, { backend: make(), namespace: 'min' });
+    const m2 = cache.minimal(fn, { backend: make(), namespace: 'min' });
+    await Promise.all([m1(), m2()]);
+    expect(calls).toBe(2);
+    calls = 0;
+    const p1 = cache.production(fn, { backend: make(), namespace: 'prod' });
+    const p2 = cache.production(fn, { backend: make(), namespace: 'prod' });
+    await Promise.all([p1(), p2()]);
     expect(calls).toBe(1);
   });
 
