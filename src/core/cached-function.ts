@@ -382,7 +382,14 @@ export interface CacheFn {
   io<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options?: CacheOptions<A>): CachedFunction<A, R>;
 }
 
-let ioBackend: CachekitIOBackend | undefined;
+// One CachekitIO backend (and connection pool) per environment configuration.
+const ioBackends = new Map<string, CachekitIOBackend>();
+function ioBackend(): CachekitIOBackend {
+  const signature = JSON.stringify(Object.keys(process.env).filter((name) => name.startsWith('CACHEKIT_')).sort().map((name) => [name, process.env[name]]));
+  let backend = ioBackends.get(signature);
+  if (!backend) ioBackends.set(signature, (backend = CachekitIOBackend.fromEnv()));
+  return backend;
+}
 
 /** Memoises an async function; see the module comment for keys, records and semantics. */
 export const cache: CacheFn = Object.assign(makeCached, {
@@ -391,5 +398,5 @@ export const cache: CacheFn = Object.assign(makeCached, {
   production: <A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: CacheOptions<A> = {}) =>
     makeCached(fn, { breaker: true, lock: true, ...options }),
   io: <A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: CacheOptions<A> = {}) =>
-    makeCached(fn, { breaker: true, lock: true, ...options, backend: options.backend ?? (ioBackend ??= CachekitIOBackend.fromEnv()) }),
+    makeCached(fn, { breaker: true, lock: true, ...options, backend: options.backend ?? ioBackend() }),
 });

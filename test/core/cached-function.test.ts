@@ -4,7 +4,8 @@ import { RedisBackend } from '../../src/backends/redis.js';
 import { cache, hashArgs } from '../../src/core/cached-function.js';
 import { ConfigError } from '../../src/core/options.js';
 import { getRuntime, resetRuntimes } from '../../src/next/runtime.js';
-import { startRedis, type ServerHandle } from '../support/servers.js';
+import { FakeCachekitIO } from '../support/fake-cachekitio.js';
+import { refusedAddress, startRedis, type ServerHandle } from '../support/servers.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -190,5 +191,54 @@ describe('cache(fn) on Redis (cross-instance)', () => {
     expect(await a(1)).toBe('p1@2');
     expect(await b(1)).toBe('p1@2');
     expect(calls).toBe(2);
+  });
+});
+
+describe('cache.io on a CachekitIO API (local fake server)', () => {
+  const saved = { ...process.env };
+  let fake: FakeCachekitIO;
+  beforeAll(async () => {
+    fake = await FakeCachekitIO.start();
+  });
+  afterAll(async () => {
+    for (const name of ['CACHEKIT_API_KEY', 'CACHEKIT_API_URL', 'CACHEKIT_ALLOW_CUSTOM_HOST']) {
+      if (saved[name] === undefined) delete process.env[name];
+      else process.env[name] = saved[name];
+    }
+    await fake?.stop();
+  });
+
+  it('without CACHEKIT_API_KEY it throws a ConfigError naming it', () => {
+    delete process.env.CACHEKIT_API_KEY;
+    expect(() => cache.io(async function noKey() { return 1; })).toThrow(/CACHEKIT_API_KEY/);
+  });
+
+  it('uses CachekitIOBackend.fromEnv(): entries land in the API, its lock endpoints stop a stampede', async () => {
+    process.env.CACHEKIT_API_KEY = 'ck_live_test';
+    process.env.CACHEKIT_API_URL = fake.url;
+    process.env.CACHEKIT_ALLOW_CUSTOM_HOST = 'true';
+    let calls = 0;
+    const fn = async function ioFn(n: number) { calls++; await sleep(150); return n * 2; };
+    const a = cache.io(fn, { namespace: 'io' });
+    const b = cache.io(fn, { namespace: 'io', l1: false });
+    expect(await Promise.all([a(21), b(21), a(21), b(21)])).toEqual([42, 42, 42, 42]);
+    expect(calls).toBe(1);
+    expect(fake.store.size).toBe(1);
+    expect(fake.requests.some((r) => JSON.stringify(r).includes('lock'))).toBe(true);
+  });
+});
+
+describe('cache(fn) with an unreachable backend', () => {
+  it('still answers by calling the function (faults are misses, never errors)', async () => {
+    const { address } = await refusedAddress();
+    const backend = new RedisBackend({ url: `redis://${address}`, connectTimeoutMs: 500 });
+    try {
+      let calls = 0;
+      const f = cache(async function offline() { return ++calls; }, { backend, l1: false, breaker: false });
+      expect(await f()).toBe(1);
+      expect(await f()).toBe(2);
+    } finally {
+      await backend.close();
+    }
   });
 });
