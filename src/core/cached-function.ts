@@ -29,9 +29,9 @@ export interface CacheOptions<A extends unknown[] = unknown[]> {
   staleTtl?: number;
   /** Tags of every entry; `runtime.revalidateTags` (Next `revalidateTag`/`updateTag`) on one of them invalidates it. */
   tags?: readonly string[];
-  /** Key scope. @default the runtime's namespace, else 'default' */
+  /** Key scope. @default the namespace of a `runtime` object passed, else 'default' */
   namespace?: string;
-  /** Prefix of every key. @default the runtime's keyPrefix, else 'cachekit:' */
+  /** Prefix of every key. @default the keyPrefix of a `runtime` object passed, else 'cachekit:' */
   keyPrefix?: string;
   /** Function name in the key. @default fn.name (required for anonymous functions without `key`) */
   name?: string;
@@ -39,8 +39,12 @@ export interface CacheOptions<A extends unknown[] = unknown[]> {
   key?: string | ((...args: A) => string);
   /** The L2; `null` = L1 only. @default resolveBackend(): setDefaultBackend > environment */
   backend?: Backend | null;
-  /** L1 in front of the backend, or `false`. @default {} */
-  l1?: { maxSizeMb?: number } | false;
+  /**
+   * L1 in front of the backend, or `false`. `invalidate()` drops only this process's L1 copy: other instances keep
+   * theirs up to `maxTtlSeconds` (default: the entry's TTL); tag invalidations reach every instance (tag store).
+   * @default {}
+   */
+  l1?: { maxSizeMb?: number; maxTtlSeconds?: number } | false;
   /**
    * Cross-instance stampede lock when the backend offers locks: one caller computes, the others poll the key.
    * @default true
@@ -62,6 +66,7 @@ export interface CacheOptions<A extends unknown[] = unknown[]> {
 }
 
 export interface CacheInfo {
+  /** Calls answered from the cache, including callers that joined an in-flight call for the same key. */
   hits: number;
   misses: number;
   l1Hits: number;
@@ -129,7 +134,7 @@ export class CachedCore {
   readonly #refreshing = new Set<string>();
   readonly stats = { hits: 0, misses: 0, l1Hits: 0, l2Hits: 0, calls: 0, lookups: 0, lookupMs: 0, computeMs: 0 };
 
-  constructor(options: { backend: Backend | null; l1?: { maxSizeMb?: number } | false; lock: boolean; lockTimeoutMs: number; lockWaitMs: number; breaker: boolean; timeoutMs: number; runtime?: CacheOptions['runtime']; name: string }) {
+  constructor(options: { backend: Backend | null; l1?: { maxSizeMb?: number; maxTtlSeconds?: number } | false; lock: boolean; lockTimeoutMs: number; lockWaitMs: number; breaker: boolean; timeoutMs: number; runtime?: CacheOptions['runtime']; name: string }) {
     this.tiered = new TieredCache<StoredRecord>({
       backend: options.backend,
       codec: recordCodec,

@@ -56,6 +56,21 @@ describe('cache(fn) on MemoryBackend', () => {
     expect(f.info().latency.computeMs).toBeGreaterThanOrEqual(0);
   });
 
+  it('invalidate on one instance reaches the others within l1.maxTtlSeconds', async () => {
+    const backend = new MemoryBackend();
+    let version = 1;
+    const fn = async function settings() { return version; };
+    const a = cache(fn, { backend, l1: { maxTtlSeconds: 0.15 } });
+    const b = cache(fn, { backend, l1: { maxTtlSeconds: 0.15 } });
+    expect(await a()).toBe(1);
+    expect(await b()).toBe(1);
+    version = 2;
+    await a.invalidate();
+    expect(await a()).toBe(2);
+    await sleep(250);
+    expect(await b()).toBe(2);
+  });
+
   it('expires after ttl', async () => {
     let calls = 0;
     const f = cache(async function now() { return ++calls; }, { backend: new MemoryBackend(), ttl: 0.15 });
