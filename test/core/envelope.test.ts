@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createEnvelopeCodec, EnvelopeError, lz4DecodeBlock, type EnvelopeCodec } from '../../src/core/envelope.js';
+import { toLegacyEnvelope } from '../support/bytes-fixtures.js';
 import { hex, loadVectors, toHex } from './vectors.js';
 
 const wire = loadVectors('wire-format.json');
@@ -29,7 +30,7 @@ describe('wire-format.json vectors', () => {
     // without the literal-only shortcut. The legacy array-of-integers vectors are read-only proof.
     if (v.envelope_encoding === undefined) {
       it(`${v.name}: the fields this codec writes are the legacy vector's, byte for byte`, () => {
-        expect(toHex(toLegacy(codec.encode(hex(v.input_hex))))).toBe(v.envelope_hex);
+        expect(toHex(toLegacyEnvelope(codec.encode(hex(v.input_hex))))).toBe(v.envelope_hex);
       });
     }
     if (v.envelope_encoding === 'bin') {
@@ -110,13 +111,3 @@ function envelopeWith(block: Uint8Array, size: number): Uint8Array {
   return Uint8Array.from([...head, ...block, 0x98, 0, 0, 0, 0, 0, 0, 0, 0, ...sizeBytes, 0xa7, ...Buffer.from('msgpack')]);
 }
 
-/** The legacy form of a bin envelope (compressed data as an array of uint8, as rmp_serde wrote it before 1.1). */
-function toLegacy(envelope: Uint8Array): Uint8Array {
-  const b = Buffer.from(envelope);
-  const width = b[1] === 0xc4 ? 1 : b[1] === 0xc5 ? 2 : 4;
-  const n = b.readUIntBE(2, width);
-  const data = b.subarray(2 + width, 2 + width + n);
-  const header = n < 16 ? [0x90 | n] : [0xdc, n >>> 8, n & 0xff];
-  const items = [...data].flatMap((x) => (x <= 0x7f ? [x] : [0xcc, x]));
-  return Buffer.concat([Buffer.of(0x94, ...header, ...items), b.subarray(2 + width + n)]);
-}

@@ -11,6 +11,7 @@ import {
   InteropError,
 } from '../../src/core/interop.js';
 import { CanonicalMsgpackError, encodeCanonical, Float64 } from '../../src/core/msgpack-canonical.js';
+import { interopValues } from '../support/bytes-fixtures.js';
 import { hex, loadVectors, toHex, untag } from './vectors.js';
 
 const vectors = loadVectors('interop-mode.json');
@@ -113,20 +114,7 @@ describe('cache-keys.json args hash (cachekit-py default keys)', () => {
 });
 
 describe('canonical MessagePack properties', () => {
-  const value: fc.Arbitrary<unknown> = fc.letrec<{ v: unknown }>((tie) => ({
-    v: fc.oneof(
-      { depthSize: 'small' },
-      fc.constant(null),
-      fc.boolean(),
-      fc.integer(),
-      fc.bigInt({ min: -(2n ** 63n), max: 2n ** 64n - 1n }),
-      fc.double({ noNaN: true, noDefaultInfinity: true }).map((d) => new Float64(d)),
-      fc.string({ unit: 'binary', maxLength: 40 }),
-      fc.uint8Array({ maxLength: 40 }),
-      fc.array(tie('v'), { maxLength: 20 }),
-      fc.dictionary(fc.string({ unit: 'binary', maxLength: 8 }), tie('v'), { maxKeys: 20 }),
-    ),
-  })).v;
+  const value = interopValues(20);
 
   it('decode(encode(v)) re-encodes to the same bytes (floats kept as Float64)', () => {
     fc.assert(

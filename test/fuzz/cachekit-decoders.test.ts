@@ -6,7 +6,8 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createEnvelopeCodec, lz4DecodeBlock, type EnvelopeCodec } from '../../src/core/envelope.js';
 import { Encryptor } from '../../src/core/encryption.js';
-import { decodeInteropValue, encodeInteropValue, Float64 } from '../../src/core/interop.js';
+import { decodeInteropValue, encodeInteropValue } from '../../src/core/interop.js';
+import { interopValues, toLegacyEnvelope } from '../support/bytes-fixtures.js';
 import { cleanOutcome, mutated, newStats, prefixed, randomBytes, report, type FuzzStats } from './support.js';
 
 let codec: EnvelopeCodec;
@@ -20,37 +21,13 @@ function check(stats: FuzzStats, arb: fc.Arbitrary<Uint8Array>, numRuns: number,
   fc.assert(fc.property(arb, (input) => cleanOutcome(stats, decode, input)), { numRuns });
 }
 
-/** The legacy twin of a bin envelope: the compressed data as an array of uint8. */
-function toLegacy(envelope: Uint8Array): Uint8Array {
-  const b = Buffer.from(envelope);
-  const width = b[1] === 0xc4 ? 1 : b[1] === 0xc5 ? 2 : 4;
-  const n = b.readUIntBE(2, width);
-  const data = b.subarray(2 + width, 2 + width + n);
-  const header = n < 16 ? [0x90 | n] : [0xdc, n >>> 8, n & 0xff];
-  const items = [...data].flatMap((x) => (x <= 0x7f ? [x] : [0xcc, x]));
-  return Buffer.concat([Buffer.of(0x94, ...header, ...items), b.subarray(2 + width + n)]);
-}
-
 const envelopeInput: fc.Arbitrary<Uint8Array> = fc.oneof(
   fc.uint8Array({ maxLength: 1024 }),
   // Repetitive data, so blocks carry matches (and overlapping ones) worth mutating.
   fc.tuple(fc.uint8Array({ minLength: 1, maxLength: 8 }), fc.integer({ min: 1, max: 3000 })).map(([unit, n]) => Buffer.alloc(n, unit)),
 );
 
-const interopValue: fc.Arbitrary<unknown> = fc.letrec<{ v: unknown }>((tie) => ({
-  v: fc.oneof(
-    { depthSize: 'small' },
-    fc.constant(null),
-    fc.boolean(),
-    fc.integer(),
-    fc.bigInt({ min: -(2n ** 63n), max: 2n ** 64n - 1n }),
-    fc.double({ noNaN: true, noDefaultInfinity: true }).map((d) => new Float64(d)),
-    fc.string({ maxLength: 40 }),
-    fc.uint8Array({ maxLength: 40 }),
-    fc.array(tie('v'), { maxLength: 6 }),
-    fc.dictionary(fc.string({ maxLength: 8 }), tie('v'), { maxKeys: 6 }),
-  ),
-})).v;
+const interopValue = interopValues(6);
 
 const ctx = { tenantId: 'tenant', cacheKey: 'ns:op:key' };
 
@@ -63,7 +40,7 @@ describe('fuzz: cachekit decoders', () => {
     check(stats, prefixed(Uint8Array.of(0x94, 0xc4)), 2000, decode);
     check(stats, mutated(envelopeInput, (d) => codec.encode(d)), 10_000, decode);
     check(stats, mutated(envelopeInput, (d) => nativeCodec.encode(d)), 3000, (input) => nativeCodec.decode(input).data);
-    check(stats, mutated(envelopeInput, (d) => toLegacy(codec.encode(d))), 5000, decode);
+    check(stats, mutated(envelopeInput, (d) => toLegacyEnvelope(codec.encode(d))), 5000, decode);
     report('envelope', stats, started);
     expect(stats.runs).toBe(25_000);
     expect(stats.values).toBeGreaterThan(0);
