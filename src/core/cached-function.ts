@@ -9,18 +9,27 @@
  * (functions, class instances, `undefined` inside objects) throw: pass `key` (a string, or a function of the
  * arguments) for those. An explicit `key` replaces the hash.
  *
- * Stored record (MessagePack in the cachekit frame): `{ v: value, s: storedAt ms, f: freshUntil ms, t: tags }`.
+ * Stored record (MessagePack in the cachekit frame): `{ v: value, s: storedAt ms, f: freshUntil ms, t: tags }`;
+ * encrypted with `encryption` / `cache.secure`; or, with `interop`, the bare value as a Python cachekit service writes
+ * it (see record-store.ts).
+ *
+ * Writes and `invalidate()` are announced on the backend's invalidation channel (Redis pub/sub): other instances drop
+ * their L1 copy at once. Over backends without messages, an L1 copy is trusted for `l1.maxTtlSeconds` (default 1 s).
  */
 import { createHash } from 'node:crypto';
 import { resolveBackend } from '../backends/resolve.js';
 import { CachekitIOBackend } from '../backends/cachekitio.js';
+import { MemoryBackend } from '../backends/memory.js';
 import { BackendError, hasLocks, type Backend } from '../backends/types.js';
 import { configuredRuntime, type Runtime } from '../next/runtime.js';
-import { frame, packValue, unframe, unpackValue } from './codec.js';
+import { sharedBus, type CoherenceBus } from './coherence.js';
+import { Encryptor, type EncryptionOptions } from './encryption.js';
+import { INTEROP_SEGMENT, interopKey } from './interop.js';
 import { warnRateLimited } from './log.js';
 import { encodeCanonical } from './msgpack-canonical.js';
 import { assertKnownOptions, ConfigError, numberOption, stringOption } from './options.js';
-import { TieredCache, type Codec, type HitSource } from './tiered.js';
+import { interopStore, plainStore, sealedStore, type RecordStore, type StoredRecord, type TieredSettings } from './record-store.js';
+import { backendTypeOf, type HitSource } from './tiered.js';
 
 export interface CacheOptions<A extends unknown[] = unknown[]> {
   /** Seconds an entry is fresh (and, without `staleTtl`, stored). @default 300 */
@@ -29,6 +38,11 @@ export interface CacheOptions<A extends unknown[] = unknown[]> {
   staleTtl?: number;
   /** Tags of every entry; `runtime.revalidateTags` (Next `revalidateTag`/`updateTag`) on one of them invalidates it. */
   tags?: readonly string[];
+  /**
+   * Pages whose `revalidatePath(path)` invalidates the entries (added as Next's implicit tag of the path, `_N_T_/...`).
+   * A layout-wide `revalidatePath(path, 'layout')` needs the path with `/layout` appended, as in Next.
+   */
+  paths?: readonly string[];
   /** Key scope. @default the namespace of a `runtime` object passed, else 'default' */
   namespace?: string;
   /** Prefix of every key. @default the keyPrefix of a `runtime` object passed, else 'cachekit:' */
@@ -40,9 +54,10 @@ export interface CacheOptions<A extends unknown[] = unknown[]> {
   /** The L2; `null` = L1 only. @default resolveBackend(): setDefaultBackend > environment */
   backend?: Backend | null;
   /**
-   * L1 in front of the backend, or `false`. `invalidate()` drops only this process's L1 copy: other instances keep
-   * theirs up to `maxTtlSeconds` (default: the entry's TTL); tag invalidations reach every instance (tag store).
-   * @default {}
+   * L1 in front of the backend, or `false`. Writes and `invalidate()` reach other instances' L1 at once over a backend
+   * with invalidation messages (Redis); over others an L1 copy is trusted for `maxTtlSeconds`. Tag invalidations
+   * reach every instance through the tag store either way.
+   * @default { maxTtlSeconds: the entry's TTL with messages or a process-local backend, else 1 }
    */
   l1?: { maxSizeMb?: number; maxTtlSeconds?: number } | false;
   /**
@@ -63,6 +78,33 @@ export interface CacheOptions<A extends unknown[] = unknown[]> {
    * @default with tags, the Next handlers' runtime (`configuredRuntime()`): Next's revalidateTag/updateTag reach entries
    */
   runtime?: Runtime | (() => Runtime | Promise<Runtime>);
+  /**
+   * Encrypts entries (AES-256-GCM, per-tenant keys by HKDF, AAD = tenant + key): an `Encryptor`, or its options, each
+   * falling back to CACHEKIT_MASTER_KEY, CACHEKIT_PREVIOUS_MASTER_KEYS and CACHEKIT_ENCRYPTION_FAIL_CLOSED. The L1 then
+   * keeps ciphertext. `cache.secure` sets it. @default none
+   */
+  encryption?: Encryptor | Partial<EncryptionOptions>;
+  /** Tenant of the encryption keys: a string, or a function of the arguments. @default 'default' */
+  tenant?: string | ((...args: A) => string);
+  /**
+   * Shares entries with a Python cachekit service in interop mode: key `{namespace}:{operation}:{blake2b args hash}`
+   * (no prefix), value one plain canonical MessagePack document (encrypted with `encryption` as cachekit does).
+   * Freshness is the backend TTL only, so `tags`, `paths`, `staleTtl` and `key` do not apply.
+   */
+  interop?: { namespace: string; operation?: string };
+}
+
+/** How a call was answered. */
+export type CacheStatus = 'l1' | 'l2' | 'miss';
+
+export interface CacheResult<R> {
+  value: R;
+  /** L1 hit, L2 hit, or miss (the function ran). A caller that joined an in-flight call gets that call's status. */
+  status: CacheStatus;
+  /** Served stale while one background call refreshes (`staleTtl`, or a tag revalidated with an expire duration). */
+  stale: boolean;
+  /** Milliseconds this call took. */
+  ms: number;
 }
 
 export interface CacheInfo {
@@ -75,35 +117,21 @@ export interface CacheInfo {
   calls: number;
   /** Average milliseconds. `lookupMs`: cache read per call; `computeMs`: per call of the wrapped function. */
   latency: { lookupMs: number; computeMs: number };
+  /** The L2 in use (`redis`, `file`, `memcached`, `cachekitio`, `memory`, `custom`, or `none` for L1 only). */
+  backend: string;
 }
 
 export type CachedFunction<A extends unknown[], R> = ((...args: A) => Promise<Awaited<R>>) & {
-  /** Deletes the entry of these arguments (L1 and L2). */
+  /** Deletes the entry of these arguments (L1 and L2; other instances drop their L1 copy, see `l1`). */
   invalidate(...args: A): Promise<boolean>;
+  /** Calls like the function itself, also telling how the call was answered (L1 hit, L2 hit or miss) and how fast. */
+  detailed(...args: A): Promise<CacheResult<Awaited<R>>>;
   info(): CacheInfo;
   /** The storage key of these arguments. */
   keyFor(...args: A): string;
 };
 
-interface StoredRecord {
-  v: unknown;
-  s: number;
-  f: number;
-  t?: string[];
-}
-
-const recordCodec: Codec<StoredRecord> = {
-  encode: (record) => frame(packValue(record)),
-  decode: (bytes) => {
-    const record = unpackValue(unframe(bytes)) as StoredRecord;
-    if (record === null || typeof record !== 'object' || typeof record.s !== 'number' || typeof record.f !== 'number') {
-      throw new Error('not a cached-function record');
-    }
-    return record;
-  },
-};
-
-const KNOWN = ['ttl', 'staleTtl', 'tags', 'namespace', 'keyPrefix', 'name', 'key', 'backend', 'l1', 'lock', 'lockTimeoutMs', 'lockWaitMs', 'breaker', 'timeoutMs', 'runtime'];
+const KNOWN = ['ttl', 'staleTtl', 'tags', 'paths', 'encryption', 'tenant', 'interop', 'namespace', 'keyPrefix', 'name', 'key', 'backend', 'l1', 'lock', 'lockTimeoutMs', 'lockWaitMs', 'breaker', 'timeoutMs', 'runtime'];
 const COMPONENT = 'cache';
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -123,77 +151,146 @@ export interface Policy {
   store?: (value: unknown) => boolean;
 }
 
-/** Single-flight, locks, SWR and tags over one TieredCache (used by `cache` and `cachedFetch`). */
+/** The outcome of one call inside the core. */
+interface Outcome {
+  value: unknown;
+  status: 'l1' | 'l2' | 'miss';
+  stale: boolean;
+}
+
+type Found = { record: StoredRecord; source: HitSource; state: 'fresh' | 'stale' | 'miss' };
+
+/** Settings of a core: where and how records are stored, plus the stampede and tag machinery. */
+export interface CoreSettings extends TieredSettings {
+  lock: boolean;
+  lockTimeoutMs: number;
+  lockWaitMs: number;
+  runtime?: CacheOptions['runtime'];
+  /** Invalidation channel of writes and deletes (announced when the backend carries messages). */
+  channel: string;
+  encryption?: Encryptor;
+  interop?: boolean;
+}
+
+/** L1 lifetime over shared backends without invalidation messages: how long another instance's write can go unseen. */
+const UNANNOUNCED_L1_TTL_SECONDS = 1;
+
+/** Single-flight, locks, SWR, tags and L1 coherence over one RecordStore (used by `cache` and `cachedFetch`). */
 export class CachedCore {
-  readonly tiered: TieredCache<StoredRecord>;
+  readonly store: RecordStore;
+  readonly backendType: string;
+  readonly #bus: CoherenceBus | null;
+  #busStarted = false;
   readonly #lock: boolean;
   readonly #lockTimeoutMs: number;
   readonly #lockWaitMs: number;
   readonly #runtime: CacheOptions['runtime'];
-  readonly #flights = new Map<string, Promise<unknown>>();
+  readonly #flights = new Map<string, Promise<Outcome>>();
   readonly #refreshing = new Set<string>();
   readonly stats = { hits: 0, misses: 0, l1Hits: 0, l2Hits: 0, calls: 0, lookups: 0, lookupMs: 0, computeMs: 0 };
 
-  constructor(options: { backend: Backend | null; l1?: { maxSizeMb?: number; maxTtlSeconds?: number } | false; lock: boolean; lockTimeoutMs: number; lockWaitMs: number; breaker: boolean; timeoutMs: number; runtime?: CacheOptions['runtime']; name: string }) {
-    this.tiered = new TieredCache<StoredRecord>({
-      backend: options.backend,
-      codec: recordCodec,
-      l1: options.l1 ?? {},
-      timeoutMs: options.timeoutMs,
-      breaker: options.breaker ? undefined : false,
-      name: options.name,
-    });
-    this.#lock = options.lock;
-    this.#lockTimeoutMs = options.lockTimeoutMs;
-    this.#lockWaitMs = options.lockWaitMs;
-    this.#runtime = options.runtime;
+  constructor(settings: CoreSettings) {
+    const backend = settings.backend;
+    this.#bus = backend ? sharedBus(backend, settings.channel, (error, operation) => report(error, operation, settings.channel)) : null;
+    const local = backend === null || backend instanceof MemoryBackend;
+    let l1 = settings.l1;
+    if (l1 !== false && !local && !this.#bus?.messaging && l1.maxTtlSeconds === undefined) {
+      l1 = { ...l1, maxTtlSeconds: UNANNOUNCED_L1_TTL_SECONDS };
+    }
+    const tieredSettings = { ...settings, l1 };
+    this.store = settings.interop
+      ? interopStore(tieredSettings, settings.encryption ?? null)
+      : settings.encryption
+        ? sealedStore(tieredSettings, settings.encryption)
+        : plainStore(tieredSettings);
+    this.backendType = backendTypeOf(backend);
+    this.#lock = settings.lock;
+    this.#lockTimeoutMs = settings.lockTimeoutMs;
+    this.#lockWaitMs = settings.lockWaitMs;
+    this.#runtime = settings.runtime;
+    if (this.#bus?.messaging) {
+      // Weakly: a wrapper that is dropped (created per request by mistake) must not stay alive through the bus.
+      const ref = new WeakRef(this.store.tiered);
+      const unlisten = this.#bus.listen({
+        keys: (keys) => {
+          const tiered = ref.deref();
+          if (!tiered) return void unlisten();
+          for (const key of keys) tiered.invalidateLocal(key);
+        },
+        tags: () => {},
+        flush: () => {
+          const tiered = ref.deref();
+          if (!tiered) return void unlisten();
+          tiered.clearLocal();
+        },
+      });
+    }
+  }
+
+  get tiered() {
+    return this.store.tiered;
   }
 
   /** The cached value of `key`, computing it (once per process, once across instances with locks) on a miss. */
-  run(key: string, compute: () => Promise<unknown>, policy: Policy): Promise<unknown> {
+  async run(key: string, compute: () => Promise<unknown>, policy: Policy, tenant = 'default'): Promise<unknown> {
+    return (await this.runDetailed(key, compute, policy, tenant)).value;
+  }
+
+  runDetailed(key: string, compute: () => Promise<unknown>, policy: Policy, tenant = 'default'): Promise<Outcome> {
+    if (!this.#busStarted && this.#bus) {
+      this.#busStarted = true;
+      void this.#bus.start();
+    }
     const flight = this.#flights.get(key);
     if (flight) {
       this.stats.hits++;
       return flight;
     }
-    const created = this.#get(key, compute, policy).finally(() => this.#flights.delete(key));
+    const created = this.#get(key, compute, policy, tenant).finally(() => this.#flights.delete(key));
     this.#flights.set(key, created);
     return created;
   }
 
-  async #get(key: string, compute: () => Promise<unknown>, policy: Policy): Promise<unknown> {
+  /** Deletes `key` everywhere: L1, L2, and the L1 of other instances. */
+  async delete(key: string): Promise<boolean> {
+    const deleted = await this.store.tiered.delete(key);
+    await this.#bus?.announceKeys([key]);
+    return deleted;
+  }
+
+  async #get(key: string, compute: () => Promise<unknown>, policy: Policy, tenant: string): Promise<Outcome> {
     const started = performance.now();
-    const found = await this.#read(key, policy);
+    const found = await this.#read(key, policy, tenant);
     this.stats.lookups++;
     this.stats.lookupMs += performance.now() - started;
     if (found && found.state !== 'miss') {
       this.stats.hits++;
       if (found.source === 'l1') this.stats.l1Hits++;
       else this.stats.l2Hits++;
-      if (found.state === 'stale') this.#refreshInBackground(key, compute, policy);
-      return found.record.v;
+      if (found.state === 'stale') this.#refreshInBackground(key, compute, policy, tenant);
+      return { value: found.record.v, status: found.source, stale: found.state === 'stale' };
     }
     this.stats.misses++;
-    return this.#computeLocked(key, compute, policy);
+    return { value: await this.#computeLocked(key, compute, policy, tenant), status: 'miss', stale: false };
   }
 
   /** The stored record and whether it is fresh, stale (servable while refreshing) or a miss. */
-  async #read(key: string, policy: Policy, retry = true): Promise<{ record: StoredRecord; source: HitSource; state: 'fresh' | 'stale' | 'miss' } | null> {
-    const found = await this.#readOnce(key, policy);
+  async #read(key: string, policy: Policy, tenant: string, retry = true): Promise<Found | null> {
+    const found = await this.#readOnce(key, policy, tenant);
     if (retry && found && found.state !== 'fresh' && found.source === 'l1') {
       // This process's copy is stale or dead (tag event, past its time); another instance may have stored a newer one.
-      this.tiered.invalidateLocal(key);
-      return this.#read(key, policy, false);
+      this.store.tiered.invalidateLocal(key);
+      return this.#read(key, policy, tenant, false);
     }
     return found;
   }
 
-  async #readOnce(key: string, policy: Policy): Promise<{ record: StoredRecord; source: HitSource; state: 'fresh' | 'stale' | 'miss' } | null> {
-    const hit = await this.tiered.lookup(key);
+  async #readOnce(key: string, policy: Policy, tenant: string): Promise<Found | null> {
+    const hit = await this.store.lookup(key, tenant);
     if (!hit) return null;
-    const { value: record, source } = hit;
+    const { record, source } = hit;
     const now = Date.now();
-    let state: 'fresh' | 'stale' | 'miss' = now < record.f ? 'fresh' : now < record.f + policy.staleTtl * 1000 ? 'stale' : 'miss';
+    let state: Found['state'] = now < record.f ? 'fresh' : now < record.f + policy.staleTtl * 1000 ? 'stale' : 'miss';
     if (state !== 'miss' && record.t && record.t.length > 0) {
       const verdict = await this.#tagVerdict(record.t, record.s);
       // 'stale' from the tag store (revalidateTag with an expire duration) is served once while refreshing, like Next.
@@ -220,7 +317,7 @@ export class CachedCore {
     return typeof source === 'function' ? await source() : source;
   }
 
-  async #computeAndStore(key: string, compute: () => Promise<unknown>, policy: Policy): Promise<unknown> {
+  async #computeAndStore(key: string, compute: () => Promise<unknown>, policy: Policy, tenant: string): Promise<unknown> {
     const started = performance.now();
     this.stats.calls++;
     const storedAt = Date.now();
@@ -232,12 +329,21 @@ export class CachedCore {
     }
     if (policy.store && !policy.store(value)) return value;
     const record: StoredRecord = { v: value, s: storedAt, f: storedAt + policy.ttl * 1000, ...(policy.tags.length ? { t: [...policy.tags] } : {}) };
-    await this.tiered.set(key, record, policy.ttl + policy.staleTtl);
+    let stored: boolean;
+    try {
+      stored = await this.store.set(key, record, tenant, policy.ttl + policy.staleTtl);
+    } catch (error) {
+      // A value that cannot be encoded (interop's canonical MessagePack refuses some types): served, not stored.
+      report(error, 'encode', key);
+      return value;
+    }
+    // Not awaited: the caller has its value; other instances hear of it within a round trip.
+    if (stored) void this.#bus?.announceKeys([key]);
     return value;
   }
 
   async #acquire(key: string): Promise<string | null | 'none'> {
-    const backend = this.tiered.backend;
+    const backend = this.store.tiered.backend;
     if (!this.#lock || !backend || !hasLocks(backend)) return 'none';
     try {
       return await backend.acquireLock(key, this.#lockTimeoutMs);
@@ -249,7 +355,7 @@ export class CachedCore {
   }
 
   async #release(key: string, token: string): Promise<void> {
-    const backend = this.tiered.backend;
+    const backend = this.store.tiered.backend;
     if (!backend || !hasLocks(backend)) return;
     try {
       await backend.releaseLock(key, token);
@@ -259,33 +365,33 @@ export class CachedCore {
     }
   }
 
-  async #computeLocked(key: string, compute: () => Promise<unknown>, policy: Policy): Promise<unknown> {
+  async #computeLocked(key: string, compute: () => Promise<unknown>, policy: Policy, tenant: string): Promise<unknown> {
     let token = await this.#acquire(key);
-    if (token === 'none') return this.#computeAndStore(key, compute, policy);
+    if (token === 'none') return this.#computeAndStore(key, compute, policy, tenant);
     const deadline = Date.now() + this.#lockWaitMs;
     let delay = 10;
     while (token === null) {
-      if (Date.now() >= deadline) return this.#computeAndStore(key, compute, policy);
+      if (Date.now() >= deadline) return this.#computeAndStore(key, compute, policy, tenant);
       await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
       delay = Math.min(delay * 1.5, 250);
       // Another instance may have written meanwhile; the L1 holds nothing for this key (it was a miss).
-      const found = await this.#read(key, policy);
+      const found = await this.#read(key, policy, tenant);
       if (found && found.state === 'fresh') return found.record.v;
       // The holder finished without storing, or crashed and its lease expired: take over.
       token = await this.#acquire(key);
-      if (token === 'none') return this.#computeAndStore(key, compute, policy);
+      if (token === 'none') return this.#computeAndStore(key, compute, policy, tenant);
     }
     try {
       // The previous holder may have written between our read and our lock.
-      const found = await this.#read(key, policy);
+      const found = await this.#read(key, policy, tenant);
       if (found && found.state === 'fresh') return found.record.v;
-      return await this.#computeAndStore(key, compute, policy);
+      return await this.#computeAndStore(key, compute, policy, tenant);
     } finally {
       await this.#release(key, token);
     }
   }
 
-  #refreshInBackground(key: string, compute: () => Promise<unknown>, policy: Policy): void {
+  #refreshInBackground(key: string, compute: () => Promise<unknown>, policy: Policy, tenant: string): void {
     if (this.#refreshing.has(key)) return;
     this.#refreshing.add(key);
     void (async () => {
@@ -293,8 +399,8 @@ export class CachedCore {
       if (token === null) return; // another instance refreshes
       try {
         // Another instance may have refreshed between our stale read and our lock.
-        if ((await this.#read(key, policy))?.state === 'fresh') return;
-        await this.#computeAndStore(key, compute, policy);
+        if ((await this.#read(key, policy, tenant))?.state === 'fresh') return;
+        await this.#computeAndStore(key, compute, policy, tenant);
       } finally {
         if (token !== 'none') await this.#release(key, token);
       }
@@ -309,12 +415,35 @@ function report(error: unknown, operation: string, key: string): void {
   warnRateLimited(`cache:${operation}:${message}`, `[cachekit] cache ${operation} ${key}: ${message}`);
 }
 
+/** Next's implicit tag of a page path, the one `revalidatePath(path)` invalidates (`_N_T_/blog/post`). */
+export function pathTag(path: string): string {
+  if (typeof path !== 'string' || !path.startsWith('/')) throw new ConfigError(COMPONENT, 'paths', `entries must start with "/", got ${JSON.stringify(path)}`);
+  // As Next: trailing slash removed (but "/" stays), characters outside printable ASCII percent-encoded.
+  const trimmed = path.length > 1 ? path.replace(/\/+$/, '') || '/' : path;
+  return `_N_T_${trimmed.replace(/[^\t\x20-\x7e]+/g, (run) => encodeURIComponent(run))}`;
+}
+
+function encryptorOf(option: CacheOptions['encryption']): Encryptor | undefined {
+  if (option === undefined) return undefined;
+  if (option instanceof Encryptor) return option;
+  if (option === null || typeof option !== 'object') throw new ConfigError(COMPONENT, 'encryption', 'must be an Encryptor or its options ({ masterKey, previousMasterKeys, failClosed })');
+  assertKnownOptions(`${COMPONENT}.encryption`, option, ['masterKey', 'previousMasterKeys', 'failClosed']);
+  const encryptor = Encryptor.fromEnv(process.env, option);
+  if (!encryptor) throw new ConfigError(COMPONENT, 'encryption.masterKey', 'is required: pass it, or set CACHEKIT_MASTER_KEY (hex, at least 32 bytes)');
+  return encryptor;
+}
+
 /** Validated options shared by `cache` and `cachedFetch`. */
-export function coreOptions(options: CacheOptions<never[]>, name: string): ConstructorParameters<typeof CachedCore>[0] {
+export function coreOptions(options: CacheOptions<never[]>, name: string, extra: { encryption?: Encryptor; interop?: boolean } = {}): CoreSettings {
   const lockTimeoutMs = numberOption(COMPONENT, 'lockTimeoutMs', options.lockTimeoutMs, 10_000, { min: 0, minInclusive: false });
+  const runtimeNow = options.runtime && typeof options.runtime !== 'function' ? options.runtime : undefined;
+  const keyPrefix = stringOption(COMPONENT, 'keyPrefix', options.keyPrefix, runtimeNow?.keyPrefix ?? 'cachekit:');
+  if (options.l1 !== undefined && options.l1 !== false && (options.l1 === null || typeof options.l1 !== 'object')) {
+    throw new ConfigError(COMPONENT, 'l1', 'must be { maxSizeMb, maxTtlSeconds } or false');
+  }
   return {
     backend: resolveBackend(options.backend),
-    l1: options.l1,
+    l1: options.l1 ?? {},
     lock: options.lock ?? true,
     lockTimeoutMs,
     lockWaitMs: numberOption(COMPONENT, 'lockWaitMs', options.lockWaitMs, lockTimeoutMs, { min: 0 }),
@@ -322,8 +451,10 @@ export function coreOptions(options: CacheOptions<never[]>, name: string): Const
     timeoutMs: numberOption(COMPONENT, 'timeoutMs', options.timeoutMs, 5_000, { min: 0, minInclusive: false }),
     // Tagged entries without an explicit runtime use the Next handlers' one (CACHEKIT_NEXT_OPTIONS, what withCachekit
     // sets), so revalidateTag/updateTag in the app reach them.
-    runtime: options.runtime ?? (options.tags?.length ? () => configuredRuntime() : undefined),
+    runtime: options.runtime ?? (options.tags?.length || options.paths?.length ? () => configuredRuntime() : undefined),
+    channel: `${keyPrefix}fn:invalidate`,
     name,
+    ...extra,
   };
 }
 
@@ -335,39 +466,80 @@ export function validateCacheOptions(options: CacheOptions<never[]>): { ttl: num
   if (!Array.isArray(tags) || tags.some((tag) => typeof tag !== 'string' || tag === '')) {
     throw new ConfigError(COMPONENT, 'tags', 'must be an array of non-empty strings');
   }
+  const paths = options.paths ?? [];
+  if (!Array.isArray(paths)) throw new ConfigError(COMPONENT, 'paths', 'must be an array of page paths ("/blog")');
   if (options.runtime !== undefined && (options.runtime === null || (typeof options.runtime !== 'function' && typeof options.runtime !== 'object'))) {
     throw new ConfigError(COMPONENT, 'runtime', 'must be a Runtime or a function returning one');
   }
-  return { ttl, staleTtl, tags };
+  return { ttl, staleTtl, tags: [...new Set([...tags, ...paths.map(pathTag)])] };
+}
+
+/** The interop operation name, checked against the segment rule (Python cachekit's, so both derive one key). */
+function interopSettings<A extends unknown[]>(options: CacheOptions<A>, fnName: string): { namespace: string; operation: string } | undefined {
+  const interop = options.interop;
+  if (interop === undefined) return undefined;
+  if (interop === null || typeof interop !== 'object') throw new ConfigError(COMPONENT, 'interop', 'must be { namespace, operation }');
+  assertKnownOptions(`${COMPONENT}.interop`, interop, ['namespace', 'operation']);
+  const operation = interop.operation ?? fnName;
+  for (const [option, value] of [['interop.namespace', interop.namespace], ['interop.operation', operation]] as const) {
+    if (typeof value !== 'string' || !INTEROP_SEGMENT.test(value)) {
+      throw new ConfigError(COMPONENT, option, `must match ${INTEROP_SEGMENT.source} (Python cachekit's rule), got ${JSON.stringify(value)}`);
+    }
+  }
+  // Entries a Python service writes carry no stored-at time or tags, and their key is derived, never chosen.
+  for (const option of ['tags', 'paths', 'staleTtl', 'key', 'namespace'] as const) {
+    if (options[option] !== undefined) throw new ConfigError(COMPONENT, option, 'does not apply with `interop` (entries are plain values; freshness is the backend TTL)');
+  }
+  return { namespace: interop.namespace, operation };
 }
 
 function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: CacheOptions<A> = {}): CachedFunction<A, R> {
   if (typeof fn !== 'function') throw new ConfigError(COMPONENT, 'fn', 'must be a function');
   const policy = validateCacheOptions(options as CacheOptions<never[]>);
   const name = stringOption(COMPONENT, 'name', options.name, fn.name);
-  if (!name && options.key === undefined) {
+  const interop = interopSettings(options, name);
+  if (!name && options.key === undefined && !interop) {
     throw new ConfigError(COMPONENT, 'name', 'is required for an anonymous function (or pass `key`): it scopes the keys');
   }
   if (options.key !== undefined && typeof options.key !== 'string' && typeof options.key !== 'function') {
     throw new ConfigError(COMPONENT, 'key', 'must be a string or a function of the arguments');
   }
+  const tenant = options.tenant ?? 'default';
+  if ((typeof tenant !== 'string' || tenant === '') && typeof tenant !== 'function') {
+    throw new ConfigError(COMPONENT, 'tenant', 'must be a non-empty string or a function of the arguments');
+  }
   const runtimeNow = options.runtime && typeof options.runtime !== 'function' ? options.runtime : undefined;
   const keyPrefix = stringOption(COMPONENT, 'keyPrefix', options.keyPrefix, runtimeNow?.keyPrefix ?? 'cachekit:');
   const namespace = stringOption(COMPONENT, 'namespace', options.namespace, runtimeNow?.namespace ?? 'default');
-  const core = new CachedCore(coreOptions(options as CacheOptions<never[]>, `cache:${name || 'fn'}`));
+  const encryption = encryptorOf(options.encryption);
+  const core = new CachedCore(coreOptions(options as CacheOptions<never[]>, `cache:${name || 'fn'}`, { encryption, interop: interop !== undefined }));
   const explicit = options.key;
   const keyFor = (...args: A): string => {
+    if (interop) return interopKey(interop.namespace, interop.operation, args);
     const part = explicit === undefined ? hashArgs(args) : typeof explicit === 'string' ? explicit : explicit(...args);
     return `${keyPrefix}${namespace}:fn:${name}:${part}`;
   };
-  const wrapped = ((...args: A) => core.run(keyFor(...args), async () => fn(...args), policy)) as CachedFunction<A, R>;
-  wrapped.invalidate = (...args: A) => core.tiered.delete(keyFor(...args));
+  const tenantFor = (args: A): string => {
+    if (typeof tenant === 'string') return tenant;
+    const value = tenant(...args);
+    if (typeof value !== 'string' || value === '') throw new ConfigError(COMPONENT, 'tenant', `function must return a non-empty string, got ${JSON.stringify(value)}`);
+    return value;
+  };
+  const detailed = async (...args: A): Promise<CacheResult<Awaited<R>>> => {
+    const started = performance.now();
+    const outcome = await core.runDetailed(keyFor(...args), async () => fn(...args), policy, tenantFor(args));
+    return { value: outcome.value as Awaited<R>, status: outcome.status, stale: outcome.stale, ms: performance.now() - started };
+  };
+  const wrapped = ((...args: A) => core.run(keyFor(...args), async () => fn(...args), policy, tenantFor(args))) as CachedFunction<A, R>;
+  wrapped.detailed = detailed;
+  wrapped.invalidate = (...args: A) => core.delete(keyFor(...args));
   wrapped.keyFor = keyFor;
   wrapped.info = () => {
     const s = core.stats;
     return {
       hits: s.hits, misses: s.misses, l1Hits: s.l1Hits, l2Hits: s.l2Hits, calls: s.calls,
       latency: { lookupMs: s.lookups ? s.lookupMs / s.lookups : 0, computeMs: s.calls ? s.computeMs / s.calls : 0 },
+      backend: core.backendType,
     };
   };
   Object.defineProperty(wrapped, 'name', { value: fn.name });
@@ -383,6 +555,12 @@ export interface CacheFn {
   minimal<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options?: CacheOptions<A>): CachedFunction<A, R>;
   /** Every reliability feature: circuit breaker, cross-instance lock, L1. Same as `cache` (its defaults). */
   production<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options?: CacheOptions<A>): CachedFunction<A, R>;
+  /**
+   * `production` with encryption (AES-256-GCM, per-tenant keys, the L1 keeps ciphertext): `encryption` options, else
+   * CACHEKIT_MASTER_KEY; neither is a ConfigError. A value that fails to decrypt is a miss and is evicted, or with
+   * `failClosed` (CACHEKIT_ENCRYPTION_FAIL_CLOSED) an error.
+   */
+  secure<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options?: CacheOptions<A>): CachedFunction<A, R>;
   /** `production` on an explicit `CachekitIOBackend.fromEnv()` (CACHEKIT_API_KEY ...), whatever the default backend. */
   io<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options?: CacheOptions<A>): CachedFunction<A, R>;
 }
@@ -402,6 +580,8 @@ export const cache: CacheFn = Object.assign(makeCached, {
     makeCached(fn, { breaker: false, lock: false, ...options }),
   production: <A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: CacheOptions<A> = {}) =>
     makeCached(fn, { breaker: true, lock: true, ...options }),
+  secure: <A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: CacheOptions<A> = {}) =>
+    makeCached(fn, { breaker: true, lock: true, ...options, encryption: options.encryption ?? {} }),
   io: <A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: CacheOptions<A> = {}) =>
     makeCached(fn, { breaker: true, lock: true, ...options, backend: options.backend ?? ioBackend() }),
 });

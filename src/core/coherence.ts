@@ -137,3 +137,17 @@ export class CoherenceBus {
     await subscription?.unsubscribe();
   }
 }
+
+const shared = new WeakMap<Backend, Map<string, CoherenceBus>>();
+
+/**
+ * One bus (one subscription) per backend object and channel in this process, for caches that come and go with
+ * their wrappers (`cache(fn)`); started on first use.
+ */
+export function sharedBus(backend: Backend, channel: string, onError: (error: unknown, operation: string) => void): CoherenceBus {
+  let buses = shared.get(backend);
+  if (!buses) shared.set(backend, (buses = new Map()));
+  let bus = buses.get(channel);
+  if (!bus) buses.set(channel, (bus = new CoherenceBus(backend, channel, onError)));
+  return bus;
+}

@@ -1,0 +1,129 @@
+/**
+ * How `cache(fn)` records become stored bytes, in three forms over one TieredCache:
+ *
+ * - plain:   the record `{ v, s, f, t }` as MessagePack in the cachekit frame (compressed above its threshold); the L1
+ *            holds the decoded record.
+ * - sealed:  the same bytes encrypted (AES-256-GCM entry frame, AAD = tenant + cache key); the L1 holds the ciphertext
+ *            and every read, L1 hits included, decrypts. A value that fails to decrypt is a miss and is evicted
+ *            (fail-open), or an EncryptionError for the caller (fail-closed).
+ * - interop: the value alone as canonical MessagePack (optionally a bare cipher frame), exactly what a Python cachekit
+ *            service in interop mode writes under the same key; freshness is the backend TTL.
+ */
+import type { Backend } from '../backends/types.js';
+import { frame, packValue, unframe, unpackValue } from './codec.js';
+import { EncryptionError, type Encryptor } from './encryption.js';
+import { decodeInteropValue, encodeInteropValue } from './interop.js';
+import { warnRateLimited } from './log.js';
+import { TieredCache, bytesCodec, type Codec, type HitSource, type L1Options } from './tiered.js';
+
+/** What `cache(fn)` stores per entry: value, stored-at ms, fresh-until ms, tags. */
+export interface StoredRecord {
+  v: unknown;
+  s: number;
+  f: number;
+  t?: string[];
+}
+
+export interface RecordStore {
+  readonly tiered: TieredCache<unknown>;
+  /** The record under `key`, or null (miss, undecodable, or undecryptable in fail-open mode). */
+  lookup(key: string, tenant: string): Promise<{ record: StoredRecord; source: HitSource } | null>;
+  set(key: string, record: StoredRecord, tenant: string, ttlSeconds: number): Promise<boolean>;
+}
+
+export interface TieredSettings {
+  backend: Backend | null;
+  l1: L1Options | false;
+  timeoutMs: number;
+  breaker: boolean;
+  name: string;
+}
+
+const recordCodec: Codec<StoredRecord> = {
+  encode: (record) => frame(packValue(record)),
+  decode: (bytes) => {
+    const record = unpackValue(unframe(bytes)) as StoredRecord;
+    if (record === null || typeof record !== 'object' || typeof record.s !== 'number' || typeof record.f !== 'number') {
+      throw new Error('not a cached-function record');
+    }
+    return record;
+  },
+};
+
+function tieredOf<T>(settings: TieredSettings, codec: Codec<T>): TieredCache<T> {
+  return new TieredCache<T>({
+    backend: settings.backend,
+    codec,
+    l1: settings.l1,
+    timeoutMs: settings.timeoutMs,
+    breaker: settings.breaker ? undefined : false,
+    name: settings.name,
+  });
+}
+
+export function plainStore(settings: TieredSettings): RecordStore {
+  const tiered = tieredOf(settings, recordCodec);
+  return {
+    tiered: tiered as TieredCache<unknown>,
+    lookup: (key) => tiered.lookup(key).then((hit) => hit && { record: hit.value, source: hit.source }),
+    set: (key, record, _tenant, ttlSeconds) => tiered.set(key, record, ttlSeconds),
+  };
+}
+
+/** Fail-open: a value that cannot be opened is evicted and read as a miss; fail-closed: the error reaches the caller. */
+async function openOrEvict<T>(tiered: TieredCache<Uint8Array>, encryptor: Encryptor, key: string, open: () => T): Promise<T | null> {
+  try {
+    return open();
+  } catch (error) {
+    if (!(error instanceof EncryptionError) || encryptor.failClosed) throw error;
+    warnRateLimited(`${tiered.name}:decrypt:${error.kind}`, `${error.message} (${tiered.name}, key ${key}: evicted, served as a miss)`);
+    await tiered.delete(key);
+    return null;
+  }
+}
+
+export function sealedStore(settings: TieredSettings, encryptor: Encryptor): RecordStore {
+  const tiered = tieredOf(settings, bytesCodec);
+  return {
+    tiered: tiered as TieredCache<unknown>,
+    async lookup(key, tenant) {
+      const hit = await tiered.lookup(key);
+      if (!hit) return null;
+      const record = await openOrEvict(tiered, encryptor, key, () => encryptor.decrypt(hit.value, { tenantId: tenant, cacheKey: key }));
+      if (record === null) return null;
+      try {
+        return { record: recordCodec.decode(record), source: hit.source };
+      } catch (error) {
+        // Authenticated yet not a record: written by another version of this library. A miss, never a crash.
+        warnRateLimited(`${tiered.name}:decode`, `[cachekit] ${tiered.name}: decrypted value under ${key} is not a record (${(error as Error).message}); served as a miss`);
+        return null;
+      }
+    },
+    set: (key, record, tenant, ttlSeconds) => tiered.set(key, encryptor.encrypt(recordCodec.encode(record), { tenantId: tenant, cacheKey: key }), ttlSeconds),
+  };
+}
+
+/** Interop entries have no stored-at or fresh-until: present means fresh, the backend TTL ends them. */
+export function interopStore(settings: TieredSettings, encryptor: Encryptor | null): RecordStore {
+  const tiered = tieredOf(settings, bytesCodec);
+  return {
+    tiered: tiered as TieredCache<unknown>,
+    async lookup(key, tenant) {
+      const hit = await tiered.lookup(key);
+      if (!hit) return null;
+      const plain = encryptor ? await openOrEvict(tiered, encryptor, key, () => encryptor.decryptInterop(hit.value, tenant, key)) : hit.value;
+      if (plain === null) return null;
+      try {
+        return { record: { v: decodeInteropValue(plain), s: 0, f: Infinity }, source: hit.source };
+      } catch (error) {
+        // Not canonical MessagePack (another writer's format): a miss; the entry is left to its owner.
+        warnRateLimited(`${tiered.name}:interop-decode`, `[cachekit] ${tiered.name}: value under ${key} is not canonical MessagePack (${(error as Error).message}); served as a miss`);
+        return null;
+      }
+    },
+    set(key, record, tenant, ttlSeconds) {
+      const plain = encodeInteropValue(record.v);
+      return tiered.set(key, encryptor ? encryptor.encryptInterop(plain, tenant, key) : plain, ttlSeconds);
+    },
+  };
+}
