@@ -10,5 +10,11 @@ export { CircuitBreaker, type BreakerOptions, type BreakerState } from './core/b
 export { ConfigError } from './core/options.js';
 export { setLogger, type Logger } from './core/log.js';
 export type { MetricsSnapshot } from './core/metrics.js';
-export { cache, hashArgs, type CacheOptions, type CachedFunction, type CacheInfo, type CacheFn } from './core/cached-function.js';
+export { cache, hashArgs, pathTag, type CacheOptions, type CachedFunction, type CacheInfo, type CacheFn, type CacheResult, type CacheStatus } from './core/cached-function.js';
+export { Encryptor, EncryptionError, deriveTenantKey, keyFingerprint, buildAad, type EncryptionOptions, type EncryptionContext, type EncryptionFailure } from './core/encryption.js';
+export { createEnvelopeCodec, EnvelopeError, ENVELOPE_LIMITS, type EnvelopeCodec, type EnvelopeContents, type EnvelopeOptions } from './core/envelope.js';
+export {
+  interopKey, interopArgsHash, canonicalArgs, encodeInteropValue, decodeInteropValue, InteropDateTime, InteropUuid, InteropError,
+  Float64, CanonicalMsgpackError, INTEROP_SEGMENT, type DecodeOptions,
+} from './core/interop.js';
 export { cachedFetch, type CachedFetchInit } from './next/cached-fetch.js';

@@ -1,17 +1,19 @@
 /**
  * How `cache(fn)` records become stored bytes, in three forms over one TieredCache:
  *
- * - plain:   the record `{ v, s, f, t }` as MessagePack in the cachekit frame (compressed above its threshold); the L1
- *            holds the decoded record.
- * - sealed:  the same bytes encrypted (AES-256-GCM entry frame, AAD = tenant + cache key); the L1 holds the ciphertext
- *            and every read, L1 hits included, decrypts. A value that fails to decrypt is a miss and is evicted
- *            (fail-open), or an EncryptionError for the caller (fail-closed).
+ * - plain:   the record `{ v, s, f, t }` as MessagePack in cachekit's ByteStorage envelope (LZ4 block, xxHash3-64
+ *            checksum verified on every L2 read: a corrupt value is a miss, never a wrong value); the L1 holds the
+ *            decoded record.
+ * - sealed:  the envelope encrypted, as cachekit does (AES-256-GCM entry frame, AAD = tenant + cache key + format +
+ *            compressed); the L1 holds the ciphertext and every read, L1 hits included, decrypts. A value that fails to
+ *            decrypt is a miss and is evicted (fail-open), or an EncryptionError for the caller (fail-closed).
  * - interop: the value alone as canonical MessagePack (optionally a bare cipher frame), exactly what a Python cachekit
  *            service in interop mode writes under the same key; freshness is the backend TTL.
  */
 import type { Backend } from '../backends/types.js';
-import { frame, packValue, unframe, unpackValue } from './codec.js';
-import { EncryptionError, type Encryptor } from './encryption.js';
+import { packValue, unpackValue } from './codec.js';
+import { EncryptionError, type EncryptionContext, type Encryptor } from './encryption.js';
+import { createEnvelopeCodec, type EnvelopeCodec } from './envelope.js';
 import { decodeInteropValue, encodeInteropValue } from './interop.js';
 import { warnRateLimited } from './log.js';
 import { TieredCache, bytesCodec, type Codec, type HitSource, type L1Options } from './tiered.js';
@@ -39,10 +41,20 @@ export interface TieredSettings {
   name: string;
 }
 
+// The envelope's xxHash3 is WebAssembly, loaded once; stores await it before their first encode or decode.
+let envelope: EnvelopeCodec | undefined;
+let envelopeLoading: Promise<void> | undefined;
+function envelopeReady(): Promise<void> | undefined {
+  if (envelope) return undefined;
+  return (envelopeLoading ??= createEnvelopeCodec().then((codec) => void (envelope = codec)));
+}
+
 const recordCodec: Codec<StoredRecord> = {
-  encode: (record) => frame(packValue(record)),
+  encode: (record) => envelope!.encode(packValue(record)),
   decode: (bytes) => {
-    const record = unpackValue(unframe(bytes)) as StoredRecord;
+    const { data, format } = envelope!.decode(bytes);
+    if (format !== 'msgpack') throw new Error(`envelope format ${JSON.stringify(format)} is not msgpack`);
+    const record = unpackValue(data) as StoredRecord;
     if (record === null || typeof record !== 'object' || typeof record.s !== 'number' || typeof record.f !== 'number') {
       throw new Error('not a cached-function record');
     }
@@ -65,8 +77,15 @@ export function plainStore(settings: TieredSettings): RecordStore {
   const tiered = tieredOf(settings, recordCodec);
   return {
     tiered: tiered as TieredCache<unknown>,
-    lookup: (key) => tiered.lookup(key).then((hit) => hit && { record: hit.value, source: hit.source }),
-    set: (key, record, _tenant, ttlSeconds) => tiered.set(key, record, ttlSeconds),
+    async lookup(key) {
+      await envelopeReady();
+      const hit = await tiered.lookup(key);
+      return hit && { record: hit.value, source: hit.source };
+    },
+    async set(key, record, _tenant, ttlSeconds) {
+      await envelopeReady();
+      return tiered.set(key, record, ttlSeconds);
+    },
   };
 }
 
@@ -82,14 +101,18 @@ async function openOrEvict<T>(tiered: TieredCache<Uint8Array>, encryptor: Encryp
   }
 }
 
+/** The AAD fields of a sealed record: cachekit's, for an enveloped (compressed) MessagePack plaintext. */
+const sealedContext = (tenantId: string, cacheKey: string): EncryptionContext => ({ tenantId, cacheKey, format: 'msgpack', compressed: true });
+
 export function sealedStore(settings: TieredSettings, encryptor: Encryptor): RecordStore {
   const tiered = tieredOf(settings, bytesCodec);
   return {
     tiered: tiered as TieredCache<unknown>,
     async lookup(key, tenant) {
+      await envelopeReady();
       const hit = await tiered.lookup(key);
       if (!hit) return null;
-      const record = await openOrEvict(tiered, encryptor, key, () => encryptor.decrypt(hit.value, { tenantId: tenant, cacheKey: key }));
+      const record = await openOrEvict(tiered, encryptor, key, () => encryptor.decrypt(hit.value, sealedContext(tenant, key)));
       if (record === null) return null;
       try {
         return { record: recordCodec.decode(record), source: hit.source };
@@ -99,7 +122,10 @@ export function sealedStore(settings: TieredSettings, encryptor: Encryptor): Rec
         return null;
       }
     },
-    set: (key, record, tenant, ttlSeconds) => tiered.set(key, encryptor.encrypt(recordCodec.encode(record), { tenantId: tenant, cacheKey: key }), ttlSeconds),
+    async set(key, record, tenant, ttlSeconds) {
+      await envelopeReady();
+      return tiered.set(key, encryptor.encrypt(recordCodec.encode(record), sealedContext(tenant, key)), ttlSeconds);
+    },
   };
 }
 

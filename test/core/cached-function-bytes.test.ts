@@ -1,0 +1,348 @@
+/**
+ * cache(fn) end to end on the bytes it stores: `cache.secure` (encryption; the L1 keeps ciphertext), interop mode
+ * (what a Python cachekit service writes and reads), coherence of other instances' L1 over Redis pub/sub, `paths`,
+ * and `detailed()`.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryBackend } from '../../src/backends/memory.js';
+import { RedisBackend } from '../../src/backends/redis.js';
+import { cache, pathTag, type CacheOptions } from '../../src/core/cached-function.js';
+import { unpackValue } from '../../src/core/codec.js';
+import { Encryptor, EncryptionError } from '../../src/core/encryption.js';
+import { createEnvelopeCodec } from '../../src/core/envelope.js';
+import { encodeInteropValue, Float64, interopKey } from '../../src/core/interop.js';
+import { ConfigError } from '../../src/core/options.js';
+import { sealedStore } from '../../src/core/record-store.js';
+import { getRuntime, resetRuntimes } from '../../src/next/runtime.js';
+import { startRedis, type ServerHandle } from '../support/servers.js';
+import { hex, loadVectors, untag } from './vectors.js';
+
+const plainNumbers = (v: unknown): unknown =>
+  v instanceof Float64 ? v.value : Array.isArray(v) ? v.map(plainNumbers) : v && typeof v === 'object' && v.constructor === Object ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plainNumbers(x)])) : v;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const KEY_A = randomBytes(32).toString('hex');
+const KEY_B = randomBytes(32).toString('hex');
+
+/** Flips one byte of the stored value (in place, keeping the TTL). */
+async function tamper(backend: MemoryBackend, key: string, index: (length: number) => number): Promise<void> {
+  const stored = (await backend.get(key))!;
+  const at = index(stored.length);
+  stored[at] = stored[at]! ^ 0x01;
+  await backend.set(key, stored, 60);
+}
+
+describe('cache(fn) entries: the ByteStorage envelope', () => {
+  it('stores the record as MessagePack in a checked envelope; a corrupt byte is a miss and a new call, never a wrong value', async () => {
+    const backend = new MemoryBackend();
+    let calls = 0;
+    const f = cache(async function report(n: number) { calls++; return { rows: Array.from({ length: n }, (_, i) => `row ${i}`) }; }, { backend, ttl: 60, l1: false });
+    await f(200);
+    const stored = (await backend.get(f.keyFor(200)))!;
+    const { data, format } = (await createEnvelopeCodec()).decode(stored);
+    expect(format).toBe('msgpack');
+    expect(unpackValue(data)).toMatchObject({ v: { rows: expect.arrayContaining(['row 199']) } });
+    expect(stored.length).toBeLessThan(data.length); // compressed
+    for (const at of [stored.length - 1, Math.floor(stored.length / 2), 40]) {
+      await tamper(backend, f.keyFor(200), () => at);
+      const before = calls;
+      expect((await f(200)).rows).toHaveLength(200);
+      expect(calls, `corrupt byte ${at}`).toBe(before + 1);
+    }
+  });
+});
+
+describe('cache.secure', () => {
+  const saved = { ...process.env };
+  afterEach(() => {
+    for (const name of ['CACHEKIT_MASTER_KEY', 'CACHEKIT_PREVIOUS_MASTER_KEYS', 'CACHEKIT_ENCRYPTION_FAIL_CLOSED']) {
+      if (saved[name] === undefined) delete process.env[name];
+      else process.env[name] = saved[name];
+    }
+  });
+
+  it('without a master key it is a ConfigError naming CACHEKIT_MASTER_KEY; a bad key names the variable, never echoes it', () => {
+    delete process.env.CACHEKIT_MASTER_KEY;
+    expect(() => cache.secure(async function f() { return 1; }, { backend: null })).toThrow(ConfigError);
+    expect(() => cache.secure(async function f() { return 1; }, { backend: null })).toThrow(/CACHEKIT_MASTER_KEY/);
+    process.env.CACHEKIT_MASTER_KEY = 'abcd';
+    expect(() => cache.secure(async function f() { return 1; }, { backend: null })).toThrow(/CACHEKIT_MASTER_KEY.*32 bytes/);
+    expect(() => cache(async function f() { return 1; }, { backend: null, encryption: { masterKey: KEY_A, bogus: 1 } as never })).toThrow(/bogus/);
+    expect(() => cache(async function f() { return 1; }, { backend: null, encryption: { masterKey: KEY_A }, tenant: 3 as never })).toThrow(/tenant/);
+  });
+
+  it('stores only ciphertext (L2 and L1) and reads it back on every instance with the key', async () => {
+    process.env.CACHEKIT_MASTER_KEY = KEY_A;
+    const backend = new MemoryBackend();
+    let calls = 0;
+    const secret = { card: '4111-1111-1111-1111', owner: 'alice' };
+    const fn = async function account(id: number) { calls++; return { id, ...secret }; };
+    const a = cache.secure(fn, { backend, ttl: 60 });
+    expect(await a(7)).toEqual({ id: 7, ...secret });
+    const stored = Buffer.from((await backend.get(a.keyFor(7)))!);
+    expect(stored.subarray(0, 2).toString('latin1')).toBe('cE');
+    expect(stored.includes(Buffer.from('4111-1111'))).toBe(false);
+    expect(stored.includes(Buffer.from('alice'))).toBe(false);
+    expect((await a.detailed(7)).status).toBe('l1');
+    const b = cache.secure(fn, { backend, ttl: 60 });
+    expect(await b.detailed(7)).toMatchObject({ value: { id: 7, ...secret }, status: 'l2' });
+    expect(calls).toBe(1);
+    // A plain (unencrypted) wrapper on the same key cannot read the ciphertext: a miss, never garbage.
+    const plain = cache(fn, { backend, ttl: 60 });
+    expect((await plain.detailed(7)).status).toBe('miss');
+  });
+
+  it('the L1 of an encrypted cache holds the ciphertext, not the value', async () => {
+    const backend = new MemoryBackend();
+    const store = sealedStore({ backend, l1: {}, timeoutMs: 1000, breaker: false, name: 't' }, new Encryptor({ masterKey: KEY_A }));
+    await store.set('k', { v: { pin: '9876' }, s: Date.now(), f: Date.now() + 60_000 }, 'tenant-1', 60);
+    const l1 = await store.tiered.lookup('k');
+    expect(l1?.source).toBe('l1');
+    const bytes = Buffer.from(l1!.value as Uint8Array);
+    expect(bytes.subarray(0, 2).toString('latin1')).toBe('cE');
+    expect(bytes.includes(Buffer.from('9876'))).toBe(false);
+    expect((await store.lookup('k', 'tenant-1'))?.record.v).toEqual({ pin: '9876' });
+  });
+
+  it('fail-open: a tampered byte anywhere, a value moved to another key, another tenant or another master key are misses, evicted, recomputed', async () => {
+    const backend = new MemoryBackend();
+    let calls = 0;
+    const make = (options: CacheOptions<[string]> = {}) =>
+      cache(async function profile(id: string) { calls++; return `profile of ${id}`; }, { backend, ttl: 60, l1: false, encryption: { masterKey: KEY_A }, tenant: (id: string) => `org-${id.slice(0, 1)}`, ...options });
+    const f = make();
+    const length = (await (async () => (await f('a1'), (await backend.get(f.keyFor('a1')))!.length))());
+    // Header, fingerprint, nonce, ciphertext body and tag: each region tampered once.
+    for (const at of [0, 2, 5, 3 + 16 + 3, Math.floor(length / 2), length - 1]) {
+      await f('a1');
+      const before = calls;
+      await tamper(backend, f.keyFor('a1'), () => at);
+      expect(await f('a1')).toBe('profile of a1');
+      expect(calls, `tampered byte ${at}`).toBe(before + 1);
+    }
+    // Moved to another key: the AAD binds the key.
+    await f('a2');
+    await backend.set(f.keyFor('a3'), (await backend.get(f.keyFor('a2')))!, 60);
+    let before = calls;
+    expect(await f('a3')).toBe('profile of a3');
+    expect(calls).toBe(before + 1);
+    // Another tenant: same key, tenant function says otherwise.
+    const otherTenant = make({ tenant: () => 'org-z' });
+    await f('a4');
+    before = calls;
+    expect(await otherTenant('a4')).toBe('profile of a4');
+    expect(calls).toBe(before + 1);
+    // Another master key (unknown fingerprint): a miss, and the bad entry is evicted before the new write.
+    const otherKey = make({ encryption: { masterKey: KEY_B } });
+    await f('a5');
+    before = calls;
+    expect(await otherKey('a5')).toBe('profile of a5');
+    expect(calls).toBe(before + 1);
+    expect(await f('a5')).toBe('profile of a5'); // rewritten under KEY_B: KEY_A's reader misses again
+    expect(calls).toBe(before + 2);
+  });
+
+  it('rotation: values of a previous master key are read (picked by fingerprint); new writes use the current key', async () => {
+    const backend = new MemoryBackend();
+    let calls = 0;
+    const fn = async function rates() { calls++; return { eur: 1.08 }; };
+    const old = cache(fn, { backend, ttl: 60, encryption: { masterKey: KEY_A } });
+    await old();
+    const rotated = cache(fn, { backend, ttl: 60, l1: false, encryption: { masterKey: KEY_B, previousMasterKeys: [KEY_A] } });
+    expect(await rotated.detailed()).toMatchObject({ value: { eur: 1.08 }, status: 'l2' });
+    expect(calls).toBe(1);
+    await rotated.invalidate();
+    await rotated();
+    const fingerprint = (await backend.get(rotated.keyFor()))!.subarray(3, 19);
+    expect(Buffer.from(fingerprint)).toEqual(new Encryptor({ masterKey: KEY_B }).fingerprint('default'));
+  });
+
+  it('fail-closed: an undecryptable value is an EncryptionError for the caller and stays stored', async () => {
+    process.env.CACHEKIT_MASTER_KEY = KEY_A;
+    process.env.CACHEKIT_ENCRYPTION_FAIL_CLOSED = 'true';
+    const backend = new MemoryBackend();
+    const f = cache.secure(async function balance() { return 100; }, { backend, ttl: 60, l1: false });
+    await f();
+    await tamper(backend, f.keyFor(), (n) => n - 3);
+    await expect(f()).rejects.toBeInstanceOf(EncryptionError);
+    expect(await backend.exists(f.keyFor())).toBe(true);
+  });
+});
+
+describe('cache(fn, { interop }): shares entries with a Python cachekit service', () => {
+  const vectors = loadVectors('interop-mode.json');
+  let redis: ServerHandle & { url: string };
+  const backends: RedisBackend[] = [];
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await Promise.all(backends.map((b) => b.close()));
+    await redis?.stop();
+  });
+  const redisBackend = () => {
+    const backend = new RedisBackend({ url: redis.url });
+    backends.push(backend);
+    return backend;
+  };
+
+  it('derives every key vector exactly', () => {
+    for (const v of vectors.key_vectors) {
+      const f = cache(async (..._args: unknown[]) => null, { backend: null, interop: { namespace: v.namespace, operation: v.operation } });
+      expect(f.keyFor(...(untag(v.args) as unknown[])), v.name).toBe(v.expected_key);
+    }
+  });
+
+  it('writes the plain canonical MessagePack value under the shared key, and reads what Python wrote', async () => {
+    const backend = redisBackend();
+    let calls = 0;
+    const getUser = cache(async (id: number) => { calls++; return { name: 'alice', age: 30 + id - 42 }; }, { backend, ttl: 60, interop: { namespace: 'users', operation: 'get_user' } });
+    expect(await getUser(42)).toEqual({ name: 'alice', age: 30 });
+    const key = 'users:get_user:61598716255080080f6456eb065c2e51badfaa4320b0efe97469c29cffee8875';
+    expect(getUser.keyFor(42)).toBe(key);
+    // Byte for byte the value vector "issue_example_object".
+    expect(Buffer.from((await backend.get(key))!).toString('hex')).toBe('82a36167651ea46e616d65a5616c696365');
+    const ttl = await backend.getTtl(key);
+    expect(ttl).toBeGreaterThan(50);
+    expect(ttl).toBeLessThanOrEqual(60);
+
+    // A Python service wrote every value vector under its own key: each is read as the value, without a call.
+    const reader = cache(async (n: number) => { calls++; return n; }, { backend, ttl: 60, interop: { namespace: 'py', operation: 'values' } });
+    for (const [i, v] of (vectors.value_vectors as { name: string; value: unknown; canonical_msgpack_hex: string }[]).entries()) {
+      await backend.set(interopKey('py', 'values', [i]), hex(v.canonical_msgpack_hex), 60);
+      const before = calls;
+      const got = await reader.detailed(i);
+      expect(got.status, v.name).toBe('l2');
+      expect(calls).toBe(before);
+      // Floats come back as plain numbers (Float64 marks them only on the way in).
+      expect(got.value, v.name).toEqual(plainNumbers(untag(v.value)));
+    }
+  });
+
+  it('integers beyond 2^53 round-trip as BigInt', async () => {
+    const backend = redisBackend();
+    const big = cache(async (n: bigint) => ({ n, next: n + 1n }), { backend, ttl: 60, interop: { namespace: 't', operation: 'big' } });
+    const value = 18446744073709551614n;
+    expect(await big(value)).toEqual({ n: value, next: value + 1n });
+    const other = cache(async (_n: bigint) => ({ n: 0n, next: 0n }), { backend, ttl: 60, interop: { namespace: 't', operation: 'big' } });
+    expect(await other.detailed(value)).toMatchObject({ status: 'l2', value: { n: value, next: value + 1n } });
+  });
+
+  it('encrypted interop: reads the encryption vector Python wrote, and writes what Python reads', async () => {
+    const backend = redisBackend();
+    const v = vectors.encryption_vectors[0];
+    await backend.set(v.cache_key, hex(v.ciphertext_hex), 60);
+    let calls = 0;
+    const options = { backend, ttl: 60, interop: { namespace: 'users', operation: 'get_user' }, encryption: { masterKey: v.master_key_hex }, tenant: v.tenant_id };
+    const getUser = cache(async (_id: number) => { calls++; return { name: 'bob', age: 1 }; }, options);
+    expect(await getUser.detailed(42)).toMatchObject({ status: 'l2', value: { name: 'alice', age: 30 } });
+    expect(calls).toBe(0);
+    // Our write: nonce || ciphertext || tag over the plain value, AAD over the interop key: the vector's layout.
+    await getUser.invalidate(42);
+    await getUser(42);
+    const written = (await backend.get(v.cache_key))!;
+    const plain = new Encryptor({ masterKey: v.master_key_hex }).decryptInterop(written, v.tenant_id, v.cache_key);
+    expect(plain.toString('hex')).toBe(Buffer.from(encodeInteropValue({ name: 'bob', age: 1 })).toString('hex'));
+  });
+
+  it('a value that is not canonical MessagePack is a miss; options that cannot apply are ConfigErrors naming them', async () => {
+    const backend = redisBackend();
+    const f = cache(async (id: number) => ({ id }), { backend, ttl: 60, interop: { namespace: 'x', operation: 'y' } });
+    await backend.set(f.keyFor(1), Buffer.from([0xc1]), 60);
+    expect(await f.detailed(1)).toMatchObject({ status: 'miss', value: { id: 1 } });
+    const base = { backend: null, interop: { namespace: 'x', operation: 'y' } };
+    expect(() => cache(async () => 1, { ...base, tags: ['t'] })).toThrow(/tags/);
+    expect(() => cache(async () => 1, { ...base, staleTtl: 5 })).toThrow(/staleTtl/);
+    expect(() => cache(async () => 1, { ...base, key: 'k' })).toThrow(/key/);
+    expect(() => cache(async () => 1, { backend: null, interop: { namespace: 'Users', operation: 'y' } })).toThrow(/interop\.namespace/);
+    expect(() => cache(async function getUser() { return 1; }, { backend: null, interop: { namespace: 'users' } })).toThrow(/interop\.operation/);
+    expect(cache(async function get_user() { return 1; }, { backend: null, interop: { namespace: 'users' } }).keyFor()).toMatch(/^users:get_user:/);
+  });
+});
+
+describe('cache(fn): other instances and Next', () => {
+  let redis: ServerHandle & { url: string };
+  const backends: RedisBackend[] = [];
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await resetRuntimes();
+    await Promise.all(backends.map((b) => b.close()));
+    await redis?.stop();
+  });
+  const redisBackend = () => {
+    const backend = new RedisBackend({ url: redis.url });
+    backends.push(backend);
+    return backend;
+  };
+
+  it('on Redis, invalidate() and writes on one instance reach the L1 of the others at once', async () => {
+    let version = 1;
+    const fn = async function settings() { return version; };
+    // Two backend objects: two instances' connections and subscriptions.
+    const a = cache(fn, { backend: redisBackend(), ttl: 300 });
+    const b = cache(fn, { backend: redisBackend(), ttl: 300 });
+    expect(await a()).toBe(1);
+    expect(await b.detailed()).toMatchObject({ value: 1, status: 'l2' });
+    // The subscription going live flushes the L1 once (nothing cached before it was protected): wait for that.
+    await expect.poll(async () => (await b.detailed()).status, { timeout: 2000, interval: 20 }).toBe('l1');
+    await expect.poll(async () => (await a.detailed()).status, { timeout: 2000, interval: 20 }).toBe('l1');
+    version = 2;
+    await a.invalidate();
+    await expect.poll(async () => (await b.detailed()).value, { timeout: 2000, interval: 20 }).toBe(2);
+    // b recomputed and wrote 2; a's L1 (which never held 2) must not keep the old 1 either.
+    version = 3;
+    await b.invalidate();
+    await expect.poll(async () => a(), { timeout: 2000, interval: 20 }).toBe(3);
+  });
+
+  it('over backends without messages, an L1 copy is trusted 1 s by default (l1.maxTtlSeconds)', async () => {
+    // Memcached, File and CachekitIO carry no messages; a custom backend stands for them (MemoryBackend is process-local).
+    const store = new MemoryBackend();
+    const shared = { get: (k: string) => store.get(k), set: (k: string, v: Uint8Array, t?: number) => store.set(k, v, t), delete: (k: string) => store.delete(k), exists: (k: string) => store.exists(k), healthCheck: () => store.healthCheck() };
+    let version = 1;
+    const fn = async function flags() { return version; };
+    const a = cache(fn, { backend: shared, ttl: 300 });
+    const b = cache(fn, { backend: shared, ttl: 300 });
+    await a();
+    expect(await b()).toBe(1);
+    version = 2;
+    await a.invalidate();
+    expect(await b()).toBe(1);
+    await sleep(1100);
+    expect(await b.detailed()).toMatchObject({ value: 2, status: 'miss' });
+  });
+
+  it('paths: revalidatePath(path) (its implicit tag) invalidates the entries on every instance', async () => {
+    const backend = redisBackend();
+    const runtime = getRuntime({ backend, namespace: 'paths-test', deploymentId: 'd1' });
+    expect(pathTag('/')).toBe('_N_T_/');
+    expect(pathTag('/blog/')).toBe('_N_T_/blog');
+    expect(pathTag('/café')).toBe('_N_T_/caf%C3%A9');
+    expect(() => pathTag('blog')).toThrow(/paths/);
+    let calls = 0;
+    const fn = async function posts() { calls++; return calls; };
+    const a = cache(fn, { backend, runtime, ttl: 300, paths: ['/blog'] });
+    const b = cache(fn, { backend: redisBackend(), runtime, ttl: 300, paths: ['/blog'] });
+    expect(await a()).toBe(1);
+    expect(await b()).toBe(1);
+    await sleep(5);
+    // What Next's revalidatePath('/blog') hands the handlers.
+    await runtime.revalidateTags(['_N_T_/blog']);
+    expect(await a.detailed()).toMatchObject({ value: 2, status: 'miss' });
+    expect(await b()).toBe(2);
+  });
+
+  it('detailed(): status, stale and time of each call; joined callers share the status of the call they joined', async () => {
+    const backend = new MemoryBackend();
+    const f = cache(async function slow(n: number) { await sleep(30); return n * 2; }, { backend, ttl: 0.2, staleTtl: 60 });
+    const [first, joined] = await Promise.all([f.detailed(2), f.detailed(2)]);
+    expect(first).toMatchObject({ value: 4, status: 'miss', stale: false });
+    expect(joined).toMatchObject({ value: 4, status: 'miss' });
+    expect(first.ms).toBeGreaterThanOrEqual(25);
+    expect(await f.detailed(2)).toMatchObject({ value: 4, status: 'l1', stale: false });
+    await sleep(250);
+    expect(await f.detailed(2)).toMatchObject({ value: 4, stale: true });
+    expect(f.info()).toMatchObject({ backend: 'memory', misses: 1 });
+  });
+});
