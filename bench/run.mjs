@@ -2,7 +2,7 @@
 // Bundles each benchmark (TypeScript, with the library's src/ inlined) into .cache/bench/<name>.mjs with esbuild and
 // runs it with plain Node, one after the other. npm packages stay external: they load from node_modules as in an app.
 //
-//   node bench/run.mjs                      # handler-get, revalidate-tag, staleness
+//   node bench/run.mjs                      # handler-get, revalidate-tag, staleness, cached-function
 //   node bench/run.mjs handler-get          # one (or several) by name: any bench/<name>.ts
 //   npm run bench -- staleness
 import { spawnSync } from 'node:child_process';
@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const ALL = ['handler-get', 'revalidate-tag', 'staleness'];
+const ALL = ['handler-get', 'revalidate-tag', 'staleness', 'cached-function'];
 const names = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
 const selected = names.length > 0 ? names : ALL;
 for (const name of selected) {
