@@ -44,11 +44,13 @@ describe('cache(fn) entries: the ByteStorage envelope', () => {
     expect(format).toBe('msgpack');
     expect(unpackValue(data)).toMatchObject({ v: { rows: expect.arrayContaining(['row 199']) } });
     expect(stored.length).toBeLessThan(data.length); // compressed
-    for (const at of [stored.length - 1, Math.floor(stored.length / 2), 40]) {
-      await tamper(backend, f.keyFor(200), () => at);
+    // Layout: [bin data, [8 checksum bytes], original size (uint16 here), "msgpack"].
+    const places: [string, (n: number) => number][] = [['format', (n) => n - 1], ['checksum', (n) => n - 8 - 3 - 1], ['middle of the data', (n) => Math.floor(n / 2)], ['start of the data', () => 10]];
+    for (const [place, at] of places) {
+      await tamper(backend, f.keyFor(200), at);
       const before = calls;
       expect((await f(200)).rows).toHaveLength(200);
-      expect(calls, `corrupt byte ${at}`).toBe(before + 1);
+      expect(calls, `corrupt byte: ${place}`).toBe(before + 1);
     }
   });
 });
