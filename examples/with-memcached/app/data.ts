@@ -1,0 +1,23 @@
+import { cache, MemcachedBackend } from 'cachekit-next';
+
+/** Any JSON API; UPSTREAM_URL points it elsewhere (e.g. a local server when offline). */
+const UPSTREAM_URL = process.env.UPSTREAM_URL ?? 'https://httpbin.org/uuid';
+
+/** Next's fetch cache: one entry in memcached for all instances, expired by revalidateTag('upstream'). */
+export async function getUpstream(): Promise<{ uuid: string }> {
+  const res = await fetch(UPSTREAM_URL, { next: { revalidate: 60, tags: ['upstream'] } });
+  return res.json();
+}
+
+// cache(fn) finds its store through setDefaultBackend or the environment, not through next.config: name the same
+// servers.
+const memcached = new MemcachedBackend({ servers: (process.env.MEMCACHED_SERVERS ?? '127.0.0.1:11211').split(',') });
+
+/** A slow query, computed once for all instances and kept 5 minutes; the same tag expires it. */
+export const getReport = cache(
+  async () => {
+    await new Promise((resolve) => setTimeout(resolve, 200)); // stands in for the database
+    return { id: crypto.randomUUID().slice(0, 8), computedAt: new Date().toISOString() };
+  },
+  { name: 'report', ttl: 300, tags: ['upstream'], backend: memcached },
+);
