@@ -14,6 +14,7 @@ import type { Backend } from '../backends/types.js';
 import { packValue, unpackValue } from './codec.js';
 import { EncryptionError, type EncryptionContext, type Encryptor } from './encryption.js';
 import { createEnvelopeCodec, type EnvelopeCodec } from './envelope.js';
+import { SealedCache } from './sealed.js';
 import { decodeInteropValue, encodeInteropValue } from './interop.js';
 import { warnRateLimited } from './log.js';
 import { TieredCache, bytesCodec, type Codec, type HitSource, type L1Options } from './tiered.js';
@@ -102,29 +103,20 @@ async function openOrEvict<T>(tiered: TieredCache<Uint8Array>, encryptor: Encryp
 }
 
 /** The AAD fields of a sealed record: cachekit's, for an enveloped (compressed) MessagePack plaintext. */
-const sealedContext = (tenantId: string, cacheKey: string): EncryptionContext => ({ tenantId, cacheKey, format: 'msgpack', compressed: true });
+const sealedContext = (cacheKey: string, tenantId: string): EncryptionContext => ({ tenantId, cacheKey, format: 'msgpack', compressed: true });
 
 export function sealedStore(settings: TieredSettings, encryptor: Encryptor): RecordStore {
   const tiered = tieredOf(settings, bytesCodec);
+  const sealed = new SealedCache(tiered, recordCodec, encryptor, sealedContext);
   return {
     tiered: tiered as TieredCache<unknown>,
     async lookup(key, tenant) {
       await envelopeReady();
-      const hit = await tiered.lookup(key);
-      if (!hit) return null;
-      const record = await openOrEvict(tiered, encryptor, key, () => encryptor.decrypt(hit.value, sealedContext(tenant, key)));
-      if (record === null) return null;
-      try {
-        return { record: recordCodec.decode(record), source: hit.source };
-      } catch (error) {
-        // Authenticated yet not a record: written by another version of this library. A miss, never a crash.
-        warnRateLimited(`${tiered.name}:decode`, `[cachekit] ${tiered.name}: decrypted value under ${key} is not a record (${(error as Error).message}); served as a miss`);
-        return null;
-      }
+      return sealed.lookup(key, tenant).then((hit) => hit && { record: hit.value, source: hit.source });
     },
     async set(key, record, tenant, ttlSeconds) {
       await envelopeReady();
-      return tiered.set(key, encryptor.encrypt(recordCodec.encode(record), sealedContext(tenant, key)), ttlSeconds);
+      return sealed.set(key, record, ttlSeconds, tenant);
     },
   };
 }

@@ -6,6 +6,7 @@
  *   cacheHandler: fileURLToPath(import.meta.resolve('cachekit-next/handler')),
  *   cacheMaxMemorySize: 0,
  */
+import { EncryptionError } from '../core/encryption.js';
 import {
   configuredRuntime,
   getRuntime,
@@ -125,6 +126,8 @@ export function handlerClassFor<R extends Runtime | Promise<Runtime>>(runtime: (
         if (verdict === 'stale') backdate(result, entry, ctx);
         return result;
       } catch (error) {
+        // Only fail-closed encryption throws it: the user chose a failing page over a silent miss.
+        if (error instanceof EncryptionError) throw error;
         rt.report(error, 'get', key);
         return null;
       }

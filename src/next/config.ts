@@ -21,7 +21,12 @@ import { OPTIONS_ENV, validateOptions, type CachekitNextOptions, type Configured
 
 export type { BackendDescription } from './backend-spec.js';
 
-export interface WithCachekitOptions extends Omit<CachekitNextOptions, 'backend' | 'onError'> {
+export interface WithCachekitOptions extends Omit<CachekitNextOptions, 'backend' | 'onError' | 'encryption'> {
+  /**
+   * Encrypts every entry; the key comes from CACHEKIT_MASTER_KEY (never from next.config, whose options are put in
+   * every process's environment). `{ failClosed, tenant }` tune it. @default false
+   */
+  encryption?: boolean | { failClosed?: boolean; tenant?: string };
   /**
    * The L2, in a form that reaches Next's worker processes:
    * - a module of yours: a path relative to the app directory (`'./cachekit.backend.mjs'`), an absolute path or a
@@ -50,7 +55,7 @@ const COMPONENT = 'withCachekit';
 const WRITTEN = Symbol.for('cachekit-next.withCachekitOptions');
 const KNOWN = [
   'backend', 'keyPrefix', 'namespace', 'deploymentId', 'l1', 'useCacheL1', 'coherenceTtlSeconds', 'maxTtlSeconds',
-  'timeoutMs', 'compression', 'breaker', 'warmStart',
+  'timeoutMs', 'compression', 'breaker', 'warmStart', 'encryption',
 ] as const;
 
 /**
@@ -145,6 +150,12 @@ function serialisedOptions(options: WithCachekitOptions): string {
     throw new ConfigError(COMPONENT, 'onError', "is a function, which cannot reach Next's worker processes: use a handler module of your own with createCacheHandler({ onError }) instead");
   }
   assertKnownOptions(COMPONENT, options, KNOWN);
+  const encryption = options.encryption as Record<string, unknown> | undefined;
+  for (const secret of ['masterKey', 'previousMasterKeys'] as const) {
+    if (encryption && typeof encryption === 'object' && encryption[secret] !== undefined) {
+      throw new ConfigError(COMPONENT, `encryption.${secret}`, 'would be copied into every process\'s environment (CACHEKIT_NEXT_OPTIONS) and into config files: set CACHEKIT_MASTER_KEY (and CACHEKIT_PREVIOUS_MASTER_KEYS) instead');
+    }
+  }
   const { backend, ...rest } = options;
   validateOptions(rest);
   const configured: ConfiguredOptions = { ...rest };

@@ -13,10 +13,12 @@ import { detachedFromAsyncContext, runOutsideAsyncContext } from '../core/async-
 import type { CompressionOptions } from '../core/codec.js';
 import { CoherenceBus } from '../core/coherence.js';
 import { withDeadline } from '../core/deadline.js';
+import { Encryptor, type EncryptionOptions } from '../core/encryption.js';
 import { infoOnce, warnRateLimited } from '../core/log.js';
 import { assertKnownOptions, booleanOption, ConfigError, numberOption, stringOption } from '../core/options.js';
+import { SealedCache } from '../core/sealed.js';
 import { TagStore } from '../core/tags.js';
-import { backendTypeOf, TieredCache, type ErrorHandler } from '../core/tiered.js';
+import { backendTypeOf, bytesCodec, TieredCache, type Codec, type ErrorHandler, type L1Options } from '../core/tiered.js';
 import { backendFromDescription, loadBackendModule, validateBackendSpec, type BackendSpec } from './backend-spec.js';
 import { entryCodec, type HandlerEntry } from './entry-codec.js';
 import { useCacheCodec, type UseCacheStoredEntry } from './use-cache-codec.js';
@@ -60,12 +62,31 @@ export interface CachekitNextOptions {
    * after a deploy is a HIT instead of a render. Needs Next 16.4+ (`routeCache.key` in `.meta` files). @default false
    */
   warmStart?: boolean;
+  /**
+   * Encrypts every entry (pages, routes, fetches, images, 'use cache') with AES-256-GCM under per-tenant keys; the L1
+   * keeps the ciphertext. `true` or an object: the master key comes from CACHEKIT_MASTER_KEY (rotation:
+   * CACHEKIT_PREVIOUS_MASTER_KEYS) unless `masterKey` is given here (only in a module of your own, never in
+   * next.config: withCachekit puts its options in the environment). A value that fails to decrypt is a miss and is
+   * evicted; with `failClosed` (or CACHEKIT_ENCRYPTION_FAIL_CLOSED) the page fails instead. @default false
+   */
+  encryption?: boolean | (Partial<EncryptionOptions> & { tenant?: string });
 }
 
 const KNOWN_OPTIONS = [
   'backend', 'keyPrefix', 'namespace', 'deploymentId', 'l1', 'useCacheL1', 'coherenceTtlSeconds', 'maxTtlSeconds',
-  'timeoutMs', 'compression', 'breaker', 'onError', 'warmStart',
+  'timeoutMs', 'compression', 'breaker', 'onError', 'warmStart', 'encryption',
 ] as const;
+
+/** What the handlers need of an entry cache: a TieredCache, or a SealedCache over one. */
+export type EntryCache<T> = Pick<TieredCache<T>, 'lookup' | 'get' | 'set' | 'add' | 'delete' | 'invalidateLocal' | 'clearLocal' | 'hasLocal' | 'stats'>;
+
+function encryptorOf(option: CachekitNextOptions['encryption']): Encryptor | undefined {
+  if (option === undefined || option === false) return undefined;
+  const { tenant: _tenant, ...overrides } = option === true ? {} : option;
+  const encryptor = Encryptor.fromEnv(process.env, overrides);
+  if (!encryptor) throw new ConfigError(COMPONENT, 'encryption', 'is on but there is no master key: set CACHEKIT_MASTER_KEY (hex, at least 32 bytes)');
+  return encryptor;
+}
 
 export const DEFAULT_MAX_TTL_SECONDS = 30 * 24 * 3600;
 const COMPONENT = 'cachekit-next';
@@ -98,6 +119,14 @@ export function validateOptions(options: CachekitNextOptions): void {
     numberOption(COMPONENT, 'compression.level', options.compression.level, 1, { min: 1, max: 9, integer: true });
   }
   booleanOption(COMPONENT, 'warmStart', options.warmStart, false);
+  if (options.encryption !== undefined && typeof options.encryption !== 'boolean') {
+    if (options.encryption === null || typeof options.encryption !== 'object') {
+      throw new ConfigError(COMPONENT, 'encryption', 'must be true, false or { failClosed, tenant, masterKey, previousMasterKeys }');
+    }
+    assertKnownOptions(`${COMPONENT} encryption`, options.encryption, ['masterKey', 'previousMasterKeys', 'failClosed', 'tenant']);
+    stringOption(COMPONENT, 'encryption.tenant', options.encryption.tenant, '');
+    booleanOption(COMPONENT, 'encryption.failClosed', options.encryption.failClosed, false);
+  }
   if (options.onError !== undefined && typeof options.onError !== 'function') {
     throw new ConfigError(COMPONENT, 'onError', 'must be a function');
   }
@@ -106,7 +135,10 @@ export function validateOptions(options: CachekitNextOptions): void {
 export class Runtime {
   readonly options: CachekitNextOptions;
   readonly backend: Backend | null;
-  readonly entries: TieredCache<HandlerEntry>;
+  readonly entries: EntryCache<HandlerEntry>;
+  /** The encryptor of every entry, when `encryption` is on. */
+  readonly encryptor: Encryptor | undefined;
+  readonly #tenant: string;
   readonly tags: TagStore;
   readonly bus: CoherenceBus;
   readonly keyPrefix: string;
@@ -114,7 +146,7 @@ export class Runtime {
   readonly maxTtlSeconds: number;
   readonly #onError: ErrorHandler;
   #deploymentId: string | undefined;
-  #useCacheEntries: TieredCache<UseCacheStoredEntry> | undefined;
+  #useCacheEntries: EntryCache<UseCacheStoredEntry> | undefined;
   readonly #useCacheL1: { maxSizeMb?: number } | false;
   readonly #l1MaxTtlSeconds: number;
   readonly #timeoutMs: number;
@@ -147,15 +179,13 @@ export class Runtime {
     if (options.useCacheL1 === false && this.backend === null) {
       throw new ConfigError(COMPONENT, 'useCacheL1', "cannot be false when backend is null (nothing would be cached)");
     }
-    this.entries = new TieredCache<HandlerEntry>({
-      backend: this.backend,
-      codec: entryCodec(options.compression === false ? { thresholdBytes: false } : options.compression),
-      l1: options.l1 === false ? false : { ...options.l1, maxTtlSeconds: this.#l1MaxTtlSeconds },
-      timeoutMs,
-      breaker: options.breaker,
-      onError: this.#onError,
-      name: 'cachekit-next',
-    });
+    this.encryptor = encryptorOf(options.encryption);
+    this.#tenant = (typeof options.encryption === 'object' ? options.encryption.tenant : undefined) ?? this.namespace;
+    this.entries = this.#entryCache(
+      entryCodec(options.compression === false ? { thresholdBytes: false } : options.compression),
+      options.l1 === false ? false : { ...options.l1, maxTtlSeconds: this.#l1MaxTtlSeconds },
+      'cachekit-next',
+    );
     const breaker = this.backend && options.breaker !== false ? breakerFor(this.backend, options.breaker || undefined) : null;
     this.tags = new TagStore({
       backend: this.backend,
@@ -191,16 +221,23 @@ export class Runtime {
    * The 'use cache' entries: a second tiered cache on the same backend (own L1 budget, same deadline, breaker and
    * coherence: the bus drops its L1 copies like the legacy ones), created on first use.
    */
-  get useCacheEntries(): TieredCache<UseCacheStoredEntry> {
-    return (this.#useCacheEntries ??= runOutsideAsyncContext(() => new TieredCache<UseCacheStoredEntry>({
-      backend: this.backend,
-      codec: useCacheCodec(this.options.compression === false ? { thresholdBytes: false } : this.options.compression),
-      l1: this.#useCacheL1 === false ? false : { ...this.#useCacheL1, maxTtlSeconds: this.#l1MaxTtlSeconds },
-      timeoutMs: this.#timeoutMs,
-      breaker: this.options.breaker,
-      onError: this.#onError,
-      name: 'cachekit-next:use-cache',
-    })));
+  get useCacheEntries(): EntryCache<UseCacheStoredEntry> {
+    return (this.#useCacheEntries ??= runOutsideAsyncContext(() =>
+      this.#entryCache(
+        useCacheCodec(this.options.compression === false ? { thresholdBytes: false } : this.options.compression),
+        this.#useCacheL1 === false ? false : { ...this.#useCacheL1, maxTtlSeconds: this.#l1MaxTtlSeconds },
+        'cachekit-next:use-cache',
+      ),
+    ));
+  }
+
+  /** A tiered cache of entries, sealed (the L1 keeps ciphertext) when encryption is on. */
+  #entryCache<T>(codec: Codec<T>, l1: L1Options | false, name: string): EntryCache<T> {
+    const settings = { backend: this.backend, l1, timeoutMs: this.#timeoutMs, breaker: this.options.breaker, onError: this.#onError, name };
+    if (!this.encryptor) return new TieredCache<T>({ ...settings, codec });
+    // The AAD binds each entry to this app's tenant and its key: an entry copied under another key never decrypts.
+    const context = (cacheKey: string, tenantId: string) => ({ tenantId, cacheKey, format: 'cachekit-next', compressed: false });
+    return new SealedCache<T>(new TieredCache<Uint8Array>({ ...settings, codec: bytesCodec }), codec, this.encryptor, context, this.#tenant);
   }
 
   /**

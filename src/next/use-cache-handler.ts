@@ -13,6 +13,7 @@
  * Configure both kinds: an unconfigured `remote` silently stays in process memory. Next imports the module once per
  * process and uses its default export, a handler object.
  */
+import { EncryptionError } from '../core/encryption.js';
 import { createHash } from 'node:crypto';
 import {
   configuredRuntime,
@@ -147,6 +148,8 @@ export function useCacheHandlerFor<R extends Runtime | Promise<Runtime>>(runtime
           revalidate: verdict === 'stale' ? -1 : entry.revalidate,
         };
       } catch (error) {
+        // Only fail-closed encryption throws it: the user chose a failing page over a silent miss.
+        if (error instanceof EncryptionError) throw error;
         rt.report(error, 'get', cacheKey);
         return undefined;
       }
