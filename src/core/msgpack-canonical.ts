@@ -136,14 +136,34 @@ function writeSmallInt(w: Writer, v: number): void {
   else w.u64(0xd3, BigInt(v));
 }
 
-function writeString(w: Writer, s: string): void {
-  if (LONE_SURROGATE.test(s)) throw new CanonicalMsgpackError('string contains a lone UTF-16 surrogate (not valid UTF-8)');
-  const b = utf8.encode(s);
-  const n = b.length;
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/** UTF-8 of `s`, refusing lone surrogates (TextEncoder would silently write U+FFFD). */
+function utf8Of(s: string, what: string): Uint8Array {
+  if (LONE_SURROGATE.test(s)) throw new CanonicalMsgpackError(`${what} contains a lone UTF-16 surrogate (not valid UTF-8)`);
+  return utf8.encode(s);
+}
+
+function writeStringHeader(w: Writer, n: number): void {
   if (n < 32) w.u8(0xa0 | n);
   else if (n <= 0xff) w.u8u8(0xd9, n);
   else if (n <= 0xffff) w.u16(0xda, n);
   else w.u32(0xdb, n);
+}
+
+function writeString(w: Writer, s: string): void {
+  // ASCII (most keys and values): one byte per code unit, written in place without an encoder allocation.
+  if (s.length < 256 && isAscii(s)) {
+    writeStringHeader(w, s.length);
+    w.ensure(s.length);
+    for (let i = 0; i < s.length; i++) w.buf[w.len++] = s.charCodeAt(i);
+    return;
+  }
+  const b = utf8Of(s, 'string');
+  writeStringHeader(w, b.length);
   w.bytes(b);
 }
 
@@ -210,17 +230,28 @@ function writeValue(w: Writer, input: unknown, ctx: EncodeContext, depth: number
       for (const b of distinct) w.bytes(b);
     } else if (v instanceof Map || isPlainObject(v)) {
       const entries: [unknown, unknown][] = v instanceof Map ? [...v.entries()] : Object.entries(v);
-      const keyed = entries.map(([k, value]) => {
+      let ascii = true;
+      for (const [k] of entries) {
         if (typeof k !== 'string') throw new CanonicalMsgpackError('map keys must be strings');
-        if (LONE_SURROGATE.test(k)) throw new CanonicalMsgpackError('map key contains a lone UTF-16 surrogate');
-        return { key: k, utf8: utf8.encode(k), value };
-      });
-      // UTF-8 byte order is code-point order (UTF-16 code-unit order is not, past the BMP).
-      keyed.sort((a, b) => compareBytes(a.utf8, b.utf8));
-      writeHeader(w, keyed.length, 0x80, 15, 0xde, 0xdf);
-      for (const { key, value } of keyed) {
-        writeString(w, key);
-        writeValue(w, value, ctx, depth + 1);
+        if (ascii && !isAscii(k)) ascii = false;
+      }
+      writeHeader(w, entries.length, 0x80, 15, 0xde, 0xdf);
+      if (ascii) {
+        // For ASCII keys, UTF-16 code-unit order is byte order: no encoding needed to sort.
+        entries.sort((a, b) => ((a[0] as string) < (b[0] as string) ? -1 : (a[0] as string) > (b[0] as string) ? 1 : 0));
+        for (const [key, value] of entries) {
+          writeString(w, key as string);
+          writeValue(w, value, ctx, depth + 1);
+        }
+      } else {
+        const keyed = entries.map(([k, value]) => ({ utf8: utf8Of(k as string, 'map key'), value }));
+        // UTF-8 byte order is code-point order (UTF-16 code-unit order is not, past the BMP).
+        keyed.sort((a, b) => compareBytes(a.utf8, b.utf8));
+        for (const { utf8: key, value } of keyed) {
+          writeStringHeader(w, key.length);
+          w.bytes(key);
+          writeValue(w, value, ctx, depth + 1);
+        }
       }
     } else {
       throw new CanonicalMsgpackError(`a ${v.constructor?.name ?? 'object'} has no canonical MessagePack form`);
@@ -293,6 +324,24 @@ function finite(v: number): number {
 }
 
 function readString(r: Reader, n: number): string {
+  if (n <= 64) {
+    // Short ASCII strings (most keys): decoded in place; anything else goes to the strict decoder.
+    const start = r.pos;
+    const end = start + n;
+    if (end <= r.buf.length) {
+      let out = '';
+      let i = start;
+      for (; i < end; i++) {
+        const b = r.buf[i]!;
+        if (b > 0x7f) break;
+        out += String.fromCharCode(b);
+      }
+      if (i === end) {
+        r.pos = end;
+        return out;
+      }
+    }
+  }
   try {
     return utf8Decoder.decode(r.take(n));
   } catch (error) {
