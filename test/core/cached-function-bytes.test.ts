@@ -24,6 +24,23 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 const KEY_A = randomBytes(32).toString('hex');
 const KEY_B = randomBytes(32).toString('hex');
 
+// One redis-server for the file; each RedisBackend object stands for one instance's connections.
+let redis: ServerHandle & { url: string };
+const backends: RedisBackend[] = [];
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await resetRuntimes();
+  await Promise.all(backends.map((b) => b.close()));
+  await redis?.stop();
+});
+const redisBackend = () => {
+  const backend = new RedisBackend({ url: redis.url });
+  backends.push(backend);
+  return backend;
+};
+
 /** Flips one byte of the stored value (in place, keeping the TTL). */
 async function tamper(backend: MemoryBackend, key: string, index: (length: number) => number): Promise<void> {
   const stored = (await backend.get(key))!;
@@ -174,20 +191,6 @@ describe('cache.secure', () => {
 
 describe('cache(fn, { interop }): shares entries with a Python cachekit service', () => {
   const vectors = loadVectors('interop-mode.json');
-  let redis: ServerHandle & { url: string };
-  const backends: RedisBackend[] = [];
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    await Promise.all(backends.map((b) => b.close()));
-    await redis?.stop();
-  });
-  const redisBackend = () => {
-    const backend = new RedisBackend({ url: redis.url });
-    backends.push(backend);
-    return backend;
-  };
 
   it('derives every key vector exactly', () => {
     for (const v of vectors.key_vectors) {
@@ -264,21 +267,6 @@ describe('cache(fn, { interop }): shares entries with a Python cachekit service'
 });
 
 describe('cache(fn): other instances and Next', () => {
-  let redis: ServerHandle & { url: string };
-  const backends: RedisBackend[] = [];
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    await resetRuntimes();
-    await Promise.all(backends.map((b) => b.close()));
-    await redis?.stop();
-  });
-  const redisBackend = () => {
-    const backend = new RedisBackend({ url: redis.url });
-    backends.push(backend);
-    return backend;
-  };
 
   it('on Redis, invalidate() and writes on one instance reach the L1 of the others at once', async () => {
     let version = 1;
