@@ -21,7 +21,7 @@ import { resolveBackend } from '../backends/resolve.js';
 import { CachekitIOBackend } from '../backends/cachekitio.js';
 import { MemoryBackend } from '../backends/memory.js';
 import { BackendError, hasLocks, type Backend } from '../backends/types.js';
-import { configuredRuntime, type Runtime } from '../next/runtime.js';
+import { configuredOptions, configuredRuntime, defaultNamespace, OPTIONS_ENV, type Runtime } from '../next/runtime.js';
 import { sharedBus, type CoherenceBus } from './coherence.js';
 import { Encryptor, type EncryptionOptions } from './encryption.js';
 import { INTEROP_SEGMENT, interopKey } from './interop.js';
@@ -161,7 +161,9 @@ interface Outcome {
 type Found = { record: StoredRecord; source: HitSource; state: 'fresh' | 'stale' | 'miss' };
 
 /** Settings of a core: where and how records are stored, plus the stampede and tag machinery. */
-export interface CoreSettings extends TieredSettings {
+export interface CoreSettings extends Omit<TieredSettings, 'backend'> {
+  /** The L2, or a function resolving it on first use (the Next handlers' backend, possibly a module to import). */
+  backend: Backend | null | (() => Backend | null | Promise<Backend | null>);
   lock: boolean;
   lockTimeoutMs: number;
   lockWaitMs: number;
@@ -175,43 +177,51 @@ export interface CoreSettings extends TieredSettings {
 /** L1 lifetime over shared backends without invalidation messages: how long another instance's write can go unseen. */
 const UNANNOUNCED_L1_TTL_SECONDS = 1;
 
+/** The parts of a core that need its backend. */
+interface Wired {
+  store: RecordStore;
+  bus: CoherenceBus | null;
+  backendType: string;
+}
+
 /** Single-flight, locks, SWR, tags and L1 coherence over one RecordStore (used by `cache` and `cachedFetch`). */
 export class CachedCore {
-  readonly store: RecordStore;
-  readonly backendType: string;
-  readonly #bus: CoherenceBus | null;
+  readonly #settings: CoreSettings;
+  #wired: Wired | undefined;
+  #wiring: Promise<Wired> | undefined;
   #busStarted = false;
-  readonly #lock: boolean;
-  readonly #lockTimeoutMs: number;
-  readonly #lockWaitMs: number;
-  readonly #runtime: CacheOptions['runtime'];
   readonly #flights = new Map<string, Promise<Outcome>>();
   readonly #refreshing = new Set<string>();
   readonly stats = { hits: 0, misses: 0, l1Hits: 0, l2Hits: 0, calls: 0, lookups: 0, lookupMs: 0, computeMs: 0 };
 
   constructor(settings: CoreSettings) {
-    const backend = settings.backend;
-    this.#bus = backend ? sharedBus(backend, settings.channel, (error, operation) => report(error, operation, settings.channel)) : null;
+    this.#settings = settings;
+    if (typeof settings.backend !== 'function') this.#wired = this.#wire(settings.backend);
+  }
+
+  /** The L2's type (`redis`, `file`, ...), or `unresolved` before the first call resolved a lazily chosen backend. */
+  get backendType(): string {
+    return this.#wired?.backendType ?? 'unresolved';
+  }
+
+  #wire(backend: Backend | null): Wired {
+    const settings = this.#settings;
+    const bus = backend ? sharedBus(backend, settings.channel, (error, operation) => report(error, operation, settings.channel)) : null;
     const local = backend === null || backend instanceof MemoryBackend;
     let l1 = settings.l1;
-    if (l1 !== false && !local && !this.#bus?.messaging && l1.maxTtlSeconds === undefined) {
+    if (l1 !== false && !local && !bus?.messaging && l1.maxTtlSeconds === undefined) {
       l1 = { ...l1, maxTtlSeconds: UNANNOUNCED_L1_TTL_SECONDS };
     }
-    const tieredSettings = { ...settings, l1 };
-    this.store = settings.interop
+    const tieredSettings = { ...settings, backend, l1 };
+    const store = settings.interop
       ? interopStore(tieredSettings, settings.encryption ?? null)
       : settings.encryption
         ? sealedStore(tieredSettings, settings.encryption)
         : plainStore(tieredSettings);
-    this.backendType = backendTypeOf(backend);
-    this.#lock = settings.lock;
-    this.#lockTimeoutMs = settings.lockTimeoutMs;
-    this.#lockWaitMs = settings.lockWaitMs;
-    this.#runtime = settings.runtime;
-    if (this.#bus?.messaging) {
+    if (bus?.messaging) {
       // Weakly: a wrapper that is dropped (created per request by mistake) must not stay alive through the bus.
-      const ref = new WeakRef(this.store.tiered);
-      const unlisten = this.#bus.listen({
+      const ref = new WeakRef(store.tiered);
+      const unlisten = bus.listen({
         keys: (keys) => {
           const tiered = ref.deref();
           if (!tiered) return void unlisten();
@@ -225,10 +235,22 @@ export class CachedCore {
         },
       });
     }
+    return { store, bus, backendType: backendTypeOf(backend) };
   }
 
-  get tiered() {
-    return this.store.tiered;
+  /** The wired parts, resolving the backend on first use. A resolution that fails is retried by the next call. */
+  #ready(): Wired | Promise<Wired> {
+    if (this.#wired) return this.#wired;
+    const resolve = this.#settings.backend as () => Backend | null | Promise<Backend | null>;
+    return (this.#wiring ??= Promise.resolve()
+      .then(resolve)
+      .then((backend) => (this.#wired = this.#wire(backend)))
+      .finally(() => (this.#wiring = undefined)));
+  }
+
+  /** After #ready(). */
+  get #w(): Wired {
+    return this.#wired!;
   }
 
   /** The cached value of `key`, computing it (once per process, once across instances with locks) on a miss. */
@@ -237,24 +259,38 @@ export class CachedCore {
   }
 
   runDetailed(key: string, compute: () => Promise<unknown>, policy: Policy, tenant = 'default'): Promise<Outcome> {
-    if (!this.#busStarted && this.#bus) {
-      this.#busStarted = true;
-      void this.#bus.start();
-    }
     const flight = this.#flights.get(key);
     if (flight) {
       this.stats.hits++;
       return flight;
     }
-    const created = this.#get(key, compute, policy, tenant).finally(() => this.#flights.delete(key));
+    const created = this.#start(key, compute, policy, tenant).finally(() => this.#flights.delete(key));
     this.#flights.set(key, created);
     return created;
   }
 
+  async #start(key: string, compute: () => Promise<unknown>, policy: Policy, tenant: string): Promise<Outcome> {
+    try {
+      await this.#ready();
+    } catch (error) {
+      // No backend (its module failed to load): the call is answered, uncached; the next call tries again.
+      report(error, 'backend', key);
+      this.stats.misses++;
+      return { value: await this.#timedCompute(compute), status: 'miss', stale: false };
+    }
+    const bus = this.#w.bus;
+    if (!this.#busStarted && bus) {
+      this.#busStarted = true;
+      void bus.start();
+    }
+    return this.#get(key, compute, policy, tenant);
+  }
+
   /** Deletes `key` everywhere: L1, L2, and the L1 of other instances. */
   async delete(key: string): Promise<boolean> {
-    const deleted = await this.store.tiered.delete(key);
-    await this.#bus?.announceKeys([key]);
+    const { store, bus } = await this.#ready();
+    const deleted = await store.tiered.delete(key);
+    await bus?.announceKeys([key]);
     return deleted;
   }
 
@@ -279,14 +315,14 @@ export class CachedCore {
     const found = await this.#readOnce(key, policy, tenant);
     if (retry && found && found.state !== 'fresh' && found.source === 'l1') {
       // This process's copy is stale or dead (tag event, past its time); another instance may have stored a newer one.
-      this.store.tiered.invalidateLocal(key);
+      this.#w.store.tiered.invalidateLocal(key);
       return this.#read(key, policy, tenant, false);
     }
     return found;
   }
 
   async #readOnce(key: string, policy: Policy, tenant: string): Promise<Found | null> {
-    const hit = await this.store.lookup(key, tenant);
+    const hit = await this.#w.store.lookup(key, tenant);
     if (!hit) return null;
     const { record, source } = hit;
     const now = Date.now();
@@ -312,41 +348,44 @@ export class CachedCore {
   }
 
   async #resolveRuntime(): Promise<Runtime | null> {
-    const source = this.#runtime;
+    const source = this.#settings.runtime;
     if (!source) return null;
     return typeof source === 'function' ? await source() : source;
   }
 
-  async #computeAndStore(key: string, compute: () => Promise<unknown>, policy: Policy, tenant: string): Promise<unknown> {
+  async #timedCompute(compute: () => Promise<unknown>): Promise<unknown> {
     const started = performance.now();
     this.stats.calls++;
-    const storedAt = Date.now();
-    let value: unknown;
     try {
-      value = await compute();
+      return await compute();
     } finally {
       this.stats.computeMs += performance.now() - started;
     }
+  }
+
+  async #computeAndStore(key: string, compute: () => Promise<unknown>, policy: Policy, tenant: string): Promise<unknown> {
+    const storedAt = Date.now();
+    const value = await this.#timedCompute(compute);
     if (policy.store && !policy.store(value)) return value;
     const record: StoredRecord = { v: value, s: storedAt, f: storedAt + policy.ttl * 1000, ...(policy.tags.length ? { t: [...policy.tags] } : {}) };
     let stored: boolean;
     try {
-      stored = await this.store.set(key, record, tenant, policy.ttl + policy.staleTtl);
+      stored = await this.#w.store.set(key, record, tenant, policy.ttl + policy.staleTtl);
     } catch (error) {
       // A value that cannot be encoded (interop's canonical MessagePack refuses some types): served, not stored.
       report(error, 'encode', key);
       return value;
     }
     // Not awaited: the caller has its value; other instances hear of it within a round trip.
-    if (stored) void this.#bus?.announceKeys([key]);
+    if (stored) void this.#w.bus?.announceKeys([key]);
     return value;
   }
 
   async #acquire(key: string): Promise<string | null | 'none'> {
-    const backend = this.store.tiered.backend;
-    if (!this.#lock || !backend || !hasLocks(backend)) return 'none';
+    const backend = this.#w.store.tiered.backend;
+    if (!this.#settings.lock || !backend || !hasLocks(backend)) return 'none';
     try {
-      return await backend.acquireLock(key, this.#lockTimeoutMs);
+      return await backend.acquireLock(key, this.#settings.lockTimeoutMs);
     } catch (error) {
       // Without the lock service, compute unlocked (a stampede is better than no answer).
       report(error, 'acquireLock', key);
@@ -355,7 +394,7 @@ export class CachedCore {
   }
 
   async #release(key: string, token: string): Promise<void> {
-    const backend = this.store.tiered.backend;
+    const backend = this.#w.store.tiered.backend;
     if (!backend || !hasLocks(backend)) return;
     try {
       await backend.releaseLock(key, token);
@@ -368,7 +407,7 @@ export class CachedCore {
   async #computeLocked(key: string, compute: () => Promise<unknown>, policy: Policy, tenant: string): Promise<unknown> {
     let token = await this.#acquire(key);
     if (token === 'none') return this.#computeAndStore(key, compute, policy, tenant);
-    const deadline = Date.now() + this.#lockWaitMs;
+    const deadline = Date.now() + this.#settings.lockWaitMs;
     let delay = 10;
     while (token === null) {
       if (Date.now() >= deadline) return this.#computeAndStore(key, compute, policy, tenant);
@@ -433,16 +472,34 @@ function encryptorOf(option: CacheOptions['encryption']): Encryptor | undefined 
   return encryptor;
 }
 
+/**
+ * Inside a Next.js process (`next build` workers, `next start`, or wherever withCachekit's options are set), entries
+ * default to the Next handlers' store and scope, so one app has one cache.
+ */
+function insideNext(env: NodeJS.ProcessEnv = process.env): boolean {
+  return Boolean(env[OPTIONS_ENV] || env.NEXT_PHASE || env.__NEXT_PRIVATE_ORIGIN);
+}
+
+/** Default key prefix and namespace: a `runtime` passed, else the Next handlers' inside Next, else cachekit's. */
+export function defaultScope(options: Pick<CacheOptions<never[]>, 'runtime'>): { keyPrefix: string; namespace: string } {
+  const runtime = options.runtime && typeof options.runtime !== 'function' ? options.runtime : undefined;
+  if (runtime) return { keyPrefix: runtime.keyPrefix, namespace: runtime.namespace };
+  if (insideNext()) {
+    const configured = configuredOptions();
+    return { keyPrefix: configured.keyPrefix ?? 'cachekit:', namespace: configured.namespace ?? defaultNamespace() };
+  }
+  return { keyPrefix: 'cachekit:', namespace: 'default' };
+}
+
 /** Validated options shared by `cache` and `cachedFetch`. */
 export function coreOptions(options: CacheOptions<never[]>, name: string, extra: { encryption?: Encryptor; interop?: boolean } = {}): CoreSettings {
   const lockTimeoutMs = numberOption(COMPONENT, 'lockTimeoutMs', options.lockTimeoutMs, 10_000, { min: 0, minInclusive: false });
-  const runtimeNow = options.runtime && typeof options.runtime !== 'function' ? options.runtime : undefined;
-  const keyPrefix = stringOption(COMPONENT, 'keyPrefix', options.keyPrefix, runtimeNow?.keyPrefix ?? 'cachekit:');
+  const keyPrefix = stringOption(COMPONENT, 'keyPrefix', options.keyPrefix, defaultScope(options).keyPrefix);
   if (options.l1 !== undefined && options.l1 !== false && (options.l1 === null || typeof options.l1 !== 'object')) {
     throw new ConfigError(COMPONENT, 'l1', 'must be { maxSizeMb, maxTtlSeconds } or false');
   }
   return {
-    backend: resolveBackend(options.backend),
+    backend: options.backend !== undefined ? resolveBackend(options.backend) : insideNext() ? async () => (await configuredRuntime()).backend : resolveBackend(undefined),
     l1: options.l1 ?? {},
     lock: options.lock ?? true,
     lockTimeoutMs,
@@ -493,6 +550,38 @@ function interopSettings<A extends unknown[]>(options: CacheOptions<A>, fnName: 
   return { namespace: interop.namespace, operation };
 }
 
+// Process-wide, across copies of this module: Next bundles a module-scope `cache(fn)` into every route that imports it.
+interface CoreRegistry {
+  cores: Map<string, WeakRef<CachedCore>>;
+  ids: WeakMap<object, number>;
+  nextId: number;
+}
+const REGISTRY = Symbol.for('cachekit-next.cachedCores');
+
+function identity(registry: CoreRegistry, value: object): number {
+  let id = registry.ids.get(value);
+  if (id === undefined) registry.ids.set(value, (id = registry.nextId++));
+  return id;
+}
+
+/**
+ * One core (L1, single-flight, statistics) per key scope and configuration in the process, so every copy of a
+ * wrapper (one per route bundle) shares its L1 and hears the others' writes and invalidations.
+ */
+function sharedCore(scope: string, options: CacheOptions<never[]>, settings: CoreSettings): CachedCore {
+  const holder = globalThis as { [REGISTRY]?: CoreRegistry };
+  const registry = (holder[REGISTRY] ??= { cores: new Map(), ids: new WeakMap(), nextId: 1 });
+  const backend = typeof settings.backend === 'function' ? 'next' : settings.backend === null ? 'none' : identity(registry, settings.backend);
+  const runtime = options.runtime === undefined ? 'configured' : identity(registry, options.runtime);
+  const encryption = settings.encryption ? [settings.encryption.fingerprint('').toString('hex'), settings.encryption.failClosed] : null;
+  const signature = JSON.stringify([scope, backend, runtime, encryption, settings.l1, settings.lock, settings.lockTimeoutMs, settings.lockWaitMs, settings.breaker, settings.timeoutMs]);
+  const existing = registry.cores.get(signature)?.deref();
+  if (existing) return existing;
+  const core = new CachedCore(settings);
+  registry.cores.set(signature, new WeakRef(core));
+  return core;
+}
+
 function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: CacheOptions<A> = {}): CachedFunction<A, R> {
   if (typeof fn !== 'function') throw new ConfigError(COMPONENT, 'fn', 'must be a function');
   const policy = validateCacheOptions(options as CacheOptions<never[]>);
@@ -508,11 +597,13 @@ function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, 
   if ((typeof tenant !== 'string' || tenant === '') && typeof tenant !== 'function') {
     throw new ConfigError(COMPONENT, 'tenant', 'must be a non-empty string or a function of the arguments');
   }
-  const runtimeNow = options.runtime && typeof options.runtime !== 'function' ? options.runtime : undefined;
-  const keyPrefix = stringOption(COMPONENT, 'keyPrefix', options.keyPrefix, runtimeNow?.keyPrefix ?? 'cachekit:');
-  const namespace = stringOption(COMPONENT, 'namespace', options.namespace, runtimeNow?.namespace ?? 'default');
+  const scope = defaultScope(options as CacheOptions<never[]>);
+  const keyPrefix = stringOption(COMPONENT, 'keyPrefix', options.keyPrefix, scope.keyPrefix);
+  const namespace = stringOption(COMPONENT, 'namespace', options.namespace, scope.namespace);
   const encryption = encryptorOf(options.encryption);
-  const core = new CachedCore(coreOptions(options as CacheOptions<never[]>, `cache:${name || 'fn'}`, { encryption, interop: interop !== undefined }));
+  const settings = coreOptions(options as CacheOptions<never[]>, `cache:${name || 'fn'}`, { encryption, interop: interop !== undefined });
+  const scopeOfKeys = interop ? `interop:${interop.namespace}:${interop.operation}` : `${keyPrefix}${namespace}:fn:${name}`;
+  const core = sharedCore(scopeOfKeys, options as CacheOptions<never[]>, settings);
   const explicit = options.key;
   const keyFor = (...args: A): string => {
     if (interop) return interopKey(interop.namespace, interop.operation, args);

@@ -8,10 +8,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { Backend } from '../backends/types.js';
-import { CachedCore, coreOptions, validateCacheOptions, type CacheOptions } from '../core/cached-function.js';
+import { CachedCore, coreOptions, defaultScope, validateCacheOptions, type CacheOptions } from '../core/cached-function.js';
 import { encodeCanonical } from '../core/msgpack-canonical.js';
 import { stringOption } from '../core/options.js';
-import type { Runtime } from './runtime.js';
 
 export type CachedFetchInit = RequestInit &
   Pick<CacheOptions, 'ttl' | 'staleTtl' | 'tags' | 'namespace' | 'keyPrefix' | 'backend' | 'runtime' | 'lockTimeoutMs' | 'lockWaitMs'>;
@@ -55,9 +54,9 @@ export async function cachedFetch(input: string | URL | Request, init: CachedFet
   const request = new Request(input, requestInit as RequestInit);
   if ((request.method !== 'GET' && request.method !== 'HEAD') || request.body !== null) return fetch(request);
 
-  const runtime = cacheOptions.runtime && typeof cacheOptions.runtime !== 'function' ? (cacheOptions.runtime as Runtime) : undefined;
-  const keyPrefix = stringOption('cachedFetch', 'keyPrefix', cacheOptions.keyPrefix, runtime?.keyPrefix ?? 'cachekit:');
-  const namespace = stringOption('cachedFetch', 'namespace', cacheOptions.namespace, runtime?.namespace ?? 'default');
+  const scope = defaultScope(cacheOptions as CacheOptions<never[]>);
+  const keyPrefix = stringOption('cachedFetch', 'keyPrefix', cacheOptions.keyPrefix, scope.keyPrefix);
+  const namespace = stringOption('cachedFetch', 'namespace', cacheOptions.namespace, scope.namespace);
   const headers = [...request.headers].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const hash = createHash('sha256').update(encodeCanonical([request.method, request.url, headers], 'args')).digest('hex');
   const key = `${keyPrefix}${namespace}:fetch:${hash}`;

@@ -298,7 +298,7 @@ export class Runtime {
   }
 }
 
-function defaultNamespace(): string {
+export function defaultNamespace(): string {
   try {
     const pkg = JSON.parse(readFileSync(path.join(process.cwd(), 'package.json'), 'utf8')) as { name?: unknown };
     if (typeof pkg.name === 'string' && pkg.name) return pkg.name;

@@ -15,6 +15,7 @@ import { encodeInteropValue, Float64, interopKey } from '../../src/core/interop.
 import { ConfigError } from '../../src/core/options.js';
 import { sealedStore } from '../../src/core/record-store.js';
 import { getRuntime, resetRuntimes } from '../../src/next/runtime.js';
+import { anotherInstance } from '../support/instances.js';
 import { startRedis, type ServerHandle } from '../support/servers.js';
 import { hex, loadVectors, untag } from './vectors.js';
 
@@ -104,7 +105,7 @@ describe('cache.secure', () => {
     expect(stored.includes(Buffer.from('4111-1111'))).toBe(false);
     expect(stored.includes(Buffer.from('alice'))).toBe(false);
     expect((await a.detailed(7)).status).toBe('l1');
-    const b = cache.secure(fn, { backend, ttl: 60 });
+    const b = cache.secure(fn, { backend: anotherInstance(backend), ttl: 60 });
     expect(await b.detailed(7)).toMatchObject({ value: { id: 7, ...secret }, status: 'l2' });
     expect(calls).toBe(1);
     // A plain (unencrypted) wrapper on the same key cannot read the ciphertext: a miss, never garbage.
@@ -230,7 +231,7 @@ describe('cache(fn, { interop }): shares entries with a Python cachekit service'
     const big = cache(async (n: bigint) => ({ n, next: n + 1n }), { backend, ttl: 60, interop: { namespace: 't', operation: 'big' } });
     const value = 18446744073709551614n;
     expect(await big(value)).toEqual({ n: value, next: value + 1n });
-    const other = cache(async (_n: bigint) => ({ n: 0n, next: 0n }), { backend, ttl: 60, interop: { namespace: 't', operation: 'big' } });
+    const other = cache(async (_n: bigint) => ({ n: 0n, next: 0n }), { backend: anotherInstance(backend), ttl: 60, interop: { namespace: 't', operation: 'big' } });
     expect(await other.detailed(value)).toMatchObject({ status: 'l2', value: { n: value, next: value + 1n } });
   });
 
@@ -295,7 +296,7 @@ describe('cache(fn): other instances and Next', () => {
     let version = 1;
     const fn = async function flags() { return version; };
     const a = cache(fn, { backend: shared, ttl: 300 });
-    const b = cache(fn, { backend: shared, ttl: 300 });
+    const b = cache(fn, { backend: anotherInstance(shared), ttl: 300 });
     await a();
     expect(await b()).toBe(1);
     version = 2;
@@ -323,6 +324,40 @@ describe('cache(fn): other instances and Next', () => {
     await runtime.revalidateTags(['_N_T_/blog']);
     expect(await a.detailed()).toMatchObject({ value: 2, status: 'miss' });
     expect(await b()).toBe(2);
+  });
+
+  it("inside a Next app (withCachekit's options set), entries default to the handlers' backend and namespace", async () => {
+    const saved = process.env.CACHEKIT_NEXT_OPTIONS;
+    process.env.CACHEKIT_NEXT_OPTIONS = JSON.stringify({ backend: { type: 'redis', url: redis.url }, namespace: 'shop' });
+    try {
+      const f = cache(async function price(sku: string) { return sku.length; }, { ttl: 60 });
+      expect(f.keyFor('abc')).toMatch(/^cachekit:shop:fn:price:/);
+      expect(f.info().backend).toBe('unresolved');
+      expect(await f('abc')).toBe(3);
+      expect(f.info().backend).toBe('redis');
+      const check = redisBackend();
+      expect(await check.exists(f.keyFor('abc'))).toBe(true);
+    } finally {
+      if (saved === undefined) delete process.env.CACHEKIT_NEXT_OPTIONS;
+      else process.env.CACHEKIT_NEXT_OPTIONS = saved;
+      await resetRuntimes();
+    }
+  });
+
+  it('copies of one wrapper in a process (one per Next route bundle) share one L1, one single-flight and one info()', async () => {
+    const backend = redisBackend();
+    let version = 1;
+    const load = async function menu() { await sleep(20); return version; };
+    const inPage = cache(load, { backend, ttl: 300 });
+    const inRoute = cache(load, { backend, ttl: 300 });
+    const [x, y] = await Promise.all([inPage.detailed(), inRoute.detailed()]);
+    expect([x.status, y.status]).toEqual(['miss', 'miss']); // the second joined the first's call
+    expect(inRoute.info()).toMatchObject({ misses: 1, hits: 1, calls: 1 });
+    expect((await inRoute.detailed()).status).toBe('l1');
+    version = 2;
+    await inPage.invalidate();
+    expect(await inRoute.detailed()).toMatchObject({ value: 2, status: 'miss' });
+    expect(inPage.info()).toEqual(inRoute.info());
   });
 
   it('detailed(): status, stale and time of each call; joined callers share the status of the call they joined', async () => {

@@ -5,6 +5,7 @@ import { cache, hashArgs } from '../../src/core/cached-function.js';
 import { ConfigError } from '../../src/core/options.js';
 import { getRuntime, resetRuntimes } from '../../src/next/runtime.js';
 import { FakeCachekitIO } from '../support/fake-cachekitio.js';
+import { anotherInstance } from '../support/instances.js';
 import { refusedAddress, startRedis, type ServerHandle } from '../support/servers.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -46,7 +47,7 @@ describe('cache(fn) on MemoryBackend', () => {
     expect(calls).toBe(1);
     expect(f.info()).toMatchObject({ hits: 1, misses: 1, l1Hits: 1, l2Hits: 0, calls: 1 });
     // A second wrapper (another process's L1) reads L2.
-    const g = cache(async function add(a: number, b: number) { calls++; return { sum: a + b }; }, { backend, ttl: 60 });
+    const g = cache(async function add(a: number, b: number) { calls++; return { sum: a + b }; }, { backend: anotherInstance(backend), ttl: 60 });
     expect(await g(1, 2)).toEqual({ sum: 3 });
     expect(g.info()).toMatchObject({ hits: 1, l2Hits: 1, misses: 0 });
     expect(await f.invalidate(1, 2)).toBe(true);
@@ -61,7 +62,7 @@ describe('cache(fn) on MemoryBackend', () => {
     let version = 1;
     const fn = async function settings() { return version; };
     const a = cache(fn, { backend, l1: { maxTtlSeconds: 0.15 } });
-    const b = cache(fn, { backend, l1: { maxTtlSeconds: 0.15 } });
+    const b = cache(fn, { backend: anotherInstance(backend), l1: { maxTtlSeconds: 0.15 } });
     expect(await a()).toBe(1);
     expect(await b()).toBe(1);
     version = 2;
