@@ -18,4 +18,6 @@ export default defineConfig({
   platform: 'node',
   splitting: true,
   treeshake: true,
+  // Class names stay as written (esbuild would emit `class _FileBackend`): logs and `info().backend` use them.
+  keepNames: true,
 });

@@ -52,6 +52,18 @@ describe('the built package', () => {
     }
   });
 
+  it('keeps class names in the built code (what logs and info().backend report)', async () => {
+    const esm = (await import('cachekit-next')) as unknown as typeof import('../src/index.js');
+    const cjs = require('cachekit-next') as typeof import('../src/index.js');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ck-package-names-'));
+    for (const [build, lib] of [['ESM', esm], ['CJS', cjs]] as const) {
+      expect(lib.FileBackend.name, build).toBe('FileBackend');
+      const f = lib.cache(async function probe() { return 1; }, { backend: new lib.FileBackend({ cacheDir: dir }) });
+      expect(f.info().backend, build).toBe('file');
+      expect(lib.cache(async function probe2() { return 1; }, { backend: new lib.MemoryBackend() }).info().backend, build).toBe('memory');
+    }
+  });
+
   it('gives Next a constructible cache handler class from both builds', async () => {
     vi.stubEnv('CACHEKIT_FILE_CACHE_DIR', mkdtempSync(path.join(os.tmpdir(), 'ck-package-')));
     for (const condition of ['import', 'require'] as const) {

@@ -329,5 +329,6 @@ export function backendTypeOf(backend: Backend | null): string {
   if (backend === null) return 'none';
   const name = (backend as { constructor?: { name?: string } }).constructor?.name;
   if (!name || name === 'Object') return 'custom';
-  return name.replace(/Backend$/, '').toLowerCase() || 'custom';
+  // A bundler may rename a class `_FileBackend` to avoid a clash: the leading underscores are not part of the name.
+  return name.replace(/^_+/, '').replace(/Backend$/, '').toLowerCase() || 'custom';
 }
