@@ -46,6 +46,7 @@ export interface CachekitNextConfig {
   cacheHandler?: string;
   cacheHandlers?: Record<string, string | undefined>;
   cacheMaxMemorySize?: number;
+  serverExternalPackages?: string[];
   experimental?: Record<string, unknown>;
 }
 
@@ -133,10 +134,15 @@ function applyTo<T extends object>(nextConfig: T): T & CachekitNextConfig {
     }
   }
   const handlers = { ...existing, default: useCacheHandler, remote: useCacheHandler };
+  const external = user.serverExternalPackages ?? [];
+  if (!Array.isArray(external)) throw new ConfigError(COMPONENT, 'serverExternalPackages', `must be an array, got ${describe(external)}`);
   return {
     ...nextConfig,
     cacheHandler,
     cacheMaxMemorySize: 0,
+    // App code that imports cachekit-next (cache, cachedFetch) must load it from node_modules: its LZ4 is a native
+    // addon the bundler cannot place, and one copy per process keeps one L1.
+    serverExternalPackages: external.includes('cachekit-next') ? external : [...external, 'cachekit-next'],
     ...(inExperimental ? { experimental: { ...user.experimental, cacheHandlers: handlers } } : { cacheHandlers: handlers }),
   };
 }

@@ -66,6 +66,11 @@ describe('withCachekit', () => {
     expect(path.basename(config.cacheHandler!)).toMatch(/^handler\.c?js$/);
     expect(path.basename(config.cacheHandlers!.default!)).toMatch(/^use-cache\.c?js$/);
     expect(config.cacheHandlers?.custom).toBe('/somewhere/custom.js'); // other kinds are kept
+    // App code importing cachekit-next (cache, cachedFetch) loads it from node_modules, not a bundle.
+    expect(config.serverExternalPackages).toEqual(['cachekit-next']);
+    expect(withCachekit({ serverExternalPackages: ['sharp'] }).serverExternalPackages).toEqual(['sharp', 'cachekit-next']);
+    expect(withCachekit({ serverExternalPackages: ['cachekit-next'] }).serverExternalPackages).toEqual(['cachekit-next']);
+    expect(() => withCachekit({ serverExternalPackages: 'sharp' as never })).toThrow(/serverExternalPackages/);
   });
 
   it('carries validated, serialisable options in CACHEKIT_NEXT_OPTIONS, which the handlers read back', () => {
