@@ -73,11 +73,13 @@ test('reload: every loader is a hit, stored in the app\'s .next/cache/cachekit',
     await expect(status(name)).toHaveText(/^L[12] hit$/);
     expect(await generatedAt(name)).toBe(first[name]); // the same value, not computed again
   }
-  // The File backend names each entry's file by the SHA-256 of its key.
+  // The File backend names each entry's file by the SHA-256 of its key. The loaders name no backend or namespace:
+  // they get the handlers' store and the app's namespace, its package.json name.
   const stats = await (await request.get(`${url}api/stats`)).json();
   const files = readdirSync(STORE);
   for (const name of LOADERS) {
     const key: string = stats.loaders[name].key;
+    expect(key).toMatch(new RegExp(`^cachekit:cachekit-example-demo:fn:${name}:[0-9a-f]{64}$`));
     expect(files, key).toContain(createHash('sha256').update(key).digest('hex'));
   }
 });

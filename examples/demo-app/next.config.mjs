@@ -12,11 +12,8 @@ const config = {
   // The package is installed from a tarball inside this directory: this app is its own root.
   turbopack: { root: here },
   outputFileTracingRoot: here,
-  // The app's own code imports cachekit-next (app/loaders.ts): loaded from node_modules, not bundled, since the
-  // bundler cannot place its native LZ4 addon.
-  serverExternalPackages: ['cachekit-next'],
 };
 
 // No backend option: the environment decides (CACHEKIT_REDIS_URL, REDIS_URL, CACHEKIT_MEMCACHED_SERVERS, ...), and
-// with nothing set the embedded File backend under .next/cache/cachekit.
+// with nothing set the embedded File backend under .next/cache/cachekit. The cache(fn) loaders use that same store.
 export default withCachekit(config);

@@ -1,8 +1,7 @@
 import { connection } from 'next/server';
 import { revalidateCatalog, revalidateHome } from './actions';
 import { LiveStats } from './live-stats';
-import { loaders } from './loaders';
-import { readStats } from './stats';
+import { loaders, readStats } from './stats';
 
 const LABEL = { l1: 'L1 hit', l2: 'L2 hit', miss: 'miss' } as const;
 // What app/loaders.ts configures for each loader.
