@@ -139,7 +139,7 @@ async function read(page: Page, url: string): Promise<Rendering> {
 
 function example(app: string, buildId: string, startStore: () => Promise<Store>): void {
   test.describe(app, () => {
-    const namespace = `cachekit-example-${app}`; // the handler's default: the app's package.json name
+    const namespace = `cachekit-example-${app}`; // the handlers' default, cache(fn)'s too: the app's package.json name
     const pageKey = new RegExp(`^cachekit:${namespace}:${buildId}:r:.*/index$`);
     let store: Store;
     let a: NextServer;
@@ -176,7 +176,7 @@ function example(app: string, buildId: string, startStore: () => Promise<Store>)
       const keys = await store.keys();
       expect(keys, 'the page entry').toContainEqual(expect.stringMatching(pageKey));
       expect(keys, 'the fetch entry').toContainEqual(expect.stringMatching(new RegExp(`^cachekit:${namespace}:f:[0-9a-f]{64}$`)));
-      expect(keys, 'the cache(fn) entry').toContainEqual(expect.stringMatching(/^cachekit:default:fn:report:[0-9a-f]{64}$/));
+      expect(keys, 'the cache(fn) entry').toContainEqual(expect.stringMatching(new RegExp(`^cachekit:${namespace}:fn:report:[0-9a-f]{64}$`)));
       for (const server of [a, b]) {
         // No backend fault, and no fallback to the embedded File backend (it announces itself).
         expect(server.log()).not.toMatch(/no backend configured|\[cachekit\]/);

@@ -6,9 +6,6 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 /** @type {import('next').NextConfig} */
 const config = {
-  // App code imports cachekit-next (cache(fn)): load it from node_modules, not bundled (it has a native addon, and
-  // one copy per process shares its connections and tag state with the cache handlers).
-  serverExternalPackages: ['cachekit-next'],
   // The repository's e2e tests build into a directory and with a build id of their own; your app needs neither.
   distDir: process.env.NEXT_DIST_DIR || '.next',
   generateBuildId: process.env.E2E_BUILD_ID ? async () => process.env.E2E_BUILD_ID : undefined,
@@ -16,8 +13,9 @@ const config = {
   outputFileTracingRoot: here,
 };
 
-// Sets cacheHandler, cacheHandlers and cacheMaxMemorySize: 0. Every `next build` worker and every `next start`
-// process then keeps ISR pages, route handlers and the fetch cache in this one Redis.
+// Sets cacheHandler, cacheHandlers, cacheMaxMemorySize: 0 and serverExternalPackages. Every `next build` worker
+// and every `next start` process then keeps ISR pages, route handlers, the fetch cache and cache(fn) entries
+// in this one Redis.
 export default withCachekit(config, {
   backend: { type: 'redis', url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
 });

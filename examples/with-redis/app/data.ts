@@ -1,4 +1,4 @@
-import { cache, RedisBackend } from 'cachekit-next';
+import { cache } from 'cachekit-next';
 
 /** Any JSON API; UPSTREAM_URL points it elsewhere (e.g. a local server when offline). */
 const UPSTREAM_URL = process.env.UPSTREAM_URL ?? 'https://httpbin.org/uuid';
@@ -9,15 +9,14 @@ export async function getUpstream(): Promise<{ uuid: string }> {
   return res.json();
 }
 
-// cache(fn) finds its store through setDefaultBackend or the environment, not through next.config: name the same
-// Redis (instances with one configuration share their connections).
-const redis = new RedisBackend({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' });
-
-/** A slow query, computed once for all instances and kept 5 minutes; the same tag expires it. */
+/**
+ * A slow query, computed once for all instances and kept 5 minutes; the same tag expires it. No backend given: inside
+ * the app, cache(fn) stores in the cache handlers' Redis (next.config.mjs).
+ */
 export const getReport = cache(
   async () => {
     await new Promise((resolve) => setTimeout(resolve, 200)); // stands in for the database
     return { id: crypto.randomUUID().slice(0, 8), computedAt: new Date().toISOString() };
   },
-  { name: 'report', ttl: 300, tags: ['upstream'], backend: redis },
+  { name: 'report', ttl: 300, tags: ['upstream'] },
 );
