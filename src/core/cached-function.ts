@@ -367,7 +367,13 @@ export class CachedCore {
     const storedAt = Date.now();
     const value = await this.#timedCompute(compute);
     if (policy.store && !policy.store(value)) return value;
-    const record: StoredRecord = { v: value, s: storedAt, f: storedAt + policy.ttl * 1000, ...(policy.tags.length ? { t: [...policy.tags] } : {}) };
+    const record: StoredRecord = {
+      v: value,
+      s: storedAt,
+      f: storedAt + policy.ttl * 1000,
+      e: storedAt + (policy.ttl + policy.staleTtl) * 1000,
+      ...(policy.tags.length ? { t: [...policy.tags] } : {}),
+    };
     let stored: boolean;
     try {
       stored = await this.#w.store.set(key, record, tenant, policy.ttl + policy.staleTtl);

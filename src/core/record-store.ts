@@ -19,11 +19,12 @@ import { decodeInteropValue, encodeInteropValue } from './interop.js';
 import { warnRateLimited } from './log.js';
 import { TieredCache, bytesCodec, type Codec, type HitSource, type L1Options } from './tiered.js';
 
-/** What `cache(fn)` stores per entry: value, stored-at ms, fresh-until ms, tags. */
+/** What `cache(fn)` stores per entry: value, stored-at ms, fresh-until ms, expires-at ms (end of the TTL), tags. */
 export interface StoredRecord {
   v: unknown;
   s: number;
   f: number;
+  e?: number;
   t?: string[];
 }
 
@@ -63,8 +64,9 @@ const recordCodec: Codec<StoredRecord> = {
   },
 };
 
-function tieredOf<T>(settings: TieredSettings, codec: Codec<T>): TieredCache<T> {
+function tieredOf<T>(settings: TieredSettings, codec: Codec<T>, expiresAt?: (value: T) => number | null): TieredCache<T> {
   return new TieredCache<T>({
+    ...(expiresAt ? { expiresAt } : {}),
     backend: settings.backend,
     codec,
     l1: settings.l1,
@@ -75,7 +77,8 @@ function tieredOf<T>(settings: TieredSettings, codec: Codec<T>): TieredCache<T> 
 }
 
 export function plainStore(settings: TieredSettings): RecordStore {
-  const tiered = tieredOf(settings, recordCodec);
+  // Records know when their TTL ends: an L2 read is one GET, no TTL query.
+  const tiered = tieredOf(settings, recordCodec, (record) => record.e ?? null);
   return {
     tiered: tiered as TieredCache<unknown>,
     async lookup(key) {

@@ -71,6 +71,28 @@ describe('TieredCache', () => {
     expect(await cache.get('read')).toBeNull();
   });
 
+  it('with expiresAt, reads are one plain get and the L1 copy ends at the expiry the value carries', async () => {
+    const backend = new MemoryBackend();
+    let withTtl = 0;
+    const getWithTtl = backend.getWithTtl.bind(backend);
+    backend.getWithTtl = (key) => (withTtl++, getWithTtl(key));
+    const codec: Codec<{ until: number | null }> = {
+      encode: (value) => bytes(JSON.stringify(value)),
+      decode: (data) => JSON.parse(text(data)!) as { until: number | null },
+    };
+    const cache = new TieredCache({ backend, codec, expiresAt: (value) => value.until });
+    // Stored for an hour in the L2, but the value says it ends in 150 ms: the L1 copy follows the value.
+    await backend.set('soon', codec.encode({ until: Date.now() + 150 }), 3600);
+    await backend.set('never', codec.encode({ until: null }), 3600);
+    expect(await cache.lookup('soon')).toMatchObject({ source: 'l2' });
+    expect(await cache.lookup('never')).toMatchObject({ source: 'l2' });
+    expect(withTtl).toBe(0);
+    expect(cache.hasLocal('soon')).toBe(true);
+    await sleep(200);
+    expect(cache.hasLocal('soon')).toBe(false);
+    expect(cache.hasLocal('never')).toBe(true);
+  });
+
   it('bounds L1 lifetime by l1.maxTtlSeconds, also for backends that cannot report TTLs', async () => {
     const { backend, store } = scriptedBackend();
     store.set('k', bytes('old'));
