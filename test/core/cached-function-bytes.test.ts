@@ -4,9 +4,8 @@
  * and `detailed()`.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../../src/backends/memory.js';
-import { RedisBackend } from '../../src/backends/redis.js';
 import { cache, pathTag, type CacheOptions } from '../../src/core/cached-function.js';
 import { unpackValue } from '../../src/core/codec.js';
 import { Encryptor, EncryptionError } from '../../src/core/encryption.js';
@@ -16,7 +15,7 @@ import { ConfigError } from '../../src/core/options.js';
 import { sealedStore } from '../../src/core/record-store.js';
 import { getRuntime, resetRuntimes } from '../../src/next/runtime.js';
 import { anotherInstance } from '../support/instances.js';
-import { startRedis, type ServerHandle } from '../support/servers.js';
+import { redisFixture } from '../support/redis-fixture.js';
 import { hex, loadVectors, untag } from './vectors.js';
 
 const plainNumbers = (v: unknown): unknown =>
@@ -26,21 +25,8 @@ const KEY_A = randomBytes(32).toString('hex');
 const KEY_B = randomBytes(32).toString('hex');
 
 // One redis-server for the file; each RedisBackend object stands for one instance's connections.
-let redis: ServerHandle & { url: string };
-const backends: RedisBackend[] = [];
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await resetRuntimes();
-  await Promise.all(backends.map((b) => b.close()));
-  await redis?.stop();
-});
-const redisBackend = () => {
-  const backend = new RedisBackend({ url: redis.url });
-  backends.push(backend);
-  return backend;
-};
+const redis = redisFixture();
+const redisBackend = () => redis.backend();
 
 /** Flips one byte of the stored value (in place, keeping the TTL). */
 async function tamper(backend: MemoryBackend, key: string, index: (length: number) => number): Promise<void> {
@@ -328,7 +314,7 @@ describe('cache(fn): other instances and Next', () => {
 
   it("inside a Next app (withCachekit's options set), entries default to the handlers' backend and namespace", async () => {
     const saved = process.env.CACHEKIT_NEXT_OPTIONS;
-    process.env.CACHEKIT_NEXT_OPTIONS = JSON.stringify({ backend: { type: 'redis', url: redis.url }, namespace: 'shop' });
+    process.env.CACHEKIT_NEXT_OPTIONS = JSON.stringify({ backend: { type: 'redis', url: redis.url() }, namespace: 'shop' });
     try {
       const f = cache(async function price(sku: string) { return sku.length; }, { ttl: 60 });
       expect(f.keyFor('abc')).toMatch(/^cachekit:shop:fn:price:/);

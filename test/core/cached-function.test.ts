@@ -3,10 +3,11 @@ import { MemoryBackend } from '../../src/backends/memory.js';
 import { RedisBackend } from '../../src/backends/redis.js';
 import { cache, hashArgs } from '../../src/core/cached-function.js';
 import { ConfigError } from '../../src/core/options.js';
-import { getRuntime, resetRuntimes } from '../../src/next/runtime.js';
+import { getRuntime } from '../../src/next/runtime.js';
 import { FakeCachekitIO } from '../support/fake-cachekitio.js';
 import { anotherInstance } from '../support/instances.js';
-import { refusedAddress, startRedis, type ServerHandle } from '../support/servers.js';
+import { redisFixture } from '../support/redis-fixture.js';
+import { refusedAddress } from '../support/servers.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -113,22 +114,8 @@ describe('cache(fn) on MemoryBackend', () => {
 });
 
 describe('cache(fn) on Redis (cross-instance)', () => {
-  let redis: ServerHandle & { url: string };
-  const backends: RedisBackend[] = [];
-  const make = (options = {}) => {
-    const backend = new RedisBackend({ url: redis.url, ...options });
-    backends.push(backend);
-    return backend;
-  };
-
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    await resetRuntimes();
-    await Promise.all(backends.map((b) => b.close()));
-    await redis?.stop();
-  });
+  const redis = redisFixture();
+  const make = redis.backend;
 
   it('stampede: concurrent callers on two instances make one call', async () => {
     let calls = 0;
