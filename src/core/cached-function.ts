@@ -89,7 +89,8 @@ export interface CacheOptions<A extends unknown[] = unknown[]> {
   /**
    * Shares entries with a Python cachekit service in interop mode: key `{namespace}:{operation}:{blake2b args hash}`
    * (no prefix), value one plain canonical MessagePack document (encrypted with `encryption` as cachekit does).
-   * Freshness is the backend TTL only, so `tags`, `paths`, `staleTtl` and `key` do not apply.
+   * Freshness is the backend TTL only, so `tags`, `paths`, `staleTtl` and `key` do not apply. Python services do
+   * not announce their writes and deletes: an L1 copy is trusted `l1.maxTtlSeconds`, 1 s by default.
    */
   interop?: { namespace: string; operation?: string };
 }
@@ -209,7 +210,8 @@ export class CachedCore {
     const bus = backend ? sharedBus(backend, settings.channel, (error, operation) => report(error, operation, settings.channel)) : null;
     const local = backend === null || backend instanceof MemoryBackend;
     let l1 = settings.l1;
-    if (l1 !== false && !local && !bus?.messaging && l1.maxTtlSeconds === undefined) {
+    // Writes nobody announces: other instances over a backend without messages, and Python services in interop mode.
+    if (l1 !== false && !local && (!bus?.messaging || settings.interop) && l1.maxTtlSeconds === undefined) {
       l1 = { ...l1, maxTtlSeconds: UNANNOUNCED_L1_TTL_SECONDS };
     }
     const tieredSettings = { ...settings, backend, l1 };

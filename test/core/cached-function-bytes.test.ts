@@ -212,6 +212,17 @@ describe('cache(fn, { interop }): shares entries with a Python cachekit service'
     }
   });
 
+  it("a Python service's delete or rewrite is seen within 1 s even on Redis (it announces nothing)", async () => {
+    const backend = redisBackend();
+    let n = 0;
+    const f = cache(async (_id: number) => ++n, { backend, ttl: 300, interop: { namespace: 'py', operation: 'counter' } });
+    expect(await f(1)).toBe(1);
+    await expect.poll(async () => (await f.detailed(1)).status, { timeout: 2000, interval: 20 }).toBe('l1');
+    await backend.set(f.keyFor(1), encodeInteropValue(41), 300); // what the Python side writes
+    await sleep(1100);
+    expect(await f.detailed(1)).toMatchObject({ value: 41, status: 'l2' });
+  });
+
   it('integers beyond 2^53 round-trip as BigInt', async () => {
     const backend = redisBackend();
     const big = cache(async (n: bigint) => ({ n, next: n + 1n }), { backend, ttl: 60, interop: { namespace: 't', operation: 'big' } });
