@@ -1,22 +1,22 @@
 /**
  * How `cache(fn)` records become stored bytes, in three forms over one TieredCache:
  *
- * - plain:   the record `{ v, s, f, t }` as MessagePack in cachekit's ByteStorage envelope (LZ4 block, xxHash3-64
+ * - plain:   the record `{ v, s, f, e, t }` as MessagePack in cachekit's ByteStorage envelope (LZ4 block, xxHash3-64
  *            checksum verified on every L2 read: a corrupt value is a miss, never a wrong value); the L1 holds the
  *            decoded record.
  * - sealed:  the envelope encrypted, as cachekit does (AES-256-GCM entry frame, AAD = tenant + cache key + format +
  *            compressed); the L1 holds the ciphertext and every read, L1 hits included, decrypts. A value that fails to
  *            decrypt is a miss and is evicted (fail-open), or an EncryptionError for the caller (fail-closed).
  * - interop: the value alone as canonical MessagePack (optionally a bare cipher frame), exactly what a Python cachekit
- *            service in interop mode writes under the same key; freshness is the backend TTL.
+ *            service in interop mode writes under the same key; freshness is the backend TTL. The L1 holds the
+ *            decoded value, or with encryption the ciphertext (a sealed cache, as above).
  */
 import type { Backend } from '../backends/types.js';
 import { packValue, unpackValue } from './codec.js';
-import { EncryptionError, type EncryptionContext, type Encryptor } from './encryption.js';
+import type { EncryptionContext, Encryptor } from './encryption.js';
 import { createEnvelopeCodec, type EnvelopeCodec } from './envelope.js';
-import { SealedCache } from './sealed.js';
+import { entryCipher, interopCipher, SealedCache } from './sealed.js';
 import { decodeInteropValue, encodeInteropValue } from './interop.js';
-import { warnRateLimited } from './log.js';
 import { TieredCache, bytesCodec, type Codec, type HitSource, type L1Options } from './tiered.js';
 
 /** What `cache(fn)` stores per entry: value, stored-at ms, fresh-until ms, expires-at ms (end of the TTL), tags. */
@@ -93,24 +93,12 @@ export function plainStore(settings: TieredSettings): RecordStore {
   };
 }
 
-/** Fail-open: a value that cannot be opened is evicted and read as a miss; fail-closed: the error reaches the caller. */
-async function openOrEvict<T>(tiered: TieredCache<Uint8Array>, encryptor: Encryptor, key: string, open: () => T): Promise<T | null> {
-  try {
-    return open();
-  } catch (error) {
-    if (!(error instanceof EncryptionError) || encryptor.failClosed) throw error;
-    warnRateLimited(`${tiered.name}:decrypt:${error.kind}`, `${error.message} (${tiered.name}, key ${key}: evicted, served as a miss)`);
-    await tiered.delete(key);
-    return null;
-  }
-}
-
 /** The AAD fields of a sealed record: cachekit's, for an enveloped (compressed) MessagePack plaintext. */
 const sealedContext = (cacheKey: string, tenantId: string): EncryptionContext => ({ tenantId, cacheKey, format: 'msgpack', compressed: true });
 
 export function sealedStore(settings: TieredSettings, encryptor: Encryptor): RecordStore {
   const tiered = tieredOf(settings, bytesCodec);
-  const sealed = new SealedCache(tiered, recordCodec, encryptor, sealedContext);
+  const sealed = new SealedCache(tiered, recordCodec, entryCipher(encryptor, sealedContext));
   return {
     tiered: tiered as TieredCache<unknown>,
     async lookup(key, tenant) {
@@ -124,27 +112,25 @@ export function sealedStore(settings: TieredSettings, encryptor: Encryptor): Rec
   };
 }
 
+/** One canonical MessagePack document; anything else (another writer's format) fails to decode: a miss. */
+const interopCodec: Codec<unknown> = { encode: encodeInteropValue, decode: (bytes) => decodeInteropValue(bytes) };
+
 /** Interop entries have no stored-at or fresh-until: present means fresh, the backend TTL ends them. */
 export function interopStore(settings: TieredSettings, encryptor: Encryptor | null): RecordStore {
-  const tiered = tieredOf(settings, bytesCodec);
+  const record = (hit: { value: unknown; source: HitSource } | null) => hit && { record: { v: hit.value, s: 0, f: Infinity }, source: hit.source };
+  if (encryptor) {
+    const tiered = tieredOf(settings, bytesCodec);
+    const sealed = new SealedCache(tiered, interopCodec, interopCipher(encryptor));
+    return {
+      tiered: tiered as TieredCache<unknown>,
+      lookup: (key, tenant) => sealed.lookup(key, tenant).then(record),
+      set: (key, stored, tenant, ttlSeconds) => sealed.set(key, stored.v, ttlSeconds, tenant),
+    };
+  }
+  const tiered = tieredOf(settings, interopCodec);
   return {
-    tiered: tiered as TieredCache<unknown>,
-    async lookup(key, tenant) {
-      const hit = await tiered.lookup(key);
-      if (!hit) return null;
-      const plain = encryptor ? await openOrEvict(tiered, encryptor, key, () => encryptor.decryptInterop(hit.value, tenant, key)) : hit.value;
-      if (plain === null) return null;
-      try {
-        return { record: { v: decodeInteropValue(plain), s: 0, f: Infinity }, source: hit.source };
-      } catch (error) {
-        // Not canonical MessagePack (another writer's format): a miss; the entry is left to its owner.
-        warnRateLimited(`${tiered.name}:interop-decode`, `[cachekit] ${tiered.name}: value under ${key} is not canonical MessagePack (${(error as Error).message}); served as a miss`);
-        return null;
-      }
-    },
-    set(key, record, tenant, ttlSeconds) {
-      const plain = encodeInteropValue(record.v);
-      return tiered.set(key, encryptor ? encryptor.encryptInterop(plain, tenant, key) : plain, ttlSeconds);
-    },
+    tiered,
+    lookup: (key) => tiered.lookup(key).then(record),
+    set: (key, stored, _tenant, ttlSeconds) => tiered.set(key, stored.v, ttlSeconds),
   };
 }

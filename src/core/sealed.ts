@@ -3,7 +3,7 @@
  * L2, and every read, L1 hits included, decrypts (plaintext never rests in the process's cache memory).
  *
  * A value that fails to decrypt (tampered, moved to another key or tenant, written with an unknown master key) is a
- * miss and is evicted (fail-open), or an EncryptionError for the caller when the encryptor is fail-closed, and the
+ * miss and is evicted (fail-open), or an EncryptionError for the caller when the cipher is fail-closed, and the
  * entry then stays for inspection.
  */
 import { EncryptionError, type EncryptionContext, type Encryptor } from './encryption.js';
@@ -11,23 +11,46 @@ import { warnRateLimited } from './log.js';
 import type { MetricsSnapshot } from './metrics.js';
 import type { Codec, HitSource, TieredCache } from './tiered.js';
 
+/** How values are sealed under a key for a tenant: one of the two frame forms of an Encryptor. */
+export interface Cipher {
+  readonly failClosed: boolean;
+  seal(plain: Uint8Array, key: string, tenant: string): Uint8Array;
+  /** Throws EncryptionError when the frame cannot be opened. */
+  open(frame: Uint8Array, key: string, tenant: string): Uint8Array;
+}
+
+/** This project's entry frames (key fingerprint in front, so rotated keys are found), AAD from `context`. */
+export function entryCipher(encryptor: Encryptor, context: (key: string, tenant: string) => EncryptionContext): Cipher {
+  return {
+    failClosed: encryptor.failClosed,
+    seal: (plain, key, tenant) => encryptor.encrypt(plain, context(key, tenant)),
+    open: (frame, key, tenant) => encryptor.decrypt(frame, context(key, tenant)),
+  };
+}
+
+/** cachekit's bare interop frames (nonce || ciphertext || tag over the plain value), current key only. */
+export function interopCipher(encryptor: Encryptor): Cipher {
+  return {
+    failClosed: encryptor.failClosed,
+    seal: (plain, key, tenant) => encryptor.encryptInterop(plain, tenant, key),
+    open: (frame, key, tenant) => encryptor.decryptInterop(frame, tenant, key),
+  };
+}
+
 export class SealedCache<T> {
   readonly #inner: TieredCache<Uint8Array>;
   readonly #codec: Codec<T>;
-  readonly #encryptor: Encryptor;
-  readonly #context: (key: string, tenant: string) => EncryptionContext;
+  readonly #cipher: Cipher;
   readonly #tenant: string;
 
   /**
    * @param inner a TieredCache of bytes (`bytesCodec`)
-   * @param context the AAD fields of a key (tenant and key at least)
    * @param tenant the tenant of calls that name none
    */
-  constructor(inner: TieredCache<Uint8Array>, codec: Codec<T>, encryptor: Encryptor, context: (key: string, tenant: string) => EncryptionContext, tenant = 'default') {
+  constructor(inner: TieredCache<Uint8Array>, codec: Codec<T>, cipher: Cipher, tenant = 'default') {
     this.#inner = inner;
     this.#codec = codec;
-    this.#encryptor = encryptor;
-    this.#context = context;
+    this.#cipher = cipher;
     this.#tenant = tenant;
   }
 
@@ -44,9 +67,9 @@ export class SealedCache<T> {
     if (!hit) return null;
     let plain: Uint8Array;
     try {
-      plain = this.#encryptor.decrypt(hit.value, this.#context(key, tenant));
+      plain = this.#cipher.open(hit.value, key, tenant);
     } catch (error) {
-      if (!(error instanceof EncryptionError) || this.#encryptor.failClosed) throw error;
+      if (!(error instanceof EncryptionError) || this.#cipher.failClosed) throw error;
       warnRateLimited(`${this.name}:decrypt:${error.kind}`, `${error.message} (${this.name}, key ${key}: evicted, served as a miss)`);
       await this.#inner.delete(key);
       return null;
@@ -98,6 +121,6 @@ export class SealedCache<T> {
   }
 
   #seal(key: string, value: T, tenant: string): Uint8Array {
-    return this.#encryptor.encrypt(this.#codec.encode(value), this.#context(key, tenant));
+    return this.#cipher.seal(this.#codec.encode(value), key, tenant);
   }
 }

@@ -16,7 +16,7 @@ import { withDeadline } from '../core/deadline.js';
 import { Encryptor, type EncryptionOptions } from '../core/encryption.js';
 import { infoOnce, warnRateLimited } from '../core/log.js';
 import { assertKnownOptions, booleanOption, ConfigError, numberOption, stringOption } from '../core/options.js';
-import { SealedCache } from '../core/sealed.js';
+import { entryCipher, SealedCache } from '../core/sealed.js';
 import { TagStore } from '../core/tags.js';
 import { backendTypeOf, bytesCodec, TieredCache, type Codec, type ErrorHandler, type L1Options } from '../core/tiered.js';
 import { backendFromDescription, loadBackendModule, validateBackendSpec, type BackendSpec } from './backend-spec.js';
@@ -237,7 +237,7 @@ export class Runtime {
     if (!this.encryptor) return new TieredCache<T>({ ...settings, codec });
     // The AAD binds each entry to this app's tenant and its key: an entry copied under another key never decrypts.
     const context = (cacheKey: string, tenantId: string) => ({ tenantId, cacheKey, format: 'cachekit-next', compressed: false });
-    return new SealedCache<T>(new TieredCache<Uint8Array>({ ...settings, codec: bytesCodec }), codec, this.encryptor, context, this.#tenant);
+    return new SealedCache<T>(new TieredCache<Uint8Array>({ ...settings, codec: bytesCodec }), codec, entryCipher(this.encryptor, context), this.#tenant);
   }
 
   /**
