@@ -645,8 +645,45 @@ function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, 
   return wrapped;
 }
 
+/** The options of Next's `unstable_cache(fn, keyParts, options)`. */
+export interface UnstableCacheOptions {
+  /** Seconds until the value is stale (then served while one call refreshes it); `false`: until a tag says otherwise. */
+  revalidate?: number | false;
+  tags?: string[];
+}
+
+/** How long a value that never goes stale (`revalidate: false`) is kept, and how long a stale one is still served. */
+const UNSTABLE_CACHE_KEEP_SECONDS = 30 * 24 * 3600;
+
+/** `cache(fn, keyParts, { revalidate, tags })`, with Next's `unstable_cache` meaning, as `cache` options. */
+function fromUnstableCacheForm<A extends unknown[]>(fn: (...args: A) => unknown, keyParts: unknown, options: unknown): CacheOptions<A> {
+  if (keyParts !== undefined && (!Array.isArray(keyParts) || keyParts.some((part) => typeof part !== 'string'))) {
+    throw new ConfigError(COMPONENT, 'keyParts', 'must be an array of strings (the unstable_cache form: cache(fn, keyParts, { revalidate, tags }))');
+  }
+  const parts = (keyParts ?? []) as string[];
+  const given = (options ?? {}) as UnstableCacheOptions;
+  assertKnownOptions(COMPONENT, given, ['revalidate', 'tags']);
+  const name = [fn.name, ...parts].filter(Boolean).join(':');
+  if (!name) throw new ConfigError(COMPONENT, 'keyParts', 'are required for an anonymous function: they scope its keys');
+  const { revalidate } = given;
+  if (revalidate !== undefined && revalidate !== false && !(typeof revalidate === 'number' && revalidate > 0 && Number.isFinite(revalidate))) {
+    throw new ConfigError(COMPONENT, 'revalidate', `must be a number of seconds > 0 or false, got ${JSON.stringify(revalidate)}`);
+  }
+  return {
+    name,
+    ...(given.tags ? { tags: given.tags } : {}),
+    ...(typeof revalidate === 'number' ? { ttl: revalidate, staleTtl: UNSTABLE_CACHE_KEEP_SECONDS } : { ttl: UNSTABLE_CACHE_KEEP_SECONDS }),
+  };
+}
+
 export interface CacheFn {
   <A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options?: CacheOptions<A>): CachedFunction<A, R>;
+  /**
+   * The form of Next's `unstable_cache`: `keyParts` join the function's name in its keys; `revalidate` seconds of
+   * freshness, after which the value is served stale while one call refreshes it (`false`: fresh until a tag is
+   * revalidated); `tags` as usual.
+   */
+  <A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, keyParts: readonly string[] | undefined, options?: UnstableCacheOptions): CachedFunction<A, R>;
   /**
    * The leanest: resolved backend (like `cache`), no circuit breaker, no cross-instance lock (single-flight per
    * process only). For cheap functions where an occasional duplicate call is fine.
@@ -674,7 +711,12 @@ function ioBackend(): CachekitIOBackend {
 }
 
 /** Memoises an async function; see the module comment for keys, records and semantics. */
-export const cache: CacheFn = Object.assign(makeCached, {
+function cacheEntry<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, second?: CacheOptions<A> | readonly string[], third?: UnstableCacheOptions): CachedFunction<A, R> {
+  if (Array.isArray(second) || arguments.length > 2) return makeCached(fn, fromUnstableCacheForm(fn, second, third));
+  return makeCached(fn, second as CacheOptions<A> | undefined);
+}
+
+export const cache: CacheFn = Object.assign(cacheEntry as CacheFn, {
   minimal: <A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: CacheOptions<A> = {}) =>
     makeCached(fn, { breaker: false, lock: false, ...options }),
   production: <A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: CacheOptions<A> = {}) =>

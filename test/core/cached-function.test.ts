@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../../src/backends/memory.js';
 import { RedisBackend } from '../../src/backends/redis.js';
+import { setDefaultBackend } from '../../src/backends/resolve.js';
 import { cache, hashArgs } from '../../src/core/cached-function.js';
 import { ConfigError } from '../../src/core/options.js';
 import { getRuntime } from '../../src/next/runtime.js';
@@ -35,6 +36,42 @@ describe('cache(fn): keys', () => {
     expect(() => cache(async function f() { return 1; }, { backend: null, tags: [''] })).toThrow(/tags/);
     expect(() => cache(async function f() { return 1; }, { backend: null, runtime: 3 as never })).toThrow(/runtime/);
     expect(() => cache(async function f() { return 1; }, { backend: null, bogus: 1 } as never)).toThrow(/bogus/);
+  });
+});
+
+describe("cache(fn, keyParts, { revalidate, tags }): Next's unstable_cache form", () => {
+  it('keyParts scope the keys; revalidate is freshness, then stale-while-revalidate; false keeps it until a tag', async () => {
+    const backend = new MemoryBackend();
+    setDefaultBackend(backend);
+    try {
+      let calls = 0;
+      const anonymous = cache(async (id: number) => ({ id, call: ++calls }), ['products', 'v2'], { revalidate: 0.2, tags: ['products'] });
+      expect(anonymous.keyFor(1)).toMatch(/^cachekit:default:fn:products:v2:[0-9a-f]{64}$/);
+      expect(cache(async function load() { return 1; }, ['v2']).keyFor()).toMatch(/^cachekit:default:fn:load:v2:/);
+      expect(cache(async function load() { return 1; }, undefined, { revalidate: false }).keyFor()).toMatch(/^cachekit:default:fn:load:/);
+
+      expect(await anonymous(1)).toEqual({ id: 1, call: 1 });
+      expect(await anonymous(1)).toEqual({ id: 1, call: 1 });
+      await sleep(250);
+      // Stale: served at once, one call refreshes it in the background.
+      expect(await anonymous.detailed(1)).toMatchObject({ value: { id: 1, call: 1 }, stale: true });
+      await expect.poll(async () => (await anonymous(1)).call, { timeout: 2000 }).toBe(2);
+
+      const forever = cache(async () => ++calls, ['forever'], { revalidate: false });
+      await forever();
+      const ttl = await backend.getTtl(forever.keyFor());
+      expect(ttl).toBeGreaterThan(29 * 24 * 3600);
+    } finally {
+      setDefaultBackend(null);
+    }
+  });
+
+  it('rejects what unstable_cache would not accept, naming it', () => {
+    expect(() => cache(async () => 1, undefined, {})).toThrow(/keyParts/);
+    expect(() => cache(async () => 1, ['k'], { revalidate: 0 })).toThrow(/revalidate/);
+    expect(() => cache(async () => 1, ['k'], { revalidate: -5 })).toThrow(/revalidate/);
+    expect(() => cache(async () => 1, ['k', 3] as never, {})).toThrow(/keyParts/);
+    expect(() => cache(async () => 1, ['k'], { revalidate: 5, ttl: 3 } as never)).toThrow(/ttl/);
   });
 });
 
