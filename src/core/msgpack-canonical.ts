@@ -361,20 +361,20 @@ function readArray(r: Reader, n: number, depth: number): unknown[] {
 
 function readMap(r: Reader, n: number, depth: number): Record<string, unknown> | Map<unknown, unknown> {
   r.need(n * 2);
-  const keys: unknown[] = [];
-  const values: unknown[] = [];
-  let allStrings = true;
-  for (let i = 0; i < n; i++) {
-    const k = readValue(r, depth + 1);
-    if (typeof k !== 'string') allStrings = false;
-    keys.push(k);
-    values.push(readValue(r, depth + 1));
-  }
-  if (!allStrings) return new Map(keys.map((k, i) => [k, values[i]]));
   const obj: Record<string, unknown> = {};
   for (let i = 0; i < n; i++) {
-    // defineProperty: a "__proto__" key is data, never a prototype change.
-    Object.defineProperty(obj, keys[i] as string, { value: values[i], enumerable: true, writable: true, configurable: true });
+    const k = readValue(r, depth + 1);
+    if (typeof k !== 'string') {
+      // A key that is not a string: the whole map is a Map (keys so far kept, in order).
+      const map = new Map<unknown, unknown>(Object.entries(obj));
+      map.set(k, readValue(r, depth + 1));
+      for (i++; i < n; i++) map.set(readValue(r, depth + 1), readValue(r, depth + 1));
+      return map;
+    }
+    const v = readValue(r, depth + 1);
+    // A "__proto__" key is data, never a prototype change.
+    if (k === '__proto__') Object.defineProperty(obj, k, { value: v, enumerable: true, writable: true, configurable: true });
+    else obj[k] = v;
   }
   return obj;
 }

@@ -88,6 +88,13 @@ describe('canonical MessagePack edges', () => {
     expect(decodeInteropValue(hex('81a95f5f70726f746f5f5f01'))).toEqual(JSON.parse('{"__proto__":1}'));
     expect(Object.getPrototypeOf(decodeInteropValue(hex('81a95f5f70726f746f5f5f01')))).toBe(Object.prototype);
   });
+  it('decodes a map with a non-string key (Python may write one) as a Map, keeping every entry in order', () => {
+    // {"a": 1, "b": 2, 1: 3}
+    const map = decodeInteropValue(hex('83a16101a1620201 03'.replace(/ /g, '')));
+    expect(map).toBeInstanceOf(Map);
+    expect([...(map as Map<unknown, unknown>).entries()]).toEqual([['a', 1], ['b', 2], [1, 3]]);
+    expect(decodeInteropValue(hex('82a16101a16202'))).toEqual({ a: 1, b: 2 });
+  });
   it('writes datetimes as timestamps in arguments and sentinel maps in values', () => {
     const d = InteropDateTime.fromISO('2024-01-01T12:30:45.123456+00:00');
     expect(decodeInteropValue(encodeInteropValue(d))).toEqual({ __datetime__: true, value: '2024-01-01T12:30:45.123456+00:00' });
