@@ -9,9 +9,11 @@
  * (functions, class instances, `undefined` inside objects) throw: pass `key` (a string, or a function of the
  * arguments) for those. An explicit `key` replaces the hash.
  *
- * Stored record (MessagePack in the cachekit frame): `{ v: value, s: storedAt ms, f: freshUntil ms, t: tags }`;
- * encrypted with `encryption` / `cache.secure`; or, with `interop`, the bare value as a Python cachekit service writes
- * it (see record-store.ts).
+ * Stored record (MessagePack in cachekit's ByteStorage envelope): `{ v: value, s: storedAt ms, f: freshUntil ms,
+ * e: expiresAt ms, t: tags }`; encrypted with `encryption` / `cache.secure`; or, with `interop`, the bare value as a
+ * Python cachekit service writes it (see record-store.ts).
+ *
+ * Inside a Next app, the default backend, key prefix and namespace are the Next handlers' (one app, one store).
  *
  * Writes and `invalidate()` are announced on the backend's invalidation channel (Redis pub/sub): other instances drop
  * their L1 copy at once. Over backends without messages, an L1 copy is trusted for `l1.maxTtlSeconds` (default 1 s).
