@@ -582,7 +582,8 @@ function sharedCore(scope: string, options: CacheOptions<never[]>, settings: Cor
   const holder = globalThis as { [REGISTRY]?: CoreRegistry };
   const registry = (holder[REGISTRY] ??= { cores: new Map(), ids: new WeakMap(), nextId: 1 });
   const backend = typeof settings.backend === 'function' ? 'next' : settings.backend === null ? 'none' : identity(registry, settings.backend);
-  const runtime = options.runtime === undefined ? 'configured' : identity(registry, options.runtime);
+  // Tagged wrappers check tags through a runtime, untagged ones need none: they must not share a core.
+  const runtime = options.runtime !== undefined ? identity(registry, options.runtime) : settings.runtime ? 'configured' : 'none';
   const encryption = settings.encryption ? [settings.encryption.fingerprint('').toString('hex'), settings.encryption.failClosed] : null;
   const signature = JSON.stringify([scope, backend, runtime, encryption, settings.l1, settings.lock, settings.lockTimeoutMs, settings.lockWaitMs, settings.breaker, settings.timeoutMs]);
   const existing = registry.cores.get(signature)?.deref();

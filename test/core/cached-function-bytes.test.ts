@@ -13,7 +13,7 @@ import { createEnvelopeCodec } from '../../src/core/envelope.js';
 import { encodeInteropValue, Float64, interopKey } from '../../src/core/interop.js';
 import { ConfigError } from '../../src/core/options.js';
 import { sealedStore } from '../../src/core/record-store.js';
-import { getRuntime, resetRuntimes } from '../../src/next/runtime.js';
+import { configuredRuntime, getRuntime, resetRuntimes } from '../../src/next/runtime.js';
 import { anotherInstance } from '../support/instances.js';
 import { redisFixture } from '../support/redis-fixture.js';
 import { hex, loadVectors, untag } from './vectors.js';
@@ -355,6 +355,26 @@ describe('cache(fn): other instances and Next', () => {
     await inPage.invalidate();
     expect(await inRoute.detailed()).toMatchObject({ value: 2, status: 'miss' });
     expect(inPage.info()).toEqual(inRoute.info());
+  });
+
+  it('a tagged and an untagged wrapper of one name do not share a core: the tagged one still hears its tags', async () => {
+    const saved = process.env.CACHEKIT_NEXT_OPTIONS;
+    process.env.CACHEKIT_NEXT_OPTIONS = JSON.stringify({ backend: { type: 'redis', url: redis.url() }, namespace: 'shared-core-tags' });
+    try {
+      let n = 0;
+      // Both on the Next handlers' runtime by default; only the tagged one needs it for tag checks.
+      const untagged = cache(async function stock() { return ++n; }, { ttl: 300 });
+      const tagged = cache(async function stock() { return ++n; }, { ttl: 300, tags: ['stock'] });
+      await untagged.invalidate();
+      expect(await tagged()).toBe(1);
+      await sleep(5);
+      await (await configuredRuntime()).revalidateTags(['stock']);
+      expect(await tagged.detailed()).toMatchObject({ value: 2, status: 'miss' });
+    } finally {
+      if (saved === undefined) delete process.env.CACHEKIT_NEXT_OPTIONS;
+      else process.env.CACHEKIT_NEXT_OPTIONS = saved;
+      await resetRuntimes();
+    }
   });
 
   it('detailed(): status, stale and time of each call; joined callers share the status of the call they joined', async () => {
