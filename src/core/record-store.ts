@@ -64,7 +64,7 @@ const recordCodec: Codec<StoredRecord> = {
   },
 };
 
-function tieredOf<T>(settings: TieredSettings, codec: Codec<T>, expiresAt?: (value: T) => number | null): TieredCache<T> {
+function tieredOf<T>(settings: TieredSettings, codec: Codec<T>, expiresAt?: (value: T) => number | null | undefined): TieredCache<T> {
   return new TieredCache<T>({
     ...(expiresAt ? { expiresAt } : {}),
     backend: settings.backend,
@@ -96,8 +96,14 @@ export function plainStore(settings: TieredSettings): RecordStore {
 /** The AAD fields of a sealed record: cachekit's, for an enveloped (compressed) MessagePack plaintext. */
 const sealedContext = (cacheKey: string, tenantId: string): EncryptionContext => ({ tenantId, cacheKey, format: 'msgpack', compressed: true });
 
+/**
+ * Sealed bytes and interop values cannot tell their expiry: reads skip the TTL query and the L1 copy is bounded
+ * (5 s, or l1.maxTtlSeconds; a sealed record is checked for freshness on every read anyway).
+ */
+const opaque = (): undefined => undefined;
+
 export function sealedStore(settings: TieredSettings, encryptor: Encryptor): RecordStore {
-  const tiered = tieredOf(settings, bytesCodec);
+  const tiered = tieredOf(settings, bytesCodec, opaque);
   const sealed = new SealedCache(tiered, recordCodec, entryCipher(encryptor, sealedContext));
   return {
     tiered: tiered as TieredCache<unknown>,
@@ -118,8 +124,9 @@ const interopCodec: Codec<unknown> = { encode: encodeInteropValue, decode: (byte
 /** Interop entries have no stored-at or fresh-until: present means fresh, the backend TTL ends them. */
 export function interopStore(settings: TieredSettings, encryptor: Encryptor | null): RecordStore {
   const record = (hit: { value: unknown; source: HitSource } | null) => hit && { record: { v: hit.value, s: 0, f: Infinity }, source: hit.source };
+  // Their TTL is not queried either: an interop L1 copy lives 1 s by default (cache(fn) sets l1.maxTtlSeconds).
   if (encryptor) {
-    const tiered = tieredOf(settings, bytesCodec);
+    const tiered = tieredOf(settings, bytesCodec, opaque);
     const sealed = new SealedCache(tiered, interopCodec, interopCipher(encryptor));
     return {
       tiered: tiered as TieredCache<unknown>,
@@ -127,7 +134,7 @@ export function interopStore(settings: TieredSettings, encryptor: Encryptor | nu
       set: (key, stored, tenant, ttlSeconds) => sealed.set(key, stored.v, ttlSeconds, tenant),
     };
   }
-  const tiered = tieredOf(settings, interopCodec);
+  const tiered = tieredOf(settings, interopCodec, opaque);
   return {
     tiered,
     lookup: (key) => tiered.lookup(key).then(record),

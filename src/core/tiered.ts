@@ -52,10 +52,11 @@ export interface TieredCacheOptions<T> {
   /** Name used in logs and errors. @default 'cache' */
   name?: string;
   /**
-   * When values carry their own expiry (epoch ms; `null` for none): reads then skip asking the backend for the
-   * remaining TTL (a plain GET instead of GET + PTTL on Redis) and bound the L1 copy by the value's expiry.
+   * When values carry their own expiry (epoch ms; `null` for none; `undefined` when it cannot be told, e.g. sealed
+   * bytes): reads then skip asking the backend for the remaining TTL (a plain GET instead of GET + PTTL on Redis) and
+   * bound the L1 copy by the value's expiry (unknown: 5 s, like backends without TTLs).
    */
-  expiresAt?: (value: T) => number | null;
+  expiresAt?: (value: T) => number | null | undefined;
 }
 
 /** Where a lookup was answered. */
@@ -97,7 +98,7 @@ export class TieredCache<T = Uint8Array> {
   readonly #onError: ErrorHandler;
   readonly #flights = new Map<string, Flight<T>>();
   readonly #backendType: string;
-  readonly #expiresAt: ((value: T) => number | null) | undefined;
+  readonly #expiresAt: ((value: T) => number | null | undefined) | undefined;
   readonly metrics = new Metrics();
 
   constructor(options: TieredCacheOptions<T>) {
@@ -203,7 +204,7 @@ export class TieredCache<T = Uint8Array> {
     this.metrics.l2Hits++;
     if (this.#expiresAt) {
       const expiresAt = this.#expiresAt(value);
-      ttlMs = expiresAt === null ? null : expiresAt - Date.now();
+      ttlMs = expiresAt === undefined ? undefined : expiresAt === null ? null : expiresAt - Date.now();
     }
     if (!flight.stale) this.#putL1(key, value, bytes.byteLength, ttlMs === undefined ? UNKNOWN_TTL_L1_MS : ttlMs);
     return { value, source: 'l2' };

@@ -91,6 +91,15 @@ describe('TieredCache', () => {
     await sleep(200);
     expect(cache.hasLocal('soon')).toBe(false);
     expect(cache.hasLocal('never')).toBe(true);
+
+    // A value that cannot tell (sealed bytes): no TTL query either; the L1 copy lives as long as l1.maxTtlSeconds allows.
+    const opaque = new TieredCache({ backend, l1: { maxTtlSeconds: 0.1 }, expiresAt: () => undefined });
+    await backend.set('sealed', bytes('x'), 3600);
+    expect(await opaque.lookup('sealed')).toMatchObject({ source: 'l2' });
+    expect(withTtl).toBe(0);
+    expect(opaque.hasLocal('sealed')).toBe(true);
+    await sleep(150);
+    expect(opaque.hasLocal('sealed')).toBe(false);
   });
 
   it('bounds L1 lifetime by l1.maxTtlSeconds, also for backends that cannot report TTLs', async () => {
