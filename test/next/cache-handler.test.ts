@@ -70,8 +70,8 @@ describe('entry codec', () => {
     const entry = { lastModified: 1, tags: [], value };
     const lz4 = entryCodec().encode(entry);
     const deflate = entryCodec({ algorithm: 'deflate' }).encode(entry);
-    expect(lz4[2]).toBe(0x02);
-    expect(deflate[2]).toBe(0x01);
+    expect(lz4[2]).toBe(0x02 | 0x04); // LZ4, checksummed
+    expect(deflate[2]).toBe(0x01 | 0x04);
     expect(entryCodec().decode(deflate)).toEqual(entry);
     expect(entryCodec({ algorithm: 'deflate' }).decode(lz4)).toEqual(entry);
   });
