@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CachekitIOBackend } from '../../src/backends/cachekitio.js';
 import { MemoryBackend } from '../../src/backends/memory.js';
 import { RedisBackend } from '../../src/backends/redis.js';
 import { setDefaultBackend } from '../../src/backends/resolve.js';
@@ -279,6 +280,30 @@ describe('cache.io on a CachekitIO API (local fake server)', () => {
     expect(calls).toBe(1);
     expect(fake.store.size).toBe(1);
     expect(fake.requests.filter((r) => r.method === 'POST' && r.url.includes('/lock')).length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('cache.secure over CachekitIO: the service only ever receives ciphertext (zero-knowledge)', async () => {
+    process.env.CACHEKIT_API_KEY = 'ck_live_test';
+    process.env.CACHEKIT_API_URL = fake.url;
+    process.env.CACHEKIT_ALLOW_CUSTOM_HOST = 'true';
+    const backend = CachekitIOBackend.fromEnv();
+    try {
+      const secret = 'patient record 4711: diagnosis confidential';
+      const f = cache.secure(async function chart(id: number) { return { id, secret }; }, { backend, namespace: 'zk', encryption: { masterKey: 'ab'.repeat(32) } });
+      expect(await f(4711)).toEqual({ id: 4711, secret });
+      const uploads = fake.requests.filter((r) => r.method === 'PUT');
+      expect(uploads.length).toBeGreaterThan(0);
+      const stored = [...fake.store].filter(([key]) => key.includes('zk'));
+      expect(stored.length).toBe(1);
+      for (const [, entry] of stored) {
+        expect(Buffer.from(entry.value).includes(Buffer.from('confidential'))).toBe(false);
+        expect(Buffer.from(entry.value).subarray(0, 2).toString('latin1')).toBe('cE');
+      }
+      const reader = cache.secure(async function chart(_id: number) { return { id: 0, secret: '' }; }, { backend: CachekitIOBackend.fromEnv(), namespace: 'zk', l1: false, encryption: { masterKey: 'ab'.repeat(32) } });
+      expect(await reader.detailed(4711)).toMatchObject({ status: 'l2', value: { id: 4711, secret } });
+    } finally {
+      await backend.close();
+    }
   });
 });
 
