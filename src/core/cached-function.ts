@@ -53,7 +53,10 @@ export interface CacheOptions<A extends unknown[] = unknown[]> {
   name?: string;
   /** Explicit key (replaces the argument hash): a string, or a function of the arguments. */
   key?: string | ((...args: A) => string);
-  /** The L2; `null` = L1 only. @default resolveBackend(): setDefaultBackend > environment */
+  /**
+   * The L2; `null` = L1 only.
+   * @default the `runtime`'s backend when one is given; inside a Next app the handlers'; else setDefaultBackend > environment
+   */
   backend?: Backend | null;
   /**
    * L1 in front of the backend, or `false`. Writes and `invalidate()` reach other instances' L1 at once over a backend
@@ -490,6 +493,18 @@ function insideNext(env: NodeJS.ProcessEnv = process.env): boolean {
   return Boolean(env[OPTIONS_ENV] || env.NEXT_PHASE || env.__NEXT_PRIVATE_ORIGIN);
 }
 
+/**
+ * The L2 when `backend` is not given: a given runtime's (e.g. `CacheHandler.runtime` of a handler module of your
+ * own), inside Next the handlers', else `setDefaultBackend` and the environment.
+ */
+function defaultBackend(options: CacheOptions<never[]>): CoreSettings['backend'] {
+  if (options.backend !== undefined) return resolveBackend(options.backend);
+  const runtime = options.runtime;
+  if (runtime !== undefined) return typeof runtime === 'function' ? async () => (await runtime()).backend : runtime.backend;
+  if (insideNext()) return async () => (await configuredRuntime()).backend;
+  return resolveBackend(undefined);
+}
+
 /** Default key prefix and namespace: a `runtime` passed, else the Next handlers' inside Next, else cachekit's. */
 export function defaultScope(options: Pick<CacheOptions<never[]>, 'runtime'>): { keyPrefix: string; namespace: string } {
   const runtime = options.runtime && typeof options.runtime !== 'function' ? options.runtime : undefined;
@@ -509,7 +524,7 @@ export function coreOptions(options: CacheOptions<never[]>, name: string, extra:
     throw new ConfigError(COMPONENT, 'l1', 'must be { maxSizeMb, maxTtlSeconds } or false');
   }
   return {
-    backend: options.backend !== undefined ? resolveBackend(options.backend) : insideNext() ? async () => (await configuredRuntime()).backend : resolveBackend(undefined),
+    backend: defaultBackend(options),
     l1: options.l1 ?? {},
     lock: options.lock ?? true,
     lockTimeoutMs,

@@ -13,6 +13,7 @@ import { createEnvelopeCodec } from '../../src/core/envelope.js';
 import { encodeInteropValue, Float64, interopKey } from '../../src/core/interop.js';
 import { ConfigError } from '../../src/core/options.js';
 import { sealedStore } from '../../src/core/record-store.js';
+import { createCacheHandler } from '../../src/next/cache-handler.js';
 import { configuredRuntime, getRuntime, resetRuntimes } from '../../src/next/runtime.js';
 import { anotherInstance } from '../support/instances.js';
 import { redisFixture } from '../support/redis-fixture.js';
@@ -355,6 +356,20 @@ describe('cache(fn): other instances and Next', () => {
     await inPage.invalidate();
     expect(await inRoute.detailed()).toMatchObject({ value: 2, status: 'miss' });
     expect(inPage.info()).toEqual(inRoute.info());
+  });
+
+  it("with a handler module of one's own, runtime: CacheHandler.runtime gives loaders its store and its tags", async () => {
+    const backend = redisBackend();
+    const CacheHandler = createCacheHandler({ backend, namespace: 'shop-module', deploymentId: 'd1' });
+    let n = 0;
+    const price = cache(async function price(sku: string) { return `${sku}:${++n}`; }, { runtime: CacheHandler.runtime, tags: ['prices'], ttl: 300 });
+    expect(await price('a')).toBe('a:1');
+    expect(price.info().backend).toBe('redis');
+    expect(await backend.exists(price.keyFor('a'))).toBe(true);
+    await sleep(5);
+    // What Next calls on the handler for revalidateTag('prices').
+    await new CacheHandler({}).revalidateTag('prices');
+    expect(await price.detailed('a')).toMatchObject({ value: 'a:2', status: 'miss' });
   });
 
   it('a tagged and an untagged wrapper of one name do not share a core: the tagged one still hears its tags', async () => {
