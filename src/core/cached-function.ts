@@ -375,10 +375,11 @@ export class CachedCore {
     const value = await this.#timedCompute(compute);
     if (policy.store && !policy.store(value)) return value;
     const record: StoredRecord = {
+      // First: readers find the expiry without decoding the value (record-store.ts, peekExpiry).
+      e: storedAt + (policy.ttl + policy.staleTtl) * 1000,
       v: value,
       s: storedAt,
       f: storedAt + policy.ttl * 1000,
-      e: storedAt + (policy.ttl + policy.staleTtl) * 1000,
       ...(policy.tags.length ? { t: [...policy.tags] } : {}),
     };
     let stored: boolean;

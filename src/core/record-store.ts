@@ -3,18 +3,19 @@
  *
  * - plain:   the record `{ v, s, f, e, t }` as MessagePack in cachekit's ByteStorage envelope (LZ4 block, xxHash3-64
  *            checksum verified on every L2 read: a corrupt value is a miss, never a wrong value); the L1 holds the
- *            decoded record.
+ *            record's MessagePack, decoded afresh for every caller.
  * - sealed:  the envelope encrypted, as cachekit does (AES-256-GCM entry frame, AAD = tenant + cache key + format +
  *            compressed); the L1 holds the ciphertext and every read, L1 hits included, decrypts. A value that fails to
  *            decrypt is a miss and is evicted (fail-open), or an EncryptionError for the caller (fail-closed).
  * - interop: the value alone as canonical MessagePack (optionally a bare cipher frame), exactly what a Python cachekit
  *            service in interop mode writes under the same key; freshness is the backend TTL. The L1 holds the
- *            decoded value, or with encryption the ciphertext (a sealed cache, as above).
+ *            bytes (with encryption the ciphertext, a sealed cache as above), decoded afresh for every caller.
  */
 import type { Backend } from '../backends/types.js';
 import { packValue, unpackValue } from './codec.js';
 import type { EncryptionContext, Encryptor } from './encryption.js';
 import { createEnvelopeCodec, type EnvelopeCodec } from './envelope.js';
+import { warnRateLimited } from './log.js';
 import { entryCipher, interopCipher, SealedCache } from './sealed.js';
 import { decodeInteropValue, encodeInteropValue } from './interop.js';
 import { TieredCache, bytesCodec, type Codec, type HitSource, type L1Options } from './tiered.js';
@@ -51,16 +52,58 @@ function envelopeReady(): Promise<void> | undefined {
   return (envelopeLoading ??= createEnvelopeCodec().then((codec) => void (envelope = codec)));
 }
 
+function toRecord(value: unknown): StoredRecord {
+  const record = value as StoredRecord;
+  if (record === null || typeof record !== 'object' || typeof record.s !== 'number' || typeof record.f !== 'number') {
+    throw new Error('not a cached-function record');
+  }
+  return record;
+}
+
+function openEnvelope(bytes: Uint8Array): Uint8Array {
+  const { data, format } = envelope!.decode(bytes);
+  if (format !== 'msgpack') throw new Error(`envelope format ${JSON.stringify(format)} is not msgpack`);
+  return data;
+}
+
 const recordCodec: Codec<StoredRecord> = {
   encode: (record) => envelope!.encode(packValue(record)),
+  decode: (bytes) => toRecord(unpackValue(openEnvelope(bytes))),
+};
+
+/**
+ * A plain record as the L1 keeps it: its MessagePack (checked once, when read from the L2) and its expiry. Every call
+ * decodes its own copy, so a caller that mutates what it got never changes what the next caller gets.
+ */
+interface PlainSlot {
+  payload: Uint8Array;
+  e: number | null;
+}
+
+/**
+ * The expiry of a record without decoding it: records are written with `e` as their first key, so the MessagePack
+ * starts `8x a1 65` and the number follows. `undefined` when the bytes have another shape (then they are decoded).
+ */
+export function peekExpiry(payload: Uint8Array): number | null | undefined {
+  if (payload.length < 4 || (payload[0]! & 0xf0) !== 0x80 || payload[1] !== 0xa1 || payload[2] !== 0x65) return undefined;
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  const type = payload[3]!;
+  if (type === 0xc0) return null;
+  if (type <= 0x7f) return type;
+  if (type === 0xcb && payload.length >= 12) return view.getFloat64(4);
+  if (type === 0xcf && payload.length >= 12) return Number(view.getBigUint64(4));
+  if (type === 0xce && payload.length >= 8) return view.getUint32(4);
+  if (type === 0xcd && payload.length >= 6) return view.getUint16(4);
+  if (type === 0xcc && payload.length >= 5) return payload[4]!;
+  return undefined;
+}
+
+const slotCodec: Codec<PlainSlot> = {
+  encode: (slot) => envelope!.encode(slot.payload),
   decode: (bytes) => {
-    const { data, format } = envelope!.decode(bytes);
-    if (format !== 'msgpack') throw new Error(`envelope format ${JSON.stringify(format)} is not msgpack`);
-    const record = unpackValue(data) as StoredRecord;
-    if (record === null || typeof record !== 'object' || typeof record.s !== 'number' || typeof record.f !== 'number') {
-      throw new Error('not a cached-function record');
-    }
-    return record;
+    const payload = openEnvelope(bytes);
+    const peeked = peekExpiry(payload);
+    return { payload, e: peeked !== undefined ? peeked : (toRecord(unpackValue(payload)).e ?? null) };
   },
 };
 
@@ -78,17 +121,17 @@ function tieredOf<T>(settings: TieredSettings, codec: Codec<T>, expiresAt?: (val
 
 export function plainStore(settings: TieredSettings): RecordStore {
   // Records know when their TTL ends: an L2 read is one GET, no TTL query.
-  const tiered = tieredOf(settings, recordCodec, (record) => record.e ?? null);
+  const tiered = tieredOf(settings, slotCodec, (slot) => slot.e);
   return {
     tiered: tiered as TieredCache<unknown>,
     async lookup(key) {
       await envelopeReady();
       const hit = await tiered.lookup(key);
-      return hit && { record: hit.value, source: hit.source };
+      return hit && { record: toRecord(unpackValue(hit.value.payload)), source: hit.source };
     },
     async set(key, record, _tenant, ttlSeconds) {
       await envelopeReady();
-      return tiered.set(key, record, ttlSeconds);
+      return tiered.set(key, { payload: packValue(record), e: record.e ?? null }, ttlSeconds);
     },
   };
 }
@@ -134,10 +177,21 @@ export function interopStore(settings: TieredSettings, encryptor: Encryptor | nu
       set: (key, stored, tenant, ttlSeconds) => sealed.set(key, stored.v, ttlSeconds, tenant),
     };
   }
-  const tiered = tieredOf(settings, interopCodec, opaque);
+  // The L1 keeps the bytes: every call decodes its own copy (as above).
+  const tiered = tieredOf(settings, bytesCodec, opaque);
   return {
-    tiered,
-    lookup: (key) => tiered.lookup(key).then(record),
-    set: (key, stored, _tenant, ttlSeconds) => tiered.set(key, stored.v, ttlSeconds),
+    tiered: tiered as TieredCache<unknown>,
+    async lookup(key) {
+      const hit = await tiered.lookup(key);
+      if (!hit) return null;
+      try {
+        return record({ value: interopCodec.decode(hit.value), source: hit.source });
+      } catch (error) {
+        // Not canonical MessagePack (another writer's format): a miss, and the entry is left to its owner.
+        warnRateLimited(`${tiered.name}:interop-decode`, `[cachekit] ${tiered.name}: value under ${key} is not canonical MessagePack (${(error as Error).message}); served as a miss`);
+        return null;
+      }
+    },
+    set: (key, stored, _tenant, ttlSeconds) => tiered.set(key, interopCodec.encode(stored.v), ttlSeconds),
   };
 }

@@ -7,12 +7,12 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../../src/backends/memory.js';
 import { cache, pathTag, type CacheOptions } from '../../src/core/cached-function.js';
-import { unpackValue } from '../../src/core/codec.js';
+import { packValue, unpackValue } from '../../src/core/codec.js';
 import { Encryptor, EncryptionError } from '../../src/core/encryption.js';
 import { createEnvelopeCodec } from '../../src/core/envelope.js';
 import { encodeInteropValue, Float64, interopKey } from '../../src/core/interop.js';
 import { ConfigError } from '../../src/core/options.js';
-import { sealedStore } from '../../src/core/record-store.js';
+import { peekExpiry, sealedStore } from '../../src/core/record-store.js';
 import { createCacheHandler } from '../../src/next/cache-handler.js';
 import { configuredRuntime, getRuntime, resetRuntimes } from '../../src/next/runtime.js';
 import { anotherInstance } from '../support/instances.js';
@@ -56,6 +56,45 @@ describe('cache(fn) entries: the ByteStorage envelope', () => {
       const before = calls;
       expect((await f(200)).rows).toHaveLength(200);
       expect(calls, `corrupt byte: ${place}`).toBe(before + 1);
+    }
+  });
+});
+
+describe('peekExpiry: the expiry of a record without decoding it', () => {
+  it('reads what a full decode reads, for every number shape, and declines other shapes', () => {
+    for (const e of [0, 5, 127, 128, 255, 300, 65_535, 70_000, 2 ** 32 + 5, Date.now() + 300_000, 1.5e12, 253402300799999]) {
+      expect(peekExpiry(packValue({ e, v: 'x', s: 1, f: 2 })), String(e)).toBe(e);
+    }
+    expect(peekExpiry(packValue({ e: null, v: 1 }))).toBeNull();
+    expect(peekExpiry(packValue({ v: 1, e: 5 }))).toBeUndefined(); // not first: decode instead
+    expect(peekExpiry(packValue([1, 2]))).toBeUndefined();
+    expect(peekExpiry(Uint8Array.of(0x81, 0xa1, 0x65, 0xcb, 0x42))).toBeUndefined(); // truncated
+  });
+});
+
+describe('cache(fn): every call gets its own copy', () => {
+  it('a caller that mutates its value never changes what later callers get (L1 and L2; plain, secure, interop)', async () => {
+    const variants: [string, CacheOptions<[number]>][] = [
+      ['plain', {}],
+      ['secure', { encryption: { masterKey: KEY_A } }],
+      ['interop', { interop: { namespace: 'copies', operation: 'list' } }],
+    ];
+    for (const [variant, options] of variants) {
+      const backend = new MemoryBackend();
+      const f = cache(async (n: number) => ({ items: Array.from({ length: n }, (_, i) => i), meta: { sorted: true } }), { name: `copies${variant}`, backend, ttl: 60, ...options });
+      const first = await f(3); // the computed value itself
+      first.items.push(99);
+      const fromL1 = await f.detailed(3);
+      expect(fromL1.status, variant).toBe('l1');
+      expect(fromL1.value.items, variant).toEqual([0, 1, 2]);
+      fromL1.value.items.reverse();
+      fromL1.value.meta.sorted = false;
+      expect((await f(3)).items, variant).toEqual([0, 1, 2]);
+      const other = cache(async (_n: number) => ({ items: [] as number[], meta: { sorted: true } }), { name: `copies${variant}`, backend: anotherInstance(backend), ttl: 60, ...options });
+      const fromL2 = await other.detailed(3);
+      expect(fromL2.status, variant).toBe('l2');
+      fromL2.value.items.length = 0;
+      expect(await other(3), variant).toEqual({ items: [0, 1, 2], meta: { sorted: true } });
     }
   });
 });
