@@ -28,6 +28,7 @@ import { sharedBus, type CoherenceBus } from './coherence.js';
 import { Encryptor, type EncryptionOptions } from './encryption.js';
 import { INTEROP_SEGMENT, interopKey } from './interop.js';
 import { warnRateLimited } from './log.js';
+import { objectId } from './identity.js';
 import { encodeCanonical } from './msgpack-canonical.js';
 import { assertKnownOptions, ConfigError, numberOption, stringOption } from './options.js';
 import { interopStore, plainStore, sealedStore, type RecordStore, type StoredRecord, type TieredSettings } from './record-store.js';
@@ -278,7 +279,8 @@ export class CachedCore {
 
   async #start(key: string, compute: () => Promise<unknown>, policy: Policy, tenant: string): Promise<Outcome> {
     try {
-      await this.#ready();
+      // Only the first calls of a lazily resolved backend wait; afterwards no extra turn of the event loop.
+      if (!this.#wired) await this.#ready();
     } catch (error) {
       // No backend (its module failed to load): the call is answered, uncached; the next call tries again.
       report(error, 'backend', key);
@@ -577,36 +579,30 @@ function interopSettings<A extends unknown[]>(options: CacheOptions<A>, fnName: 
 }
 
 // Process-wide, across copies of this module: Next bundles a module-scope `cache(fn)` into every route that imports it.
-interface CoreRegistry {
-  cores: Map<string, WeakRef<CachedCore>>;
-  ids: WeakMap<object, number>;
-  nextId: number;
-}
-const REGISTRY = Symbol.for('cachekit-next.cachedCores');
-
-function identity(registry: CoreRegistry, value: object): number {
-  let id = registry.ids.get(value);
-  if (id === undefined) registry.ids.set(value, (id = registry.nextId++));
-  return id;
-}
+const CORES = Symbol.for('cachekit-next.cachedCores');
 
 /**
- * One core (L1, single-flight, statistics) per key scope and configuration in the process, so every copy of a
- * wrapper (one per route bundle) shares its L1 and hears the others' writes and invalidations.
+ * The core of a configuration, one per process: every copy of a wrapper (one per route bundle) shares its L1,
+ * single-flight and statistics and hears the others' writes. `create` runs only for a configuration not seen yet.
  */
-function sharedCore(scope: string, options: CacheOptions<never[]>, settings: CoreSettings): CachedCore {
-  const holder = globalThis as { [REGISTRY]?: CoreRegistry };
-  const registry = (holder[REGISTRY] ??= { cores: new Map(), ids: new WeakMap(), nextId: 1 });
-  const backend = typeof settings.backend === 'function' ? 'next' : settings.backend === null ? 'none' : identity(registry, settings.backend);
-  // Tagged wrappers check tags through a runtime, untagged ones need none: they must not share a core.
-  const runtime = options.runtime !== undefined ? identity(registry, options.runtime) : settings.runtime ? 'configured' : 'none';
-  const encryption = settings.encryption ? [settings.encryption.fingerprint('').toString('hex'), settings.encryption.failClosed] : null;
-  const signature = JSON.stringify([scope, backend, runtime, encryption, settings.l1, settings.lock, settings.lockTimeoutMs, settings.lockWaitMs, settings.breaker, settings.timeoutMs]);
-  const existing = registry.cores.get(signature)?.deref();
+export function sharedCore(signature: readonly unknown[], create: () => CoreSettings): CachedCore {
+  const holder = globalThis as { [CORES]?: Map<string, WeakRef<CachedCore>> };
+  const cores = (holder[CORES] ??= new Map());
+  const key = JSON.stringify(signature);
+  const existing = cores.get(key)?.deref();
   if (existing) return existing;
-  const core = new CachedCore(settings);
-  registry.cores.set(signature, new WeakRef(core));
+  const core = new CachedCore(create());
+  cores.set(key, new WeakRef(core));
   return core;
+}
+
+/** What makes two `cache(fn)` cores the same: key scope, backend, tag runtime, encryption key and every setting. */
+function cacheSignature(scope: string, options: CacheOptions<never[]>, settings: CoreSettings): unknown[] {
+  const backend = typeof settings.backend === 'function' ? 'resolved-later' : settings.backend === null ? 'none' : objectId(settings.backend);
+  // Tagged wrappers check tags through a runtime, untagged ones need none: they must not share a core.
+  const runtime = options.runtime !== undefined ? objectId(options.runtime) : settings.runtime ? 'configured' : 'none';
+  const encryption = settings.encryption ? [settings.encryption.fingerprint('').toString('hex'), settings.encryption.failClosed] : null;
+  return ['cache', scope, backend, runtime, encryption, settings.l1, settings.lock, settings.lockTimeoutMs, settings.lockWaitMs, settings.breaker, settings.timeoutMs];
 }
 
 function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: CacheOptions<A> = {}): CachedFunction<A, R> {
@@ -630,7 +626,7 @@ function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, 
   const encryption = encryptorOf(options.encryption);
   const settings = coreOptions(options as CacheOptions<never[]>, `cache:${name || 'fn'}`, { encryption, interop: interop !== undefined });
   const scopeOfKeys = interop ? `interop:${interop.namespace}:${interop.operation}` : `${keyPrefix}${namespace}:fn:${name}`;
-  const core = sharedCore(scopeOfKeys, options as CacheOptions<never[]>, settings);
+  const core = sharedCore(cacheSignature(scopeOfKeys, options as CacheOptions<never[]>, settings), () => settings);
   const explicit = options.key;
   const keyFor = (...args: A): string => {
     if (interop) return interopKey(interop.namespace, interop.operation, args);

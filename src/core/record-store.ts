@@ -15,8 +15,7 @@ import type { Backend } from '../backends/types.js';
 import { packValue, unpackValue } from './codec.js';
 import type { EncryptionContext, Encryptor } from './encryption.js';
 import { createEnvelopeCodec, type EnvelopeCodec } from './envelope.js';
-import { warnRateLimited } from './log.js';
-import { entryCipher, interopCipher, SealedCache } from './sealed.js';
+import { clearCipher, entryCipher, interopCipher, SealedCache } from './sealed.js';
 import { decodeInteropValue, encodeInteropValue } from './interop.js';
 import { TieredCache, bytesCodec, type Codec, type HitSource, type L1Options } from './tiered.js';
 
@@ -47,8 +46,7 @@ export interface TieredSettings {
 // The envelope's xxHash3 is WebAssembly, loaded once; stores await it before their first encode or decode.
 let envelope: EnvelopeCodec | undefined;
 let envelopeLoading: Promise<void> | undefined;
-function envelopeReady(): Promise<void> | undefined {
-  if (envelope) return undefined;
+function loadEnvelope(): Promise<void> {
   return (envelopeLoading ??= createEnvelopeCodec().then((codec) => void (envelope = codec)));
 }
 
@@ -125,12 +123,12 @@ export function plainStore(settings: TieredSettings): RecordStore {
   return {
     tiered: tiered as TieredCache<unknown>,
     async lookup(key) {
-      await envelopeReady();
+      if (!envelope) await loadEnvelope();
       const hit = await tiered.lookup(key);
       return hit && { record: toRecord(unpackValue(hit.value.payload)), source: hit.source };
     },
     async set(key, record, _tenant, ttlSeconds) {
-      await envelopeReady();
+      if (!envelope) await loadEnvelope();
       return tiered.set(key, { payload: packValue(record), e: record.e ?? null }, ttlSeconds);
     },
   };
@@ -151,11 +149,11 @@ export function sealedStore(settings: TieredSettings, encryptor: Encryptor): Rec
   return {
     tiered: tiered as TieredCache<unknown>,
     async lookup(key, tenant) {
-      await envelopeReady();
+      if (!envelope) await loadEnvelope();
       return sealed.lookup(key, tenant).then((hit) => hit && { record: hit.value, source: hit.source });
     },
     async set(key, record, tenant, ttlSeconds) {
-      await envelopeReady();
+      if (!envelope) await loadEnvelope();
       return sealed.set(key, record, ttlSeconds, tenant);
     },
   };
@@ -166,32 +164,13 @@ const interopCodec: Codec<unknown> = { encode: encodeInteropValue, decode: (byte
 
 /** Interop entries have no stored-at or fresh-until: present means fresh, the backend TTL ends them. */
 export function interopStore(settings: TieredSettings, encryptor: Encryptor | null): RecordStore {
-  const record = (hit: { value: unknown; source: HitSource } | null) => hit && { record: { v: hit.value, s: 0, f: Infinity }, source: hit.source };
-  // Their TTL is not queried either: an interop L1 copy lives 1 s by default (cache(fn) sets l1.maxTtlSeconds).
-  if (encryptor) {
-    const tiered = tieredOf(settings, bytesCodec, opaque);
-    const sealed = new SealedCache(tiered, interopCodec, interopCipher(encryptor));
-    return {
-      tiered: tiered as TieredCache<unknown>,
-      lookup: (key, tenant) => sealed.lookup(key, tenant).then(record),
-      set: (key, stored, tenant, ttlSeconds) => sealed.set(key, stored.v, ttlSeconds, tenant),
-    };
-  }
-  // The L1 keeps the bytes: every call decodes its own copy (as above).
+  // The L1 keeps the bytes (ciphertext with encryption) and every call decodes its own copy. Their TTL is not queried
+  // either: an interop L1 copy lives 1 s by default (cache(fn) sets l1.maxTtlSeconds).
   const tiered = tieredOf(settings, bytesCodec, opaque);
+  const cache = new SealedCache(tiered, interopCodec, encryptor ? interopCipher(encryptor) : clearCipher);
   return {
     tiered: tiered as TieredCache<unknown>,
-    async lookup(key) {
-      const hit = await tiered.lookup(key);
-      if (!hit) return null;
-      try {
-        return record({ value: interopCodec.decode(hit.value), source: hit.source });
-      } catch (error) {
-        // Not canonical MessagePack (another writer's format): a miss, and the entry is left to its owner.
-        warnRateLimited(`${tiered.name}:interop-decode`, `[cachekit] ${tiered.name}: value under ${key} is not canonical MessagePack (${(error as Error).message}); served as a miss`);
-        return null;
-      }
-    },
-    set: (key, stored, _tenant, ttlSeconds) => tiered.set(key, interopCodec.encode(stored.v), ttlSeconds),
+    lookup: (key, tenant) => cache.lookup(key, tenant).then((hit) => hit && { record: { v: hit.value, s: 0, f: Infinity }, source: hit.source }),
+    set: (key, stored, tenant, ttlSeconds) => cache.set(key, stored.v, ttlSeconds, tenant),
   };
 }

@@ -1,6 +1,7 @@
 /**
  * A tiered cache whose values are encrypted before they reach either tier: the L1 holds the same ciphertext as the
- * L2, and every read, L1 hits included, decrypts (plaintext never rests in the process's cache memory).
+ * L2, and every read, L1 hits included, decrypts (plaintext never rests in the process's cache memory). With
+ * `clearCipher` the bytes are stored as they are, and every read still decodes a value of its own.
  *
  * A value that fails to decrypt (tampered, moved to another key or tenant, written with an unknown master key) is a
  * miss and is evicted (fail-open), or an EncryptionError for the caller when the cipher is fail-closed, and the
@@ -27,6 +28,9 @@ export function entryCipher(encryptor: Encryptor, context: (key: string, tenant:
     open: (frame, key, tenant) => encryptor.decrypt(frame, context(key, tenant)),
   };
 }
+
+/** Bytes stored as they are: the cache still keeps bytes in its L1 and decodes a fresh value for every read. */
+export const clearCipher: Cipher = { failClosed: false, seal: (plain) => plain, open: (frame) => frame };
 
 /** cachekit's bare interop frames (nonce || ciphertext || tag over the plain value), current key only. */
 export function interopCipher(encryptor: Encryptor): Cipher {
@@ -77,8 +81,8 @@ export class SealedCache<T> {
     try {
       return { value: this.#codec.decode(plain), source: hit.source };
     } catch (error) {
-      // Authenticated, yet not decodable: written by another version. A miss, never a crash.
-      warnRateLimited(`${this.name}:decode`, `[cachekit] ${this.name}: decrypted value under ${key} could not be decoded (${(error as Error).message}); served as a miss`);
+      // Opened, yet not decodable: another writer's format or version. A miss (the entry is left to its owner).
+      warnRateLimited(`${this.name}:decode`, `[cachekit] ${this.name}: value under ${key} could not be decoded (${(error as Error).message}); served as a miss`);
       return null;
     }
   }

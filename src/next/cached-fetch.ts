@@ -7,8 +7,8 @@
  * Key: `${keyPrefix}${namespace}:fetch:${sha256(canonical MessagePack of [method, url, sorted request headers])}`.
  */
 import { createHash } from 'node:crypto';
-import type { Backend } from '../backends/types.js';
-import { CachedCore, coreOptions, defaultScope, validateCacheOptions, type CacheOptions } from '../core/cached-function.js';
+import { coreOptions, defaultScope, sharedCore, validateCacheOptions, type CachedCore, type CacheOptions } from '../core/cached-function.js';
+import { objectId } from '../core/identity.js';
 import { encodeCanonical } from '../core/msgpack-canonical.js';
 import { stringOption } from '../core/options.js';
 
@@ -24,23 +24,11 @@ interface StoredResponse {
 
 const CACHE_KEYS = ['ttl', 'staleTtl', 'tags', 'namespace', 'keyPrefix', 'backend', 'runtime', 'lockTimeoutMs', 'lockWaitMs'] as const;
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
-const cores = new Map<string, CachedCore>();
-const ids = new WeakMap<object, number>();
-let nextId = 1;
-const idOf = (value: object | null | undefined) => {
-  if (value === undefined) return 'resolved';
-  if (value === null) return 'none';
-  let id = ids.get(value);
-  if (id === undefined) ids.set(value, (id = nextId++));
-  return `#${id}`;
-};
-
-/** One core per (backend, runtime, lock settings) per process, so concurrent calls share their single-flight. */
-function coreFor(options: CacheOptions<never[]>): CachedCore {
-  const signature = JSON.stringify([idOf(options.backend as Backend | null | undefined), idOf(options.runtime as object | undefined), options.lockTimeoutMs, options.lockWaitMs]);
-  let core = cores.get(signature);
-  if (!core) cores.set(signature, (core = new CachedCore(coreOptions(options, 'cachedFetch'))));
-  return core;
+/** One core per (backend, runtime, key prefix, lock settings) per process, so concurrent calls share their single-flight. */
+function coreFor(options: CacheOptions<never[]>, keyPrefix: string): CachedCore {
+  const id = (value: unknown) => (value === undefined ? 'default' : value === null ? 'none' : objectId(value as object));
+  const signature = ['cachedFetch', id(options.backend), id(options.runtime), keyPrefix, options.lockTimeoutMs, options.lockWaitMs];
+  return sharedCore(signature, () => coreOptions({ ...options, keyPrefix }, 'cachedFetch'));
 }
 
 export async function cachedFetch(input: string | URL | Request, init: CachedFetchInit = {}): Promise<Response> {
@@ -61,7 +49,7 @@ export async function cachedFetch(input: string | URL | Request, init: CachedFet
   const hash = createHash('sha256').update(encodeCanonical([request.method, request.url, headers], 'args')).digest('hex');
   const key = `${keyPrefix}${namespace}:fetch:${hash}`;
 
-  const stored = (await coreFor(cacheOptions as CacheOptions<never[]>).run(
+  const stored = (await coreFor(cacheOptions as CacheOptions<never[]>, keyPrefix).run(
     key,
     async (): Promise<StoredResponse> => {
       const response = await fetch(request.clone());

@@ -13,6 +13,7 @@ import { detachedFromAsyncContext, runOutsideAsyncContext } from '../core/async-
 import type { CompressionOptions } from '../core/codec.js';
 import { CoherenceBus } from '../core/coherence.js';
 import { withDeadline } from '../core/deadline.js';
+import { objectId } from '../core/identity.js';
 import { Encryptor, type EncryptionOptions } from '../core/encryption.js';
 import { infoOnce, warnRateLimited } from '../core/log.js';
 import { assertKnownOptions, booleanOption, ConfigError, numberOption, stringOption } from '../core/options.js';
@@ -310,22 +311,14 @@ export function defaultNamespace(): string {
 
 const RUNTIMES = Symbol.for('cachekit-next.runtimes');
 type Holder = { [RUNTIMES]?: Map<string, Runtime> };
-const objectIds = new WeakMap<object, number>();
-let nextObjectId = 1;
-
-function idOf(value: object): string {
-  let id = objectIds.get(value);
-  if (id === undefined) objectIds.set(value, (id = nextObjectId++));
-  return `#${id}`;
-}
 
 /** One runtime per process per configuration. */
 export function getRuntime(options: CachekitNextOptions = {}): Runtime {
   const map = ((globalThis as Holder)[RUNTIMES] ??= new Map());
   const { backend, onError, ...rest } = options;
   const signature = JSON.stringify([
-    backend === undefined ? 'resolved' : backend === null ? 'none' : idOf(backend),
-    onError ? idOf(onError) : '',
+    backend === undefined ? 'resolved' : backend === null ? 'none' : objectId(backend),
+    onError ? objectId(onError) : '',
     rest,
   ]);
   let runtime = map.get(signature);
