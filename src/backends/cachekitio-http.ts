@@ -7,6 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { Pool, type Dispatcher } from 'undici';
 import { BackendError, type BackendErrorKind } from './types.js';
+import { nowMs } from '../core/clock.js';
 
 export const BACKEND = 'cachekitio';
 
@@ -169,7 +170,7 @@ function parseRetryAfter(raw: string | undefined): number | undefined {
   if (raw === undefined || raw.trim() === '') return undefined;
   if (/^\s*\d+(\.\d+)?\s*$/.test(raw)) return Number(raw) * 1000;
   const at = Date.parse(raw);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs());
 }
 
 function kindOfStatus(status: number): BackendErrorKind {

@@ -10,6 +10,7 @@ import { ENTRY_NAME, KEY_LOCK_NAME } from './file-format.js';
 import { MAX_IN_FLIGHT, lstatOrNull, toFileError, unlinkIfPresent } from './file-io.js';
 import { acquireLease, readLease, releaseLease, takeOver } from './file-lease.js';
 import type { BackendError } from './types.js';
+import { nowMs } from '../core/clock.js';
 
 const MIB = 1024 * 1024;
 const EVICT_TRIGGER = 0.9;
@@ -111,7 +112,7 @@ export class Evictor {
       counters.entries > this.#triggerEntries ||
       written.bytes > this.#maxSizeMb * MIB * RESYNC_WRITTEN_SHARE ||
       written.entries > this.#maxEntryCount * RESYNC_WRITTEN_SHARE ||
-      Date.now() - this.#lastScanAt > RESYNC_INTERVAL_MS;
+      nowMs() - this.#lastScanAt > RESYNC_INTERVAL_MS;
     if (!due) return;
     this.#evicting = this.#pass().finally(() => {
       this.#evicting = undefined;
@@ -158,7 +159,7 @@ export class Evictor {
         }
       }
       this.#counters = { entries: count, bytes };
-      this.#lastScanAt = Date.now();
+      this.#lastScanAt = nowMs();
       // Writes that completed during the scan may or may not be in it; count them towards the next resync.
       this.#writtenSinceScan = {
         entries: this.#writtenSinceScan.entries - writtenBefore.entries,
@@ -180,7 +181,7 @@ export class Evictor {
   async #scan(): Promise<ScannedEntry[]> {
     const names = await readdir(this.#dir);
     const found: ScannedEntry[] = [];
-    const now = Date.now();
+    const now = nowMs();
     for (let i = 0; i < names.length; i += MAX_IN_FLIGHT) {
       await Promise.all(
         names.slice(i, i + MAX_IN_FLIGHT).map(async (name) => {

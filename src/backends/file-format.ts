@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { LONE_SURROGATE } from './shared.js';
+import { nowMs } from '../core/clock.js';
 
 const MAGIC_0 = 0x43; // 'C'
 const MAGIC_1 = 0x4b; // 'K'
@@ -32,11 +33,11 @@ export function validTtl(ttlSeconds: number): boolean {
 
 /** Unix seconds, rounded up so an entry never expires before its TTL (it may live up to one second longer). */
 export function expiryOf(ttlSeconds: number | undefined): number {
-  return ttlSeconds && ttlSeconds > 0 ? Math.ceil((Date.now() + ttlSeconds * 1000) / 1000) : 0;
+  return ttlSeconds && ttlSeconds > 0 ? Math.ceil((nowMs() + ttlSeconds * 1000) / 1000) : 0;
 }
 
 export function remainingOf(expirySec: number): number | null {
-  return expirySec === 0 ? null : Math.max(0, expirySec * 1000 - Date.now());
+  return expirySec === 0 ? null : Math.max(0, expirySec * 1000 - nowMs());
 }
 
 export function encodeEntry(value: Uint8Array, expirySec: number): Buffer {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { codeOf, wrapError } from './shared.js';
 import type { BackendErrorKind } from './types.js';
 import { BackendError } from './types.js';
+import { nowMs } from '../core/clock.js';
 
 export const BACKEND = 'file';
 
@@ -67,7 +68,7 @@ export async function writeTemp(dir: string, prefix: string, data: Uint8Array, o
       const { bytesWritten } = await handle.write(data, offset, data.byteLength - offset, offset);
       offset += bytesWritten;
     }
-    if (options.mtimeMs !== undefined) await handle.utimes(Date.now() / 1000, options.mtimeMs / 1000);
+    if (options.mtimeMs !== undefined) await handle.utimes(nowMs() / 1000, options.mtimeMs / 1000);
     if (options.fsync) await handle.sync();
   } catch (error) {
     await handle.close();

@@ -8,6 +8,7 @@ import { link, open, rename, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { READ_FLAGS, readFully, unlinkIfPresent, writeTemp } from './file-io.js';
 import { codeOf } from './shared.js';
+import { nowMs } from '../core/clock.js';
 
 export interface Lease {
   /** The file's exact contents, to recognise it again after moving it aside. */
@@ -19,7 +20,7 @@ export interface Lease {
 /** A new lease `name` in `dir` for `timeoutMs`: its token, or `null` while someone else holds a live one. */
 export async function acquireLease(dir: string, name: string, timeoutMs: number): Promise<string | null> {
   const token = randomUUID();
-  const expiresAtMs = Date.now() + timeoutMs;
+  const expiresAtMs = nowMs() + timeoutMs;
   const body = Buffer.from(JSON.stringify({ token, expiresAtMs, pid: process.pid }));
   // mtime = expiry, so the directory scan can spot long-expired leases from an lstat alone.
   const tmp = await writeTemp(dir, name, body, { fsync: false, mtimeMs: expiresAtMs });
@@ -32,7 +33,7 @@ export async function acquireLease(dir: string, name: string, timeoutMs: number)
         if (codeOf(error) !== 'EEXIST') throw error;
       }
       const held = await readLease(dir, name);
-      if (held !== null && held.expiresAtMs > Date.now()) return null;
+      if (held !== null && held.expiresAtMs > nowMs()) return null;
       if (held !== null && (await takeOver(dir, name, held)) === 'changed') return null;
     }
     return null;
@@ -45,7 +46,7 @@ export async function acquireLease(dir: string, name: string, timeoutMs: number)
 export async function releaseLease(dir: string, name: string, token: string): Promise<boolean> {
   const held = await readLease(dir, name);
   if (held === null || held.token !== token) return false;
-  const live = held.expiresAtMs > Date.now();
+  const live = held.expiresAtMs > nowMs();
   return (await takeOver(dir, name, held)) === 'removed' && live;
 }
 

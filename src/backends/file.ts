@@ -41,6 +41,7 @@ import type {
   TtlCapable,
 } from './types.js';
 import { BackendError } from './types.js';
+import { nowMs } from '../core/clock.js';
 
 export interface FileBackendOptions {
   /** Directory holding the entries; created with mode 0700. Must not be a symlink. @default `$TMPDIR/cachekit` */
@@ -353,7 +354,7 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
       if (plausible) {
         const buffer = Buffer.allocUnsafe(full ? stats.size : HEADER_BYTES);
         const expirySec = (await readFully(handle, buffer, 0)) === buffer.byteLength ? parseHeader(buffer) : null;
-        if (expirySec !== null && (expirySec === 0 || Date.now() < expirySec * 1000)) {
+        if (expirySec !== null && (expirySec === 0 || nowMs() < expirySec * 1000)) {
           result = { expirySec, ino: stats.ino, ...(full ? { payload: buffer.subarray(HEADER_BYTES) } : {}) };
           if (touch) await this.#touch(handle, stats);
         }
@@ -369,7 +370,7 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
   }
 
   async #touch(handle: FileHandle, stats: Stats): Promise<void> {
-    const now = Date.now();
+    const now = nowMs();
     if (this.#touchError !== undefined || now - stats.mtimeMs < TOUCH_INTERVAL_MS) return;
     try {
       await handle.utimes(now / 1000, now / 1000);

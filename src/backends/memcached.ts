@@ -26,6 +26,7 @@ import {
 import { LONE_SURROGATE, codeOf, errorMessage, operationError } from './shared.js';
 import type { AddCapable, Backend, EntryWithTtl, HealthDetails, TtlCapable } from './types.js';
 import { BackendError } from './types.js';
+import { nowMs } from '../core/clock.js';
 
 const BACKEND = 'memcached';
 const COMPONENT = 'MemcachedBackend';
@@ -163,13 +164,13 @@ export class MemcachedBackend implements Backend, TtlCapable, AddCapable {
   async getWithTtl(key: string): Promise<EntryWithTtl | null> {
     const entry = await this.#fetch('getWithTtl', key);
     if (!entry) return null;
-    return { value: entry.value, ttlMs: entry.expiresAt === 0 ? null : Math.max(0, entry.expiresAt * 1000 - Date.now()) };
+    return { value: entry.value, ttlMs: entry.expiresAt === 0 ? null : Math.max(0, entry.expiresAt * 1000 - nowMs()) };
   }
 
   async getTtl(key: string): Promise<number | null | undefined> {
     const entry = await this.#fetch('getTtl', key);
     if (!entry) return undefined;
-    return entry.expiresAt === 0 ? null : Math.max(0, Math.ceil(entry.expiresAt - Date.now() / 1000));
+    return entry.expiresAt === 0 ? null : Math.max(0, Math.ceil(entry.expiresAt - nowMs() / 1000));
   }
 
   async set(key: string, value: Uint8Array, ttlSeconds?: number): Promise<void> {
@@ -280,7 +281,7 @@ export class MemcachedBackend implements Backend, TtlCapable, AddCapable {
       ttl = Math.min(Math.ceil(ttlSeconds), MEMCACHED_MAX_TTL_SECONDS);
     }
     const extras = Buffer.allocUnsafe(8);
-    extras.writeUInt32BE(ttl === 0 ? 0 : Math.floor(Date.now() / 1000) + ttl, 0); // flags: absolute expiry
+    extras.writeUInt32BE(ttl === 0 ? 0 : Math.floor(nowMs() / 1000) + ttl, 0); // flags: absolute expiry
     extras.writeUInt32BE(ttl, 4); // memcached's own (relative) expiry
     const storedKey = this.keyFor(key);
     const body = Buffer.from(value.buffer, value.byteOffset, value.byteLength); // a view: frame() copies it once

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { assertKnownOptions, numberOption } from '../core/options.js';
 import type { AddCapable, Backend, BatchCapable, EntryWithTtl, HealthDetails, LockCapable, TtlCapable } from './types.js';
 import { BackendError } from './types.js';
+import { nowMs } from '../core/clock.js';
 
 export interface MemoryBackendOptions {
   /** Largest value accepted, in bytes. @default Infinity */
@@ -36,7 +37,7 @@ export class MemoryBackend implements Backend, BatchCapable, TtlCapable, LockCap
 
   #live(key: string): Slot | undefined {
     const slot = this.#entries.get(key);
-    if (slot && slot.expiresAt <= Date.now()) {
+    if (slot && slot.expiresAt <= nowMs()) {
       this.#entries.delete(key);
       return undefined;
     }
@@ -51,7 +52,7 @@ export class MemoryBackend implements Backend, BatchCapable, TtlCapable, LockCap
   async getWithTtl(key: string): Promise<EntryWithTtl | null> {
     const slot = this.#live(key);
     if (!slot) return null;
-    return { value: slot.value.slice(), ttlMs: slot.expiresAt === Infinity ? null : slot.expiresAt - Date.now() };
+    return { value: slot.value.slice(), ttlMs: slot.expiresAt === Infinity ? null : slot.expiresAt - nowMs() };
   }
 
   async set(key: string, value: Uint8Array, ttlSeconds?: number): Promise<void> {
@@ -93,7 +94,7 @@ export class MemoryBackend implements Backend, BatchCapable, TtlCapable, LockCap
   async getTtl(key: string): Promise<number | null | undefined> {
     const slot = this.#live(key);
     if (!slot) return undefined;
-    return slot.expiresAt === Infinity ? null : Math.ceil((slot.expiresAt - Date.now()) / 1000);
+    return slot.expiresAt === Infinity ? null : Math.ceil((slot.expiresAt - nowMs()) / 1000);
   }
 
   async refreshTtl(key: string, ttlSeconds: number): Promise<boolean> {
@@ -105,15 +106,15 @@ export class MemoryBackend implements Backend, BatchCapable, TtlCapable, LockCap
 
   async acquireLock(key: string, timeoutMs: number): Promise<string | null> {
     const held = this.#locks.get(key);
-    if (held && held.expiresAt > Date.now()) return null;
+    if (held && held.expiresAt > nowMs()) return null;
     const token = randomUUID();
-    this.#locks.set(key, { token, expiresAt: Date.now() + timeoutMs });
+    this.#locks.set(key, { token, expiresAt: nowMs() + timeoutMs });
     return token;
   }
 
   async releaseLock(key: string, token: string): Promise<boolean> {
     const held = this.#locks.get(key);
-    if (!held || held.token !== token || held.expiresAt <= Date.now()) return false;
+    if (!held || held.token !== token || held.expiresAt <= nowMs()) return false;
     this.#locks.delete(key);
     return true;
   }
@@ -130,5 +131,5 @@ export class MemoryBackend implements Backend, BatchCapable, TtlCapable, LockCap
 }
 
 function expiryOf(ttlSeconds: number | undefined): number {
-  return ttlSeconds && ttlSeconds > 0 ? Date.now() + ttlSeconds * 1000 : Infinity;
+  return ttlSeconds && ttlSeconds > 0 ? nowMs() + ttlSeconds * 1000 : Infinity;
 }

@@ -9,6 +9,7 @@ import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { codeOf, wrapError } from './shared.js';
 import type { BackendError, BackendErrorKind, MessageHandler } from './types.js';
+import { nowMs } from '../core/clock.js';
 
 export const BACKEND_TYPE = 'redis';
 
@@ -175,7 +176,7 @@ class Link {
   constructor(client: Client, connectTimeoutMs: number) {
     this.client = client;
     this.#connectTimeoutMs = connectTimeoutMs;
-    this.#deadline = Date.now() + connectTimeoutMs;
+    this.#deadline = nowMs() + connectTimeoutMs;
     client.on('ready', () => {
       this.readyCount++;
       this.lastError = undefined;
@@ -207,12 +208,12 @@ class Link {
    */
   ready(): Promise<void> | undefined {
     if (this.client.status === 'ready') return undefined;
-    if (!this.#firstSettled && Date.now() < this.#deadline) {
+    if (!this.#firstSettled && nowMs() < this.#deadline) {
       this.#first ??= new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => {
           this.#firstSettled = true;
           reject(codedError(CONNECT_TIMEOUT, `no connection within connectTimeoutMs (${this.#connectTimeoutMs} ms)`, this.lastError));
-        }, this.#deadline - Date.now());
+        }, this.#deadline - nowMs());
         this.#settleFirst = (error) => {
           clearTimeout(timer);
           if (error) reject(error);

@@ -1,4 +1,5 @@
 import { BackendError, type Backend } from '../backends/types.js';
+import { nowMs } from './clock.js';
 
 export interface BreakerOptions {
   /** Consecutive transient/timeout failures that open the circuit. @default 5 */
@@ -30,7 +31,7 @@ export class CircuitBreaker {
   }
 
   get state(): BreakerState {
-    if (this.#state === 'open' && Date.now() - this.#openedAt >= this.cooldownMs) return 'half-open';
+    if (this.#state === 'open' && nowMs() - this.#openedAt >= this.cooldownMs) return 'half-open';
     return this.#state;
   }
 
@@ -61,7 +62,7 @@ export class CircuitBreaker {
         if (probe || this.#failures >= this.failureThreshold) {
           if (this.#state !== 'open' || probe) this.opened++;
           this.#state = 'open';
-          this.#openedAt = Date.now();
+          this.#openedAt = nowMs();
         }
       }
       throw error;

@@ -33,6 +33,7 @@ import { encodeCanonical } from './msgpack-canonical.js';
 import { assertKnownOptions, ConfigError, numberOption, stringOption } from './options.js';
 import { interopStore, plainStore, sealedStore, type RecordStore, type StoredRecord, type TieredSettings } from './record-store.js';
 import { backendTypeOf, type HitSource } from './tiered.js';
+import { nowMs } from './clock.js';
 
 export interface CacheOptions<A extends unknown[] = unknown[]> {
   /** Seconds an entry is fresh (and, without `staleTtl`, stored). @default 300 */
@@ -334,7 +335,7 @@ export class CachedCore {
     const hit = await this.#w.store.lookup(key, tenant);
     if (!hit) return null;
     const { record, source } = hit;
-    const now = Date.now();
+    const now = nowMs();
     let state: Found['state'] = now < record.f ? 'fresh' : now < record.f + policy.staleTtl * 1000 ? 'stale' : 'miss';
     if (state !== 'miss' && record.t && record.t.length > 0) {
       const verdict = await this.#tagVerdict(record.t, record.s);
@@ -373,7 +374,7 @@ export class CachedCore {
   }
 
   async #computeAndStore(key: string, compute: () => Promise<unknown>, policy: Policy, tenant: string): Promise<unknown> {
-    const storedAt = Date.now();
+    const storedAt = nowMs();
     const value = await this.#timedCompute(compute);
     if (policy.store && !policy.store(value)) return value;
     const record: StoredRecord = {
@@ -423,11 +424,11 @@ export class CachedCore {
   async #computeLocked(key: string, compute: () => Promise<unknown>, policy: Policy, tenant: string): Promise<unknown> {
     let token = await this.#acquire(key);
     if (token === 'none') return this.#computeAndStore(key, compute, policy, tenant);
-    const deadline = Date.now() + this.#settings.lockWaitMs;
+    const deadline = nowMs() + this.#settings.lockWaitMs;
     let delay = 10;
     while (token === null) {
-      if (Date.now() >= deadline) return this.#computeAndStore(key, compute, policy, tenant);
-      await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
+      if (nowMs() >= deadline) return this.#computeAndStore(key, compute, policy, tenant);
+      await sleep(Math.min(delay, Math.max(1, deadline - nowMs())));
       delay = Math.min(delay * 1.5, 250);
       // Another instance may have written meanwhile; the L1 holds nothing for this key (it was a miss).
       const found = await this.#read(key, policy, tenant);

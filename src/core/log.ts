@@ -2,6 +2,7 @@
  * The one place cachekit writes to the log. Repeated messages of the same kind are rate limited so a dead backend
  * under traffic cannot flood the server's output.
  */
+import { nowMs } from './clock.js';
 
 export interface Logger {
   info(message: string): void;
@@ -29,7 +30,7 @@ const lastLogged = new Map<string, { at: number; suppressed: number }>();
 
 /** Logs `message` unless a message with the same `topic` was logged within `intervalMs`. */
 export function warnRateLimited(topic: string, message: string, intervalMs = 10_000): void {
-  const now = Date.now();
+  const now = nowMs();
   const last = lastLogged.get(topic);
   if (last && now - last.at < intervalMs) {
     last.suppressed++;

@@ -12,6 +12,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { hasBatch, type Backend } from '../backends/types.js';
+import { nowMs } from './clock.js';
 
 export interface TagState {
   /** Entries written before this time (ms) are stale: served once while they regenerate. */
@@ -44,7 +45,7 @@ const decoder = new TextDecoder();
  * written in the same millisecond as the event counts as older: across instances that entry was most likely
  * rendered from data read before the event, and the cost of the doubt is one extra render, not a stale page.
  */
-export function verdictOf(states: Iterable<TagState | undefined>, lastModified: number, now = Date.now()): TagVerdict {
+export function verdictOf(states: Iterable<TagState | undefined>, lastModified: number, now = nowMs()): TagVerdict {
   let verdict: TagVerdict = 'fresh';
   for (const state of states) {
     if (!state) continue;
@@ -77,7 +78,7 @@ export class TagStore {
    * from now; without, expired now. Applied to the local tag cache at once; throws a BackendError when the shared
    * store could not be written (the caller reports it: other instances will not see this event).
    */
-  async revalidate(tags: readonly string[], durations?: { expire?: number }, now = Date.now()): Promise<void> {
+  async revalidate(tags: readonly string[], durations?: { expire?: number }, now = nowMs()): Promise<void> {
     const unique = [...new Set(tags)];
     if (unique.length === 0) return;
     const maxTtl = this.#options.maxEntryTtlSeconds;

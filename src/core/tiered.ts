@@ -5,6 +5,7 @@ import { withDeadline } from './deadline.js';
 import { warnRateLimited } from './log.js';
 import { Metrics, type MetricsSnapshot } from './metrics.js';
 import { assertKnownOptions, ConfigError, envNumber, numberOption } from './options.js';
+import { nowMs } from './clock.js';
 
 /** Turns values into the bytes stored in L2 and back. A decode error is treated as a miss. */
 export interface Codec<T> {
@@ -204,7 +205,7 @@ export class TieredCache<T = Uint8Array> {
     this.metrics.l2Hits++;
     if (this.#expiresAt) {
       const expiresAt = this.#expiresAt(value);
-      ttlMs = expiresAt === undefined ? undefined : expiresAt === null ? null : expiresAt - Date.now();
+      ttlMs = expiresAt === undefined ? undefined : expiresAt === null ? null : expiresAt - nowMs();
     }
     if (!flight.stale) this.#putL1(key, value, bytes.byteLength, ttlMs === undefined ? UNKNOWN_TTL_L1_MS : ttlMs);
     return { value, source: 'l2' };

@@ -27,6 +27,7 @@ import {
 } from './types.js';
 import { warnRateLimited } from '../core/log.js';
 import { seedFromBuild } from './warm-start.js';
+import { nowMs } from '../core/clock.js';
 
 const SUPPORTED_KINDS = new Set(['APP_PAGE', 'APP_ROUTE', 'PAGES', 'FETCH', 'REDIRECT', 'IMAGE']);
 
@@ -160,7 +161,7 @@ export function handlerClassFor<R extends Runtime | Promise<Runtime>>(runtime: (
           return;
         }
         const scope: Scope = ctx.fetchCache || data?.kind === 'FETCH' ? 'fetch' : ctx.kind === 'IMAGE' || data?.kind === 'IMAGE' ? 'image' : 'response';
-        const entry: HandlerEntry = { lastModified: Date.now(), tags: tagsOf(data, ctx), value: data };
+        const entry: HandlerEntry = { lastModified: nowMs(), tags: tagsOf(data, ctx), value: data };
         const cacheControl = scope === 'fetch' ? undefined : ctx.cacheControl;
         if (cacheControl) entry.cacheControl = cacheControl;
         const storeKey = this.#storeKey(rt, key, scope);
@@ -210,7 +211,7 @@ function servedValue(entry: HandlerEntry, ctx: GetContext): IncrementalCacheValu
  * just past the entry's revalidate window. A page that never revalidates gets a 1 s window for this answer.
  */
 function backdate(result: CacheHandlerValue, entry: HandlerEntry, ctx: GetContext): void {
-  const now = Date.now();
+  const now = nowMs();
   if (entry.value?.kind === 'FETCH') {
     const revalidate = ctx.revalidate || entry.value.revalidate;
     result.lastModified = now - (typeof revalidate === 'number' && revalidate > 0 ? revalidate : INFINITE_CACHE) * 1000 - 1;

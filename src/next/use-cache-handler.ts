@@ -25,6 +25,7 @@ import {
   type Runtime,
 } from './runtime.js';
 import type { UseCacheStoredEntry } from './use-cache-codec.js';
+import { nowMs } from '../core/clock.js';
 
 export type { CachekitNextOptions } from './runtime.js';
 export type { UseCacheStoredEntry } from './use-cache-codec.js';
@@ -225,7 +226,7 @@ export function useCacheHandlerFor<R extends Runtime | Promise<Runtime>>(runtime
       try {
         // One batched read for all of them (none when their state is current locally).
         const states = await rt.tags.states(tags);
-        const now = Date.now();
+        const now = nowMs();
         let latest = 0;
         for (const state of states.values()) {
           // Only an expiry that has happened counts (as in Next's tags manifest): `revalidateTag(t, profile)` schedules
@@ -257,7 +258,7 @@ export function useCacheHandlerFor<R extends Runtime | Promise<Runtime>>(runtime
 function ttlOf(entry: UseCacheEntry, dev: boolean): number | undefined {
   const expire = dev ? Math.max(entry.expire, DEV_MIN_EXPIRE_SECONDS) : entry.expire;
   if (typeof expire !== 'number' || Number.isNaN(expire) || expire >= INFINITE_CACHE || expire === Infinity) return undefined;
-  const age = Number.isFinite(entry.timestamp) ? Math.max(0, (Date.now() - entry.timestamp) / 1000) : 0;
+  const age = Number.isFinite(entry.timestamp) ? Math.max(0, (nowMs() - entry.timestamp) / 1000) : 0;
   return Math.ceil(expire - age);
 }
 
