@@ -35,6 +35,7 @@ import type {
   BackendErrorKind,
   BatchCapable,
   Closable,
+  CounterCapable,
   EntryWithTtl,
   HealthDetails,
   LockCapable,
@@ -57,6 +58,11 @@ export interface FileBackendOptions {
 const COMPONENT = 'FileBackend';
 const MIB = 1024 * 1024;
 
+/** `incr` holds the counter's lease at most this long (a crashed holder blocks the others no longer)... */
+const INCR_LEASE_MS = 2_000;
+/** ...and waits for it at most this long before failing with a timeout. */
+const INCR_WAIT_MS = 2_000;
+
 /** A read refreshes the entry's mtime (its LRU recency) at most this often: hot keys cost no metadata write. */
 const TOUCH_INTERVAL_MS = 1_000;
 
@@ -72,7 +78,7 @@ interface ReadResult {
  * A local disk L2. Cross-process safe on one machine: atomic rename for writes, `link()` for set-if-absent, lease
  * files created atomically for locks, and a lease-guarded eviction pass so only one process scans at a time.
  */
-export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable, BatchCapable, Closable {
+export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable, BatchCapable, CounterCapable, Closable {
   /** Absolute path of the cache directory. */
   readonly cacheDir: string;
   readonly maxSizeMb: number;
@@ -85,6 +91,7 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
   readonly #evictor: Evictor;
 
   #ready: Promise<void> | undefined;
+  readonly #increments = new Map<string, Promise<void>>();
   /** Set when refreshing mtimes is impossible (e.g. a read-only cache directory); reported by healthCheck. */
   #touchError: string | undefined;
   #closed = false;
@@ -231,6 +238,60 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
         return true;
       } finally {
         await unlinkIfPresent(tmp);
+      }
+    });
+  }
+
+  /**
+   * Under the key's lease (the same lease files as acquireLock, so every process queues on it): read the counter, add
+   * 1, write a temp file and rename it over, so a reader sees the old value or the new one. A counter is an entry like
+   * any other (its payload the digits), so `get` reads it; it keeps the expiry it had (none when created here).
+   */
+  async incr(key: string, initial: number): Promise<number> {
+    if (!Number.isSafeInteger(initial) || initial < 0) throw this.#error('permanent', 'incr', key, `initial must be a safe integer >= 0, got ${describe(initial)}`);
+    const name = entryName(key);
+    // One increment at a time per counter in this process: the lease then only arbitrates between processes.
+    const previous = this.#increments.get(name) ?? Promise.resolve();
+    const next = previous.then(() => this.#incr(key, name, initial));
+    const settled = next.then(() => {}, () => {});
+    this.#increments.set(name, settled);
+    void settled.then(() => {
+      if (this.#increments.get(name) === settled) this.#increments.delete(name);
+    });
+    return next;
+  }
+
+  #incr(key: string, name: string, initial: number): Promise<number> {
+    return this.#run('incr', key, async () => {
+      const deadline = nowMs() + INCR_WAIT_MS;
+      let token: string | null;
+      while ((token = await acquireLease(this.cacheDir, `${name}.lock`, INCR_LEASE_MS)) === null) {
+        if (nowMs() > deadline) throw this.#error('timeout', 'incr', key, `the counter stayed locked for ${INCR_WAIT_MS} ms`);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      try {
+        const current = await this.#read(name, true, false);
+        let value = initial;
+        if (current?.payload) {
+          value = Number(current.payload.toString('latin1')) + 1;
+          if (!/^\d+$/.test(current.payload.toString('latin1')) || !Number.isSafeInteger(value)) {
+            throw this.#error('permanent', 'incr', key, 'the key holds something other than a counter');
+          }
+        }
+        const data = encodeEntry(Buffer.from(String(value), 'latin1'), current?.expirySec ?? 0);
+        // No fsync: a counter lost in a crash comes back lower or missing, which readers of it treat as a reset.
+        const tmp = await writeTemp(this.cacheDir, name, data, { fsync: false });
+        try {
+          const previous = await lstatOrNull(this.#path(name));
+          await rename(tmp, this.#path(name));
+          this.#evictor.account(previous, data.byteLength);
+        } catch (error) {
+          await unlinkIfPresent(tmp);
+          throw error;
+        }
+        return value;
+      } finally {
+        await releaseLease(this.cacheDir, `${name}.lock`, token);
       }
     });
   }

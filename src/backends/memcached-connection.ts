@@ -12,7 +12,7 @@ import type { BackendErrorKind } from './types.js';
 // ---------------------------------------------------------------------------------------------
 
 // Opcodes and statuses used here.
-export const OP = { get: 0x00, set: 0x01, add: 0x02, delete: 0x04, version: 0x0b } as const;
+export const OP = { get: 0x00, set: 0x01, add: 0x02, delete: 0x04, increment: 0x05, version: 0x0b } as const;
 export const STATUS_OK = 0x00;
 export const STATUS_NOT_FOUND = 0x01;
 export const STATUS_EXISTS = 0x02;
@@ -20,6 +20,7 @@ export const STATUS_TOO_LARGE = 0x03;
 const STATUS_NAMES: Record<number, string> = {
   0x04: 'invalid arguments',
   0x05: 'item not stored',
+  0x06: 'incr on a non-numeric value',
   0x08: 'authentication error',
   0x20: 'authentication error',
   0x81: 'unknown command',
@@ -38,7 +39,7 @@ export function statusName(status: number): string {
 /** What a failure status means for the caller (STATUS_TOO_LARGE is the backend's to explain: it knows the limit). */
 export function statusKind(status: number): BackendErrorKind {
   if (status === 0x08 || status === 0x20) return 'authentication';
-  if (status === 0x04 || status === 0x81 || status === 0x83) return 'permanent';
+  if (status === 0x04 || status === 0x06 || status === 0x81 || status === 0x83) return 'permanent';
   if (status >= 0x82 && status <= 0x86) return 'transient';
   return 'unknown';
 }

@@ -24,7 +24,7 @@ import {
   statusName,
 } from './memcached-connection.js';
 import { LONE_SURROGATE, codeOf, errorMessage, operationError } from './shared.js';
-import type { AddCapable, Backend, EntryWithTtl, HealthDetails, TtlCapable } from './types.js';
+import type { AddCapable, Backend, CounterCapable, EntryWithTtl, HealthDetails, TtlCapable } from './types.js';
 import { BackendError } from './types.js';
 import { nowMs } from '../core/clock.js';
 
@@ -89,13 +89,13 @@ interface Fetched {
 }
 
 /**
- * Memcached as the shared L2. Implements the protocol plus TTL inspection (from the item flags) and set-if-absent.
+ * Memcached as the shared L2. Implements the protocol plus TTL inspection (from the item flags) set-if-absent and an atomic counter (`incr`).
  *
  * Every call ends within `connectTimeoutMs + timeoutMs`: memjs gets one attempt per call (no retry, no failover: a
  * failover would move keys to another server and serve stale data once the first one is back), and each call also
  * carries its own deadline. A failed connection is re-established by the next call.
  */
-export class MemcachedBackend implements Backend, TtlCapable, AddCapable {
+export class MemcachedBackend implements Backend, TtlCapable, AddCapable, CounterCapable {
   readonly #options: ResolvedOptions;
   readonly #client: memjs.Client;
   readonly #servers: BoundedServer[];
@@ -192,6 +192,19 @@ export class MemcachedBackend implements Backend, TtlCapable, AddCapable {
     if (status === STATUS_OK) return true;
     if (status === STATUS_NOT_FOUND) return false;
     throw this.#statusError('delete', key, status);
+  }
+
+  /** Memcached's own `incr` (one round trip, atomic on the server); a missing counter is created holding `initial`. */
+  async incr(key: string, initial: number): Promise<number> {
+    if (!Number.isSafeInteger(initial) || initial < 0) throw this.#invalid('incr', key, `initial must be a safe integer >= 0, got ${describe(initial)}`);
+    const extras = Buffer.alloc(20); // delta (8 bytes), initial value (8 bytes), expiry (4 bytes: 0 = never)
+    extras.writeBigUInt64BE(1n, 0);
+    extras.writeBigUInt64BE(BigInt(initial), 8);
+    const storedKey = this.keyFor(key);
+    const response = await this.#send('incr', key, frame(OP.increment, storedKey, extras, EMPTY), storedKey);
+    const { status } = response.header;
+    if (status !== STATUS_OK || response.val.byteLength !== 8) throw this.#statusError('incr', key, status);
+    return Number(response.val.readBigUInt64BE(0));
   }
 
   /**

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { assertKnownOptions, numberOption } from '../core/options.js';
-import type { AddCapable, Backend, BatchCapable, EntryWithTtl, HealthDetails, LockCapable, TtlCapable } from './types.js';
+import type { AddCapable, Backend, BatchCapable, CounterCapable, EntryWithTtl, HealthDetails, LockCapable, TtlCapable } from './types.js';
 import { BackendError } from './types.js';
 import { nowMs } from '../core/clock.js';
 
@@ -19,7 +19,7 @@ interface Slot {
  * A process-local L2 for tests and single-process apps: a Map with per-entry expiry. Values are copied in and out,
  * so callers never share a buffer with the store.
  */
-export class MemoryBackend implements Backend, BatchCapable, TtlCapable, LockCapable, AddCapable {
+export class MemoryBackend implements Backend, BatchCapable, TtlCapable, LockCapable, AddCapable, CounterCapable {
   readonly #entries = new Map<string, Slot>();
   readonly #locks = new Map<string, { token: string; expiresAt: number }>();
   readonly #maxValueBytes: number;
@@ -81,6 +81,14 @@ export class MemoryBackend implements Backend, BatchCapable, TtlCapable, LockCap
 
   async exists(key: string): Promise<boolean> {
     return this.#live(key) !== undefined;
+  }
+
+  async incr(key: string, initial: number): Promise<number> {
+    const current = this.#live(key);
+    const value = current ? Number(new TextDecoder().decode(current.value)) + 1 : initial;
+    if (!Number.isSafeInteger(value)) throw new BackendError(`incr: ${key} does not hold a counter`, { kind: 'permanent', backend: 'memory', operation: 'incr', key });
+    this.#entries.set(key, { value: new TextEncoder().encode(String(value)), expiresAt: current?.expiresAt ?? Infinity });
+    return value;
   }
 
   async getMany(keys: readonly string[]): Promise<(Uint8Array | null)[]> {

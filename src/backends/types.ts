@@ -121,6 +121,19 @@ export interface AddCapable {
   add(key: string, value: Uint8Array, ttlSeconds?: number): Promise<boolean>;
 }
 
+/**
+ * An atomic counter: what lets instances without invalidation messages agree on an invalidation epoch (coherence).
+ * The counter is stored as ASCII decimal digits, so `get(key)` reads it back.
+ */
+export interface CounterCapable {
+  /**
+   * Adds 1 to the counter under `key`, atomically across every process sharing the store, and returns the new value.
+   * A missing counter is created holding `initial`, which is returned as it is. Counters never expire (the store may
+   * still evict them).
+   */
+  incr(key: string, initial: number): Promise<number>;
+}
+
 /** A handler for messages on an invalidation channel. */
 export type MessageHandler = (message: string) => void;
 
@@ -153,6 +166,7 @@ export const hasBatch = (b: Backend): b is Backend & BatchCapable => hasMethods(
 export const hasTtl = (b: Backend): b is Backend & TtlCapable => hasMethods(b, 'getWithTtl', 'getTtl', 'refreshTtl');
 export const hasLocks = (b: Backend): b is Backend & LockCapable => hasMethods(b, 'acquireLock', 'releaseLock');
 export const hasAdd = (b: Backend): b is Backend & AddCapable => hasMethods(b, 'add');
+export const hasCounter = (b: Backend): b is Backend & CounterCapable => hasMethods(b, 'incr');
 export const hasInvalidation = (b: Backend): b is Backend & InvalidationCapable => hasMethods(b, 'publish', 'subscribe');
 export const isClosable = (b: unknown): b is Closable => hasMethods(b, 'close');
 

@@ -16,7 +16,8 @@
  * Inside a Next app, the default backend, key prefix and namespace are the Next handlers' (one app, one store).
  *
  * Writes and `invalidate()` are announced on the backend's invalidation channel (Redis pub/sub): other instances drop
- * their L1 copy at once. Over backends without messages, an L1 copy is trusted for `l1.maxTtlSeconds` (default 1 s).
+ * their L1 copy at once. Over backends without messages they bump the invalidation epoch (epoch.ts), which a call
+ * reads once per Next request (at most once per second outside one) before it trusts its L1 copy.
  */
 import { createHash } from 'node:crypto';
 import { resolveBackend } from '../backends/resolve.js';
@@ -62,9 +63,10 @@ export interface CacheOptions<A extends unknown[] = unknown[]> {
   backend?: Backend | null;
   /**
    * L1 in front of the backend, or `false`. Writes and `invalidate()` reach other instances' L1 at once over a backend
-   * with invalidation messages (Redis); over others an L1 copy is trusted for `maxTtlSeconds`. Tag invalidations
-   * reach every instance through the tag store either way.
-   * @default { maxTtlSeconds: the entry's TTL with messages or a process-local backend, else 1 }
+   * with invalidation messages (Redis), and at their next request's read of the invalidation epoch over others (at
+   * most 1 s later outside a Next request); `maxTtlSeconds` bounds an L1 copy's life on top. Tag invalidations reach
+   * every instance through the tag store either way.
+   * @default { maxTtlSeconds: the entry's TTL (1 s with `interop`, or a backend that has neither messages nor epoch) }
    */
   l1?: { maxSizeMb?: number; maxTtlSeconds?: number } | false;
   /**
@@ -218,7 +220,7 @@ export class CachedCore {
     const local = backend === null || backend instanceof MemoryBackend;
     let l1 = settings.l1;
     // Writes nobody announces: other instances over a backend without messages, and Python services in interop mode.
-    if (l1 !== false && !local && (!bus?.messaging || settings.interop) && l1.maxTtlSeconds === undefined) {
+    if (l1 !== false && !local && (!bus?.coherent || settings.interop) && l1.maxTtlSeconds === undefined) {
       l1 = { ...l1, maxTtlSeconds: UNANNOUNCED_L1_TTL_SECONDS };
     }
     const tieredSettings = { ...settings, backend, l1 };
@@ -227,7 +229,7 @@ export class CachedCore {
       : settings.encryption
         ? sealedStore(tieredSettings, settings.encryption)
         : plainStore(tieredSettings);
-    if (bus?.messaging) {
+    if (bus?.coherent) {
       // Weakly: a wrapper that is dropped (created per request by mistake) must not stay alive through the bus.
       const ref = new WeakRef(store.tiered);
       const unlisten = bus.listen({
@@ -293,6 +295,9 @@ export class CachedCore {
       this.#busStarted = true;
       void bus.start();
     }
+    // Without messages: the invalidation epoch read this request (or the age bound) needs before the L1 is trusted.
+    const synced = bus?.synced();
+    if (synced) await synced;
     return this.#get(key, compute, policy, tenant);
   }
 
@@ -350,7 +355,7 @@ export class CachedCore {
     const runtime = await this.#resolveRuntime();
     if (!runtime) return 'fresh';
     try {
-      return await runtime.tags.verdict(tags, storedAt);
+      return await runtime.tagVerdict(tags, storedAt);
     } catch (error) {
       runtime.report(error, 'cache.tags');
       return 'fresh';

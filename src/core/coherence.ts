@@ -3,10 +3,15 @@
  * pub/sub), and every other instance drops the affected L1 entries. After the subscriber (re)connects, messages may
  * have been lost, so listeners flush their whole L1.
  *
- * Backends without messages cannot do this; caches over them bound their L1 lifetime instead (see runtime options).
+ * Backends without messages get the same through the invalidation epoch (epoch.ts): announcements bump a counter in
+ * the L2 with a journal of what changed, and an instance reads it once per request (`syncForRequest`, `synced`)
+ * before it trusts its L1. Without either (`epoch: false`), caches bound their L1 lifetime instead.
  */
 import { randomUUID } from 'node:crypto';
 import { hasInvalidation, type Backend, type InvalidationCapable, type Subscription } from '../backends/types.js';
+import { withDeadline } from './deadline.js';
+import { Epoch, requestGeneration, type EpochOptions } from './epoch.js';
+import { backendTypeOf } from './tiered.js';
 
 export interface CoherenceListener {
   /** Entries under `keys` changed elsewhere. */
@@ -24,10 +29,23 @@ interface Message {
   t?: string[];
 }
 
+export interface CoherenceOptions {
+  /**
+   * Over a backend without messages: the invalidation epoch, trusting local state at most `maxAgeMs` without reading
+   * it (default 1000), its store calls through `call` (default: a 1500 ms deadline); `false` for none.
+   */
+  epoch?: false | Partial<Pick<EpochOptions, 'maxAgeMs' | 'call'>>;
+}
+
+const DEFAULT_EPOCH_MAX_AGE_MS = 1_000;
+const DEFAULT_EPOCH_DEADLINE_MS = 1_500;
+
 export class CoherenceBus {
   /** This instance's id in messages. */
   readonly origin = randomUUID();
   readonly channel: string;
+  /** The invalidation epoch, over a backend without messages. */
+  readonly epoch: Epoch | null;
   readonly #backend: (Backend & InvalidationCapable) | null;
   readonly #listeners = new Set<CoherenceListener>();
   readonly #onError: (error: unknown, operation: string) => void;
@@ -38,15 +56,58 @@ export class CoherenceBus {
   sent = 0;
   received = 0;
 
-  constructor(backend: Backend | null, channel: string, onError: (error: unknown, operation: string) => void) {
+  constructor(backend: Backend | null, channel: string, onError: (error: unknown, operation: string) => void, options: CoherenceOptions = {}) {
     this.#backend = backend && hasInvalidation(backend) ? backend : null;
     this.channel = channel;
     this.#onError = onError;
+    const epoch = options.epoch ?? {};
+    this.epoch =
+      backend === null || this.#backend !== null || epoch === false
+        ? null
+        : new Epoch({
+            backend,
+            key: `${channel}:epoch`,
+            origin: this.origin,
+            maxAgeMs: epoch.maxAgeMs ?? DEFAULT_EPOCH_MAX_AGE_MS,
+            call: epoch.call ?? ((operation, run) => withDeadline(run(), DEFAULT_EPOCH_DEADLINE_MS, backendTypeOf(backend), operation)),
+            onError,
+            target: {
+              keys: (keys) => this.#dispatch({ o: '', k: keys }),
+              tags: (tags) => this.#dispatch({ o: '', t: tags }),
+              flush: () => this.#flush(),
+            },
+          });
   }
 
   /** Whether the backend carries messages at all. */
   get messaging(): boolean {
     return this.#backend !== null;
+  }
+
+  /** Whether announcements reach every instance: by message, or through the epoch at its next read. */
+  get coherent(): boolean {
+    return this.#backend !== null || this.epoch !== null;
+  }
+
+  /**
+   * Before the first read of a request: the epoch read by a request that began after the last change it must see
+   * (strict where requests are signalled, see epoch.ts `requestBegan`), shared by concurrent callers of one request.
+   * Resolved at once with messages or without an epoch.
+   */
+  syncForRequest(): Promise<void> {
+    const epoch = this.epoch;
+    if (!epoch) return Promise.resolve();
+    return requestGeneration() > 0 ? (epoch.synced() ?? Promise.resolve()) : epoch.sync();
+  }
+
+  /** Before a read outside a request's first one: `undefined` when local state can be trusted as it is. */
+  synced(): Promise<void> | undefined {
+    return this.epoch?.synced();
+  }
+
+  /** Before a read that follows a request's `syncForRequest`: only the age bound (`undefined`: nothing to wait for). */
+  fresh(): Promise<void> | undefined {
+    return this.epoch?.fresh();
   }
 
   /**
@@ -57,6 +118,11 @@ export class CoherenceBus {
    */
   async start(retryMs = 1_000): Promise<boolean> {
     const backend = this.#backend;
+    if (this.epoch && !this.#stopped) {
+      // The first read flushes the listeners (anything cached before it was unprotected) and sets the baseline.
+      await this.epoch.sync();
+      return this.epoch.stats.reads > 0;
+    }
     if (!backend || this.#stopped) return false;
     this.#subscription ??= backend
       .subscribe(
@@ -92,10 +158,12 @@ export class CoherenceBus {
   }
 
   announceKeys(keys: string[]): Promise<void> {
+    if (this.epoch) return this.epoch.announce({ keys });
     return this.#publish({ o: this.origin, k: keys });
   }
 
   announceTags(tags: string[]): Promise<void> {
+    if (this.epoch) return this.epoch.announce({ tags });
     return this.#publish({ o: this.origin, t: tags });
   }
 
@@ -118,6 +186,10 @@ export class CoherenceBus {
       return; // not one of ours: someone else publishes on this channel
     }
     if (message.o === this.origin) return;
+    this.#dispatch(message);
+  }
+
+  #dispatch(message: Message): void {
     this.received++;
     for (const listener of this.#listeners) {
       if (Array.isArray(message.k)) listener.keys(message.k);
@@ -144,10 +216,15 @@ const shared = new WeakMap<Backend, Map<string, CoherenceBus>>();
  * One bus (one subscription) per backend object and channel in this process, for caches that come and go with
  * their wrappers (`cache(fn)`); started on first use.
  */
-export function sharedBus(backend: Backend, channel: string, onError: (error: unknown, operation: string) => void): CoherenceBus {
+export function sharedBus(
+  backend: Backend,
+  channel: string,
+  onError: (error: unknown, operation: string) => void,
+  options: CoherenceOptions = {},
+): CoherenceBus {
   let buses = shared.get(backend);
   if (!buses) shared.set(backend, (buses = new Map()));
   let bus = buses.get(channel);
-  if (!bus) buses.set(channel, (bus = new CoherenceBus(backend, channel, onError)));
+  if (!bus) buses.set(channel, (bus = new CoherenceBus(backend, channel, onError, options)));
   return bus;
 }

@@ -28,6 +28,7 @@ import {
 import { warnRateLimited } from '../core/log.js';
 import { seedFromBuild } from './warm-start.js';
 import { nowMs } from '../core/clock.js';
+import { requestBegan } from '../core/epoch.js';
 
 const SUPPORTED_KINDS = new Set(['APP_PAGE', 'APP_ROUTE', 'PAGES', 'FETCH', 'REDIRECT', 'IMAGE']);
 
@@ -72,8 +73,12 @@ export function handlerClassFor<R extends Runtime | Promise<Runtime>>(runtime: (
     /** A promise only while a backend module is imported, or when the configuration is broken (then rejected). */
     readonly #runtime: Runtime | Promise<Runtime>;
     readonly #serverDistDir: string | undefined;
+    /** This request's read of the invalidation epoch (backends without messages): made by the first get, shared. */
+    #synced: Promise<void> | undefined;
 
     constructor(ctx: CacheHandlerContext = {}) {
+      // Next constructs the handler for every request: reads from here on must see every change made before it.
+      requestBegan();
       // Never throws into the render: a broken configuration is reported by each call, which answers a miss.
       this.#runtime = runtimeOf(runtime);
       if (this.#runtime instanceof Promise) this.#runtime.catch(() => {});
@@ -103,6 +108,11 @@ export function handlerClassFor<R extends Runtime | Promise<Runtime>>(runtime: (
       try {
         if (rt.options.warmStart && this.#serverDistDir && ctx.kind !== 'FETCH' && !warmStarted.has(rt)) {
           await this.#warmStart(rt, this.#serverDistDir);
+        }
+        if (rt.bus.epoch) {
+          await (this.#synced ??= rt.bus.syncForRequest());
+          const fresh = rt.bus.fresh(); // a handler kept past one request: the age bound still holds
+          if (fresh) await fresh;
         }
         const scope: Scope = ctx.kind === 'FETCH' ? 'fetch' : ctx.kind === 'IMAGE' ? 'image' : 'response';
         const storeKey = this.#storeKey(rt, key, scope);
@@ -179,7 +189,9 @@ export function handlerClassFor<R extends Runtime | Promise<Runtime>>(runtime: (
     }
 
     resetRequestCache(): void {
-      // Per-request state only; the shared L1 is deliberately kept.
+      // Per-request state only (this request's epoch read); the shared L1 is deliberately kept.
+      this.#synced = undefined;
+      requestBegan();
     }
   };
 }

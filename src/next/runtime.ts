@@ -18,7 +18,7 @@ import { Encryptor, type EncryptionOptions } from '../core/encryption.js';
 import { infoOnce, warnRateLimited } from '../core/log.js';
 import { assertKnownOptions, booleanOption, ConfigError, numberOption, stringOption } from '../core/options.js';
 import { entryCipher, SealedCache } from '../core/sealed.js';
-import { TagStore } from '../core/tags.js';
+import { TagStore, type TagVerdict } from '../core/tags.js';
 import { backendTypeOf, bytesCodec, TieredCache, type Codec, type ErrorHandler, type L1Options } from '../core/tiered.js';
 import { backendFromDescription, loadBackendModule, validateBackendSpec, type BackendSpec } from './backend-spec.js';
 import { entryCodec, type HandlerEntry } from './entry-codec.js';
@@ -44,8 +44,19 @@ export interface CachekitNextOptions {
    */
   useCacheL1?: { maxSizeMb?: number } | false;
   /**
-   * Without invalidation messages (every backend but Redis), the longest an instance serves an entry or tag state
-   * from its L1 before asking the L2 again: the worst-case staleness across instances, in seconds. @default 1
+   * Read-your-own-writes across instances on backends without invalidation messages (every backend but Redis): an
+   * instance reads a small invalidation epoch from the L2 once per request and drops the L1 copies and tag states
+   * another instance changed, so a request that starts after `updateTag`/`revalidateTag`/a write resolved on any
+   * instance sees it. One tiny read per request (Memcached, File: well under a millisecond; CachekitIO: one HTTPS
+   * round trip); a write or tag event costs two small writes more. `false`: no epoch, each instance trusts its L1
+   * copies and tag states for `coherenceTtlSeconds` instead. @default true
+   */
+  readYourWrites?: boolean;
+  /**
+   * Without invalidation messages: with `readYourWrites`, the longest local state is trusted when no request reads
+   * the epoch (cache(fn) calls outside a request) or the L2 cannot be read; without it, the longest an instance serves
+   * an entry or tag state from its L1 before asking the L2 again. Either way the worst-case staleness across
+   * instances, in seconds. @default 1
    */
   coherenceTtlSeconds?: number;
   /** The longest TTL any entry gets, in seconds; also how long tag state outlives its event. @default 2592000 (30 days) */
@@ -74,7 +85,7 @@ export interface CachekitNextOptions {
 }
 
 const KNOWN_OPTIONS = [
-  'backend', 'keyPrefix', 'namespace', 'deploymentId', 'l1', 'useCacheL1', 'coherenceTtlSeconds', 'maxTtlSeconds',
+  'backend', 'keyPrefix', 'namespace', 'deploymentId', 'l1', 'useCacheL1', 'readYourWrites', 'coherenceTtlSeconds', 'maxTtlSeconds',
   'timeoutMs', 'compression', 'breaker', 'onError', 'warmStart', 'encryption',
 ] as const;
 
@@ -98,6 +109,7 @@ export function validateOptions(options: CachekitNextOptions): void {
   stringOption(COMPONENT, 'keyPrefix', options.keyPrefix, '');
   stringOption(COMPONENT, 'namespace', options.namespace, '');
   stringOption(COMPONENT, 'deploymentId', options.deploymentId, '');
+  booleanOption(COMPONENT, 'readYourWrites', options.readYourWrites, true);
   numberOption(COMPONENT, 'coherenceTtlSeconds', options.coherenceTtlSeconds, 1, { min: 0, minInclusive: false });
   numberOption(COMPONENT, 'maxTtlSeconds', options.maxTtlSeconds, DEFAULT_MAX_TTL_SECONDS, { min: 1 });
   numberOption(COMPONENT, 'timeoutMs', options.timeoutMs, 1500, { min: 0, minInclusive: false });
@@ -171,11 +183,20 @@ export class Runtime {
 
     const building = process.env.NEXT_PHASE === 'phase-production-build';
     const report = (error: unknown, operation: string) => this.report(error, operation);
-    this.bus = new CoherenceBus(building ? null : this.backend, `${this.keyPrefix}${this.namespace}:invalidate`, report);
     const coherenceTtl = options.coherenceTtlSeconds ?? 1;
     const timeoutMs = options.timeoutMs ?? 1500;
     this.#timeoutMs = timeoutMs;
-    this.#l1MaxTtlSeconds = this.bus.messaging ? Infinity : coherenceTtl;
+    const breaker = this.backend && options.breaker !== false ? breakerFor(this.backend, options.breaker || undefined) : null;
+    // Tag keys and the invalidation epoch: the same deadline and breaker as the entries.
+    const call = <R>(operation: string, run: () => Promise<R>): Promise<R> => {
+      const guarded = () => withDeadline(run(), timeoutMs, backendType, operation);
+      return breaker ? breaker.run(backendType, operation, guarded) : guarded();
+    };
+    this.bus = new CoherenceBus(building ? null : this.backend, `${this.keyPrefix}${this.namespace}:invalidate`, report, {
+      epoch: options.readYourWrites === false ? false : { maxAgeMs: coherenceTtl * 1000, call },
+    });
+    // Announcements reach every instance (messages, or the epoch read per request): L1 copies live as long as the L2's.
+    this.#l1MaxTtlSeconds = this.bus.coherent ? Infinity : coherenceTtl;
     this.#useCacheL1 = options.useCacheL1 ?? options.l1 ?? {};
     if (options.useCacheL1 === false && this.backend === null) {
       throw new ConfigError(COMPONENT, 'useCacheL1', "cannot be false when backend is null (nothing would be cached)");
@@ -187,17 +208,13 @@ export class Runtime {
       options.l1 === false ? false : { ...options.l1, maxTtlSeconds: this.#l1MaxTtlSeconds },
       'cachekit-next',
     );
-    const breaker = this.backend && options.breaker !== false ? breakerFor(this.backend, options.breaker || undefined) : null;
     this.tags = new TagStore({
       backend: this.backend,
       // One Redis hash tag per app: every tag key on one cluster slot.
       keyPrefix: `${this.keyPrefix}{${this.namespace}.tags}:`,
       maxEntryTtlSeconds: this.maxTtlSeconds,
-      localTtlMs: (this.bus.messaging ? 30 : coherenceTtl) * 1000,
-      call: (operation, run) => {
-        const guarded = () => withDeadline(run(), timeoutMs, backendType, operation);
-        return breaker ? breaker.run(backendType, operation, guarded) : guarded();
-      },
+      localTtlMs: (this.bus.coherent ? 30 : coherenceTtl) * 1000,
+      call,
       onError: report,
     });
     this.bus.listen({
@@ -213,7 +230,8 @@ export class Runtime {
         this.tags.clearLocal();
       },
     });
-    // Until the subscription is live (Redis down at startup), L1 is flushed every coherenceTtl: same bound as without messages.
+    // Until the subscription is live (Redis down at startup), L1 is flushed every coherenceTtl: same bound as without
+    // messages. With the epoch: its first read (the baseline).
     this.ready = this.bus.start(coherenceTtl * 1000);
     if (this.backend === null) infoOnce('next:l1-only', '[cachekit] cachekit-next runs L1-only (backend: null): nothing is shared between instances.');
   }
@@ -256,6 +274,16 @@ export class Runtime {
       this.report(error, 'revalidateTag');
     }
     await this.bus.announceTags(list);
+  }
+
+  /**
+   * Whether an entry written at `lastModified` with `tags` is fresh, stale or expired, for readers outside the
+   * handlers (`cache(fn)`): after the invalidation epoch read this request (or the age bound) needs.
+   */
+  async tagVerdict(tags: readonly string[], lastModified: number): Promise<TagVerdict> {
+    const synced = this.bus.synced();
+    if (synced) await synced;
+    return this.tags.verdict(tags, lastModified);
   }
 
   /** The deployment scope of page and route entries (resolved once, from the first handler's serverDistDir). */

@@ -122,6 +122,9 @@ export function useCacheHandlerFor<R extends Runtime | Promise<Runtime>>(runtime
         const storeKey = useCacheStoreKey(rt, cacheKey);
         const pending = pendingOf(rt).get(storeKey);
         if (pending) await pending;
+        // refreshTags read the invalidation epoch for this request; a get without one still keeps the age bound.
+        const fresh = rt.bus.fresh();
+        if (fresh) await fresh;
         const cache = rt.useCacheEntries;
         let hit = await cache.lookup(storeKey);
         if (!hit) return undefined;
@@ -205,12 +208,13 @@ export function useCacheHandlerFor<R extends Runtime | Promise<Runtime>>(runtime
     },
 
     async refreshTags(): Promise<void> {
-      // Nothing to fetch per request: tag state is read in batches where it is used (getExpiration, get) and kept
-      // locally only as long as it is known to be current - until an invalidation message (Redis) or, without
-      // messages, for coherenceTtlSeconds. Creating the entry cache here keeps that off the first read.
+      // Tag states are read in batches where they are used (getExpiration, get) and kept locally only while known to
+      // be current: until an invalidation message (Redis), or until this per-request read of the invalidation epoch
+      // finds another instance changed them (other backends). Creating the entry cache here keeps it off the first read.
       const rt = await ready('refreshTags');
       try {
         void rt?.useCacheEntries;
+        await rt?.bus.syncForRequest();
       } catch (error) {
         rt?.report(error, 'refreshTags');
       }
@@ -224,6 +228,8 @@ export function useCacheHandlerFor<R extends Runtime | Promise<Runtime>>(runtime
       );
       if (tags.length === 0) return 0;
       try {
+        const fresh = rt.bus.fresh();
+        if (fresh) await fresh;
         // One batched read for all of them (none when their state is current locally).
         const states = await rt.tags.states(tags);
         const now = nowMs();

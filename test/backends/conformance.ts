@@ -8,6 +8,7 @@ import {
   BackendError,
   hasAdd,
   hasBatch,
+  hasCounter,
   hasInvalidation,
   hasLocks,
   hasTtl,
@@ -22,13 +23,14 @@ export interface UnreachableBackend {
   cleanup?: () => Promise<void>;
 }
 
-export type Capability = 'batch' | 'ttl' | 'locks' | 'add' | 'invalidation';
+export type Capability = 'batch' | 'ttl' | 'locks' | 'add' | 'counter' | 'invalidation';
 
 const GUARDS: Record<Capability, (backend: Backend) => boolean> = {
   batch: hasBatch,
   ttl: hasTtl,
   locks: hasLocks,
   add: hasAdd,
+  counter: hasCounter,
   invalidation: hasInvalidation,
 };
 
@@ -45,6 +47,8 @@ export interface ConformanceTarget {
    * call, `refused`: nothing listening, `blackhole`: accepts and never answers). Omit for backends without a server.
    */
   unreachable?: Record<string, () => Promise<UnreachableBackend>>;
+  /** A second instance over the same store as `backend` (another process's view of it). @default create() */
+  sameStore?(backend: Backend): Backend | Promise<Backend>;
   /** Behaviours a backend truly cannot offer, each with its reason (printed in the test name). */
   optOut?: {
     /** delete() cannot tell whether the key existed (e.g. an idempotent HTTP DELETE). */
@@ -257,6 +261,29 @@ export function testBackendConformance(target: ConformanceTarget): void {
         expect(await backend.add(key, bytes('first'), 60)).toBe(true);
         expect(await backend.add(key, bytes('second'), 60)).toBe(false);
         expectBytes(await backend.get(key), bytes('first'));
+      });
+
+      declareIf(offers('counter'))('an atomic counter, shared with another instance, readable with get', async () => {
+        if (!hasCounter(backend)) throw new Error('declared but missing');
+        const other = target.sameStore ? await target.sameStore(backend) : await target.create();
+        if (!hasCounter(other)) throw new Error('second instance lacks the capability');
+        const key = uniq('counter');
+        expect(await backend.incr(key, 1_000)).toBe(1_000); // created holding `initial`
+        expect(await other.incr(key, 5)).toBe(1_001); // `initial` only applies to a missing counter
+        // Concurrent increments from two instances: every one gets its own value, none is lost.
+        const both = [backend, other] as const;
+        const values = await Promise.all(Array.from({ length: 40 }, (_, i) => both[i % 2]!.incr(key, 0)));
+        expect(new Set(values).size).toBe(40);
+        expect(Math.min(...values)).toBe(1_002);
+        expect(Math.max(...values)).toBe(1_041);
+        expect(new TextDecoder().decode((await other.get(key))!)).toBe('1041');
+        // A value that is not a counter is refused, never silently replaced.
+        const plain = uniq('not-a-counter');
+        await backend.set(plain, bytes('hello'));
+        const refused = await backend.incr(plain, 0).then(() => null, (error: unknown) => error);
+        expect(BackendError.is(refused)).toBe(true);
+        expectBytes(await backend.get(plain), bytes('hello'));
+        if (isClosable(other) && other !== backend) await other.close();
       });
 
       declareIf(offers('invalidation'))('invalidation messages reach another instance', async () => {

@@ -15,7 +15,7 @@ afterAll(async () => {
 
 testBackendConformance({
   name: 'FileBackend',
-  capabilities: ['batch', 'ttl', 'add', 'locks'],
+  capabilities: ['batch', 'ttl', 'add', 'locks', 'counter'],
   backendType: 'file',
   create: () => new FileBackend({ cacheDir: path.join(root, 'cache') }),
 });

@@ -38,7 +38,7 @@ afterAll(async () => {
 
 testBackendConformance({
   name: 'MemcachedBackend (two servers)',
-  capabilities: ['ttl', 'add'],
+  capabilities: ['ttl', 'add', 'counter'],
   backendType: 'memcached',
   create: () => new MemcachedBackend({ servers: [first.address, second.address], maxItemSizeBytes: 8 * MiB }),
   unreachable: {

@@ -3,7 +3,8 @@ import { testBackendConformance } from './conformance.js';
 
 testBackendConformance({
   name: 'MemoryBackend',
-  capabilities: ['batch', 'ttl', 'locks', 'add'],
+  capabilities: ['batch', 'ttl', 'locks', 'add', 'counter'],
   backendType: 'memory',
   create: () => new MemoryBackend(),
+  sameStore: (backend) => backend, // process-local: there is no other view of it
 });
