@@ -105,6 +105,11 @@ export class CoherenceBus {
     return this.epoch?.synced();
   }
 
+  /** Before a write: the epoch's first read while it runs (it flushes local state), else `undefined`. */
+  started(): Promise<void> | undefined {
+    return this.epoch?.baseline();
+  }
+
   /** Before a read that follows a request's `syncForRequest`: only the age bound (`undefined`: nothing to wait for). */
   fresh(): Promise<void> | undefined {
     return this.epoch?.fresh();

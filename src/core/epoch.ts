@@ -12,6 +12,7 @@
  * every other instance's local state at its next read.
  */
 import { hasBatch, hasCounter, type Backend } from '../backends/types.js';
+import { runOutsideAsyncContext } from './async-context.js';
 import { nowMs } from './clock.js';
 
 /** What changed: entry keys and tags. */
@@ -94,6 +95,7 @@ export class Epoch {
   /** Start of the last successful read (or of the flush after failed ones). */
   #trustedAt = -Infinity;
   #latest: Flight | null = null;
+  #first: Flight | undefined;
   #queued: Promise<void> | null = null;
   #batch: { keys: Set<string>; tags: Set<string>; promise: Promise<void> } | null = null;
   #tokens = 0;
@@ -150,6 +152,11 @@ export class Epoch {
    * queue behind the one in flight and share the next.
    */
   sync(): Promise<void> {
+    // A read outlives the request that started it (later requests join it): it must not keep that request alive.
+    return runOutsideAsyncContext(() => this.#sync());
+  }
+
+  #sync(): Promise<void> {
     const latest = this.#latest;
     if (latest === null || latest.done) return this.#start();
     if (latest.generation === requestGeneration()) return latest.promise;
@@ -172,6 +179,15 @@ export class Epoch {
     return this.sync();
   }
 
+  /**
+   * The first read while it runs (it flushes the target: whatever was cached before it is unprotected), then
+   * `undefined`. Writers wait for it, so that their L1 copies are not flushed right after they were made.
+   */
+  baseline(): Promise<void> | undefined {
+    const first = this.#first;
+    return first && !first.done ? first.promise : undefined;
+  }
+
   /** `undefined` when a read started within maxAgeMs, else a read: the bound for reads no request announced. */
   fresh(): Promise<void> | undefined {
     return nowMs() - this.#trustedAt <= this.#options.maxAgeMs ? undefined : this.sync();
@@ -183,6 +199,7 @@ export class Epoch {
       flight.done = true;
     });
     this.#latest = flight;
+    this.#first ??= flight;
     return flight.promise;
   }
 
@@ -212,29 +229,41 @@ export class Epoch {
 
   async #counter(n: number): Promise<void> {
     const last = this.#last;
-    if (!Number.isSafeInteger(n) || n < 0 || typeof last !== 'number' || n < last || n - last > RING) {
+    const valid = Number.isSafeInteger(n) && n >= 0;
+    if (!valid || typeof last !== 'number' || n < last || (last > 0 && n - last > RING)) {
       // First read (anything cached before it was unprotected), a reset counter, or too far behind: start over.
-      this.#last = Number.isSafeInteger(n) ? n : undefined;
+      this.#last = valid ? n : undefined;
       this.#flush();
       return;
     }
+    // Created since the last read (it was absent): it started at an unknown value (the clock), so every slot of the
+    // ring is read, and the missing ones below the first entry found are from before it existed.
+    const appeared = last === 0 && n > 0;
     const slots = [...this.#missing.keys()];
-    for (let slot = last + 1; slot <= n; slot++) if (!this.#missing.has(slot)) slots.push(slot);
+    for (let slot = appeared ? Math.max(1, n - RING + 1) : last + 1; slot <= n; slot++) if (!this.#missing.has(slot)) slots.push(slot);
     if (slots.length === 0) return;
     const { backend, key, call } = this.#options;
     const keys = slots.map((slot) => slotKey(key, slot));
     const values = await call('epoch', () => (hasBatch(backend) ? backend.getMany(keys) : Promise.all(keys.map((k) => backend.get(k)))));
     this.stats.journalReads++;
     this.#last = n;
+    const entries = slots.map((slot, i) => parseEntry(values[i] ?? null, slot));
+    let first = appeared ? Infinity : -Infinity;
+    if (appeared) slots.forEach((slot, i) => entries[i] && (first = Math.min(first, slot)));
+    if (first === Infinity) {
+      this.#flush(); // appeared, but none of its entries can be read yet: nothing to go by
+      return;
+    }
     const now = nowMs();
     let lost = false;
     slots.forEach((slot, i) => {
-      const entry = parseEntry(values[i] ?? null, slot);
+      const entry = entries[i];
       if (entry) {
         this.#missing.delete(slot);
         if (entry.o !== this.#options.origin) this.#apply(entry);
         return;
       }
+      if (slot < first) return;
       // Not written yet (its writer is between incr and set) or gone (evicted, overwritten): retried, then a flush.
       const since = this.#missing.get(slot);
       if (since === undefined) this.#missing.set(slot, now);

@@ -175,6 +175,8 @@ export function handlerClassFor<R extends Runtime | Promise<Runtime>>(runtime: (
         const cacheControl = scope === 'fetch' ? undefined : ctx.cacheControl;
         if (cacheControl) entry.cacheControl = cacheControl;
         const storeKey = this.#storeKey(rt, key, scope);
+        const started = rt.bus.started();
+        if (started) await started;
         await rt.entries.set(storeKey, entry, rt.ttlFor(cacheControl?.expire));
         await rt.bus.announceKeys([storeKey]);
       } catch (error) {

@@ -196,6 +196,8 @@ export function useCacheHandlerFor<R extends Runtime | Promise<Runtime>>(runtime
           expire: entry.expire,
           revalidate: entry.revalidate,
         };
+        const started = rt.bus.started();
+        if (started) await started;
         await rt.useCacheEntries.set(storeKey, stored, rt.ttlFor(ttlSeconds));
         release(); // readers in this process can go on; other instances drop their L1 copy on the announcement
         await rt.bus.announceKeys([storeKey]);
