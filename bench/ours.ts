@@ -11,6 +11,8 @@ export const DEPLOYMENT_ID = 'b1';
 export interface Ours {
   runtime: Runtime;
   handler: LegacyHandler;
+  /** A new handler, as Next constructs one for every request. */
+  request(): LegacyHandler;
   /** The backend key a page entry of `key` is stored under (for Redis: without the backend's own keyPrefix). */
   storeKey(key: string): string;
   /** The Redis key (backend keyPrefix included) when the backend is Redis. */
@@ -29,6 +31,7 @@ export async function createOurs(backend: Backend, options: Omit<CachekitNextOpt
   return {
     runtime,
     handler: new Handler({}) as unknown as LegacyHandler,
+    request: () => new Handler({}) as unknown as LegacyHandler,
     storeKey,
     redisKey: (key) => (backend instanceof RedisBackend ? backend.fullKey(storeKey(key)) : storeKey(key)),
   };

@@ -1,13 +1,20 @@
 /**
- * The cross-instance staleness window: instance A (this process) writes or revalidates, instance B (a child process
- * with its own Runtime, backend and connections, as a second server would be) polls `get` tightly, and we measure
- * the time from A's `set` / `revalidateTag` resolving until B's `get` reflects it. Times come from
- * `process.hrtime.bigint()` (CLOCK_MONOTONIC, one clock for every process of the machine).
+ * The cross-instance staleness window, and what read-your-own-writes costs. Instance A (this process) writes or
+ * revalidates; instance B (a child process with its own Runtime, backend and connections, as a second server would
+ * be) polls `get` tightly, each poll a new handler as Next constructs one per request; we measure the time from A's
+ * `set` / `revalidateTag` resolving until B's `get` reflects it. Times come from `process.hrtime.bigint()`
+ * (CLOCK_MONOTONIC, one clock for every process of the machine).
  *
  * - Redis: invalidation messages over pub/sub; the window is one message plus one L2 read.
- * - File (two processes over one directory, no messages): B's L1 and tag states live `coherenceTtlSeconds` (1 s by
- *   default), so the window is bounded by that. To keep the run short, File trials run 20 at a time on independent
- *   keys, each write at a random offset in [0, 1.1 s) so that it falls anywhere in B's L1 lifetime.
+ * - Memcached, File (no messages), default options: the invalidation epoch, read once per request; the window is
+ *   one epoch read (the first request that starts after the change sees it).
+ * - Memcached, File with `readYourWrites: false`: B's L1 and tag states live `coherenceTtlSeconds` (1 s), which bounds
+ *   the window. To keep the run short, those trials run 20 at a time on independent keys, each change at a random
+ *   offset in [0, 1.1 s) so that it falls anywhere in B's L1 lifetime.
+ *
+ * Then the cost, in this process: an L1 hit per request (a new handler and one `get`) with and without the epoch
+ * read, one request at a time and 32 at once (they share one read), and a `set` (the epoch adds incr + one journal
+ * write).
  *
  *   node bench/run.mjs staleness
  */
@@ -18,16 +25,23 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { FileBackend } from '../src/backends/file.js';
+import { MemcachedBackend } from '../src/backends/memcached.js';
 import { RedisBackend } from '../src/backends/redis.js';
-import type { Backend } from '../src/backends/types.js';
-import { startRedis } from '../test/support/servers.js';
+import { isClosable, type Backend } from '../src/backends/types.js';
+import { startMemcached, startRedis } from '../test/support/servers.js';
+import { measureCost } from './epoch-cost.js';
 import { createOurs, type Ours } from './ours.js';
 import { formatNumber, loadAverage, loadLine, machineLine, markdownTable, prng, quantile } from './support.js';
 
 const TRIALS = 200;
 const POLL_TIMEOUT_MS = 5_000;
 
-type BackendConfig = { kind: 'redis'; url: string; keyPrefix: string } | { kind: 'file'; dir: string };
+export type BackendConfig =
+  | { kind: 'redis'; url: string; keyPrefix: string }
+  | { kind: 'file'; dir: string }
+  | { kind: 'memcached'; servers: string[] };
+/** What instance B runs: its backend and whether it reads the invalidation epoch. */
+type Setup = { backend: BackendConfig; readYourWrites: boolean };
 type Mode = 'set' | 'revalidateTag';
 
 /** Parent -> worker. */
@@ -39,12 +53,14 @@ type Reply = { type: 'ready' } | { type: 'primed' } | { type: 'watching' } | { t
 
 const GET_CTX = { kind: 'APP_PAGE', isRoutePPREnabled: false, isFallback: false };
 
-function makeBackend(config: BackendConfig): Backend {
-  return config.kind === 'redis' ? new RedisBackend({ url: config.url, keyPrefix: config.keyPrefix }) : new FileBackend({ cacheDir: config.dir });
+export function makeBackend(config: BackendConfig): Backend {
+  if (config.kind === 'redis') return new RedisBackend({ url: config.url, keyPrefix: config.keyPrefix });
+  if (config.kind === 'memcached') return new MemcachedBackend({ servers: config.servers });
+  return new FileBackend({ cacheDir: config.dir });
 }
 
 const tagOf = (key: string) => `tag:${key}`;
-const page = (key: string, version: number) => ({
+export const page = (key: string, version: number) => ({
   kind: 'APP_PAGE',
   html: `<!DOCTYPE html><html><body data-version="${version}"><h1>${key} — v${version}</h1>${'<p>Lorem ipsum dolor sit amet, café.</p>'.repeat(40)}</body></html>`,
   rscData: Buffer.from(`0:["$","h1",null,{"children":"${key} v${version}"}]\n`),
@@ -61,10 +77,11 @@ const versionOf = (value: unknown): number | null => {
 // Instance B: the worker process
 // ------------------------------------------------------------------------------------------------------------------
 
-async function worker(config: BackendConfig): Promise<void> {
-  const ours = await createOurs(makeBackend(config));
+async function worker(setup: Setup): Promise<void> {
+  const ours = await createOurs(makeBackend(setup.backend), { readYourWrites: setup.readYourWrites });
   const send = (reply: Reply) => process.send!(reply);
-  const read = async (key: string) => (await ours.handler.get(key, { ...GET_CTX }))?.value ?? null;
+  // Every poll is a request: Next constructs the handler anew for each.
+  const read = async (key: string) => (await ours.request().get(key, { ...GET_CTX }))?.value ?? null;
 
   process.on('message', (command: Command) => {
     void (async () => {
@@ -119,8 +136,8 @@ class Worker {
   readonly #waiting: ((reply: Reply) => void)[] = [];
   readonly #unclaimed: Reply[] = [];
 
-  constructor(config: BackendConfig) {
-    this.#child = fork(fileURLToPath(import.meta.url), ['--worker', JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  constructor(setup: Setup) {
+    this.#child = fork(fileURLToPath(import.meta.url), ['--worker', JSON.stringify(setup)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.#child.on('message', (reply: Reply) => {
       const waiter = this.#waiting.shift();
       if (waiter) waiter(reply);
@@ -208,45 +225,55 @@ async function main(): Promise<void> {
     loads.push(loadAverage());
   };
 
+  /** A and B over `config`: B in its own process; rows for `set` and `revalidateTag`. */
+  const pairOn = async (label: string, config: BackendConfig, readYourWrites: boolean, batch: number, maxOffsetMs: number) => {
+    const backend = makeBackend(config);
+    const a = await createOurs(backend, { readYourWrites });
+    const b = new Worker({ backend: config, readYourWrites });
+    await b.next();
+    const slug = label.replace(/\W+/g, '-').toLowerCase();
+    record(`${label}: \`set\``, await runScenario(a, b, 'set', slug, batch, maxOffsetMs));
+    record(`${label}: \`revalidateTag\``, await runScenario(a, b, 'revalidateTag', slug, batch, maxOffsetMs));
+    console.error(`[staleness] ${label} done (load ${loadAverage().toFixed(2)})`);
+    await b.stop();
+    await a.runtime.close();
+    if (isClosable(backend)) await backend.close();
+  };
+
   // Redis: B is a separate process with its own connections and subscriber.
   const redis = await startRedis();
-  const redisConfig: BackendConfig = { kind: 'redis', url: redis.url, keyPrefix: 'ck:' };
-  const redisBackend = makeBackend(redisConfig);
-  const aRedis = await createOurs(redisBackend);
-  const bRedis = new Worker(redisConfig);
-  await bRedis.next();
-  record('Redis (pub/sub invalidation): `set`', await runScenario(aRedis, bRedis, 'set', 'redis', 1, 0));
-  record('Redis (pub/sub invalidation): `revalidateTag`', await runScenario(aRedis, bRedis, 'revalidateTag', 'redis', 1, 0));
-  console.error(`[staleness] Redis done (load ${loadAverage().toFixed(2)})`);
-  await bRedis.stop();
-  await aRedis.runtime.close();
-  await (redisBackend as RedisBackend).close();
+  await pairOn('Redis (pub/sub invalidation)', { kind: 'redis', url: redis.url, keyPrefix: 'ck:' }, true, 1, 0);
   await redis.stop();
 
-  // File: two processes over one directory; the bound is coherenceTtlSeconds (default 1 s).
+  const memcached = await Promise.all([startMemcached(), startMemcached()]);
+  const memcachedConfig: BackendConfig = { kind: 'memcached', servers: memcached.map((m) => m.address) };
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ck-bench-stale-'));
+  const fileConfig: BackendConfig = { kind: 'file', dir };
+  let cost = '';
   try {
-    const fileConfig: BackendConfig = { kind: 'file', dir };
-    const aFile = await createOurs(makeBackend(fileConfig));
-    const bFile = new Worker(fileConfig);
-    await bFile.next();
-    record('File, no messages (`coherenceTtlSeconds: 1`): `set`', await runScenario(aFile, bFile, 'set', 'file', 20, 1_100));
-    record('File, no messages (`coherenceTtlSeconds: 1`): `revalidateTag`', await runScenario(aFile, bFile, 'revalidateTag', 'file', 20, 1_100));
-    console.error(`[staleness] File done (load ${loadAverage().toFixed(2)})`);
-    await bFile.stop();
-    await aFile.runtime.close();
+    await pairOn('Memcached, invalidation epoch (default)', memcachedConfig, true, 1, 0);
+    await pairOn('File, invalidation epoch (default)', fileConfig, true, 1, 0);
+    await pairOn('Memcached, `readYourWrites: false` (`coherenceTtlSeconds: 1`)', memcachedConfig, false, 20, 1_100);
+    await pairOn('File, `readYourWrites: false` (`coherenceTtlSeconds: 1`)', fileConfig, false, 20, 1_100);
+    cost = await measureCost([
+      ['Memcached (2 servers)', () => makeBackend(memcachedConfig)],
+      ['File', () => makeBackend(fileConfig)],
+    ]);
+    loads.push(loadAverage());
   } finally {
+    await Promise.all(memcached.map((m) => m.stop()));
     rmSync(dir, { recursive: true, force: true });
   }
 
   console.log('\n### Cross-instance staleness: from A\'s call resolving until B\'s `get` reflects it (B polls tightly in another process)\n');
   console.log(`${machineLine()}; ${loadLine(loads)}\n`);
   console.log(markdownTable(['backend: operation', 'trials', 'p50', 'p99', 'max', 'min', 'never seen'], rows));
+  console.log(cost);
   process.exit(0);
 }
 
 if (process.argv[2] === '--worker') {
-  worker(JSON.parse(process.argv[3]!) as BackendConfig).catch((error: unknown) => {
+  worker(JSON.parse(process.argv[3]!) as Setup).catch((error: unknown) => {
     console.error(error);
     process.exit(1);
   });

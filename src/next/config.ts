@@ -55,7 +55,7 @@ type ConfigFunction<T> = (phase: string, context: { defaultConfig: object }) => 
 const COMPONENT = 'withCachekit';
 const WRITTEN = Symbol.for('cachekit-next.withCachekitOptions');
 const KNOWN = [
-  'backend', 'keyPrefix', 'namespace', 'deploymentId', 'l1', 'useCacheL1', 'coherenceTtlSeconds', 'maxTtlSeconds',
+  'backend', 'keyPrefix', 'namespace', 'deploymentId', 'l1', 'useCacheL1', 'readYourWrites', 'coherenceTtlSeconds', 'maxTtlSeconds',
   'timeoutMs', 'compression', 'breaker', 'warmStart', 'encryption',
 ] as const;
 
