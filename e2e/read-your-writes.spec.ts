@@ -11,12 +11,13 @@ import { snapshot } from './support/scenarios.js';
  * A calls updateTag (or a route handler a hard revalidateTag), and a request on instance B 200 ms later, while B
  * still holds the old values in its L1 and the old tag state, gets fresh ones: an unstable_cache value and a fetch
  * (isr-app), and 'use cache' values (use-cache-app, cacheComponents). Two `next start` instances of each global
- * build, default options, on memcached and on one File directory.
+ * build, on memcached and on one File directory, with a long `coherenceTtlSeconds` (30 s): how long an L1 copy may be
+ * trusted must not delay anything (before the invalidation epoch it was the staleness bound, 1 s by default).
  */
-test.describe.configure({ mode: 'serial' });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const LATER_MS = 200;
+const OPTIONS = { CACHEKIT_NEXT_OPTIONS: JSON.stringify({ coherenceTtlSeconds: 30 }) };
 
 interface Store {
   env: NodeJS.ProcessEnv;
@@ -59,7 +60,7 @@ for (const [name, start] of Object.entries(stores)) {
     let b: NextServer;
     test.beforeAll(async () => {
       store = await start();
-      const env = { DATA_URL: process.env.E2E_DATA_URL!, ...store.env };
+      const env = { DATA_URL: process.env.E2E_DATA_URL!, ...OPTIONS, ...store.env };
       const distDir = process.env.E2E_BUILD_A!;
       [a, b] = await Promise.all([startNext('isr-app', { distDir, env }), startNext('isr-app', { distDir, env })]);
     });
@@ -104,7 +105,7 @@ for (const [name, start] of Object.entries(stores)) {
     let b: NextServer;
     test.beforeAll(async () => {
       store = await start();
-      const env = { DATA_URL: process.env.E2E_DATA_URL!, ...store.env };
+      const env = { DATA_URL: process.env.E2E_DATA_URL!, ...OPTIONS, ...store.env };
       const distDir = process.env.E2E_USE_CACHE_BUILD!;
       [a, b] = await Promise.all([startNext('use-cache-app', { distDir, env }), startNext('use-cache-app', { distDir, env })]);
     });

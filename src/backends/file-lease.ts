@@ -42,6 +42,24 @@ export async function acquireLease(dir: string, name: string, timeoutMs: number)
   }
 }
 
+/**
+ * Runs `fn` holding lease `name`, waiting for it (1 ms polls) at most `waitMs`; `null` when it stayed held that long.
+ * The lease lasts `leaseMs`, so a holder that crashed blocks the others no longer.
+ */
+export async function withLease<T>(dir: string, name: string, leaseMs: number, waitMs: number, fn: () => Promise<T>): Promise<{ value: T } | null> {
+  const deadline = nowMs() + waitMs;
+  let token: string | null;
+  while ((token = await acquireLease(dir, name, leaseMs)) === null) {
+    if (nowMs() > deadline) return null;
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  try {
+    return { value: await fn() };
+  } finally {
+    await releaseLease(dir, name, token);
+  }
+}
+
 /** Removes the lease if `token` still holds it; `true` only when it was also still live. */
 export async function releaseLease(dir: string, name: string, token: string): Promise<boolean> {
   const held = await readLease(dir, name);

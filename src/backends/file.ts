@@ -27,7 +27,7 @@ import {
   unlinkIfPresent,
   writeTemp,
 } from './file-io.js';
-import { acquireLease, releaseLease } from './file-lease.js';
+import { acquireLease, releaseLease, withLease } from './file-lease.js';
 import { codeOf, errorMessage, operationError } from './shared.js';
 import type {
   AddCapable,
@@ -263,23 +263,15 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
 
   #incr(key: string, name: string, initial: number): Promise<number> {
     return this.#run('incr', key, async () => {
-      const deadline = nowMs() + INCR_WAIT_MS;
-      let token: string | null;
-      while ((token = await acquireLease(this.cacheDir, `${name}.lock`, INCR_LEASE_MS)) === null) {
-        if (nowMs() > deadline) throw this.#error('timeout', 'incr', key, `the counter stayed locked for ${INCR_WAIT_MS} ms`);
-        await new Promise((resolve) => setTimeout(resolve, 1));
-      }
-      try {
+      const held = await withLease(this.cacheDir, `${name}.lock`, INCR_LEASE_MS, INCR_WAIT_MS, async () => {
         const current = await this.#read(name, true, false);
-        let value = initial;
-        if (current?.payload) {
-          value = Number(current.payload.toString('latin1')) + 1;
-          if (!/^\d+$/.test(current.payload.toString('latin1')) || !Number.isSafeInteger(value)) {
-            throw this.#error('permanent', 'incr', key, 'the key holds something other than a counter');
-          }
+        const digits = current?.payload?.toString('latin1');
+        const value = digits === undefined ? initial : Number(digits) + 1;
+        if (digits !== undefined && (!/^\d+$/.test(digits) || !Number.isSafeInteger(value))) {
+          throw this.#error('permanent', 'incr', key, 'the key holds something other than a counter');
         }
         const data = encodeEntry(Buffer.from(String(value), 'latin1'), current?.expirySec ?? 0);
-        // No fsync: a counter lost in a crash comes back lower or missing, which readers of it treat as a reset.
+        // No fsync: a counter lost in a crash comes back lower or missing, which its readers treat as a reset.
         const tmp = await writeTemp(this.cacheDir, name, data, { fsync: false });
         try {
           const previous = await lstatOrNull(this.#path(name));
@@ -290,9 +282,9 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
           throw error;
         }
         return value;
-      } finally {
-        await releaseLease(this.cacheDir, `${name}.lock`, token);
-      }
+      });
+      if (!held) throw this.#error('timeout', 'incr', key, `the counter stayed locked for ${INCR_WAIT_MS} ms`);
+      return held.value;
     });
   }
 

@@ -29,7 +29,7 @@ export interface TagStoreOptions {
   keyPrefix: string;
   /** The longest TTL any entry in the store can have, in seconds: tag keys outlive their events by this much. */
   maxEntryTtlSeconds: number;
-  /** How long a tag state read from L2 is trusted locally, in ms (invalidation messages cut it short). */
+  /** How long a tag state read from L2 is trusted locally, in ms (invalidation messages or the epoch cut it short). */
   localTtlMs: number;
   /** Reads and writes of tag keys go through this (the tiered cache's deadline and breaker). */
   call: <R>(operation: string, run: () => Promise<R>) => Promise<R>;
