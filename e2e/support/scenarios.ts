@@ -10,7 +10,8 @@ export interface Store {
   env: NodeJS.ProcessEnv;
   /**
    * How long an instance may serve its L1 copy after another instance changed something: 0 with invalidation
-   * messages (plus delivery), the coherence TTL (1 s) without. The scenarios wait this long before reading.
+   * messages (plus delivery) or the invalidation epoch (the next request sees it), the coherence TTL (1 s) with
+   * `readYourWrites: false`. The scenarios wait this long before reading.
    */
   coherenceWaitMs: number;
 }
