@@ -11,7 +11,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CachekitIOBackend } from '../../src/backends/cachekitio.js';
 import { FileBackend } from '../../src/backends/file.js';
 import { MemcachedBackend } from '../../src/backends/memcached.js';
-import { isClosable, type Backend } from '../../src/backends/types.js';
+import { MemoryBackend } from '../../src/backends/memory.js';
+import { BackendError, isClosable, type Backend } from '../../src/backends/types.js';
 import { cache } from '../../src/core/cached-function.js';
 import { RING } from '../../src/core/epoch.js';
 import { handlerClassFor } from '../../src/next/cache-handler.js';
@@ -239,3 +240,38 @@ for (const [name, { counter, setup }] of Object.entries(factories)) {
     });
   });
 }
+
+describe('read-your-own-writes when the epoch cannot be read', () => {
+  /** The store, with reads of the epoch counter failing while `down` (as when the server holding it is unreachable). */
+  class EpochDown extends MemoryBackend {
+    down = false;
+    override async get(key: string): Promise<Uint8Array | null> {
+      if (this.down && key.endsWith(':epoch')) throw new BackendError('unreachable', { kind: 'transient', backend: 'memory', operation: 'get', key });
+      return super.get(key);
+    }
+  }
+
+  it('keeps local state for coherenceTtlSeconds, then drops it; the first read after the outage catches up', async () => {
+    const store = new EpochDown();
+    const errors: string[] = [];
+    const make = () => {
+      const rt = new Runtime({ backend: store, namespace: 'down', deploymentId: 'd', coherenceTtlSeconds: 0.2, onError: (e) => void errors.push(e.message) });
+      runtimes.push(rt);
+      const Legacy = handlerClassFor(() => rt);
+      return { rt, request: () => new Legacy({}) };
+    };
+    const [a, b] = [make(), make()];
+    await Promise.all([a.rt.ready, b.rt.ready]);
+    await a.request().set('/p', page(1), { cacheControl });
+    expect(htmlOf((await b.request().get('/p', { kind: 'APP_PAGE' }))?.value)).toContain('v1');
+    store.down = true;
+    await a.request().set('/p', page(2), { cacheControl }); // announced: the counter's write still works
+    expect(htmlOf((await b.request().get('/p', { kind: 'APP_PAGE' }))?.value)).toContain('v1'); // B cannot know yet
+    expect(errors.some((m) => m.includes('unreachable'))).toBe(true);
+    await sleep(300); // past coherenceTtlSeconds without a successful read: B drops its local state
+    expect(htmlOf((await b.request().get('/p', { kind: 'APP_PAGE' }))?.value)).toContain('v2');
+    store.down = false;
+    await a.request().set('/p', page(3), { cacheControl });
+    expect(htmlOf((await b.request().get('/p', { kind: 'APP_PAGE' }))?.value)).toContain('v3');
+  });
+});
