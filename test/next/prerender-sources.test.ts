@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
+import { randomBytes, randomFraction, randomUUID } from '../../src/core/random.js';
 
 const SRC = path.resolve(import.meta.dirname, '../../src');
 const RANDOM_SOURCES = new Set(['randomBytes', 'randomUUID', 'randomFillSync', 'randomInt', 'getRandomValues', 'generateKeySync', 'generatePrimeSync', 'generateKeyPairSync']);
@@ -94,5 +95,19 @@ describe('clock and randomness in src/', () => {
       'random crypto.randomBytes',
       'random globalThis.crypto.getRandomValues',
     ]);
+  });
+});
+
+describe('src/core/random.ts', () => {
+  it('hands out every byte once, across block boundaries, and UUIDs in the v4 format', () => {
+    const nonces = Array.from({ length: 2_000 }, () => randomBytes(12).toString('hex')); // ~6 blocks
+    expect(new Set(nonces).size).toBe(nonces.length);
+    expect(randomBytes(10_000)).toHaveLength(10_000);
+    const ids = Array.from({ length: 1_000 }, () => randomUUID());
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    const fractions = Array.from({ length: 1_000 }, () => randomFraction());
+    expect(fractions.every((f) => f >= 0 && f < 1)).toBe(true);
+    expect(new Set(fractions).size).toBeGreaterThan(990);
   });
 });
