@@ -39,6 +39,9 @@ interface Setup {
   store: (() => Promise<{ env: NodeJS.ProcessEnv; stop(): Promise<void> }>) | null;
 }
 
+// `next start` evaluates next.config.mjs again: the switch must be set there too, or it runs cachekit's handlers.
+const NEXT_HANDLERS = { CACHE_HANDLERS: 'next' };
+
 const setups: Setup[] = [
   { name: "Next's default handlers", distDir: () => process.env.E2E_CC_NEXT_BUILD!, coherenceMs: 0, store: null },
   {
@@ -118,7 +121,7 @@ for (const setup of setups) {
 
     test.beforeAll(async () => {
       store = setup.store ? await setup.store() : undefined;
-      const options = { distDir: setup.distDir(), env: { ...store?.env, NODE_OPTIONS: `--require ${PROBE}` } };
+      const options = { distDir: setup.distDir(), env: { ...(store?.env ?? NEXT_HANDLERS), NODE_OPTIONS: `--require ${PROBE}` } };
       if (ours) [a, b] = await Promise.all([startNext('cache-components-app', options), startNext('cache-components-app', options)]);
       else a = b = await startNext('cache-components-app', options);
     });
@@ -136,6 +139,7 @@ for (const setup of setups) {
     test.afterEach(() => {
       const logged = [a, b].flatMap((s, i) => s.log().slice(logFrom[i]).split('\n')).filter((line) => SERVER_ERRORS.test(line));
       expect(logged, 'errors in the server log').toEqual([]);
+      if (!ours) expect(a.log(), "Next's own handlers only").not.toContain('cachekit');
     });
 
     test('every route answers 200 from the first request after the build; concurrent reads share one entry', async ({ request }) => {
