@@ -650,7 +650,17 @@ function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, 
     const outcome = await core.runDetailed(keyFor(...args), async () => fn(...args), policy, tenantFor(args));
     return { value: outcome.value as Awaited<R>, status: outcome.status, stale: outcome.stale, ms: performance.now() - started };
   };
-  const wrapped = ((...args: A) => core.run(keyFor(...args), async () => fn(...args), policy, tenantFor(args))) as CachedFunction<A, R>;
+  const wrapped = ((...args: A) => {
+    let key: string;
+    let tenantOfCall: string;
+    try {
+      key = keyFor(...args);
+      tenantOfCall = tenantFor(args);
+    } catch (error) {
+      return Promise.reject(error); // arguments without a key (e.g. interop refuses a number past 2^53): a rejected call
+    }
+    return core.run(key, async () => fn(...args), policy, tenantOfCall);
+  }) as CachedFunction<A, R>;
   wrapped.detailed = detailed;
   wrapped.invalidate = (...args: A) => core.delete(keyFor(...args));
   wrapped.keyFor = keyFor;

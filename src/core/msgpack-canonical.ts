@@ -26,9 +26,11 @@ export class CanonicalMsgpackError extends Error {
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 
 /** Adds one container step in front of the error's path (only on the error path: no cost while encoding). */
-function within(error: unknown, step: string | number): never {
+function within(error: unknown, step: string | number | { setElement: number }): never {
   if (error instanceof CanonicalMsgpackError) {
-    error.path = (typeof step === 'number' ? `[${step}]` : IDENTIFIER.test(step) ? `.${step}` : `[${JSON.stringify(step)}]`) + error.path;
+    const segment =
+      typeof step === 'number' ? `[${step}]` : typeof step === 'object' ? `[<set element ${step.setElement}>]` : IDENTIFIER.test(step) ? `.${step}` : `[${JSON.stringify(step)}]`;
+    error.path = segment + error.path;
   }
   throw error;
 }
@@ -246,7 +248,7 @@ function writeValue(w: Writer, input: unknown, ctx: EncodeContext, depth: number
         try {
           writeValue(inner, item, ctx, depth + 1);
         } catch (error) {
-          within(error, `<set element ${i}>`);
+          within(error, { setElement: i });
         }
         return inner.result();
       });
