@@ -9,7 +9,7 @@ import { MemcachedBackend } from '../../src/backends/memcached.js';
 import { cache } from '../../src/core/cached-function.js';
 import { Encryptor, EncryptionError } from '../../src/core/encryption.js';
 import { createEnvelopeCodec } from '../../src/core/envelope.js';
-import { CanonicalMsgpackError, encodeInteropValue } from '../../src/core/interop.js';
+import { CanonicalMsgpackError } from '../../src/core/interop.js';
 import { ConfigError } from '../../src/core/options.js';
 import { Runtime } from '../../src/next/runtime.js';
 import { fetchValue } from '../next/fixtures.js';
@@ -167,6 +167,5 @@ describe('ByteStorage envelope on the wire (protocol 1.1)', () => {
     const codec = await createEnvelopeCodec();
     const big = randomBytes(70_000);
     expect(Buffer.from(codec.decode(toLegacyEnvelope(codec.encode(big))).data).equals(big)).toBe(true);
-    expect(toHex(encodeInteropValue(-0))).toBe('cb8000000000000000');
   });
 });
