@@ -50,6 +50,7 @@ describe('interop values and arguments', () => {
       expect(make, v.name).toThrow(`option \`${v.option}\``);
     }
     expect(cache(async () => 1, { backend: null, interop: { namespace: 'nsx', operation: 'ns' } }).keyFor()).toMatch(/^nsx:ns:/);
+    expect(() => cache(async () => 1, { backend: null, interop: { namespace: ['ns'] as never, operation: 'op' } })).toThrow(/`interop.namespace` must be a string, got object/);
   });
 
   it('a number past 2^53 in the arguments rejects the call naming the argument, before the loader runs; a BigInt is the way', async () => {
