@@ -27,7 +27,8 @@ describe('interop values and arguments', () => {
   it('a -0 value (bare, in arrays, in maps) is stored as float64 -0.0 and comes back -0 from L2 and L1', async () => {
     const backend = redis.backend();
     const v = ours.value_vectors.find((x: { name: string }) => x.name === 'negative_zero_in_array_and_map');
-    const f = cache(async (_id: number) => ({ a: [-0, 0], b: -0 }), { backend, ttl: 60, interop: { namespace: 't', operation: 'signs' } });
+    // The L1 copy is trusted a minute here (1 s by default in interop mode: a loaded machine could pass that).
+    const f = cache(async (_id: number) => ({ a: [-0, 0], b: -0 }), { backend, ttl: 60, l1: { maxTtlSeconds: 60 }, interop: { namespace: 't', operation: 'signs' } });
     expect(await f(1)).toEqual({ a: [-0, 0], b: -0 });
     expect(toHex((await backend.get(f.keyFor(1)))!)).toBe(v.canonical_msgpack_hex);
     const l1 = await f.detailed(1);
