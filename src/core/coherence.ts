@@ -7,7 +7,7 @@
  * the L2 with a journal of what changed, and an instance reads it once per request (`syncForRequest`, `synced`)
  * before it trusts its L1. Without either (`epoch: false`), caches bound their L1 lifetime instead.
  */
-import { randomUUID } from 'node:crypto';
+import { randomUUID } from './random.js';
 import { hasInvalidation, type Backend, type InvalidationCapable, type Subscription } from '../backends/types.js';
 import { withDeadline } from './deadline.js';
 import { Epoch, requestGeneration, type EpochOptions } from './epoch.js';
