@@ -1,0 +1,285 @@
+/**
+ * How `cache(fn)` stores a value: what a hit returns is what the miss returned, type for type, or the value is refused
+ * before anything is written (never a silent change of type).
+ *
+ * Stored faithfully: `undefined`, `null`, booleans, numbers (`-0`, `NaN`, `±Infinity` included), bigints, strings
+ * (lone surrogates included), plain objects (also with a null prototype), arrays (holes included), Date (invalid ones
+ * too), Map, Set, URL, ArrayBuffer, DataView, Buffer, the typed arrays msgpackr knows (Int8 ... Float64, BigInt64,
+ * BigUint64, Uint8Clamped) and `Symbol.for()` symbols, nested in any way. Refused with the path inside the value
+ * (`result.items[3].render is a function`): functions, other symbols, instances of any other class (Error, RegExp,
+ * Promise, class User ...), cycles. Getters are read once, when stored; symbol-keyed and non-enumerable properties,
+ * and named properties of arrays, are not stored (as JSON and React Server Components do). Shared references are
+ * stored as copies.
+ *
+ * Encoding (chosen by measurement, bench/value-codec.ts): msgpackr in records mode with `moreTypes`, which keeps Map
+ * (a MessagePack map) apart from objects (records), and reads Date, Set, BigInt, typed arrays, ArrayBuffer, DataView
+ * and `undefined` natively; what msgpackr would change (`-0`, URL, lone surrogates, holes, null prototypes, an own
+ * `__proto__` key, registered symbols) is written as one extension type, 0x4B, registered once with msgpackr's
+ * process-wide `addExtension` (any msgpackr decoder in the process then reads type 0x4B this way).
+ */
+import { addExtension, Packr, Unpackr } from 'msgpackr';
+
+/** A value (or a part of it) that cannot come back from a hit as the miss returned it: the entry is not written. */
+export class UnstorableValueError extends Error {
+  override readonly name = 'UnstorableValueError';
+  /** Where, inside the value: `result`, `result.items[3].render`, `result<Map key 2>`... */
+  readonly path: string;
+  constructor(path: string, reason: string) {
+    super(`${path} ${reason}`);
+    this.path = path;
+  }
+}
+
+/** Nesting beyond this is refused (msgpackr encodes and decodes recursively). */
+const MAX_DEPTH = 1000;
+/** From this depth on, every container is checked against its ancestors: a cycle is found there at the latest. */
+const CYCLE_CHECK_DEPTH = 64;
+const EXT_TYPE = 0x4b;
+
+const enum Kind {
+  NegativeZero = 0,
+  Url = 1,
+  Symbol = 2,
+  /** A string with lone surrogates (not valid UTF-8): its UTF-16 code units. */
+  Utf16 = 3,
+  /** Null prototype or an own `__proto__` key: [nullPrototype, k1, v1, k2, v2, ...]. */
+  Object = 4,
+  /** An array with holes: [length, index1, value1, index2, value2, ...]. */
+  Sparse = 5,
+}
+
+/** What the walk puts where msgpackr alone would change the value. */
+class Special {
+  constructor(
+    readonly kind: Kind,
+    readonly data: unknown,
+  ) {}
+}
+
+function revive([kind, data]: [Kind, unknown]): unknown {
+  switch (kind) {
+    case Kind.NegativeZero:
+      return -0;
+    case Kind.Url:
+      return new URL(data as string);
+    case Kind.Symbol:
+      return Symbol.for(data as string);
+    case Kind.Utf16:
+      return String.fromCharCode(...(data as number[]));
+    case Kind.Object: {
+      const [nullPrototype, ...entries] = data as [boolean, ...unknown[]];
+      const object = nullPrototype ? (Object.create(null) as Record<string, unknown>) : {};
+      // defineProperty: an own `__proto__` key stays a key (assignment would set the prototype).
+      for (let i = 0; i < entries.length; i += 2) {
+        Object.defineProperty(object, entries[i] as string, { value: entries[i + 1], enumerable: true, writable: true, configurable: true });
+      }
+      return object;
+    }
+    case Kind.Sparse: {
+      const [length, ...entries] = data as [number, ...unknown[]];
+      const array = new Array<unknown>(length);
+      for (let i = 0; i < entries.length; i += 2) array[entries[i] as number] = entries[i + 1];
+      return array;
+    }
+    default:
+      throw new Error(`unknown value extension kind ${String(kind)}`);
+  }
+}
+
+addExtension({ Class: Special, type: EXT_TYPE, write: (special: Special) => [special.kind, special.data], read: revive });
+
+const OPTIONS = { useRecords: true, mapsAsObjects: false, moreTypes: true } as const;
+const packr = new Packr(OPTIONS);
+// copyBuffers: a Buffer in the value is a copy, never a view of the stored bytes (each caller owns its copy).
+const unpackr = new Unpackr({ ...OPTIONS, copyBuffers: true });
+
+/** The typed arrays msgpackr writes as extensions and reads back as the same class. */
+const NATIVE = new Set<unknown>(
+  [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array, ArrayBuffer, DataView, Date]
+    .map((type) => type.prototype)
+    .concat([Buffer.prototype]),
+);
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const wellFormed: (s: string) => boolean =
+  typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === 'function'
+    ? (s) => (s as string & { isWellFormed(): boolean }).isWellFormed()
+    : (s) => !LONE_SURROGATE.test(s);
+
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
+/** The walk's position, as segments joined only when an error is reported. */
+class Walk {
+  readonly segments: string[] = ['result'];
+  readonly ancestors: object[] = [];
+
+  fail(reason: string): never {
+    throw new UnstorableValueError(this.segments.join(''), reason);
+  }
+
+  /** Reports where the path first comes back to an object it is inside (cycles are looked for only some levels down). */
+  cycle(): never {
+    const seen = new Map<object, number>();
+    const path = [...this.ancestors];
+    for (const [at, object] of path.entries()) {
+      const first = seen.get(object);
+      if (first !== undefined) {
+        throw new UnstorableValueError(this.segments.slice(0, at + 1).join(''), `refers back to ${this.segments.slice(0, first + 1).join('')} (a cycle)`);
+      }
+      seen.set(object, at);
+    }
+    return this.fail('is part of a cycle');
+  }
+}
+
+function keySegment(key: string): string {
+  return IDENTIFIER.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
+}
+
+function describe(value: object): string {
+  const constructor = (value as { constructor?: { name?: unknown } }).constructor;
+  const name = typeof constructor === 'function' && typeof constructor.name === 'string' && constructor.name ? constructor.name : 'exotic';
+  return `an instance of ${name}`;
+}
+
+/**
+ * `value` as msgpackr should see it: the same reference where nothing changes (the usual case: no copy), else a copy
+ * of the path down to each part written as a Special.
+ */
+function prepare(value: unknown, walk: Walk, depth: number): unknown {
+  switch (typeof value) {
+    case 'string':
+      return wellFormed(value) ? value : new Special(Kind.Utf16, Array.from({ length: value.length }, (_, i) => value.charCodeAt(i)));
+    case 'number':
+      return value === 0 && 1 / value < 0 ? new Special(Kind.NegativeZero, null) : value;
+    case 'boolean':
+    case 'undefined':
+    case 'bigint':
+      return value;
+    case 'symbol': {
+      const key = Symbol.keyFor(value);
+      if (key === undefined) walk.fail(`is a symbol (${String(value)}); only Symbol.for() symbols can be stored`);
+      return new Special(Kind.Symbol, key);
+    }
+    case 'function':
+      return walk.fail(`is a function${value.name ? ` (${value.name})` : ''}`);
+    default:
+      break;
+  }
+  if (value === null) return null;
+  const object = value as object;
+  const proto = Object.getPrototypeOf(object) as unknown;
+  if (NATIVE.has(proto)) return object;
+  if (proto === URL.prototype) return new Special(Kind.Url, (object as URL).href);
+  if (depth >= MAX_DEPTH) walk.fail(`is nested deeper than ${MAX_DEPTH} levels`);
+  if (depth >= CYCLE_CHECK_DEPTH && walk.ancestors.includes(object)) {
+    walk.ancestors.push(object);
+    walk.cycle();
+  }
+  walk.ancestors.push(object);
+  try {
+    if (proto === Array.prototype) return prepareArray(object as unknown[], walk, depth);
+    if (proto === Object.prototype || proto === null) return prepareObject(object as Record<string, unknown>, proto === null, walk, depth);
+    if (proto === Map.prototype) return prepareMap(object as Map<unknown, unknown>, walk, depth);
+    if (proto === Set.prototype) return prepareSet(object as Set<unknown>, walk, depth);
+    return walk.fail(`is ${describe(object)} (only plain objects, arrays, Map, Set, Date, URL, typed arrays and primitives are stored)`);
+  } finally {
+    walk.ancestors.pop();
+  }
+}
+
+function prepareArray(array: unknown[], walk: Walk, depth: number): unknown {
+  let copy: unknown[] | undefined;
+  let holes = false;
+  for (let i = 0; i < array.length; i++) {
+    const item = array[i];
+    if (item === undefined && !(i in array)) {
+      holes = true;
+      continue;
+    }
+    walk.segments.push(`[${i}]`);
+    const prepared = prepare(item, walk, depth + 1);
+    walk.segments.pop();
+    if (prepared !== item) (copy ??= array.slice())[i] = prepared;
+  }
+  if (!holes) return copy ?? array;
+  const entries: unknown[] = [array.length];
+  const source = copy ?? array;
+  source.forEach((item, i) => entries.push(i, item));
+  return new Special(Kind.Sparse, entries);
+}
+
+function prepareObject(object: Record<string, unknown>, nullPrototype: boolean, walk: Walk, depth: number): unknown {
+  const keys = Object.keys(object);
+  // msgpackr's records rename an own `__proto__` and write keys as UTF-8: such objects go the Special way.
+  if (nullPrototype || keys.some((key) => key === '__proto__' || !wellFormed(key))) {
+    const entries: unknown[] = [nullPrototype];
+    for (const key of keys) {
+      walk.segments.push(keySegment(key));
+      entries.push(prepare(key, walk, depth + 1), prepare(object[key], walk, depth + 1));
+      walk.segments.pop();
+    }
+    return new Special(Kind.Object, entries);
+  }
+  let copy: Record<string, unknown> | undefined;
+  for (const key of keys) {
+    const item = object[key];
+    walk.segments.push(keySegment(key));
+    const prepared = prepare(item, walk, depth + 1);
+    walk.segments.pop();
+    if (prepared !== item) (copy ??= { ...object })[key] = prepared;
+  }
+  return copy ?? object;
+}
+
+function prepareMap(map: Map<unknown, unknown>, walk: Walk, depth: number): unknown {
+  let changed = false;
+  const entries: [unknown, unknown][] = [];
+  let index = 0;
+  for (const [key, item] of map) {
+    walk.segments.push(`<Map key ${index}>`);
+    const preparedKey = prepare(key, walk, depth + 1);
+    walk.segments.pop();
+    walk.segments.push(`<Map value ${index}>`);
+    const prepared = prepare(item, walk, depth + 1);
+    walk.segments.pop();
+    if (preparedKey !== key || prepared !== item) changed = true;
+    entries.push([preparedKey, prepared]);
+    index++;
+  }
+  return changed ? new Map(entries) : map;
+}
+
+function prepareSet(set: Set<unknown>, walk: Walk, depth: number): unknown {
+  let changed = false;
+  const items: unknown[] = [];
+  let index = 0;
+  for (const item of set) {
+    walk.segments.push(`<Set item ${index++}>`);
+    const prepared = prepare(item, walk, depth + 1);
+    walk.segments.pop();
+    if (prepared !== item) changed = true;
+    items.push(prepared);
+  }
+  return changed ? new Set(items) : set;
+}
+
+/** Throws UnstorableValueError (with the path) for a value a hit could not return as it is. */
+export function storableForm(value: unknown): unknown {
+  return prepare(value, new Walk(), 0);
+}
+
+/** MessagePack of `value` (records mode); throws UnstorableValueError before encoding anything it cannot keep. */
+export function encodeValue(value: unknown): Uint8Array {
+  return packr.pack(storableForm(value));
+}
+
+/** MessagePack of the array `[...header, value]`: `header` holds numbers, strings and null (no walk), `value` as above. */
+export function encodeWithHeader(header: readonly unknown[], value: unknown): Uint8Array {
+  return packr.pack([...header, storableForm(value)]);
+}
+
+/** A fresh copy of what `encodeValue` wrote. */
+export function decodeValue(bytes: Uint8Array): unknown {
+  // From a Buffer, msgpackr's copies of `bin` data are Buffers (as stored); from a plain Uint8Array they would not be.
+  return unpackr.unpack(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+}
