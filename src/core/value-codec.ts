@@ -46,6 +46,8 @@ const enum Kind {
   Object = 4,
   /** An array with holes: [length, index1, value1, index2, value2, ...]. */
   Sparse = 5,
+  /** A Map, where MessagePack maps are objects (maps mode): [k1, v1, k2, v2, ...]. */
+  Map = 6,
 }
 
 /** What the walk puts where msgpackr alone would change the value. */
@@ -75,6 +77,12 @@ function revive([kind, data]: [Kind, unknown]): unknown {
       }
       return object;
     }
+    case Kind.Map: {
+      const entries = data as unknown[];
+      const map = new Map<unknown, unknown>();
+      for (let i = 0; i < entries.length; i += 2) map.set(entries[i], entries[i + 1]);
+      return map;
+    }
     case Kind.Sparse: {
       const [length, ...entries] = data as [number, ...unknown[]];
       const array = new Array<unknown>(length);
@@ -87,11 +95,6 @@ function revive([kind, data]: [Kind, unknown]): unknown {
 }
 
 addExtension({ Class: Special, type: EXT_TYPE, write: (special: Special) => [special.kind, special.data], read: revive });
-
-const OPTIONS = { useRecords: true, mapsAsObjects: false, moreTypes: true } as const;
-const packr = new Packr(OPTIONS);
-// copyBuffers: a Buffer in the value is a copy, never a view of the stored bytes (each caller owns its copy).
-const unpackr = new Unpackr({ ...OPTIONS, copyBuffers: true });
 
 /** The typed arrays msgpackr writes as extensions and reads back as the same class. */
 const NATIVE = new Set<unknown>(
@@ -111,6 +114,8 @@ const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 class Walk {
   readonly segments: string[] = ['result'];
   readonly ancestors: object[] = [];
+  /** Whether MessagePack maps are Maps (records mode), or objects (maps mode: Maps go the Special way). */
+  constructor(readonly mapsNative: boolean) {}
 
   fail(reason: string): never {
     throw new UnstorableValueError(this.segments.join(''), reason);
@@ -246,6 +251,7 @@ function prepareMap(map: Map<unknown, unknown>, walk: Walk, depth: number): unkn
     entries.push([preparedKey, prepared]);
     index++;
   }
+  if (!walk.mapsNative) return new Special(Kind.Map, entries.flat());
   return changed ? new Map(entries) : map;
 }
 
@@ -263,23 +269,35 @@ function prepareSet(set: Set<unknown>, walk: Walk, depth: number): unknown {
   return changed ? new Set(items) : set;
 }
 
-/** Throws UnstorableValueError (with the path) for a value a hit could not return as it is. */
-export function storableForm(value: unknown): unknown {
-  return prepare(value, new Walk(), 0);
+export interface ValueCodec {
+  /** MessagePack of `value`; throws UnstorableValueError (with the path) before encoding anything it cannot keep. */
+  encode(value: unknown): Uint8Array;
+  /** MessagePack of the array `[...header, value]`: `header` holds numbers, strings and null (not walked). */
+  encodeWithHeader(header: readonly unknown[], value: unknown): Uint8Array;
+  /** A fresh copy of what `encode` wrote. */
+  decode(bytes: Uint8Array): unknown;
 }
 
-/** MessagePack of `value` (records mode); throws UnstorableValueError before encoding anything it cannot keep. */
-export function encodeValue(value: unknown): Uint8Array {
-  return packr.pack(storableForm(value));
+/**
+ * `records`: msgpackr records (objects) and MessagePack maps (Maps); `maps`: objects as MessagePack maps and Maps as
+ * ext 0x4B. Both read Date, Set, bigint, typed arrays, ArrayBuffer, DataView and `undefined` natively (`moreTypes`).
+ */
+export function createValueCodec(mode: 'records' | 'maps'): ValueCodec {
+  const options = mode === 'records' ? { useRecords: true, mapsAsObjects: false, moreTypes: true } : { useRecords: false, mapsAsObjects: true, variableMapSize: true, moreTypes: true };
+  const packr = new Packr(options);
+  // copyBuffers: a Buffer in the value is a copy, never a view of the stored bytes (each caller owns its copy).
+  const unpackr = new Unpackr({ ...options, copyBuffers: true });
+  const storable = (value: unknown) => prepare(value, new Walk(mode === 'records'), 0);
+  return {
+    encode: (value) => packr.pack(storable(value)),
+    encodeWithHeader: (header, value) => packr.pack([...header, storable(value)]),
+    // From a Buffer, msgpackr's copies of `bin` data are Buffers (as stored); from a plain Uint8Array they would not be.
+    decode: (bytes) => unpackr.unpack(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
+  };
 }
 
-/** MessagePack of the array `[...header, value]`: `header` holds numbers, strings and null (no walk), `value` as above. */
-export function encodeWithHeader(header: readonly unknown[], value: unknown): Uint8Array {
-  return packr.pack([...header, storableForm(value)]);
-}
-
-/** A fresh copy of what `encodeValue` wrote. */
-export function decodeValue(bytes: Uint8Array): unknown {
-  // From a Buffer, msgpackr's copies of `bin` data are Buffers (as stored); from a plain Uint8Array they would not be.
-  return unpackr.unpack(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-}
+/** The codec of `cache(fn)` records. */
+export const valueCodec = createValueCodec('records');
+export const encodeValue = valueCodec.encode;
+export const encodeWithHeader = valueCodec.encodeWithHeader;
+export const decodeValue = valueCodec.decode;
