@@ -40,7 +40,7 @@ const enum Kind {
   NegativeZero = 0,
   Url = 1,
   Symbol = 2,
-  /** A string with lone surrogates (not valid UTF-8): its UTF-16 code units. */
+  /** A string with lone surrogates (not valid UTF-8): its UTF-16LE code units (Node's utf16le keeps them). */
   Utf16 = 3,
   /** Null prototype or an own `__proto__` key: [nullPrototype, k1, v1, k2, v2, ...]. */
   Object = 4,
@@ -67,7 +67,7 @@ function revive([kind, data]: [Kind, unknown]): unknown {
     case Kind.Symbol:
       return Symbol.for(data as string);
     case Kind.Utf16:
-      return String.fromCharCode(...(data as number[]));
+      return Buffer.from(data as Uint8Array).toString('utf16le');
     case Kind.Object: {
       const [nullPrototype, ...entries] = data as [boolean, ...unknown[]];
       const object = nullPrototype ? (Object.create(null) as Record<string, unknown>) : {};
@@ -110,15 +110,26 @@ const wellFormed: (s: string) => boolean =
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 
-/** The walk's position, as segments joined only when an error is reported. */
+/** A path step inside a Map or Set (object keys are pushed as strings, array indices as numbers). */
+class Step {
+  constructor(
+    readonly label: string,
+    readonly index?: number,
+  ) {}
+  get text(): string {
+    return this.index === undefined ? this.label : `<${this.label} ${this.index}>`;
+  }
+}
+
+/** The walk's position, as steps formatted only when an error is reported (the walk itself stays cheap). */
 class Walk {
-  readonly segments: string[] = ['result'];
+  readonly segments: (string | number | Step)[] = [new Step('result')];
   readonly ancestors: object[] = [];
   /** Whether MessagePack maps are Maps (records mode), or objects (maps mode: Maps go the Special way). */
   constructor(readonly mapsNative: boolean) {}
 
   fail(reason: string): never {
-    throw new UnstorableValueError(this.segments.join(''), reason);
+    throw new UnstorableValueError(this.path(this.segments.length), reason);
   }
 
   /** Reports where the path first comes back to an object it is inside (cycles are looked for only some levels down). */
@@ -128,11 +139,16 @@ class Walk {
     for (const [at, object] of path.entries()) {
       const first = seen.get(object);
       if (first !== undefined) {
-        throw new UnstorableValueError(this.segments.slice(0, at + 1).join(''), `refers back to ${this.segments.slice(0, first + 1).join('')} (a cycle)`);
+        throw new UnstorableValueError(this.path(at + 1), `refers back to ${this.path(first + 1)} (a cycle)`);
       }
       seen.set(object, at);
     }
     return this.fail('is part of a cycle');
+  }
+
+  /** `result.items[3].render` for the first `steps` steps. */
+  path(steps: number): string {
+    return this.segments.slice(0, steps).map((step) => (step instanceof Step ? step.text : typeof step === 'number' ? `[${step}]` : keySegment(step))).join('');
   }
 }
 
@@ -153,7 +169,7 @@ function describe(value: object): string {
 function prepare(value: unknown, walk: Walk, depth: number): unknown {
   switch (typeof value) {
     case 'string':
-      return wellFormed(value) ? value : new Special(Kind.Utf16, Array.from({ length: value.length }, (_, i) => value.charCodeAt(i)));
+      return wellFormed(value) ? value : new Special(Kind.Utf16, Buffer.from(value, 'utf16le'));
     case 'number':
       return value === 0 && 1 / value < 0 ? new Special(Kind.NegativeZero, null) : value;
     case 'boolean':
@@ -201,7 +217,7 @@ function prepareArray(array: unknown[], walk: Walk, depth: number): unknown {
       holes = true;
       continue;
     }
-    walk.segments.push(`[${i}]`);
+    walk.segments.push(i);
     const prepared = prepare(item, walk, depth + 1);
     walk.segments.pop();
     if (prepared !== item) (copy ??= array.slice())[i] = prepared;
@@ -219,7 +235,7 @@ function prepareObject(object: Record<string, unknown>, nullPrototype: boolean, 
   if (nullPrototype || keys.some((key) => key === '__proto__' || !wellFormed(key))) {
     const entries: unknown[] = [nullPrototype];
     for (const key of keys) {
-      walk.segments.push(keySegment(key));
+      walk.segments.push(key);
       entries.push(prepare(key, walk, depth + 1), prepare(object[key], walk, depth + 1));
       walk.segments.pop();
     }
@@ -228,7 +244,7 @@ function prepareObject(object: Record<string, unknown>, nullPrototype: boolean, 
   let copy: Record<string, unknown> | undefined;
   for (const key of keys) {
     const item = object[key];
-    walk.segments.push(keySegment(key));
+    walk.segments.push(key);
     const prepared = prepare(item, walk, depth + 1);
     walk.segments.pop();
     if (prepared !== item) (copy ??= { ...object })[key] = prepared;
@@ -241,10 +257,10 @@ function prepareMap(map: Map<unknown, unknown>, walk: Walk, depth: number): unkn
   const entries: [unknown, unknown][] = [];
   let index = 0;
   for (const [key, item] of map) {
-    walk.segments.push(`<Map key ${index}>`);
+    walk.segments.push(new Step('Map key', index));
     const preparedKey = prepare(key, walk, depth + 1);
     walk.segments.pop();
-    walk.segments.push(`<Map value ${index}>`);
+    walk.segments.push(new Step('Map value', index));
     const prepared = prepare(item, walk, depth + 1);
     walk.segments.pop();
     if (preparedKey !== key || prepared !== item) changed = true;
@@ -260,7 +276,7 @@ function prepareSet(set: Set<unknown>, walk: Walk, depth: number): unknown {
   const items: unknown[] = [];
   let index = 0;
   for (const item of set) {
-    walk.segments.push(`<Set item ${index++}>`);
+    walk.segments.push(new Step('Set item', index++));
     const prepared = prepare(item, walk, depth + 1);
     walk.segments.pop();
     if (prepared !== item) changed = true;

@@ -73,6 +73,20 @@ describe('cache(fn) values: a hit returns what the miss returned', () => {
     expect((await g()).buf.toString()).toBe('hello');
   });
 
+  it('edges: a long string with a lone surrogate, 500 levels of nesting, a sparse array of a million slots', async () => {
+    const deep: Record<string, unknown> = {};
+    let node = deep;
+    for (let i = 0; i < 500; i++) node = (node.next = { i }) as Record<string, unknown>;
+    const sparse: unknown[] = [];
+    sparse[999_999] = 'last';
+    const value = { text: `${'x'.repeat(200_000)}\ud800`, deep, sparse };
+    const f = cache(async function edges() { return value; }, { backend: new MemoryBackend(), l1: false });
+    await f();
+    const hit = await f.detailed();
+    expect(hit.status).toBe('l2');
+    expect(difference(value, hit.value)).toBeNull();
+  });
+
   it('cache.secure values too (decrypted on every hit)', async () => {
     const backend = new MemoryBackend();
     const load = async function secretExample() { return issueValue(); };
@@ -114,6 +128,7 @@ describe('cache(fn) values that cannot come back as they are: refused loudly, ne
     ['a WeakMap', () => ({ cache: new WeakMap() }), 'result.cache is an instance of WeakMap'],
     ['a cycle', () => { const node: Record<string, unknown> = { child: { name: 'c' } }; (node.child as Record<string, unknown>).parent = node; return node; }, 'result.child.parent refers back to result (a cycle)'],
     ['a Map subclass', () => ({ m: new (class Registry extends Map {})() }), 'result.m is an instance of Registry'],
+    ['nesting deeper than 1000 levels', () => { const root: unknown[] = []; let node = root; for (let i = 0; i < 1001; i++) node.push((node = [])); return root; }, 'is nested deeper than 1000 levels'],
   ])('%s', async (_what, make, message) => {
     captureWarnings();
     const backend = new MemoryBackend();
