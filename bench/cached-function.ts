@@ -12,25 +12,10 @@ import { Packr } from 'msgpackr';
 import { RedisBackend } from '../src/backends/redis.js';
 import { cache, type CachedFunction } from '../src/core/cached-function.js';
 import { startRedis } from '../test/support/servers.js';
-import { formatNumber, loadAverage, loadLine, machineLine, markdownTable, median, opsPerSecond, prng, quietTeardown, settle } from './support.js';
+import { formatNumber, loadAverage, loadLine, machineLine, markdownTable, median, opsPerSecond, prng, product, quietTeardown, settle } from './support.js';
 
 const ROUNDS = 5;
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, variableMapSize: true });
-
-function product(rand: () => number, id: number) {
-  const words = ['steel', 'oak', 'linen', 'matte', 'waterproof', 'compact', 'café', 'Zürich', 'classic', 'travel'];
-  const text = (n: number) => Array.from({ length: n }, () => words[Math.floor(rand() * words.length)]).join(' ');
-  return {
-    id: `sku-${id}`,
-    name: text(4),
-    description: text(40),
-    price: Math.round(rand() * 100_000) / 100,
-    stock: Math.floor(rand() * 500),
-    tags: [text(1), text(1), text(1)],
-    variants: Array.from({ length: 6 }, (_, i) => ({ sku: `sku-${id}-${i}`, color: text(1), size: ['S', 'M', 'L'][i % 3], price: Math.round(rand() * 100_000) / 100 })),
-    reviews: Array.from({ length: 3 }, () => ({ stars: 1 + Math.floor(rand() * 5), text: text(25) })),
-  };
-}
 
 const VALUES = [
   { label: '2 KB record', make: () => product(prng(1), 1) },

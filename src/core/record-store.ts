@@ -18,6 +18,7 @@
  * value.
  */
 import type { Backend } from '../backends/types.js';
+import { assertBounded } from './codec.js';
 import type { EncryptionContext, Encryptor } from './encryption.js';
 import { createEnvelopeCodec, type EnvelopeCodec } from './envelope.js';
 import { clearCipher, entryCipher, interopCipher, SealedCache } from './sealed.js';
@@ -79,11 +80,15 @@ export function decodeRecord(payload: Uint8Array): StoredRecord {
   return { v, s, f, ...(e === null ? {} : { e }), ...(t === null ? {} : { t: t as string[] }) };
 }
 
-/** The record's MessagePack, or `null` for a legacy record. */
+/**
+ * The record's MessagePack, or `null` for a legacy record. Its declared lengths are checked here, once per read from
+ * the L2 (a hostile length must not make msgpackr allocate), not on every L1 hit of the same bytes.
+ */
 function openEnvelope(bytes: Uint8Array): Uint8Array | null {
   const { data, format } = envelope!.decode(bytes);
   if (format === LEGACY_FORMAT) return null;
   if (format !== RECORD_FORMAT) throw new Error(`envelope format ${JSON.stringify(format)} is not ${RECORD_FORMAT}`);
+  assertBounded(data);
   return data;
 }
 

@@ -11,11 +11,12 @@
  * and named properties of arrays, are not stored (as JSON and React Server Components do). Shared references are
  * stored as copies.
  *
- * Encoding (chosen by measurement, bench/value-codec.ts): msgpackr in records mode with `moreTypes`, which keeps Map
- * (a MessagePack map) apart from objects (records), and reads Date, Set, BigInt, typed arrays, ArrayBuffer, DataView
- * and `undefined` natively; what msgpackr would change (`-0`, URL, lone surrogates, holes, null prototypes, an own
- * `__proto__` key, registered symbols) is written as one extension type, 0x4B, registered once with msgpackr's
- * process-wide `addExtension` (any msgpackr decoder in the process then reads type 0x4B this way).
+ * Encoding (chosen by measurement, bench/value-codec.ts): msgpackr as for the handlers' entries (objects as MessagePack
+ * maps), plus `moreTypes`, so Date, Set, BigInt, typed arrays, ArrayBuffer, DataView and `undefined` are read back
+ * natively; what msgpackr would change (Map, `-0`, URL, lone surrogates, holes, null prototypes, an own `__proto__`
+ * key, registered symbols) is written as one extension type, 0x4B, registered once with msgpackr's process-wide
+ * `addExtension` (any msgpackr decoder in the process then reads type 0x4B this way). msgpackr's records mode keeps
+ * Maps apart natively and is smaller, but compiles a reader per object shape on every decode: slower below ~30 KB.
  */
 import { addExtension, Packr, Unpackr } from 'msgpackr';
 
@@ -46,7 +47,7 @@ const enum Kind {
   Object = 4,
   /** An array with holes: [length, index1, value1, index2, value2, ...]. */
   Sparse = 5,
-  /** A Map, where MessagePack maps are objects (maps mode): [k1, v1, k2, v2, ...]. */
+  /** A Map (MessagePack maps are objects): [k1, v1, k2, v2, ...]. */
   Map = 6,
 }
 
@@ -125,8 +126,6 @@ class Step {
 class Walk {
   readonly segments: (string | number | Step)[] = [new Step('result')];
   readonly ancestors: object[] = [];
-  /** Whether MessagePack maps are Maps (records mode), or objects (maps mode: Maps go the Special way). */
-  constructor(readonly mapsNative: boolean) {}
 
   fail(reason: string): never {
     throw new UnstorableValueError(this.path(this.segments.length), reason);
@@ -231,7 +230,7 @@ function prepareArray(array: unknown[], walk: Walk, depth: number): unknown {
 
 function prepareObject(object: Record<string, unknown>, nullPrototype: boolean, walk: Walk, depth: number): unknown {
   const keys = Object.keys(object);
-  // msgpackr's records rename an own `__proto__` and write keys as UTF-8: such objects go the Special way.
+  // msgpackr renames an own `__proto__` key and writes keys as UTF-8: such objects go the Special way.
   if (nullPrototype || keys.some((key) => key === '__proto__' || !wellFormed(key))) {
     const entries: unknown[] = [nullPrototype];
     for (const key of keys) {
@@ -253,22 +252,17 @@ function prepareObject(object: Record<string, unknown>, nullPrototype: boolean, 
 }
 
 function prepareMap(map: Map<unknown, unknown>, walk: Walk, depth: number): unknown {
-  let changed = false;
-  const entries: [unknown, unknown][] = [];
+  const entries: unknown[] = [];
   let index = 0;
   for (const [key, item] of map) {
     walk.segments.push(new Step('Map key', index));
-    const preparedKey = prepare(key, walk, depth + 1);
+    entries.push(prepare(key, walk, depth + 1));
     walk.segments.pop();
-    walk.segments.push(new Step('Map value', index));
-    const prepared = prepare(item, walk, depth + 1);
+    walk.segments.push(new Step('Map value', index++));
+    entries.push(prepare(item, walk, depth + 1));
     walk.segments.pop();
-    if (preparedKey !== key || prepared !== item) changed = true;
-    entries.push([preparedKey, prepared]);
-    index++;
   }
-  if (!walk.mapsNative) return new Special(Kind.Map, entries.flat());
-  return changed ? new Map(entries) : map;
+  return new Special(Kind.Map, entries);
 }
 
 function prepareSet(set: Set<unknown>, walk: Walk, depth: number): unknown {
@@ -285,35 +279,28 @@ function prepareSet(set: Set<unknown>, walk: Walk, depth: number): unknown {
   return changed ? new Set(items) : set;
 }
 
-export interface ValueCodec {
-  /** MessagePack of `value`; throws UnstorableValueError (with the path) before encoding anything it cannot keep. */
-  encode(value: unknown): Uint8Array;
-  /** MessagePack of the array `[...header, value]`: `header` holds numbers, strings and null (not walked). */
-  encodeWithHeader(header: readonly unknown[], value: unknown): Uint8Array;
-  /** A fresh copy of what `encode` wrote. */
-  decode(bytes: Uint8Array): unknown;
+const OPTIONS = { useRecords: false, mapsAsObjects: true, variableMapSize: true, moreTypes: true } as const;
+const packr = new Packr(OPTIONS);
+// copyBuffers: a Buffer in the value is a copy, never a view of the stored bytes (each caller owns its copy).
+const unpackr = new Unpackr({ ...OPTIONS, copyBuffers: true });
+
+/** What msgpackr should write for `value`; throws UnstorableValueError (with the path) for what it cannot keep. */
+export function storableForm(value: unknown): unknown {
+  return prepare(value, new Walk(), 0);
 }
 
-/**
- * `records`: msgpackr records (objects) and MessagePack maps (Maps); `maps`: objects as MessagePack maps and Maps as
- * ext 0x4B. Both read Date, Set, bigint, typed arrays, ArrayBuffer, DataView and `undefined` natively (`moreTypes`).
- */
-export function createValueCodec(mode: 'records' | 'maps'): ValueCodec {
-  const options = mode === 'records' ? { useRecords: true, mapsAsObjects: false, moreTypes: true } : { useRecords: false, mapsAsObjects: true, variableMapSize: true, moreTypes: true };
-  const packr = new Packr(options);
-  // copyBuffers: a Buffer in the value is a copy, never a view of the stored bytes (each caller owns its copy).
-  const unpackr = new Unpackr({ ...options, copyBuffers: true });
-  const storable = (value: unknown) => prepare(value, new Walk(mode === 'records'), 0);
-  return {
-    encode: (value) => packr.pack(storable(value)),
-    encodeWithHeader: (header, value) => packr.pack([...header, storable(value)]),
-    // From a Buffer, msgpackr's copies of `bin` data are Buffers (as stored); from a plain Uint8Array they would not be.
-    decode: (bytes) => unpackr.unpack(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
-  };
+/** MessagePack of `value`; throws UnstorableValueError before encoding anything it cannot keep. */
+export function encodeValue(value: unknown): Uint8Array {
+  return packr.pack(storableForm(value));
 }
 
-/** The codec of `cache(fn)` records. */
-export const valueCodec = createValueCodec('records');
-export const encodeValue = valueCodec.encode;
-export const encodeWithHeader = valueCodec.encodeWithHeader;
-export const decodeValue = valueCodec.decode;
+/** MessagePack of the array `[...header, value]`: `header` holds numbers, strings and null (not walked). */
+export function encodeWithHeader(header: readonly unknown[], value: unknown): Uint8Array {
+  return packr.pack([...header, storableForm(value)]);
+}
+
+/** A fresh copy of what `encodeValue` wrote. */
+export function decodeValue(bytes: Uint8Array): unknown {
+  // From a Buffer, msgpackr's copies of `bin` data are Buffers (as stored); from a plain Uint8Array they would not be.
+  return unpackr.unpack(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+}
