@@ -103,11 +103,8 @@ const NATIVE = new Set<unknown>(
     .map((type) => type.prototype)
     .concat([Buffer.prototype]),
 );
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-const wellFormed: (s: string) => boolean =
-  typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === 'function'
-    ? (s) => (s as string & { isWellFormed(): boolean }).isWellFormed()
-    : (s) => !LONE_SURROGATE.test(s);
+/** Whether `s` is valid UTF-16 (no lone surrogate): String.prototype.isWellFormed, Node >= 20. */
+const wellFormed = (s: string): boolean => (s as string & { isWellFormed(): boolean }).isWellFormed();
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 
@@ -230,18 +227,11 @@ function prepareArray(array: unknown[], walk: Walk, depth: number): unknown {
 
 function prepareObject(object: Record<string, unknown>, nullPrototype: boolean, walk: Walk, depth: number): unknown {
   const keys = Object.keys(object);
-  // msgpackr renames an own `__proto__` key and writes keys as UTF-8: such objects go the Special way.
-  if (nullPrototype || keys.some((key) => key === '__proto__' || !wellFormed(key))) {
-    const entries: unknown[] = [nullPrototype];
-    for (const key of keys) {
-      walk.segments.push(key);
-      entries.push(prepare(key, walk, depth + 1), prepare(object[key], walk, depth + 1));
-      walk.segments.pop();
-    }
-    return new Special(Kind.Object, entries);
-  }
+  if (nullPrototype) return prepareSpecialObject(object, keys, true, walk, depth);
   let copy: Record<string, unknown> | undefined;
   for (const key of keys) {
+    // msgpackr renames an own `__proto__` key and writes keys as UTF-8: such objects go the Special way.
+    if (key === '__proto__' || !wellFormed(key)) return prepareSpecialObject(object, keys, false, walk, depth);
     const item = object[key];
     walk.segments.push(key);
     const prepared = prepare(item, walk, depth + 1);
@@ -249,6 +239,16 @@ function prepareObject(object: Record<string, unknown>, nullPrototype: boolean, 
     if (prepared !== item) (copy ??= { ...object })[key] = prepared;
   }
   return copy ?? object;
+}
+
+function prepareSpecialObject(object: Record<string, unknown>, keys: string[], nullPrototype: boolean, walk: Walk, depth: number): Special {
+  const entries: unknown[] = [nullPrototype];
+  for (const key of keys) {
+    walk.segments.push(key);
+    entries.push(prepare(key, walk, depth + 1), prepare(object[key], walk, depth + 1));
+    walk.segments.pop();
+  }
+  return new Special(Kind.Object, entries);
 }
 
 function prepareMap(map: Map<unknown, unknown>, walk: Walk, depth: number): unknown {
