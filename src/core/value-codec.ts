@@ -87,7 +87,10 @@ function revive([kind, data]: [Kind, unknown]): unknown {
     case Kind.Sparse: {
       const [length, ...entries] = data as [number, ...unknown[]];
       const array = new Array<unknown>(length);
-      for (let i = 0; i < entries.length; i += 2) array[entries[i] as number] = entries[i + 1];
+      for (let i = 0; i < entries.length; i += 2) {
+        if (!Number.isInteger(entries[i])) throw new Error('corrupt sparse array: an index that is not an integer');
+        array[entries[i] as number] = entries[i + 1];
+      }
       return array;
     }
     default:
@@ -97,7 +100,7 @@ function revive([kind, data]: [Kind, unknown]): unknown {
 
 addExtension({ Class: Special, type: EXT_TYPE, write: (special: Special) => [special.kind, special.data], read: revive });
 
-/** The typed arrays msgpackr writes as extensions and reads back as the same class. */
+/** What msgpackr (`moreTypes`) writes and reads back as the same class: typed arrays, buffers, DataView, Date. */
 const NATIVE = new Set<unknown>(
   [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array, ArrayBuffer, DataView, Date]
     .map((type) => type.prototype)
