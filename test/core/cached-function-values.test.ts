@@ -8,6 +8,7 @@ import { Packr } from 'msgpackr';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../../src/backends/memory.js';
 import { cache } from '../../src/core/cached-function.js';
+import { Encryptor } from '../../src/core/encryption.js';
 import { createEnvelopeCodec } from '../../src/core/envelope.js';
 import { setLogger } from '../../src/core/log.js';
 import { anotherInstance } from '../support/instances.js';
@@ -157,6 +158,20 @@ describe('cache(fn) records written before values were typed', () => {
     expect(first.value.m).toBeInstanceOf(Map);
     expect((await f.detailed()).status).toBe('l2');
     expect(warnings).toEqual([]);
+  });
+
+  it('sealed (cache.secure) ones too', async () => {
+    const backend = new MemoryBackend();
+    const masterKey = '5a'.repeat(32);
+    let calls = 0;
+    const f = cache.secure(async function legacySealed() { calls++; return { s: new Set([1]) }; }, { backend, l1: false, encryption: { masterKey } });
+    const now = Date.now();
+    const old = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, variableMapSize: true }).pack({ e: now + 60_000, v: { s: [1] }, s: now, f: now + 60_000 });
+    const sealed = new Encryptor({ masterKey }).encrypt((await createEnvelopeCodec()).encode(old, 'msgpack'), { tenantId: 'default', cacheKey: f.keyFor(), format: 'msgpack', compressed: true });
+    await backend.set(f.keyFor(), sealed, 60);
+    const first = await f.detailed();
+    expect([first.status, calls]).toEqual(['miss', 1]);
+    expect(first.value.s).toBeInstanceOf(Set);
   });
 });
 
