@@ -26,7 +26,8 @@ import { BackendError, hasLocks, type Backend } from '../backends/types.js';
 import { configuredOptions, configuredRuntime, defaultNamespace, OPTIONS_ENV, type Runtime } from '../next/runtime.js';
 import { sharedBus, type CoherenceBus } from './coherence.js';
 import { Encryptor, type EncryptionOptions } from './encryption.js';
-import { INTEROP_SEGMENT, interopKey } from './interop.js';
+import { interopKey, interopSegmentProblem } from './interop.js';
+import { backendKeyPrefix } from './sealed.js';
 import { warnRateLimited } from './log.js';
 import { objectId } from './identity.js';
 import { ArgumentKeyError, hashArgs } from './loader-key.js';
@@ -216,6 +217,10 @@ export class CachedCore {
 
   #wire(backend: Backend | null): Wired {
     const settings = this.#settings;
+    if (settings.interop && backendKeyPrefix(backend) !== '') {
+      // Interop keys are the same bytes in every SDK: a prefix would hide our entries from Python and theirs from us.
+      throw new ConfigError(COMPONENT, 'backend', `must have no keyPrefix with \`interop\` (got ${JSON.stringify(backendKeyPrefix(backend))}): interop keys are shared verbatim across SDKs; give interop loaders a backend without one`);
+    }
     const bus = backend ? sharedBus(backend, settings.channel, (error, operation) => report(error, operation, settings.channel, settings)) : null;
     const local = backend === null || backend instanceof MemoryBackend;
     let l1 = settings.l1;
@@ -285,6 +290,7 @@ export class CachedCore {
       // Only the first calls of a lazily resolved backend wait; afterwards no extra turn of the event loop.
       if (!this.#wired) await this.#ready();
     } catch (error) {
+      if (this.#settings.interop && error instanceof ConfigError) throw error; // a prefixed backend: refused loudly
       // No backend (its module failed to load): the call is answered, uncached; the next call tries again.
       report(error, 'backend', key, this.#settings);
       this.stats.misses++;
@@ -585,10 +591,9 @@ function interopSettings<A extends unknown[]>(options: CacheOptions<A>, fnName: 
   if (interop === null || typeof interop !== 'object') throw new ConfigError(COMPONENT, 'interop', 'must be { namespace, operation }');
   assertKnownOptions(`${COMPONENT}.interop`, interop, ['namespace', 'operation']);
   const operation = interop.operation ?? fnName;
-  for (const [option, value] of [['interop.namespace', interop.namespace], ['interop.operation', operation]] as const) {
-    if (typeof value !== 'string' || !INTEROP_SEGMENT.test(value)) {
-      throw new ConfigError(COMPONENT, option, `must match ${INTEROP_SEGMENT.source} (Python cachekit's rule), got ${JSON.stringify(value)}`);
-    }
+  for (const [kind, value] of [['namespace', interop.namespace], ['operation', operation]] as const) {
+    const problem = interopSegmentProblem(kind, value);
+    if (problem) throw new ConfigError(COMPONENT, `interop.${kind}`, problem);
   }
   // Entries a Python service writes carry no stored-at time or tags, and their key is derived, never chosen.
   for (const option of ['tags', 'paths', 'staleTtl', 'key', 'namespace'] as const) {
@@ -665,7 +670,8 @@ function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, 
     if (typeof value !== 'string' || value === '') throw new ConfigError(COMPONENT, 'tenant', `function must return a non-empty string, got ${JSON.stringify(value)}`);
     return value;
   };
-  // Arguments without a key (or a failing `key`/`tenant` function) reject the call before `fn` runs.
+  // Arguments without a key (a function, a class instance; in interop a number past 2^53), or a failing `key`/`tenant`
+  // function, reject the call before `fn` runs.
   const run = (args: A) => {
     try {
       return core.runDetailed(keyFor(...args), async () => fn(...args), policy, tenantFor(args));
