@@ -50,13 +50,30 @@ export interface Lz4Native {
   uncompressSync(data: Uint8Array): Buffer;
 }
 
+/** Set by tsup: `true` in the CommonJS build, `false` in the ESM build; absent when the sources run directly (tests). */
+declare const __CACHEKIT_CJS__: boolean | undefined;
+
+// Bound once, to a name: output file tracing (nft, Turbopack) follows calls through a variable holding
+// createRequire(import.meta.url), not through an inline createRequire(...)(...).
+const requireHere = createRequire(import.meta.url);
+
+/**
+ * lz4-napi by a call that Next's output file tracing sees, so `output: 'standalone'` gets the package and its native
+ * binary: a literal `require('lz4-napi')` in the CommonJS build (the one Next loads as cacheHandler), `requireHere`
+ * in the ESM build.
+ */
+function requireLz4(): Lz4Native {
+  if (typeof __CACHEKIT_CJS__ !== 'undefined' && __CACHEKIT_CJS__) return require('lz4-napi') as Lz4Native;
+  return requireHere('lz4-napi') as Lz4Native;
+}
+
 // lz4-napi is CommonJS with a native binding (lz4_flex, the same LZ4 as cachekit-core): load it lazily, once. Where
 // no prebuilt binary exists the envelope still works: literal-only blocks out, the TypeScript decoder in.
 let lz4Native: Lz4Native | null | undefined;
 function lz4(): Lz4Native | null {
   if (lz4Native === undefined) {
     try {
-      lz4Native = createRequire(import.meta.url)('lz4-napi') as Lz4Native;
+      lz4Native = requireLz4();
     } catch (error) {
       lz4Native = null;
       logger().warn(`[cachekit] [envelope] native LZ4 (lz4-napi) unavailable, values are stored uncompressed: ${(error as Error).message}`);
