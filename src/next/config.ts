@@ -17,6 +17,7 @@ import { isBackend } from '../backends/types.js';
 import { logger } from '../core/log.js';
 import { assertKnownOptions, ConfigError, describe } from '../core/options.js';
 import { validateBackendSpec, type BackendDescription, type BackendSpec } from './backend-spec.js';
+import { isGeneratedHandler, writeBuiltHandlers } from './built-options.js';
 import { OPTIONS_ENV, validateOptions, type CachekitNextOptions, type ConfiguredOptions } from './runtime.js';
 
 export type { BackendDescription } from './backend-spec.js';
@@ -85,13 +86,13 @@ export function withCachekit<T extends object>(
   if (typeof nextConfig === 'function') {
     return async (phase, context) => {
       process.env[OPTIONS_ENV] = serialised;
-      return applyTo(await (nextConfig as ConfigFunction<T>)(phase, context));
+      return applyTo(await (nextConfig as ConfigFunction<T>)(phase, context), serialised);
     };
   }
   if (nextConfig === null || typeof nextConfig !== 'object' || Array.isArray(nextConfig)) {
     throw new ConfigError(COMPONENT, 'nextConfig', `must be a Next.js config object or function, got ${describe(nextConfig)}`);
   }
-  return applyTo(nextConfig);
+  return applyTo(nextConfig, serialised);
 }
 
 /** The paths Next gets: this package's own handler modules, resolved from the installed package. */
@@ -109,10 +110,11 @@ function ownFile(): string {
   return fileURLToPath(import.meta.url);
 }
 
-function applyTo<T extends object>(nextConfig: T): T & CachekitNextConfig {
-  const user = nextConfig as CachekitNextConfig;
-  const { cacheHandler, useCacheHandler } = handlerPaths();
-  const ours = (value: unknown, target: string) => value === undefined || value === null || samePath(value, target);
+function applyTo<T extends object>(nextConfig: T, serialised: string): T & CachekitNextConfig {
+  const user = nextConfig as CachekitNextConfig & { output?: unknown };
+  // output: 'standalone': server.js never evaluates next.config, so the handlers are modules that carry the options.
+  const { cacheHandler, useCacheHandler } = user.output === 'standalone' ? writeBuiltHandlers(serialised, process.cwd()) : handlerPaths();
+  const ours = (value: unknown, target: string) => value === undefined || value === null || samePath(value, target) || (typeof value === 'string' && isGeneratedHandler(value));
 
   if (!ours(user.cacheHandler, cacheHandler)) {
     throw new ConfigError(COMPONENT, 'cacheHandler', `is already set to ${describe(user.cacheHandler)}; withCachekit sets it to cachekit-next's handler: remove it, or configure the handler by hand instead of withCachekit`);
