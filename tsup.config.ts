@@ -1,10 +1,11 @@
 import { defineConfig, type Options } from 'tsup';
 
 /**
- * The CommonJS build (the one Next loads as cacheHandler) keeps a literal `require('lz4-napi')`: Next's output file
- * tracing (`output: 'standalone'`) follows only literal requires, and esbuild's code splitting writes `__require(...)`.
+ * The CommonJS build (the one Next loads as cacheHandler) keeps a literal `require('lz4-napi')` (and of its WebAssembly
+ * fallback): Next's output file tracing (`output: 'standalone'`) follows only literal requires, and esbuild's code
+ * splitting writes `__require(...)`.
  */
-const TRACED = ['lz4-napi'];
+const TRACED = ['lz4-napi', 'lz4-wasm-nodejs'];
 const literalRequires: NonNullable<Options['plugins']>[number] = {
   name: 'literal-requires',
   renderChunk(code, chunk) {
