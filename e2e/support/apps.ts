@@ -3,18 +3,17 @@
  * symlink: Next's bundler refuses handler files outside the app root), `next build`, then `next start` processes.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { freePort } from '../../test/support/servers.js';
+import { installExample, isInstalled, ROOT } from '../../scripts/install-examples.mjs';
 
 const execFileAsync = promisify(execFile);
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const TARBALL = path.join(ROOT, '.cache', 'cachekit-next.tgz');
+export { ROOT, TARBALL } from '../../scripts/install-examples.mjs';
 
 export function appDir(name: string): string {
   return path.join(ROOT, 'examples', name);
@@ -29,18 +28,15 @@ const baseEnv = (): NodeJS.ProcessEnv => {
   return env;
 };
 
-/** Packs the package (already built) and installs it, with the app's other dependencies, into the app. */
+/**
+ * Installs the packed package (TARBALL) with the app's other dependencies into the app. scripts/test-all.sh installed
+ * every example up front (scripts/install-examples.mjs): then this only checks that the current tarball is there and
+ * waits on no registry. Run alone (one spec), it installs, with npm's retry and timeout settings.
+ */
 export async function installApp(name: string): Promise<void> {
   const dir = appDir(name);
-  // npm keeps an installed file: dependency whose version did not change: remove it so the new tarball goes in.
-  rmSync(path.join(dir, 'node_modules', 'cachekit-next'), { recursive: true, force: true });
-  await execFileAsync('npm', ['install', '--no-package-lock', '--no-audit', '--no-fund', '--loglevel=error'], {
-    cwd: dir,
-    env: baseEnv(),
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  const installed = path.join(dir, 'node_modules', 'cachekit-next');
-  if (!existsSync(path.join(installed, 'dist', 'handler.js'))) throw new Error(`cachekit-next was not installed into ${installed}`);
+  if (isInstalled(dir)) return;
+  await installExample(dir, baseEnv());
 }
 
 export interface BuildResult {
