@@ -8,6 +8,8 @@
  *
  * Next evaluates next.config in `next build` and `next start`, and its build workers inherit that process's
  * environment: so the options travel as JSON in `CACHEKIT_NEXT_OPTIONS`, which the default handler modules read.
+ * With `output: 'standalone'` (whose server.js never evaluates next.config) they are also written, without secrets,
+ * into the project for the generated handler modules Next then loads (built-options.ts).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
