@@ -85,6 +85,22 @@ export function makePage(totalBytes: number, seed = 42): Page {
   return { html, rscData, rawBytes: Buffer.byteLength(html) + rscData.byteLength };
 }
 
+/** A product record of about 1.2 KB of MessagePack (the `cache(fn)` benchmarks' row). */
+export function product(rand: () => number, id: number) {
+  const words = ['steel', 'oak', 'linen', 'matte', 'waterproof', 'compact', 'café', 'Zürich', 'classic', 'travel'];
+  const text = (n: number) => Array.from({ length: n }, () => words[Math.floor(rand() * words.length)]).join(' ');
+  return {
+    id: `sku-${id}`,
+    name: text(4),
+    description: text(40),
+    price: Math.round(rand() * 100_000) / 100,
+    stock: Math.floor(rand() * 500),
+    tags: [text(1), text(1), text(1)],
+    variants: Array.from({ length: 6 }, (_, i) => ({ sku: `sku-${id}-${i}`, color: text(1), size: ['S', 'M', 'L'][i % 3], price: Math.round(rand() * 100_000) / 100 })),
+    reviews: Array.from({ length: 3 }, () => ({ stars: 1 + Math.floor(rand() * 5), text: text(25) })),
+  };
+}
+
 /** Runs `op` back to back (concurrency 1) for at least `minMs` and `minOps` operations; returns ops/s. */
 export async function opsPerSecond(op: () => Promise<unknown>, minMs: number, minOps = 5): Promise<number> {
   let ops = 0;
@@ -96,6 +112,22 @@ export async function opsPerSecond(op: () => Promise<unknown>, minMs: number, mi
     elapsed = performance.now() - started;
   }
   return (ops * 1000) / elapsed;
+}
+
+/**
+ * CPU time (user + system, this process) per call of the synchronous `op`, run for at least `minMs` of wall time and
+ * `minOps` calls. On a machine shared with other work, CPU time moves far less than wall time.
+ */
+export function cpuMicrosPerOp(op: () => unknown, minMs: number, minOps = 5): number {
+  let ops = 0;
+  const started = performance.now();
+  const cpu = process.cpuUsage();
+  while (performance.now() - started < minMs || ops < minOps) {
+    op();
+    ops++;
+  }
+  const used = process.cpuUsage(cpu);
+  return (used.user + used.system) / ops;
 }
 
 /**

@@ -10,7 +10,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -40,6 +40,7 @@ export function exampleApps() {
 
 /** Packs the built package into .cache/cachekit-next.tgz (npm pack output is byte-identical for identical contents). */
 export function packTarball() {
+  mkdirSync(path.dirname(TARBALL), { recursive: true });
   rmSync(TARBALL, { force: true });
   const packed = execFileSync('npm', ['pack', '--pack-destination', '.cache', '--silent'], { cwd: ROOT, encoding: 'utf8' }).trim().split('\n').pop();
   renameSync(path.join(ROOT, '.cache', packed), TARBALL);

@@ -11,6 +11,8 @@ export { ConfigError } from './core/options.js';
 export { setLogger, type Logger } from './core/log.js';
 export type { MetricsSnapshot } from './core/metrics.js';
 export { cache, hashArgs, pathTag, type CacheOptions, type CachedFunction, type CacheInfo, type CacheFn, type CacheResult, type CacheStatus } from './core/cached-function.js';
+export { UnstorableValueError } from './core/value-codec.js';
+export { ArgumentKeyError } from './core/loader-key.js';
 export { Encryptor, EncryptionError, deriveTenantKey, keyFingerprint, buildAad, type EncryptionOptions, type EncryptionContext, type EncryptionFailure } from './core/encryption.js';
 export { createEnvelopeCodec, EnvelopeError, ENVELOPE_LIMITS, type EnvelopeCodec, type EnvelopeContents, type EnvelopeOptions } from './core/envelope.js';
 export {

@@ -7,7 +7,8 @@ import { buildApp, installApp, ROOT, startDataServer } from './apps.js';
 
 /**
  * Once per run: pack the built package, install it into the example apps like a user would, start the apps' upstream
- * API, and build each app once (isr-app: deployment "e2e-build-a"; use-cache-app: "e2e-uc-build"). Spec files start
+ * API, and build each app once (isr-app: deployment "e2e-build-a"; use-cache-app: "e2e-uc-build"; cache-components-app
+ * twice: "e2e-cc-build" and, with Next's own handlers, "e2e-cc-next-build"). Spec files start
  * `next start` instances of those builds.
  */
 export default async function globalSetup(): Promise<() => Promise<void>> {
@@ -18,6 +19,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   packTarball();
   await installApp('isr-app');
   await installApp('use-cache-app');
+  await installApp('cache-components-app');
 
   const data = await startDataServer();
   process.env.E2E_DATA_URL = data.url;
@@ -40,6 +42,13 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   });
   process.env.E2E_USE_CACHE_BUILD = useCacheBuild.distDir;
   console.log(`[e2e] built use-cache-app (${useCacheBuild.buildId}) in ${useCacheBuild.durationMs} ms`);
+
+  // Cache Components twice: with cachekit-next's handlers, and with Next's own default handlers (CACHE_HANDLERS=next).
+  const ccBuild = await buildApp('cache-components-app', { distDir: '.next-e2e-cc', buildId: 'e2e-cc-build', env: { CACHEKIT_FILE_CACHE_DIR: buildCache } });
+  process.env.E2E_CC_BUILD = ccBuild.distDir;
+  const ccNextBuild = await buildApp('cache-components-app', { distDir: '.next-e2e-cc-next', buildId: 'e2e-cc-next-build', env: { CACHE_HANDLERS: 'next' } });
+  process.env.E2E_CC_NEXT_BUILD = ccNextBuild.distDir;
+  console.log(`[e2e] built cache-components-app twice (cachekit ${ccBuild.durationMs} ms, Next's handlers ${ccNextBuild.durationMs} ms)`);
 
   return async () => {
     await data.stop();

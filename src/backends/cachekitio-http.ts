@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { Pool, type Dispatcher } from 'undici';
 import { BackendError, type BackendErrorKind } from './types.js';
 import { nowMs } from '../core/clock.js';
+import { randomFraction } from '../core/random.js';
 
 export const BACKEND = 'cachekitio';
 
@@ -147,7 +148,7 @@ export class CachekitIOHttp {
         // A transient failure: retry if attempts and the deadline allow.
         if (attempt >= this.#maxRetries) throw withNote(failure, `after ${attempt + 1} attempts`);
         const backoff = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** attempt);
-        const delay = retryAfterMs ?? backoff / 2 + Math.random() * (backoff / 2);
+        const delay = retryAfterMs ?? backoff / 2 + randomFraction() * (backoff / 2);
         const remaining = deadline - performance.now();
         if (delay >= remaining) {
           const why = retryAfterMs === undefined ? '' : ` (server asked to retry after ${Math.round(retryAfterMs)} ms)`;

@@ -3,7 +3,6 @@
  * removal that tolerates a file already gone, the cache directory's safety check, the bound on operations in
  * flight, and the mapping of errno codes onto BackendError kinds.
  */
-import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, type Stats } from 'node:fs';
 import { lstat, mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,6 +10,7 @@ import { codeOf, wrapError } from './shared.js';
 import type { BackendErrorKind } from './types.js';
 import { BackendError } from './types.js';
 import { nowMs } from '../core/clock.js';
+import { randomBytes } from '../core/random.js';
 
 export const BACKEND = 'file';
 

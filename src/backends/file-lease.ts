@@ -3,12 +3,12 @@
  * eviction lock. A lease holds its token and expiry as JSON; it is put in place with link() (atomic, fails if held),
  * and an expired one is taken over (see {@link takeOver}).
  */
-import { randomBytes, randomUUID } from 'node:crypto';
 import { link, open, rename, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { READ_FLAGS, readFully, unlinkIfPresent, writeTemp } from './file-io.js';
 import { codeOf } from './shared.js';
 import { nowMs } from '../core/clock.js';
+import { randomBytes, randomUUID } from '../core/random.js';
 
 export interface Lease {
   /** The file's exact contents, to recognise it again after moving it aside. */

@@ -7,7 +7,6 @@
  * renamed over the target, so a reader (in any process) sees the old file or the new one, never a part. Nothing is
  * ever opened through a symlink. Locks are lease files (file-lease.ts); size limits are kept by file-eviction.ts.
  */
-import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { link, open, rename, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
@@ -42,6 +41,7 @@ import type {
 } from './types.js';
 import { BackendError } from './types.js';
 import { nowMs } from '../core/clock.js';
+import { randomBytes } from '../core/random.js';
 
 export interface FileBackendOptions {
   /** Directory holding the entries; created with mode 0700. Must not be a symlink. @default `$TMPDIR/cachekit` */

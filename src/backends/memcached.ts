@@ -126,6 +126,11 @@ export class MemcachedBackend implements Backend, TtlCapable, AddCapable {
     return new MemcachedBackend({}, env);
   }
 
+  /** The prefix of every key (option or CACHEKIT_MEMCACHED_KEY_PREFIX); encrypted entries bind it in their AAD. */
+  get keyPrefix(): string {
+    return this.#options.keyPrefix;
+  }
+
   /** Longest time one call can take before it rejects, in ms (`connectTimeoutMs + timeoutMs`). */
   get boundMs(): number {
     return this.#options.connectTimeoutMs + this.#options.timeoutMs;

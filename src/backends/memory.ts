@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { assertKnownOptions, numberOption } from '../core/options.js';
 import type { AddCapable, Backend, BatchCapable, EntryWithTtl, HealthDetails, LockCapable, TtlCapable } from './types.js';
 import { BackendError } from './types.js';
 import { nowMs } from '../core/clock.js';
+import { randomUUID } from '../core/random.js';
 
 export interface MemoryBackendOptions {
   /** Largest value accepted, in bytes. @default Infinity */

@@ -10,6 +10,7 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { codeOf, wrapError } from './shared.js';
 import type { BackendError, BackendErrorKind, MessageHandler } from './types.js';
 import { nowMs } from '../core/clock.js';
+import { randomFraction } from '../core/random.js';
 
 export const BACKEND_TYPE = 'redis';
 
@@ -85,7 +86,7 @@ export interface ScriptCommands {
 
 function backoff(config: ConnectionConfig): (times: number) => number {
   // Never returns null: giving up would leave the cache dead until the process restarts.
-  return (times) => Math.min(50 * 2 ** Math.min(times - 1, 16), config.maxReconnectDelayMs) + Math.floor(Math.random() * 50);
+  return (times) => Math.min(50 * 2 ** Math.min(times - 1, 16), config.maxReconnectDelayMs) + Math.floor(randomFraction() * 50);
 }
 
 /** Options shared by every connection to a Redis server (a standalone server, a cluster node, a master). */

@@ -7,7 +7,6 @@
  * with a transient BackendError while the client keeps reconnecting in the background, forever, with capped backoff.
  * The connections themselves (registry, clients, reconnects, error kinds) live in redis-connection.ts.
  */
-import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { ConfigError, assertKnownOptions, describe, numberOption, stringOption } from '../core/options.js';
@@ -38,6 +37,7 @@ import type {
   TtlCapable,
 } from './types.js';
 import { BackendError } from './types.js';
+import { randomUUID } from '../core/random.js';
 
 export type { RedisMode } from './redis-connection.js';
 

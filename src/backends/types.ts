@@ -25,6 +25,12 @@ export interface Backend {
   exists(key: string): Promise<boolean>;
   /** `[healthy, details]`; details always include `latency_ms` and `backend_type`. */
   healthCheck(): Promise<[boolean, HealthDetails]>;
+  /**
+   * Optional: the prefix this backend puts in front of every key. Encrypted entries bind `keyPrefix + key` in their
+   * AAD (cachekit's logical backend key), and interop mode refuses a prefixed backend. A custom backend that
+   * prefixes keys should expose it.
+   */
+  readonly keyPrefix?: string;
 }
 
 /** What went wrong, coarsely enough to decide what to do about it. */

@@ -3,22 +3,22 @@
  * single-flight, cross-instance stampede locks where the backend offers them, stale-while-revalidate and tags shared
  * with the Next handlers.
  *
- * Keys: `${keyPrefix}${namespace}:fn:${name}:${hash}`, where `hash` is the hex SHA-256 of the canonical MessagePack of
- * the argument array (map keys sorted by code point, shortest encodings, integral floats as ints; trailing `undefined`
- * arguments dropped, so optional parameters left out hash like absent ones). Arguments without a canonical form
- * (functions, class instances, `undefined` inside objects) throw: pass `key` (a string, or a function of the
+ * Keys: `${keyPrefix}${namespace}:fn:${name}:${hash}`, where `hash` hashes the arguments by the rules of loader-key.ts
+ * (Date, Map, Set, BigInt, URL, typed arrays and plain objects included; object keys and Map entries sorted; trailing
+ * `undefined` arguments dropped, so optional parameters left out hash like absent ones). Arguments without a key
+ * (functions, class instances) reject the call before the function runs: pass `key` (a string, or a function of the
  * arguments) for those. An explicit `key` replaces the hash.
  *
- * Stored record (MessagePack in cachekit's ByteStorage envelope): `{ v: value, s: storedAt ms, f: freshUntil ms,
- * e: expiresAt ms, t: tags }`; encrypted with `encryption` / `cache.secure`; or, with `interop`, the bare value as a
- * Python cachekit service writes it (see record-store.ts).
+ * Stored record (record-store.ts): `[expiresAt ms, storedAt ms, freshUntil ms, tags, value]` in cachekit's ByteStorage
+ * envelope, the value encoded so a hit returns what the miss returned, type for type (value-codec.ts; a value that
+ * cannot come back as it is, e.g. with a function inside, is returned but not stored, and reported); encrypted with
+ * `encryption` / `cache.secure`; or, with `interop`, the bare value as a Python cachekit service writes it.
  *
  * Inside a Next app, the default backend, key prefix and namespace are the Next handlers' (one app, one store).
  *
  * Writes and `invalidate()` are announced on the backend's invalidation channel (Redis pub/sub): other instances drop
  * their L1 copy at once. Over backends without messages, an L1 copy is trusted for `l1.maxTtlSeconds` (default 1 s).
  */
-import { createHash } from 'node:crypto';
 import { resolveBackend } from '../backends/resolve.js';
 import { CachekitIOBackend } from '../backends/cachekitio.js';
 import { MemoryBackend } from '../backends/memory.js';
@@ -26,13 +26,15 @@ import { BackendError, hasLocks, type Backend } from '../backends/types.js';
 import { configuredOptions, configuredRuntime, defaultNamespace, OPTIONS_ENV, type Runtime } from '../next/runtime.js';
 import { sharedBus, type CoherenceBus } from './coherence.js';
 import { Encryptor, type EncryptionOptions } from './encryption.js';
-import { INTEROP_SEGMENT, interopKey } from './interop.js';
+import { interopKey, interopSegmentProblem } from './interop.js';
+import { backendKeyPrefix } from './sealed.js';
 import { warnRateLimited } from './log.js';
 import { objectId } from './identity.js';
-import { encodeCanonical } from './msgpack-canonical.js';
+import { ArgumentKeyError, hashArgs } from './loader-key.js';
 import { assertKnownOptions, ConfigError, numberOption, stringOption } from './options.js';
 import { interopStore, plainStore, sealedStore, type RecordStore, type StoredRecord, type TieredSettings } from './record-store.js';
-import { backendTypeOf, type HitSource } from './tiered.js';
+import { backendTypeOf, type ErrorContext, type HitSource } from './tiered.js';
+import { UnstorableValueError } from './value-codec.js';
 import { nowMs } from './clock.js';
 
 export interface CacheOptions<A extends unknown[] = unknown[]> {
@@ -100,6 +102,12 @@ export interface CacheOptions<A extends unknown[] = unknown[]> {
    * not announce their writes and deletes: an L1 copy is trusted `l1.maxTtlSeconds`, 1 s by default.
    */
   interop?: { namespace: string; operation?: string };
+  /**
+   * Receives every fault turned into a miss or a skipped write: backend errors (`BackendError`) and values that were
+   * not stored because a hit could not return them as they are (`UnstorableValueError`, also always logged).
+   * @default backend faults are logged, rate limited
+   */
+  onError?: (error: Error, context: ErrorContext) => void;
 }
 
 /** How a call was answered. */
@@ -139,16 +147,11 @@ export type CachedFunction<A extends unknown[], R> = ((...args: A) => Promise<Aw
   keyFor(...args: A): string;
 };
 
-const KNOWN = ['ttl', 'staleTtl', 'tags', 'paths', 'encryption', 'tenant', 'interop', 'namespace', 'keyPrefix', 'name', 'key', 'backend', 'l1', 'lock', 'lockTimeoutMs', 'lockWaitMs', 'breaker', 'timeoutMs', 'runtime'];
+const KNOWN = ['ttl', 'staleTtl', 'tags', 'paths', 'encryption', 'tenant', 'interop', 'namespace', 'keyPrefix', 'name', 'key', 'backend', 'l1', 'lock', 'lockTimeoutMs', 'lockWaitMs', 'breaker', 'timeoutMs', 'runtime', 'onError'];
 const COMPONENT = 'cache';
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Hex SHA-256 of the canonical MessagePack of `args` (trailing undefined dropped). */
-export function hashArgs(args: readonly unknown[]): string {
-  let end = args.length;
-  while (end > 0 && args[end - 1] === undefined) end--;
-  return createHash('sha256').update(encodeCanonical(args.slice(0, end), 'args')).digest('hex');
-}
+export { hashArgs };
 
 /** Per-call policy of the shared machinery. */
 export interface Policy {
@@ -214,7 +217,11 @@ export class CachedCore {
 
   #wire(backend: Backend | null): Wired {
     const settings = this.#settings;
-    const bus = backend ? sharedBus(backend, settings.channel, (error, operation) => report(error, operation, settings.channel)) : null;
+    if (settings.interop && backendKeyPrefix(backend) !== '') {
+      // Interop keys are the same bytes in every SDK: a prefix would hide our entries from Python and theirs from us.
+      throw new ConfigError(COMPONENT, 'backend', `must have no keyPrefix with \`interop\` (got ${JSON.stringify(backendKeyPrefix(backend))}): interop keys are shared verbatim across SDKs; give interop loaders a backend without one`);
+    }
+    const bus = backend ? sharedBus(backend, settings.channel, (error, operation) => report(error, operation, settings.channel, settings)) : null;
     const local = backend === null || backend instanceof MemoryBackend;
     let l1 = settings.l1;
     // Writes nobody announces: other instances over a backend without messages, and Python services in interop mode.
@@ -283,8 +290,9 @@ export class CachedCore {
       // Only the first calls of a lazily resolved backend wait; afterwards no extra turn of the event loop.
       if (!this.#wired) await this.#ready();
     } catch (error) {
+      if (this.#settings.interop && error instanceof ConfigError) throw error; // a prefixed backend: refused loudly
       // No backend (its module failed to load): the call is answered, uncached; the next call tries again.
-      report(error, 'backend', key);
+      report(error, 'backend', key, this.#settings);
       this.stats.misses++;
       return { value: await this.#timedCompute(compute), status: 'miss', stale: false };
     }
@@ -389,8 +397,9 @@ export class CachedCore {
     try {
       stored = await this.#w.store.set(key, record, tenant, policy.ttl + policy.staleTtl);
     } catch (error) {
-      // A value that cannot be encoded (interop's canonical MessagePack refuses some types): served, not stored.
-      report(error, 'encode', key);
+      // A value a hit could not return as it is (a function inside, a class instance; interop's canonical MessagePack
+      // refuses more): served, not stored, reported.
+      report(error, 'encode', key, this.#settings);
       return value;
     }
     // Not awaited: the caller has its value; other instances hear of it within a round trip.
@@ -405,7 +414,7 @@ export class CachedCore {
       return await backend.acquireLock(key, this.#settings.lockTimeoutMs);
     } catch (error) {
       // Without the lock service, compute unlocked (a stampede is better than no answer).
-      report(error, 'acquireLock', key);
+      report(error, 'acquireLock', key, this.#settings);
       return 'none';
     }
   }
@@ -417,7 +426,7 @@ export class CachedCore {
       await backend.releaseLock(key, token);
     } catch (error) {
       // The lease expires on its own.
-      report(error, 'releaseLock', key);
+      report(error, 'releaseLock', key, this.#settings);
     }
   }
 
@@ -461,14 +470,27 @@ export class CachedCore {
         if (token !== 'none') await this.#release(key, token);
       }
     })()
-      .catch((error: unknown) => report(error, 'refresh', key))
+      .catch((error: unknown) => report(error, 'refresh', key, this.#settings))
       .finally(() => this.#refreshing.delete(key));
   }
 }
 
-function report(error: unknown, operation: string, key: string): void {
+/**
+ * A fault turned into a miss or a skipped write: to `onError` when given, else logged (rate limited). A value that was
+ * not stored is always logged, naming the function and the path inside the value: it is a bug to fix in the code.
+ */
+function report(error: unknown, operation: string, key: string, settings?: Pick<CoreSettings, 'name' | 'onError'>): void {
   const message = BackendError.is(error) ? error.message : `${(error as Error)?.message ?? String(error)}`;
-  warnRateLimited(`cache:${operation}:${message}`, `[cachekit] cache ${operation} ${key}: ${message}`);
+  if (error instanceof UnstorableValueError) {
+    warnRateLimited(`cache:unstorable:${settings?.name}:${error.path}`, `[cachekit] ${settings?.name ?? 'cache'}: value not stored (a hit could not return it as it is): ${message}; key ${key}`);
+  } else if (!settings?.onError) {
+    warnRateLimited(`cache:${operation}:${message}`, `[cachekit] cache ${operation} ${key}: ${message}`);
+  }
+  try {
+    settings?.onError?.(error instanceof Error ? error : new Error(message), { operation, key, cache: settings.name });
+  } catch {
+    // A throwing onError hook must not turn a cache fault into a failed call.
+  }
 }
 
 /** Next's implicit tag of a page path, the one `revalidatePath(path)` invalidates (`_N_T_/blog/post`). */
@@ -527,6 +549,7 @@ export function coreOptions(options: CacheOptions<never[]>, name: string, extra:
   if (options.l1 !== undefined && options.l1 !== false && (options.l1 === null || typeof options.l1 !== 'object')) {
     throw new ConfigError(COMPONENT, 'l1', 'must be { maxSizeMb, maxTtlSeconds } or false');
   }
+  if (options.onError !== undefined && typeof options.onError !== 'function') throw new ConfigError(COMPONENT, 'onError', 'must be a function');
   return {
     backend: defaultBackend(options),
     l1: options.l1 ?? {},
@@ -540,6 +563,7 @@ export function coreOptions(options: CacheOptions<never[]>, name: string, extra:
     runtime: options.runtime ?? (options.tags?.length || options.paths?.length ? () => configuredRuntime() : undefined),
     channel: `${keyPrefix}fn:invalidate`,
     name,
+    ...(options.onError ? { onError: options.onError } : {}),
     ...extra,
   };
 }
@@ -567,10 +591,9 @@ function interopSettings<A extends unknown[]>(options: CacheOptions<A>, fnName: 
   if (interop === null || typeof interop !== 'object') throw new ConfigError(COMPONENT, 'interop', 'must be { namespace, operation }');
   assertKnownOptions(`${COMPONENT}.interop`, interop, ['namespace', 'operation']);
   const operation = interop.operation ?? fnName;
-  for (const [option, value] of [['interop.namespace', interop.namespace], ['interop.operation', operation]] as const) {
-    if (typeof value !== 'string' || !INTEROP_SEGMENT.test(value)) {
-      throw new ConfigError(COMPONENT, option, `must match ${INTEROP_SEGMENT.source} (Python cachekit's rule), got ${JSON.stringify(value)}`);
-    }
+  for (const [kind, value] of [['namespace', interop.namespace], ['operation', operation]] as const) {
+    const problem = interopSegmentProblem(kind, value);
+    if (problem) throw new ConfigError(COMPONENT, `interop.${kind}`, problem);
   }
   // Entries a Python service writes carry no stored-at time or tags, and their key is derived, never chosen.
   for (const option of ['tags', 'paths', 'staleTtl', 'key', 'namespace'] as const) {
@@ -603,7 +626,8 @@ function cacheSignature(scope: string, options: CacheOptions<never[]>, settings:
   // Tagged wrappers check tags through a runtime, untagged ones need none: they must not share a core.
   const runtime = options.runtime !== undefined ? objectId(options.runtime) : settings.runtime ? 'configured' : 'none';
   const encryption = settings.encryption ? [settings.encryption.fingerprint('').toString('hex'), settings.encryption.failClosed] : null;
-  return ['cache', scope, backend, runtime, encryption, settings.l1, settings.lock, settings.lockTimeoutMs, settings.lockWaitMs, settings.breaker, settings.timeoutMs];
+  const onError = options.onError ? objectId(options.onError) : null;
+  return ['cache', scope, backend, runtime, encryption, settings.l1, settings.lock, settings.lockTimeoutMs, settings.lockWaitMs, settings.breaker, settings.timeoutMs, onError];
 }
 
 function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: CacheOptions<A> = {}): CachedFunction<A, R> {
@@ -631,7 +655,13 @@ function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, 
   const explicit = options.key;
   const keyFor = (...args: A): string => {
     if (interop) return interopKey(interop.namespace, interop.operation, args);
-    const part = explicit === undefined ? hashArgs(args) : typeof explicit === 'string' ? explicit : explicit(...args);
+    let part: string;
+    try {
+      part = explicit === undefined ? hashArgs(args) : typeof explicit === 'string' ? explicit : explicit(...args);
+    } catch (error) {
+      if (error instanceof ArgumentKeyError) error.message = `cache(${name}): ${error.message}`;
+      throw error;
+    }
     return `${keyPrefix}${namespace}:fn:${name}:${part}`;
   };
   const tenantFor = (args: A): string => {
@@ -640,14 +670,23 @@ function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, 
     if (typeof value !== 'string' || value === '') throw new ConfigError(COMPONENT, 'tenant', `function must return a non-empty string, got ${JSON.stringify(value)}`);
     return value;
   };
+  // Arguments without a key (a function, a class instance; in interop a number past 2^53), or a failing `key`/`tenant`
+  // function, reject the call before `fn` runs.
+  const run = (args: A) => {
+    try {
+      return core.runDetailed(keyFor(...args), async () => fn(...args), policy, tenantFor(args));
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  };
   const detailed = async (...args: A): Promise<CacheResult<Awaited<R>>> => {
     const started = performance.now();
-    const outcome = await core.runDetailed(keyFor(...args), async () => fn(...args), policy, tenantFor(args));
+    const outcome = await run(args);
     return { value: outcome.value as Awaited<R>, status: outcome.status, stale: outcome.stale, ms: performance.now() - started };
   };
-  const wrapped = ((...args: A) => core.run(keyFor(...args), async () => fn(...args), policy, tenantFor(args))) as CachedFunction<A, R>;
+  const wrapped = (async (...args: A) => (await run(args)).value) as CachedFunction<A, R>;
   wrapped.detailed = detailed;
-  wrapped.invalidate = (...args: A) => core.delete(keyFor(...args));
+  wrapped.invalidate = async (...args: A) => core.delete(keyFor(...args));
   wrapped.keyFor = keyFor;
   wrapped.info = () => {
     const s = core.stats;

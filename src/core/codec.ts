@@ -80,11 +80,17 @@ const FIXED_SIZES: Record<number, number> = {
 };
 
 /**
+ * One-byte extensions msgpackr reads together with the value that follows them: Set, Error and RegExp (`moreTypes`),
+ * a record definition, and `cache(fn)`'s value extension (value-codec.ts).
+ */
+const EXT_WITH_VALUE = new Set([0x73, 0x65, 0x78, 0x72, 0x4b]);
+
+/**
  * Walks the MessagePack structure without building it and throws when a declared length or element count exceeds
  * the bytes that remain. msgpackr pre-allocates arrays from the declared count, so without this a 6-byte corrupt
  * value could make it allocate hundreds of megabytes before failing.
  */
-function assertBounded(bytes: Uint8Array): void {
+export function assertBounded(bytes: Uint8Array): void {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const end = bytes.byteLength;
   let pos = 0;
@@ -118,8 +124,10 @@ function assertBounded(bytes: Uint8Array): void {
     else if (type === 0xdd) items = uint(4);
     else if (type === 0xde) items = uint(2) * 2;
     else if (type === 0xdf) items = uint(4) * 2;
-    else if (type in FIXED_SIZES) skip = FIXED_SIZES[type]!;
-    else throw new Error(`corrupt MessagePack: invalid type byte 0x${type.toString(16)} at offset ${pos - 1}`);
+    else if (type in FIXED_SIZES) {
+      skip = FIXED_SIZES[type]!;
+      if (type === 0xd4 && pos < end && EXT_WITH_VALUE.has(bytes[pos]!)) items = 1;
+    } else throw new Error(`corrupt MessagePack: invalid type byte 0x${type.toString(16)} at offset ${pos - 1}`);
     need(skip);
     pos += skip;
     // Every element takes at least one byte: a count above what is left is a lie.

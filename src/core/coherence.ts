@@ -5,7 +5,7 @@
  *
  * Backends without messages cannot do this; caches over them bound their L1 lifetime instead (see runtime options).
  */
-import { randomUUID } from 'node:crypto';
+import { randomUUID } from './random.js';
 import { hasInvalidation, type Backend, type InvalidationCapable, type Subscription } from '../backends/types.js';
 
 export interface CoherenceListener {

@@ -11,7 +11,8 @@
  * picks the key (current or one of up to 3 previous master keys) by fingerprint and never decrypts by trial. Interop
  * frames carry none, so they are written and read with the current key only.
  */
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from './random.js';
 import { assertKnownOptions, ConfigError, envBoolean } from './options.js';
 
 const COMPONENT = 'encryption';

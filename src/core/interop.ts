@@ -6,9 +6,14 @@
  *
  * JS has no datetime-with-microseconds or UUID type, so {@link InteropDateTime} and {@link InteropUuid} carry them;
  * a `Date` is accepted too (millisecond precision). {@link Float64} marks a number that Python holds as a float.
+ *
+ * As cachekit-ts 0.2 and cachekit-py 0.21+: a JS number that is an integer beyond 2^53 is refused (it may already have
+ * been rounded, and would come back as a BigInt: pass a BigInt, or Float64 for a float quantity); the namespaces
+ * `ns` and `nsapi` are reserved (CachekitIO reads `ns:`/`nsapi:` keys as its own); `..` is refused in a namespace or
+ * operation (CachekitIO refuses it in any key). A value `-0` is stored as float64 `-0.0`; as an argument it is 0.
  */
 import { blake2b } from '@noble/hashes/blake2.js';
-import { Float64, decodeCanonical, encodeCanonical, type CanonicalProfile, type DecodeOptions } from './msgpack-canonical.js';
+import { CanonicalMsgpackError, Float64, decodeCanonical, encodeCanonical, type CanonicalProfile, type DecodeOptions } from './msgpack-canonical.js';
 
 export { Float64, CanonicalMsgpackError, type DecodeOptions } from './msgpack-canonical.js';
 
@@ -19,6 +24,23 @@ export class InteropError extends Error {
 
 /** Namespace and operation segments: a full-string match (JS `$` without the m flag does not accept a trailing newline). */
 export const INTEROP_SEGMENT = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+/** Namespaces CachekitIO parses as its own key prefixes (exact match, namespace only: `nsx` and operation `ns` are fine). */
+export const RESERVED_INTEROP_NAMESPACES: ReadonlySet<string> = new Set(['ns', 'nsapi']);
+
+/** Why `value` cannot be an interop namespace or operation, or undefined when it can. */
+export function interopSegmentProblem(kind: 'namespace' | 'operation', value: unknown): string | undefined {
+  if (typeof value !== 'string') return `must be a string, got ${value === null ? 'null' : typeof value}`;
+  if (!INTEROP_SEGMENT.test(value)) return `must match ${INTEROP_SEGMENT.source} (cachekit's segment rule), got ${JSON.stringify(value)}`;
+  if (value.includes('..')) return `must not contain ".." (CachekitIO refuses it anywhere in a key), got ${JSON.stringify(value)}`;
+  if (kind === 'namespace' && RESERVED_INTEROP_NAMESPACES.has(value)) {
+    return `${JSON.stringify(value)} is reserved (CachekitIO reads keys starting "${value}:" as its own namespaced keys)`;
+  }
+  return undefined;
+}
+
+const TWO_64 = 2 ** 64;
+const MINUS_TWO_63 = -(2 ** 63);
 
 const ISO_DATETIME = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/;
 
@@ -85,6 +107,16 @@ export class InteropUuid {
 
 /** Maps the interop wrapper types to MessagePack values for the given profile. */
 function normalize(value: unknown, profile: CanonicalProfile): unknown {
+  if (typeof value === 'number') {
+    // An int past 2^53 held in a double may be the rounded neighbour of the intended one: no exact key, and a value
+    // would come back as a BigInt. (Past the int64/uint64 range it is a float64 on every side, as the references.)
+    if (!Number.isSafeInteger(value) && Number.isInteger(value) && value >= MINUS_TWO_63 && value < TWO_64) {
+      throw new CanonicalMsgpackError(
+        `the number ${value} is an integer beyond 2^53, which a JS number cannot hold exactly: pass it as a BigInt (${BigInt(value)}n), or as Float64 for a float quantity`,
+      );
+    }
+    return value;
+  }
   if (typeof value !== 'object' || value === null) return value;
   if (value instanceof Date) value = InteropDateTime.fromDate(value);
   if (value instanceof InteropDateTime) {
@@ -95,15 +127,14 @@ function normalize(value: unknown, profile: CanonicalProfile): unknown {
   return value;
 }
 
-function checkSegment(what: string, segment: string): void {
-  if (typeof segment !== 'string' || !INTEROP_SEGMENT.test(segment)) {
-    throw new InteropError(`${what} ${JSON.stringify(segment)} must match ${INTEROP_SEGMENT.source}`);
-  }
+function checkSegment(kind: 'namespace' | 'operation', segment: string): void {
+  const problem = interopSegmentProblem(kind, segment);
+  if (problem) throw new InteropError(`interop ${kind} ${problem}`);
 }
 
-/** Canonical MessagePack of the flat argument array (the bytes the key hashes). */
+/** Canonical MessagePack of the flat argument array (the bytes the key hashes); errors name the argument (`args[1]`). */
 export function canonicalArgs(args: readonly unknown[]): Uint8Array {
-  return encodeCanonical(args, 'args', normalize);
+  return encodeCanonical(args, 'args', normalize, 'args');
 }
 
 /** blake2b-256 hex of the canonical argument array. */
@@ -121,7 +152,7 @@ export function interopKey(namespace: string, operation: string, args: readonly 
 
 /** The stored bytes of an interop value: one canonical MessagePack document. */
 export function encodeInteropValue(value: unknown): Uint8Array {
-  return encodeCanonical(value, 'value', normalize);
+  return encodeCanonical(value, 'value', normalize, 'value');
 }
 
 /** Decodes a stored interop value; throws CanonicalMsgpackError on anything malformed (a miss for the caller). */

@@ -5,7 +5,10 @@
  *
  * Two profiles: `args` (cache-key arguments) collapses integral floats to ints; `value` (stored values) keeps an
  * explicit {@link Float64} as float64. A plain JS number that is an integer is an int in both profiles (JS has one
- * number type; wrap it in Float64 to say "float").
+ * number type; wrap it in Float64 to say "float"), except `-0`: a value keeps it as float64 `-0.0` (what cachekit-py
+ * and cachekit-ts write), an argument collapses it to int 0 like any integral float.
+ *
+ * An error names where in the input it arose (`args[1].ids[3]`), so a caller can tell which argument to fix.
  */
 
 /** A number that must be written as a float64 (a Python `float`), even when it is integral. */
@@ -16,6 +19,20 @@ export class Float64 {
 /** An encode or decode failure: the input is outside canonical MessagePack. Always a clean Error. */
 export class CanonicalMsgpackError extends Error {
   override readonly name = 'CanonicalMsgpackError';
+  /** Where in the encoded input (`[1].ids[3]`), filled in as the error leaves each container; '' for the root. */
+  path = '';
+}
+
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
+/** Adds one container step in front of the error's path (only on the error path: no cost while encoding). */
+function within(error: unknown, step: string | number | { setElement: number }): never {
+  if (error instanceof CanonicalMsgpackError) {
+    const segment =
+      typeof step === 'number' ? `[${step}]` : typeof step === 'object' ? `[<set element ${step.setElement}>]` : IDENTIFIER.test(step) ? `.${step}` : `[${JSON.stringify(step)}]`;
+    error.path = segment + error.path;
+  }
+  throw error;
 }
 
 export type CanonicalProfile = 'args' | 'value';
@@ -190,7 +207,8 @@ function writeValue(w: Writer, input: unknown, ctx: EncodeContext, depth: number
   const v = ctx.normalize ? ctx.normalize(input, ctx.profile) : input;
   switch (typeof v) {
     case 'number':
-      return writeNumber(w, v, false);
+      // -0 is integral, yet an int 0 would bring back +0: a value keeps its sign as float64 -0.0.
+      return writeNumber(w, v, v === 0 && ctx.profile === 'value' && Object.is(v, -0));
     case 'bigint':
       return writeInt(w, v);
     case 'string':
@@ -216,12 +234,22 @@ function writeValue(w: Writer, input: unknown, ctx: EncodeContext, depth: number
   try {
     if (Array.isArray(v)) {
       writeHeader(w, v.length, 0x90, 15, 0xdc, 0xdd);
-      for (const item of v) writeValue(w, item, ctx, depth + 1);
+      for (let i = 0; i < v.length; i++) {
+        try {
+          writeValue(w, v[i], ctx, depth + 1);
+        } catch (error) {
+          within(error, i);
+        }
+      }
     } else if (v instanceof Set) {
       // A set is an array of its distinct elements' encodings, sorted bytewise (so 2 and 2.0 are one element).
-      const encoded = [...v].map((item) => {
+      const encoded = [...v].map((item, i) => {
         const inner = new Writer();
-        writeValue(inner, item, ctx, depth + 1);
+        try {
+          writeValue(inner, item, ctx, depth + 1);
+        } catch (error) {
+          within(error, { setElement: i });
+        }
         return inner.result();
       });
       encoded.sort(compareBytes);
@@ -241,16 +269,24 @@ function writeValue(w: Writer, input: unknown, ctx: EncodeContext, depth: number
         entries.sort((a, b) => ((a[0] as string) < (b[0] as string) ? -1 : (a[0] as string) > (b[0] as string) ? 1 : 0));
         for (const [key, value] of entries) {
           writeString(w, key as string);
-          writeValue(w, value, ctx, depth + 1);
+          try {
+            writeValue(w, value, ctx, depth + 1);
+          } catch (error) {
+            within(error, key as string);
+          }
         }
       } else {
-        const keyed = entries.map(([k, value]) => ({ utf8: utf8Of(k as string, 'map key'), value }));
+        const keyed = entries.map(([k, value]) => ({ key: k as string, utf8: utf8Of(k as string, 'map key'), value }));
         // UTF-8 byte order is code-point order (UTF-16 code-unit order is not, past the BMP).
         keyed.sort((a, b) => compareBytes(a.utf8, b.utf8));
-        for (const { utf8: key, value } of keyed) {
-          writeStringHeader(w, key.length);
-          w.bytes(key);
-          writeValue(w, value, ctx, depth + 1);
+        for (const { key, utf8: bytes, value } of keyed) {
+          writeStringHeader(w, bytes.length);
+          w.bytes(bytes);
+          try {
+            writeValue(w, value, ctx, depth + 1);
+          } catch (error) {
+            within(error, key);
+          }
         }
       }
     } else {
@@ -261,10 +297,18 @@ function writeValue(w: Writer, input: unknown, ctx: EncodeContext, depth: number
   }
 }
 
-/** Canonical MessagePack bytes of `value`; throws CanonicalMsgpackError for anything without a canonical form. */
-export function encodeCanonical(value: unknown, profile: CanonicalProfile = 'value', normalize?: Normalizer): Uint8Array {
+/**
+ * Canonical MessagePack bytes of `value`; throws CanonicalMsgpackError for anything without a canonical form, its
+ * message ending with where that is (`at args[2].when`, `root` naming the input).
+ */
+export function encodeCanonical(value: unknown, profile: CanonicalProfile = 'value', normalize?: Normalizer, root: string = profile): Uint8Array {
   const w = new Writer();
-  writeValue(w, value, { profile, normalize, seen: new Set() }, 0);
+  try {
+    writeValue(w, value, { profile, normalize, seen: new Set() }, 0);
+  } catch (error) {
+    if (error instanceof CanonicalMsgpackError && error.path !== '') error.message += ` (at ${root}${error.path})`;
+    throw error;
+  }
   return w.result();
 }
 

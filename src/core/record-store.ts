@@ -1,23 +1,30 @@
 /**
  * How `cache(fn)` records become stored bytes, in three forms over one TieredCache:
  *
- * - plain:   the record `{ v, s, f, e, t }` as MessagePack in cachekit's ByteStorage envelope (LZ4 block, xxHash3-64
+ * - plain:   the record `[e, s, f, t, v]` as MessagePack (value-codec.ts: a hit returns what the miss returned, type
+ *            for type) in cachekit's ByteStorage envelope with the format `cachekit-next/2` (LZ4 block, xxHash3-64
  *            checksum verified on every L2 read: a corrupt value is a miss, never a wrong value); the L1 holds the
  *            record's MessagePack, decoded afresh for every caller.
- * - sealed:  the envelope encrypted, as cachekit does (AES-256-GCM entry frame, AAD = tenant + cache key + format +
+ * - sealed:  the same envelope encrypted, as cachekit does (AES-256-GCM entry frame, AAD = tenant + cache key + format +
  *            compressed); the L1 holds the ciphertext and every read, L1 hits included, decrypts. A value that fails to
  *            decrypt is a miss and is evicted (fail-open), or an EncryptionError for the caller (fail-closed).
  * - interop: the value alone as canonical MessagePack (optionally a bare cipher frame), exactly what a Python cachekit
  *            service in interop mode writes under the same key; freshness is the backend TTL. The L1 holds the
  *            bytes (with encryption the ciphertext, a sealed cache as above), decoded afresh for every caller.
+ *
+ * Records written before values were typed (envelope format `msgpack`, a map `{ e, v, s, f, t }` whose Maps had
+ * become objects and Sets arrays) cannot tell what their values were: they read as a quiet miss, and the next call
+ * overwrites them. Releases before this one read today's records as undecodable (their reported miss), never as a
+ * value.
  */
 import type { Backend } from '../backends/types.js';
-import { packValue, unpackValue } from './codec.js';
+import { assertBounded } from './codec.js';
 import type { EncryptionContext, Encryptor } from './encryption.js';
 import { createEnvelopeCodec, type EnvelopeCodec } from './envelope.js';
 import { clearCipher, entryCipher, interopCipher, SealedCache } from './sealed.js';
 import { decodeInteropValue, encodeInteropValue } from './interop.js';
-import { TieredCache, bytesCodec, type Codec, type HitSource, type L1Options } from './tiered.js';
+import { TieredCache, bytesCodec, type Codec, type ErrorContext, type HitSource, type L1Options } from './tiered.js';
+import { decodeValue, encodeWithHeader } from './value-codec.js';
 
 /** What `cache(fn)` stores per entry: value, stored-at ms, fresh-until ms, expires-at ms (end of the TTL), tags. */
 export interface StoredRecord {
@@ -41,6 +48,8 @@ export interface TieredSettings {
   timeoutMs: number;
   breaker: boolean;
   name: string;
+  /** Backend faults; the TieredCache logs them when absent. */
+  onError?: (error: Error, context: ErrorContext) => void;
 }
 
 // The envelope's xxHash3 is WebAssembly, loaded once; stores await it before their first encode or decode.
@@ -50,58 +59,82 @@ function loadEnvelope(): Promise<void> {
   return (envelopeLoading ??= createEnvelopeCodec().then((codec) => void (envelope = codec)));
 }
 
-function toRecord(value: unknown): StoredRecord {
-  const record = value as StoredRecord;
-  if (record === null || typeof record !== 'object' || typeof record.s !== 'number' || typeof record.f !== 'number') {
-    throw new Error('not a cached-function record');
-  }
-  return record;
+/** The envelope format of records: `[e, s, f, t, v]` in value-codec's MessagePack. */
+export const RECORD_FORMAT = 'cachekit-next/2';
+/** The envelope format of records before values were typed: read as a miss, never decoded. */
+const LEGACY_FORMAT = 'msgpack';
+/** What a legacy record reads as: past its time, so the core computes and overwrites it. */
+const EXPIRED: StoredRecord = Object.freeze({ v: undefined, s: 0, f: -Infinity, e: 0 });
+
+export function encodeRecord(record: StoredRecord): Uint8Array {
+  return encodeWithHeader([record.e ?? null, record.s, record.f, record.t ?? null], record.v);
 }
 
-function openEnvelope(bytes: Uint8Array): Uint8Array {
+export function decodeRecord(payload: Uint8Array): StoredRecord {
+  const fields = decodeValue(payload) as unknown[];
+  if (!Array.isArray(fields) || fields.length !== 5) throw new Error('not a cached-function record');
+  const [e, s, f, t, v] = fields;
+  if (typeof s !== 'number' || typeof f !== 'number' || (e !== null && typeof e !== 'number') || (t !== null && !Array.isArray(t))) {
+    throw new Error('not a cached-function record');
+  }
+  return { v, s, f, ...(e === null ? {} : { e }), ...(t === null ? {} : { t: t as string[] }) };
+}
+
+/**
+ * The record's MessagePack, or `null` for a legacy record. Its declared lengths are checked here, once per read from
+ * the L2 (a hostile length must not make msgpackr allocate), not on every L1 hit of the same bytes.
+ */
+function openEnvelope(bytes: Uint8Array): Uint8Array | null {
   const { data, format } = envelope!.decode(bytes);
-  if (format !== 'msgpack') throw new Error(`envelope format ${JSON.stringify(format)} is not msgpack`);
+  if (format === LEGACY_FORMAT) return null;
+  if (format !== RECORD_FORMAT) throw new Error(`envelope format ${JSON.stringify(format)} is not ${RECORD_FORMAT}`);
+  assertBounded(data);
   return data;
 }
 
 const recordCodec: Codec<StoredRecord> = {
-  encode: (record) => envelope!.encode(packValue(record)),
-  decode: (bytes) => toRecord(unpackValue(openEnvelope(bytes))),
+  encode: (record) => envelope!.encode(encodeRecord(record), RECORD_FORMAT),
+  decode: (bytes) => {
+    const payload = openEnvelope(bytes);
+    return payload ? decodeRecord(payload) : EXPIRED;
+  },
 };
 
 /**
  * A plain record as the L1 keeps it: its MessagePack (checked once, when read from the L2) and its expiry. Every call
- * decodes its own copy, so a caller that mutates what it got never changes what the next caller gets.
+ * decodes its own copy, so a caller that mutates what it got never changes what the next caller gets. `payload` is
+ * null for a legacy record (a miss; its expiry 0 keeps it out of the L1).
  */
 interface PlainSlot {
-  payload: Uint8Array;
+  payload: Uint8Array | null;
   e: number | null;
 }
 
 /**
- * The expiry of a record without decoding it: records are written with `e` as their first key, so the MessagePack
- * starts `8x a1 65` and the number follows. `undefined` when the bytes have another shape (then they are decoded).
+ * The expiry of a record without decoding it: the record is an array of 5 with `e` first, so the MessagePack starts
+ * `95` and the number follows. `undefined` when the bytes have another shape (then they are decoded).
  */
 export function peekExpiry(payload: Uint8Array): number | null | undefined {
-  if (payload.length < 4 || (payload[0]! & 0xf0) !== 0x80 || payload[1] !== 0xa1 || payload[2] !== 0x65) return undefined;
+  if (payload.length < 2 || payload[0] !== 0x95) return undefined;
   const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
-  const type = payload[3]!;
+  const type = payload[1]!;
   if (type === 0xc0) return null;
   if (type <= 0x7f) return type;
-  if (type === 0xcb && payload.length >= 12) return view.getFloat64(4);
-  if (type === 0xcf && payload.length >= 12) return Number(view.getBigUint64(4));
-  if (type === 0xce && payload.length >= 8) return view.getUint32(4);
-  if (type === 0xcd && payload.length >= 6) return view.getUint16(4);
-  if (type === 0xcc && payload.length >= 5) return payload[4]!;
+  if (type === 0xcb && payload.length >= 10) return view.getFloat64(2);
+  if (type === 0xcf && payload.length >= 10) return Number(view.getBigUint64(2));
+  if (type === 0xce && payload.length >= 6) return view.getUint32(2);
+  if (type === 0xcd && payload.length >= 4) return view.getUint16(2);
+  if (type === 0xcc && payload.length >= 3) return payload[2]!;
   return undefined;
 }
 
 const slotCodec: Codec<PlainSlot> = {
-  encode: (slot) => envelope!.encode(slot.payload),
+  encode: (slot) => envelope!.encode(slot.payload!, RECORD_FORMAT),
   decode: (bytes) => {
     const payload = openEnvelope(bytes);
+    if (!payload) return { payload: null, e: 0 };
     const peeked = peekExpiry(payload);
-    return { payload, e: peeked !== undefined ? peeked : (toRecord(unpackValue(payload)).e ?? null) };
+    return { payload, e: peeked !== undefined ? peeked : (decodeRecord(payload).e ?? null) };
   },
 };
 
@@ -114,6 +147,7 @@ function tieredOf<T>(settings: TieredSettings, codec: Codec<T>, expiresAt?: (val
     timeoutMs: settings.timeoutMs,
     breaker: settings.breaker ? undefined : false,
     name: settings.name,
+    ...(settings.onError ? { onError: settings.onError } : {}),
   });
 }
 
@@ -125,11 +159,11 @@ export function plainStore(settings: TieredSettings): RecordStore {
     async lookup(key) {
       if (!envelope) await loadEnvelope();
       const hit = await tiered.lookup(key);
-      return hit && { record: toRecord(unpackValue(hit.value.payload)), source: hit.source };
+      return hit?.value.payload ? { record: decodeRecord(hit.value.payload), source: hit.source } : null;
     },
     async set(key, record, _tenant, ttlSeconds) {
       if (!envelope) await loadEnvelope();
-      return tiered.set(key, { payload: packValue(record), e: record.e ?? null }, ttlSeconds);
+      return tiered.set(key, { payload: encodeRecord(record), e: record.e ?? null }, ttlSeconds);
     },
   };
 }

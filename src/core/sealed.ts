@@ -6,11 +6,26 @@
  * A value that fails to decrypt (tampered, moved to another key or tenant, written with an unknown master key) is a
  * miss and is evicted (fail-open), or an EncryptionError for the caller when the cipher is fail-closed, and the
  * entry then stays for inspection.
+ *
+ * The AAD binds the logical backend key (cachekit protocol, 2026-10-05): the key with every client-side prefix, the
+ * backend's own `keyPrefix` included (RedisBackend, MemcachedBackend), so a value copied under another prefix of one
+ * store never opens. Readers never retry with the bare key. Entries sealed before this (AAD over the key without
+ * the backend's prefix) are misses once, evicted and recomputed; on a backend without a prefix nothing changed.
  */
+import type { Backend } from '../backends/types.js';
 import { EncryptionError, type EncryptionContext, type Encryptor } from './encryption.js';
 import { warnRateLimited } from './log.js';
 import type { MetricsSnapshot } from './metrics.js';
 import type { Codec, HitSource, TieredCache } from './tiered.js';
+
+/**
+ * The prefix a backend puts in front of every key (`keyPrefix`, as RedisBackend and MemcachedBackend have), '' for
+ * none. A custom backend that prefixes keys should expose it the same way, so its encrypted entries bind it.
+ */
+export function backendKeyPrefix(backend: Backend | null | undefined): string {
+  const prefix = (backend as { keyPrefix?: unknown } | null | undefined)?.keyPrefix;
+  return typeof prefix === 'string' ? prefix : '';
+}
 
 /** How values are sealed under a key for a tenant: one of the two frame forms of an Encryptor. */
 export interface Cipher {
@@ -46,6 +61,8 @@ export class SealedCache<T> {
   readonly #codec: Codec<T>;
   readonly #cipher: Cipher;
   readonly #tenant: string;
+  /** The backend's own key prefix: the AAD binds `prefix + key`, the key as the store holds it. */
+  readonly #aadPrefix: string;
 
   /**
    * @param inner a TieredCache of bytes (`bytesCodec`)
@@ -56,6 +73,7 @@ export class SealedCache<T> {
     this.#codec = codec;
     this.#cipher = cipher;
     this.#tenant = tenant;
+    this.#aadPrefix = backendKeyPrefix(inner.backend);
   }
 
   get backend() {
@@ -71,7 +89,7 @@ export class SealedCache<T> {
     if (!hit) return null;
     let plain: Uint8Array;
     try {
-      plain = this.#cipher.open(hit.value, key, tenant);
+      plain = this.#cipher.open(hit.value, this.#aadPrefix + key, tenant);
     } catch (error) {
       if (!(error instanceof EncryptionError) || this.#cipher.failClosed) throw error;
       warnRateLimited(`${this.name}:decrypt:${error.kind}`, `${error.message} (${this.name}, key ${key}: evicted, served as a miss)`);
@@ -125,6 +143,6 @@ export class SealedCache<T> {
   }
 
   #seal(key: string, value: T, tenant: string): Uint8Array {
-    return this.#cipher.seal(this.#codec.encode(value), key, tenant);
+    return this.#cipher.seal(this.#codec.encode(value), this.#aadPrefix + key, tenant);
   }
 }

@@ -111,8 +111,8 @@ export function handlerClassFor<R extends Runtime | Promise<Runtime>>(runtime: (
         const tagsOfHit = (entry: HandlerEntry) =>
           scope === 'fetch' ? [...entry.tags, ...(ctx.tags ?? []), ...(ctx.softTags ?? [])] : entry.tags;
         let verdict = await rt.tags.verdict(tagsOfHit(hit.value), hit.value.lastModified);
-        if (verdict !== 'fresh' && hit.source === 'l1') {
-          // Another instance may already have regenerated it: look in the L2 before answering stale or miss.
+        if (verdict !== 'fresh' && hit.source === 'l1' && rt.backend !== null) {
+          // Another instance may already have regenerated it: look in the L2 (if any: L1-only has no other copy) first.
           rt.entries.invalidateLocal(storeKey);
           hit = await rt.entries.lookup(storeKey);
           if (!hit) return null;

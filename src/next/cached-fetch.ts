@@ -4,12 +4,12 @@
  * lock, stale-while-revalidate, tags). Every call returns a fresh `Response`. Other methods, requests with a body and
  * non-2xx responses go to the network uncached.
  *
- * Key: `${keyPrefix}${namespace}:fetch:${sha256(canonical MessagePack of [method, url, sorted request headers])}`.
+ * Key: `${keyPrefix}${namespace}:fetch:${hash of [method, url, sorted request headers]}` (the argument hash of `cache(fn)`,
+ * core/loader-key.ts).
  */
-import { createHash } from 'node:crypto';
 import { coreOptions, defaultScope, sharedCore, validateCacheOptions, type CachedCore, type CacheOptions } from '../core/cached-function.js';
 import { objectId } from '../core/identity.js';
-import { encodeCanonical } from '../core/msgpack-canonical.js';
+import { hashArgs } from '../core/loader-key.js';
 import { stringOption } from '../core/options.js';
 
 export type CachedFetchInit = RequestInit &
@@ -46,8 +46,7 @@ export async function cachedFetch(input: string | URL | Request, init: CachedFet
   const keyPrefix = stringOption('cachedFetch', 'keyPrefix', cacheOptions.keyPrefix, scope.keyPrefix);
   const namespace = stringOption('cachedFetch', 'namespace', cacheOptions.namespace, scope.namespace);
   const headers = [...request.headers].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const hash = createHash('sha256').update(encodeCanonical([request.method, request.url, headers], 'args')).digest('hex');
-  const key = `${keyPrefix}${namespace}:fetch:${hash}`;
+  const key = `${keyPrefix}${namespace}:fetch:${hashArgs([request.method, request.url, headers])}`;
 
   const stored = (await coreFor(cacheOptions as CacheOptions<never[]>, keyPrefix).run(
     key,

@@ -127,8 +127,8 @@ export function useCacheHandlerFor<R extends Runtime | Promise<Runtime>>(runtime
         if (!hit) return undefined;
         const tagsOf = (entry: UseCacheStoredEntry) => (softTags.length > 0 ? [...entry.tags, ...softTags] : entry.tags);
         let verdict = await rt.tags.verdict(tagsOf(hit.value), hit.value.timestamp);
-        if (verdict !== 'fresh' && hit.source === 'l1') {
-          // Another instance may already have regenerated it: look in the L2 before answering stale or miss.
+        if (verdict !== 'fresh' && hit.source === 'l1' && rt.backend !== null) {
+          // Another instance may already have regenerated it: look in the L2 (if any: L1-only has no other copy) first.
           cache.invalidateLocal(storeKey);
           hit = await cache.lookup(storeKey);
           if (!hit) return undefined;

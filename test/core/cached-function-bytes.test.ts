@@ -7,12 +7,12 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../../src/backends/memory.js';
 import { cache, pathTag, type CacheOptions } from '../../src/core/cached-function.js';
-import { packValue, unpackValue } from '../../src/core/codec.js';
 import { Encryptor, EncryptionError } from '../../src/core/encryption.js';
 import { createEnvelopeCodec } from '../../src/core/envelope.js';
 import { encodeInteropValue, Float64, interopKey } from '../../src/core/interop.js';
 import { ConfigError } from '../../src/core/options.js';
-import { peekExpiry, sealedStore } from '../../src/core/record-store.js';
+import { decodeRecord, encodeRecord, peekExpiry, RECORD_FORMAT, sealedStore } from '../../src/core/record-store.js';
+import { encodeValue } from '../../src/core/value-codec.js';
 import { createCacheHandler } from '../../src/next/cache-handler.js';
 import { configuredRuntime, getRuntime, resetRuntimes } from '../../src/next/runtime.js';
 import { anotherInstance } from '../support/instances.js';
@@ -46,11 +46,11 @@ describe('cache(fn) entries: the ByteStorage envelope', () => {
     await f(200);
     const stored = (await backend.get(f.keyFor(200)))!;
     const { data, format } = (await createEnvelopeCodec()).decode(stored);
-    expect(format).toBe('msgpack');
-    expect(unpackValue(data)).toMatchObject({ v: { rows: expect.arrayContaining(['row 199']) } });
+    expect(format).toBe(RECORD_FORMAT);
+    expect(decodeRecord(data)).toMatchObject({ v: { rows: expect.arrayContaining(['row 199']) } });
     expect(stored.length).toBeLessThan(data.length); // compressed
-    // Layout: [bin data, [8 checksum bytes], original size (uint16 here), "msgpack"].
-    const places: [string, (n: number) => number][] = [['format', (n) => n - 1], ['checksum', (n) => n - 8 - 3 - 1], ['middle of the data', (n) => Math.floor(n / 2)], ['start of the data', () => 10]];
+    // Layout: [bin data, [8 checksum bytes], original size (uint16 here), "cachekit-next/2" (16 bytes)].
+    const places: [string, (n: number) => number][] = [['format', (n) => n - 1], ['checksum', (n) => n - 16 - 3 - 1], ['middle of the data', (n) => Math.floor(n / 2)], ['start of the data', () => 10]];
     for (const [place, at] of places) {
       await tamper(backend, f.keyFor(200), at);
       const before = calls;
@@ -63,12 +63,14 @@ describe('cache(fn) entries: the ByteStorage envelope', () => {
 describe('peekExpiry: the expiry of a record without decoding it', () => {
   it('reads what a full decode reads, for every number shape, and declines other shapes', () => {
     for (const e of [0, 5, 127, 128, 255, 300, 65_535, 70_000, 2 ** 32 + 5, Date.now() + 300_000, 1.5e12, 253402300799999]) {
-      expect(peekExpiry(packValue({ e, v: 'x', s: 1, f: 2 })), String(e)).toBe(e);
+      const payload = encodeRecord({ e, v: 'x', s: 1, f: 2 });
+      expect(peekExpiry(payload), String(e)).toBe(e);
+      expect(decodeRecord(payload).e, String(e)).toBe(e);
     }
-    expect(peekExpiry(packValue({ e: null, v: 1 }))).toBeNull();
-    expect(peekExpiry(packValue({ v: 1, e: 5 }))).toBeUndefined(); // not first: decode instead
-    expect(peekExpiry(packValue([1, 2]))).toBeUndefined();
-    expect(peekExpiry(Uint8Array.of(0x81, 0xa1, 0x65, 0xcb, 0x42))).toBeUndefined(); // truncated
+    expect(peekExpiry(encodeRecord({ v: 1, s: 1, f: 2 }))).toBeNull();
+    expect(peekExpiry(encodeValue({ e: 5 }))).toBeUndefined(); // not a record array: decode instead
+    expect(peekExpiry(encodeValue([1, 2]))).toBeUndefined();
+    expect(peekExpiry(Uint8Array.of(0x95, 0xcb, 0x42))).toBeUndefined(); // truncated
   });
 });
 

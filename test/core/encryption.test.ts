@@ -11,9 +11,14 @@ import {
   sealFrame,
 } from '../../src/core/encryption.js';
 import { decodeInteropValue, encodeInteropValue } from '../../src/core/interop.js';
-import { hex, loadVectors, toHex } from './vectors.js';
+import { MemoryBackend } from '../../src/backends/memory.js';
+import type { Backend } from '../../src/backends/types.js';
+import { backendKeyPrefix, entryCipher, SealedCache } from '../../src/core/sealed.js';
+import { bytesCodec, TieredCache } from '../../src/core/tiered.js';
+import { hex, loadOurVectors, loadVectors, toHex } from './vectors.js';
 
 const interop = loadVectors('interop-mode.json');
+const ours = loadOurVectors();
 const KEY_A = 'aa'.repeat(32);
 const KEY_B = 'bb'.repeat(32);
 const KEY_C = 'cc'.repeat(32);
@@ -52,6 +57,69 @@ describe('interop-mode.json aad and encryption vectors', () => {
       expect(enc.fingerprint(v.tenant_id).toString('hex')).toBe(v.derived_key_fingerprint_hex);
     });
   }
+});
+
+describe('our aad vector: the AAD binds the logical backend key, every client-side prefix included', () => {
+  const v = ours.aad_vectors[0];
+  const logical = v.backend_key_prefix + v.key;
+  const aadOf = (cacheKey: string) => buildAad({ tenantId: v.tenant_id, cacheKey, format: v.format, compressed: v.compressed });
+  // The vector's cipher frame behind this project's entry header (magic, version, fingerprint).
+  const entryFrame = Buffer.concat([Buffer.from([0x63, 0x45, 0x01]), hex(v.derived_key_fingerprint_hex), hex(v.cipher_frame_hex)]);
+  const context = (cacheKey: string, tenantId: string) => ({ tenantId, cacheKey, format: v.format, compressed: v.compressed });
+
+  /** A custom backend that prefixes its keys and says so with `keyPrefix`, as RedisBackend and MemcachedBackend do. */
+  function prefixed(store: MemoryBackend, prefix: string): Backend {
+    return {
+      keyPrefix: prefix,
+      get: (key) => store.get(prefix + key),
+      set: (key, value, ttl) => store.set(prefix + key, value, ttl),
+      delete: (key) => store.delete(prefix + key),
+      exists: (key) => store.exists(prefix + key),
+      healthCheck: () => store.healthCheck(),
+    };
+  }
+  const sealedOn = (backend: Backend, failClosed = false) =>
+    new SealedCache(new TieredCache<Uint8Array>({ backend, codec: bytesCodec, l1: false }), bytesCodec, entryCipher(new Encryptor({ masterKey: v.master_key_hex, failClosed }), context), v.tenant_id);
+
+  it('aad and cipher frame are the vector bytes; the frame opens under the prefixed key only', () => {
+    expect(toHex(aadOf(logical))).toBe(v.aad_hex);
+    expect(toHex(keyFingerprint(deriveTenantKey(hex(v.master_key_hex), v.tenant_id)))).toBe(v.derived_key_fingerprint_hex);
+    const key = deriveTenantKey(hex(v.master_key_hex), v.tenant_id);
+    expect(toHex(sealFrame(key, hex(v.plaintext_hex), aadOf(logical), hex(v.nonce_hex)))).toBe(v.cipher_frame_hex);
+    const encryptor = new Encryptor({ masterKey: v.master_key_hex });
+    expect(toHex(encryptor.decrypt(entryFrame, context(logical, v.tenant_id)))).toBe(v.plaintext_hex);
+    expect(kindOf(() => encryptor.decrypt(entryFrame, context(v.key, v.tenant_id)))).toBe('authentication');
+  });
+
+  it("a sealed cache reads the backend's keyPrefix and binds it: the vector entry is read, its bare-key twin is not", async () => {
+    const store = new MemoryBackend();
+    expect(backendKeyPrefix(prefixed(store, v.backend_key_prefix))).toBe(v.backend_key_prefix);
+    expect(backendKeyPrefix(store)).toBe('');
+    const cache = sealedOn(prefixed(store, v.backend_key_prefix));
+    await store.set(logical, entryFrame, 60);
+    expect(toHex((await cache.get(v.key))!)).toBe(v.plaintext_hex);
+    // What it writes opens with the prefixed AAD, and with the bare key fails: no reader may fall back to it.
+    await cache.set(v.key, hex('c3'), 60);
+    const written = (await store.get(logical))!;
+    const encryptor = new Encryptor({ masterKey: v.master_key_hex });
+    expect(toHex(encryptor.decrypt(written, context(logical, v.tenant_id)))).toBe('c3');
+    expect(kindOf(() => encryptor.decrypt(written, context(v.key, v.tenant_id)))).toBe('authentication');
+  });
+
+  it('an entry sealed over the bare key (what was written before) is a miss and evicted, or an error fail-closed; never opened', async () => {
+    const store = new MemoryBackend();
+    const legacy = new Encryptor({ masterKey: v.master_key_hex }).encrypt(hex('c3'), context(v.key, v.tenant_id));
+    await store.set(logical, legacy, 60);
+    await expect(sealedOn(prefixed(store, v.backend_key_prefix), true).get(v.key)).rejects.toBeInstanceOf(EncryptionError);
+    expect(await store.exists(logical)).toBe(true);
+    expect(await sealedOn(prefixed(store, v.backend_key_prefix)).get(v.key)).toBeNull();
+    expect(await store.exists(logical)).toBe(false);
+    // Moved under another prefix of the same store: fails too.
+    await sealedOn(prefixed(store, 'app-a:')).set('k', hex('c3'), 60);
+    await store.set('app-b:k', (await store.get('app-a:k'))!, 60);
+    expect(await sealedOn(prefixed(store, 'app-b:')).get('k')).toBeNull();
+    expect(toHex((await sealedOn(prefixed(store, 'app-a:')).get('k'))!)).toBe('c3');
+  });
 });
 
 describe('Encryptor entry frames', () => {

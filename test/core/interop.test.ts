@@ -12,9 +12,10 @@ import {
 } from '../../src/core/interop.js';
 import { CanonicalMsgpackError, encodeCanonical, Float64 } from '../../src/core/msgpack-canonical.js';
 import { interopValues } from '../support/bytes-fixtures.js';
-import { hex, loadVectors, toHex, untag } from './vectors.js';
+import { hex, loadOurVectors, loadVectors, toHex, untag } from './vectors.js';
 
 const vectors = loadVectors('interop-mode.json');
+const ours = loadOurVectors();
 const cacheKeys = loadVectors('cache-keys.json');
 
 describe('interop key vectors', () => {
@@ -54,6 +55,50 @@ describe('interop error vectors', () => {
       }
     });
   }
+});
+
+describe('our interop vectors (cachekit-ts 0.2 / cachekit-py 0.26 rules the shared vectors do not pin)', () => {
+  for (const v of ours.key_vectors) {
+    it(`key: ${v.name}`, () => {
+      const args = untag(v.args) as unknown[];
+      expect(toHex(canonicalArgs(args))).toBe(v.canonical_args_hex);
+      expect(interopKey(v.namespace, v.operation, args)).toBe(v.expected_key);
+    });
+  }
+  for (const v of ours.value_vectors) {
+    it(`value: ${v.name}`, () => {
+      const value = untag(v.value);
+      expect(toHex(encodeInteropValue(value))).toBe(v.canonical_msgpack_hex);
+      // The sign of -0 survives the round trip (toEqual tells -0 from +0 via Object.is).
+      expect(decodeInteropValue(hex(v.canonical_msgpack_hex))).toEqual(value);
+    });
+  }
+  for (const v of ours.error_vectors) {
+    it(`error: ${v.name}`, () => {
+      const run = () => interopKey(v.namespace ?? 't', v.operation ?? 'op', untag(v.args) as unknown[]);
+      expect(run).toThrow(v.path ? CanonicalMsgpackError : InteropError);
+      // The message says what to do and where: the argument path, or the segment and its value.
+      if (v.path) expect(run).toThrow(new RegExp(`BigInt.*\\(at ${v.path.replace(/[[\].]/g, '\\$&')}\\)$`));
+      else expect(run).toThrow(new RegExp(`interop ${v.option.split('.')[1]} .*${v.namespace === 'ns' || v.namespace === 'nsapi' ? 'reserved' : '\\.\\.'}`));
+    });
+  }
+  for (const v of ours.value_error_vectors) {
+    it(`value error: ${v.name}`, () => {
+      expect(() => encodeInteropValue(untag(v.value))).toThrow(CanonicalMsgpackError);
+      expect(() => encodeInteropValue(untag(v.value))).toThrow(`(at ${v.path})`);
+    });
+  }
+  it('a BigInt or a Float64 is the way past 2^53, as the error says', () => {
+    expect(toHex(canonicalArgs([2n ** 53n]))).toBe('91cf0020000000000000');
+    expect(toHex(canonicalArgs([new Float64(2 ** 53)]))).toBe('91cf0020000000000000');
+    expect(toHex(encodeInteropValue(new Float64(2 ** 60)))).toBe('cb43b0000000000000');
+    // Past the uint64 range a double is a float64 on every side (the shared float_large_integral_out_of_range).
+    expect(toHex(canonicalArgs([2 ** 64]))).toBe('91cb43f0000000000000');
+  });
+  it('errors inside sets and under non-identifier keys name their place', () => {
+    expect(() => canonicalArgs([new Set([1, 2 ** 60])])).toThrow('(at args[0][<set element 1>])');
+    expect(() => encodeInteropValue({ 'a b': [() => 1] })).toThrow('(at value["a b"][0])');
+  });
 });
 
 describe('canonical MessagePack edges', () => {

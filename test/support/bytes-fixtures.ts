@@ -8,7 +8,7 @@ export function toLegacyEnvelope(envelope: Uint8Array): Uint8Array {
   const width = b[1] === 0xc4 ? 1 : b[1] === 0xc5 ? 2 : 4;
   const n = b.readUIntBE(2, width);
   const data = b.subarray(2 + width, 2 + width + n);
-  const header = n < 16 ? [0x90 | n] : [0xdc, n >>> 8, n & 0xff];
+  const header = n < 16 ? [0x90 | n] : n <= 0xffff ? [0xdc, n >>> 8, n & 0xff] : [0xdd, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
   const items = [...data].flatMap((x) => (x <= 0x7f ? [x] : [0xcc, x]));
   return Buffer.concat([Buffer.of(0x94, ...header, ...items), b.subarray(2 + width + n)]);
 }

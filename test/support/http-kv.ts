@@ -77,7 +77,11 @@ export async function startHttpKv(): Promise<{ url: string; stop(): Promise<void
     if (req.method === 'GET') return res.end(entry.value);
     res.end();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  // The conformance suite opens up to 1,000 connections at once: a backlog that holds them all, and idle keep-alive
+  // sockets kept longer than the client keeps them (undici: 4 s), so a request never races the server's close
+  // (ECONNRESET on a loaded machine).
+  server.keepAliveTimeout = 30_000;
+  await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
