@@ -35,11 +35,11 @@ const SECRET_FIELDS = new Set(['password', 'sentinelPassword', 'apiKey', 'key', 
 
 /**
  * Throws a ConfigError naming the first field of `backend` (a description, as JSON) that holds a secret: a password
- * field, an API key, a TLS key, or a URL or server address with a password in it.
+ * field, an API key, a TLS key, or a URL with a password in it.
  */
 export function assertNoSecrets(backend: unknown, option = 'backend'): void {
   const advice =
-    'which withCachekit would write into the build output for output: \'standalone\'; keep secrets in the environment of the server: leave it out and set CACHEKIT_REDIS_URL / REDIS_URL (Redis), CACHEKIT_MEMCACHED_SERVERS (Memcached) or CACHEKIT_API_KEY (CachekitIO), or use a backend module that reads it from process.env';
+    'which withCachekit would write into the build output for output: \'standalone\'; keep secrets in the environment of the server: leave it out and set CACHEKIT_REDIS_URL or REDIS_URL (Redis) or CACHEKIT_API_KEY (CachekitIO) there, or use a backend module that reads it from process.env';
   const visit = (value: unknown, where: string): void => {
     if (typeof value === 'string') {
       if (hasPassword(value)) throw new ConfigError('withCachekit', where, `holds a password, ${advice}`);
@@ -57,16 +57,14 @@ export function assertNoSecrets(backend: unknown, option = 'backend'): void {
   visit(backend, option);
 }
 
-/** `redis://user:secret@host`, `user:secret@host:11211`: a password before an `@`. */
+/** A URL with a password in it: `redis://:secret@host`, `rediss://user:secret@host`. */
 function hasPassword(value: string): boolean {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
-    try {
-      return new URL(value).password !== '';
-    } catch {
-      return false;
-    }
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return false;
+  try {
+    return new URL(value).password !== '';
+  } catch {
+    return false;
   }
-  return /^[^@/\s]*:[^@/\s]+@/.test(value);
 }
 
 function writeIfChanged(file: string, text: string): void {
