@@ -1,4 +1,20 @@
-import { defineConfig } from 'tsup';
+import { defineConfig, type Options } from 'tsup';
+
+/**
+ * The CommonJS build (the one Next loads as cacheHandler) keeps a literal `require('lz4-napi')` (and of its WebAssembly
+ * fallback): Next's output file tracing (`output: 'standalone'`) follows only literal requires, and esbuild's code
+ * splitting writes `__require(...)`.
+ */
+const TRACED = ['lz4-napi', 'lz4-wasm-nodejs'];
+const literalRequires: NonNullable<Options['plugins']>[number] = {
+  name: 'literal-requires',
+  renderChunk(code, chunk) {
+    if (this.format !== 'cjs') return undefined;
+    let out = code;
+    for (const name of TRACED) out = out.replaceAll(`__require("${name}")`, `require("${name}")`);
+    return out === code ? undefined : { code: out, map: chunk.map };
+  },
+};
 
 export default defineConfig({
   // Each public entry point; Next loads `handler` with a native import() and does not compile it.
@@ -20,4 +36,9 @@ export default defineConfig({
   treeshake: true,
   // Class names stay as written (esbuild would emit `class _FileBackend`): logs and `info().backend` use them.
   keepNames: true,
+  plugins: [literalRequires],
+  // Lets a module write `require('x')` in the CommonJS build only (see src/core/envelope.ts).
+  esbuildOptions(options, context) {
+    options.define = { ...options.define, __CACHEKIT_CJS__: context.format === 'cjs' ? 'true' : 'false' };
+  },
 });

@@ -1,6 +1,6 @@
 /**
  * The byte libraries behind the envelope and interop keys, measured side by side: LZ4 block (lz4-napi native vs
- * lz4js pure JS), xxHash3-64 (hash-wasm WebAssembly vs @node-rs/xxhash native) and BLAKE2b-256 (@noble/hashes pure
+ * lz4-wasm-nodejs, the fallback where the native binding does not load, vs lz4js pure JS), xxHash3-64 (hash-wasm WebAssembly vs @node-rs/xxhash native) and BLAKE2b-256 (@noble/hashes pure
  * JS vs hash-wasm). Candidates that are not installed are skipped (install them with --no-save to compare).
  *
  *   npx esbuild bench/bytes-libraries.ts --bundle --platform=node --format=esm --packages=external \
@@ -16,6 +16,7 @@ const load = async (name: string): Promise<any> => {
 
 const lz4napi = (await load('lz4-napi'))?.default;
 const lz4js = (await load('lz4js'))?.default;
+const lz4wasm = (await load('lz4-wasm-nodejs'))?.default;
 const hashWasm = await load('hash-wasm');
 const nodeRsXxhash = await load('@node-rs/xxhash');
 const noble = await load('@noble/hashes/blake2.js');
@@ -40,6 +41,7 @@ const xxh3Wasm = hashWasm ? await hashWasm.createXXHash3() : undefined;
 const blakeWasm = hashWasm ? await hashWasm.createBLAKE2b(256) : undefined;
 const columns: [string, (d: Buffer) => (() => unknown) | undefined][] = [
   ['lz4-napi compress', (d) => lz4napi && (() => lz4napi.compressSync(d))],
+  ['lz4-wasm compress', (d) => lz4wasm && (() => lz4wasm.compress(d))],
   ['lz4js compress', (d) => {
     if (!lz4js) return undefined;
     const dst = new Uint8Array(lz4js.compressBound(d.length) + 16);

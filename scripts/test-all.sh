@@ -20,12 +20,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Every registry request of this run (npm ci, the example apps' installs): abandoned after 60 s and retried 5 times,
+# 2-60 s apart, instead of hanging.
+export npm_config_fetch_retries=5 npm_config_fetch_retry_mintimeout=2000 npm_config_fetch_retry_maxtimeout=60000 npm_config_fetch_timeout=60000
+
 echo "== npm ci"
 npm ci --no-fund --no-audit --loglevel=error
 echo "== build"
 npm run build --silent
 echo "== typecheck"
 npm run typecheck --silent
+# Before any test: the packed package and every example app's dependencies (e2e tests then only check them).
+echo "== example apps: npm install (packed cachekit-next)"
+started=$SECONDS
+node scripts/install-examples.mjs
+echo "   example apps installed in $((SECONDS - started)) s"
 
 mkdir -p .cache
 status=0

@@ -77,4 +77,22 @@ describe('the built package', () => {
       expect(typeof instance.revalidateTag).toBe('function');
     }
   });
+
+  it('lets output file tracing (output: \'standalone\') find the native LZ4 binary and its WebAssembly fallback from every entry point', async () => {
+    // The tracer Next runs for standalone output (webpack builds; Turbopack follows the same literal requires).
+    const { nodeFileTrace } = require('next/dist/compiled/@vercel/nft') as {
+      nodeFileTrace(files: string[], options: { base: string }): Promise<{ fileList: Set<string> }>;
+    };
+    const native = path.relative(root, path.dirname(require.resolve('lz4-napi')));
+    for (const [subpath, target] of entries) {
+      for (const file of [target.import.default, target.require.default]) {
+        const { fileList } = await nodeFileTrace([path.join(root, file)], { base: root });
+        const traced = [...fileList];
+        expect(traced, `${subpath} (${file}): lz4-napi`).toContain(path.join(native, 'index.js'));
+        expect(traced.some((f) => f.endsWith('.node') && f.includes('lz4-napi')), `${subpath} (${file}): its .node binary`).toBe(true);
+        // The fallback where the binary does not load: the same LZ4 in WebAssembly.
+        expect(traced.some((f) => f.endsWith('lz4_wasm_nodejs_bg.wasm')), `${subpath} (${file}): lz4-wasm-nodejs`).toBe(true);
+      }
+    }
+  });
 });

@@ -3,17 +3,17 @@
  * symlink: Next's bundler refuses handler files outside the app root), `next build`, then `next start` processes.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { freePort } from '../../test/support/servers.js';
+import { installExample, isInstalled, ROOT } from '../../scripts/install-examples.mjs';
 
 const execFileAsync = promisify(execFile);
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const TARBALL = path.join(ROOT, '.cache', 'cachekit-next.tgz');
+export { ROOT, TARBALL } from '../../scripts/install-examples.mjs';
 
 export function appDir(name: string): string {
   return path.join(ROOT, 'examples', name);
@@ -28,18 +28,15 @@ const baseEnv = (): NodeJS.ProcessEnv => {
   return env;
 };
 
-/** Packs the package (already built) and installs it, with the app's other dependencies, into the app. */
+/**
+ * Installs the packed package (TARBALL) with the app's other dependencies into the app. scripts/test-all.sh installed
+ * every example up front (scripts/install-examples.mjs): then this only checks that the current tarball is there and
+ * waits on no registry. Run alone (one spec), it installs, with npm's retry and timeout settings.
+ */
 export async function installApp(name: string): Promise<void> {
   const dir = appDir(name);
-  // npm keeps an installed file: dependency whose version did not change: remove it so the new tarball goes in.
-  rmSync(path.join(dir, 'node_modules', 'cachekit-next'), { recursive: true, force: true });
-  await execFileAsync('npm', ['install', '--no-package-lock', '--no-audit', '--no-fund', '--loglevel=error'], {
-    cwd: dir,
-    env: baseEnv(),
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  const installed = path.join(dir, 'node_modules', 'cachekit-next');
-  if (!existsSync(path.join(installed, 'dist', 'handler.js'))) throw new Error(`cachekit-next was not installed into ${installed}`);
+  if (isInstalled(dir)) return;
+  await installExample(dir, baseEnv());
 }
 
 export interface BuildResult {
@@ -81,6 +78,11 @@ export async function startNext(name: string, options: { distDir: string; env?: 
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
+  return waitForServer(child, port, 'next start', '/');
+}
+
+/** Collects a server's output and waits until `probe` answers on `port` (30 s at most). */
+async function waitForServer(child: ChildProcess, port: number, what: string, probe: string): Promise<NextServer> {
   let output = '';
   child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
@@ -100,17 +102,17 @@ export async function startNext(name: string, options: { distDir: string; env?: 
   for (;;) {
     if (child.exitCode !== null) {
       await stop(); // its forked server may still run in the group
-      throw new Error(`next start exited with ${child.exitCode}:\n${output}`);
+      throw new Error(`${what} exited with ${child.exitCode}:\n${output}`);
     }
     try {
-      const res = await fetch(`${url}/`, { signal: AbortSignal.timeout(2_000) });
+      const res = await fetch(`${url}${probe}`, { signal: AbortSignal.timeout(2_000) });
       if (res.status < 500) break;
     } catch {
       // not listening yet
     }
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`next start did not answer within 30 s:\n${output}`);
+      throw new Error(`${what} did not answer within 30 s:\n${output}`);
     }
     await new Promise((r) => setTimeout(r, 150));
   }
@@ -133,4 +135,33 @@ export async function startDataServer(port?: number): Promise<{ url: string; por
     requests: () => n,
     stop: () => new Promise((resolve) => server.close(() => resolve())),
   };
+}
+
+/**
+ * Ships an `output: 'standalone'` build as a container image would hold it: `<distDir>/standalone` copied into a new
+ * directory, with `<distDir>/static` and `public` beside it (what the Dockerfile copies). Returns the directory.
+ */
+export function shipStandalone(name: string, distDir: string, prefix: string): string {
+  const app = appDir(name);
+  const target = mkdtempSync(path.join(os.tmpdir(), prefix));
+  cpSync(path.join(app, distDir, 'standalone'), target, { recursive: true, verbatimSymlinks: true });
+  cpSync(path.join(app, distDir, 'static'), path.join(target, distDir, 'static'), { recursive: true });
+  if (existsSync(path.join(app, 'public'))) cpSync(path.join(app, 'public'), path.join(target, 'public'), { recursive: true });
+  return target;
+}
+
+/**
+ * `node server.js` in a shipped standalone directory, with only `env` (plus PATH, PORT and HOSTNAME) in its
+ * environment, as in a container: nothing of the test runner's. Waits until `probe` answers (a public file by
+ * default: no page is rendered before the test asks for one).
+ */
+export async function startStandalone(dir: string, env: NodeJS.ProcessEnv = {}, probe = '/robots.txt'): Promise<NextServer> {
+  const port = await freePort();
+  const child: ChildProcess = spawn(process.execPath, ['server.js'], {
+    cwd: dir,
+    env: { PATH: process.env.PATH, NEXT_TELEMETRY_DISABLED: '1', PORT: String(port), HOSTNAME: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  return waitForServer(child, port, 'node server.js', probe);
 }

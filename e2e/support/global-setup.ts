@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildApp, installApp, ROOT, startDataServer, TARBALL } from './apps.js';
+import { packTarball } from '../../scripts/install-examples.mjs';
+import { buildApp, installApp, ROOT, startDataServer } from './apps.js';
 
 /**
  * Once per run: pack the built package, install it into the example apps like a user would, start the apps' upstream
@@ -14,9 +15,8 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   if (!existsSync(path.join(ROOT, 'dist', 'handler.js')) || newestMtime(path.join(ROOT, 'src')) > statSync(path.join(ROOT, 'dist', 'handler.js')).mtimeMs) {
     execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
   }
-  rmSync(TARBALL, { force: true });
-  const packed = execFileSync('npm', ['pack', '--pack-destination', '.cache', '--silent'], { cwd: ROOT, encoding: 'utf8' }).trim().split('\n').pop()!;
-  renameSync(path.join(ROOT, '.cache', packed), TARBALL);
+  // Byte-identical to the tarball scripts/test-all.sh installed up front when nothing changed: installApp then only checks.
+  packTarball();
   await installApp('isr-app');
   await installApp('use-cache-app');
   await installApp('cache-components-app');

@@ -17,7 +17,8 @@
 import { Packr } from 'msgpackr';
 import * as zlib from 'node:zlib';
 import { deflateRawSync, inflateRawSync, constants as zlibConstants } from 'node:zlib';
-import { lz4DecodeBlock, nativeLz4 } from './envelope.js';
+import { lz4DecodeBlock } from './envelope.js';
+import { lz4Compressor, nativeLz4 } from './lz4.js';
 
 const MAGIC_0 = 0xc4;
 const MAGIC_1 = 0x4b;
@@ -141,10 +142,9 @@ export function frame(payload: Uint8Array, compression: CompressionOptions = {})
   let body = payload;
   let flags = 0;
   if (threshold !== false && payload.byteLength >= threshold) {
-    const lz4 = compression.algorithm === 'deflate' ? null : nativeLz4();
-    const compressed = lz4
-      ? lz4.compressSync(Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength))
-      : deflateRawSync(payload, { level: compression.level ?? 1, strategy: zlibConstants.Z_DEFAULT_STRATEGY });
+    // LZ4 natively or in WebAssembly (one format for every instance); deflate when asked, or when neither loads.
+    const lz4 = compression.algorithm === 'deflate' ? null : lz4Compressor();
+    const compressed = lz4 ? lz4(payload) : deflateRawSync(payload, { level: compression.level ?? 1, strategy: zlibConstants.Z_DEFAULT_STRATEGY });
     if (compressed.byteLength < payload.byteLength * 0.9) {
       body = compressed;
       flags |= lz4 ? FLAG_LZ4 : FLAG_DEFLATE;

@@ -9,11 +9,11 @@
  *
  * Below `compressThresholdBytes` the block is written literal-only: still a valid LZ4 block every reader decodes, but
  * no match search and no native call (it does not pay there; see bench/envelope.ts). lz4_flex writes small or
- * incompressible inputs the same way, so the outputs are byte-identical to the vectors either way.
+ * incompressible inputs the same way, so the outputs are byte-identical to the vectors either way. Without the native
+ * module, lz4.ts compresses with the WebAssembly build (blocks may differ in bytes, never in what they decode to).
  */
-import { createRequire } from 'node:module';
 import { createXXHash3, type IHasher } from 'hash-wasm';
-import { logger } from './log.js';
+import { lz4Compressor, nativeLz4 } from './lz4.js';
 
 /** An envelope that is malformed, corrupt, oversized or a decompression bomb. Always a clean Error. */
 export class EnvelopeError extends Error {
@@ -45,35 +45,7 @@ export interface EnvelopeCodec {
   decode(envelope: Uint8Array): EnvelopeContents;
 }
 
-export interface Lz4Native {
-  compressSync(data: Buffer): Buffer;
-  uncompressSync(data: Uint8Array): Buffer;
-}
-
-// lz4-napi is CommonJS with a native binding (lz4_flex, the same LZ4 as cachekit-core): load it lazily, once. Where
-// no prebuilt binary exists the envelope still works: literal-only blocks out, the TypeScript decoder in.
-let lz4Native: Lz4Native | null | undefined;
-function lz4(): Lz4Native | null {
-  if (lz4Native === undefined) {
-    try {
-      lz4Native = createRequire(import.meta.url)('lz4-napi') as Lz4Native;
-    } catch (error) {
-      lz4Native = null;
-      logger().warn(`[cachekit] [envelope] native LZ4 (lz4-napi) unavailable, values are stored uncompressed: ${(error as Error).message}`);
-    }
-  }
-  return lz4Native;
-}
-
-/** The native LZ4 binding (lz4-napi), or `null` where it cannot load. */
-export function nativeLz4(): Lz4Native | null {
-  return lz4();
-}
-
-/** Whether the native LZ4 compressor loaded (without it values are written as literal-only blocks). */
-export function nativeLz4Available(): boolean {
-  return lz4() !== null;
-}
+export { nativeLz4, nativeLz4Available, type Lz4Native } from './lz4.js';
 
 let hasherPromise: Promise<IHasher> | undefined;
 
@@ -114,11 +86,10 @@ export function lz4LiteralBlock(data: Uint8Array): Uint8Array {
 }
 
 function lz4Compress(data: Uint8Array, threshold: number): Uint8Array {
-  const native = data.length < threshold ? null : lz4();
-  if (native === null) return lz4LiteralBlock(data);
-  // lz4-napi prepends the uncompressed size (u32 LE); the envelope carries it separately.
-  const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return native.compressSync(buf).subarray(4);
+  const compress = data.length < threshold ? null : lz4Compressor();
+  if (compress === null) return lz4LiteralBlock(data);
+  // The compressors prepend the uncompressed size (u32 LE); the envelope carries it separately.
+  return compress(data).subarray(4);
 }
 
 /** Decodes an LZ4 block into exactly `size` bytes; every read and write is bounds-checked. */
@@ -171,7 +142,7 @@ export function lz4DecodeBlock(src: Uint8Array, size: number): Uint8Array {
 }
 
 function lz4Decompress(src: Uint8Array, size: number, nativeMin: number): Uint8Array {
-  const native = size < nativeMin ? null : lz4();
+  const native = size < nativeMin ? null : nativeLz4();
   if (native === null) return lz4DecodeBlock(src, size);
   const prefixed = Buffer.allocUnsafe(4 + src.length);
   prefixed.writeUInt32LE(size, 0);

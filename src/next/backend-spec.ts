@@ -34,7 +34,8 @@ function construct(description: BackendDescription, env: NodeJS.ProcessEnv): Bac
   const { type, ...options } = description;
   switch (type) {
     case 'redis':
-      return new RedisBackend(options as RedisBackendOptions);
+      // Without url, nodes or sentinels: the URL (and the password in it) from CACHEKIT_REDIS_URL or REDIS_URL.
+      return RedisBackend.fromEnv(env, options as RedisBackendOptions);
     case 'memcached':
       return new MemcachedBackend(options as MemcachedBackendOptions, env);
     case 'file':
@@ -72,6 +73,9 @@ export function validateBackendSpec(spec: unknown, option = 'backend', { probe =
   // from the environment of the server only, so a missing one is not an error here.
   const trial = { ...spec } as BackendDescription;
   if (trial.type === 'cachekitio' && trial.apiKey === undefined && !process.env.CACHEKIT_API_KEY?.trim()) trial.apiKey = 'validation-only';
+  // Likewise the URL of Redis, from CACHEKIT_REDIS_URL or REDIS_URL where the server runs.
+  const redisEnv = !process.env.CACHEKIT_REDIS_URL?.trim() && !process.env.REDIS_URL?.trim();
+  if (trial.type === 'redis' && redisEnv && trial.url === undefined && trial.nodes === undefined && trial.sentinels === undefined) trial.url = 'redis://validation-only';
   const backend = construct(trial, process.env);
   // Connections open lazily: nothing was opened, but release what the constructor holds (Redis's shared set).
   if (isClosable(backend)) void backend.close().catch(() => {});

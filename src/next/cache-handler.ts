@@ -241,4 +241,8 @@ function backdate(result: CacheHandlerValue, entry: HandlerEntry, ctx: GetContex
 
 /** The handler configured by `withCachekit` (or the environment): what `cacheHandler: require.resolve('cachekit-next/handler')` loads. */
 const CacheHandler: CacheHandlerClass<Runtime | Promise<Runtime>> = handlerClassFor(() => configuredRuntime());
+
+/** For the modules withCachekit generates under `output: 'standalone'` (see built-options.ts). */
+export { applyBuiltOptions } from './built-options.js';
+
 export default CacheHandler;

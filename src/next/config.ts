@@ -8,6 +8,8 @@
  *
  * Next evaluates next.config in `next build` and `next start`, and its build workers inherit that process's
  * environment: so the options travel as JSON in `CACHEKIT_NEXT_OPTIONS`, which the default handler modules read.
+ * With `output: 'standalone'` (whose server.js never evaluates next.config) they are also written, without secrets,
+ * into the project for the generated handler modules Next then loads (built-options.ts).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -17,6 +19,7 @@ import { isBackend } from '../backends/types.js';
 import { logger } from '../core/log.js';
 import { assertKnownOptions, ConfigError, describe } from '../core/options.js';
 import { validateBackendSpec, type BackendDescription, type BackendSpec } from './backend-spec.js';
+import { isGeneratedHandler, writeBuiltHandlers } from './built-options.js';
 import { OPTIONS_ENV, validateOptions, type CachekitNextOptions, type ConfiguredOptions } from './runtime.js';
 
 export type { BackendDescription } from './backend-spec.js';
@@ -85,13 +88,13 @@ export function withCachekit<T extends object>(
   if (typeof nextConfig === 'function') {
     return async (phase, context) => {
       process.env[OPTIONS_ENV] = serialised;
-      return applyTo(await (nextConfig as ConfigFunction<T>)(phase, context));
+      return applyTo(await (nextConfig as ConfigFunction<T>)(phase, context), serialised);
     };
   }
   if (nextConfig === null || typeof nextConfig !== 'object' || Array.isArray(nextConfig)) {
     throw new ConfigError(COMPONENT, 'nextConfig', `must be a Next.js config object or function, got ${describe(nextConfig)}`);
   }
-  return applyTo(nextConfig);
+  return applyTo(nextConfig, serialised);
 }
 
 /** The paths Next gets: this package's own handler modules, resolved from the installed package. */
@@ -109,10 +112,11 @@ function ownFile(): string {
   return fileURLToPath(import.meta.url);
 }
 
-function applyTo<T extends object>(nextConfig: T): T & CachekitNextConfig {
-  const user = nextConfig as CachekitNextConfig;
-  const { cacheHandler, useCacheHandler } = handlerPaths();
-  const ours = (value: unknown, target: string) => value === undefined || value === null || samePath(value, target);
+function applyTo<T extends object>(nextConfig: T, serialised: string): T & CachekitNextConfig {
+  const user = nextConfig as CachekitNextConfig & { output?: unknown };
+  // output: 'standalone': server.js never evaluates next.config, so the handlers are modules that carry the options.
+  const { cacheHandler, useCacheHandler } = user.output === 'standalone' ? writeBuiltHandlers(serialised, process.cwd()) : handlerPaths();
+  const ours = (value: unknown, target: string) => value === undefined || value === null || samePath(value, target) || (typeof value === 'string' && isGeneratedHandler(value));
 
   if (!ours(user.cacheHandler, cacheHandler)) {
     throw new ConfigError(COMPONENT, 'cacheHandler', `is already set to ${describe(user.cacheHandler)}; withCachekit sets it to cachekit-next's handler: remove it, or configure the handler by hand instead of withCachekit`);

@@ -21,6 +21,7 @@ import { entryCipher, SealedCache } from '../core/sealed.js';
 import { TagStore, type TagVerdict } from '../core/tags.js';
 import { backendTypeOf, bytesCodec, TieredCache, type Codec, type ErrorHandler, type L1Options } from '../core/tiered.js';
 import { backendFromDescription, loadBackendModule, validateBackendSpec, type BackendSpec } from './backend-spec.js';
+import { applyBuiltOptionsFromStandalone } from './built-options.js';
 import { entryCodec, type HandlerEntry } from './entry-codec.js';
 import { useCacheCodec, type UseCacheStoredEntry } from './use-cache-codec.js';
 
@@ -373,9 +374,22 @@ export const OPTIONS_ENV = 'CACHEKIT_NEXT_OPTIONS';
 /** The options in `CACHEKIT_NEXT_OPTIONS`: serialisable ones, with the backend as a spec (module, description, null). */
 export type ConfiguredOptions = Omit<CachekitNextOptions, 'backend' | 'onError'> & { backend?: BackendSpec };
 
-/** The options configured for the default handlers: `CACHEKIT_NEXT_OPTIONS` (JSON), else none (environment decides). */
-export function configuredOptions(env: NodeJS.ProcessEnv = process.env): ConfiguredOptions {
+/**
+ * `CACHEKIT_NEXT_OPTIONS`. In a standalone server (`node server.js`, which never evaluates next.config) the generated
+ * handler modules set it when Next imports them; a caller before that finds them itself (see built-options.ts).
+ */
+function optionsText(env: NodeJS.ProcessEnv): string | undefined {
   const raw = env[OPTIONS_ENV];
+  if (raw || !applyBuiltOptionsFromStandalone(env)) return raw;
+  return env[OPTIONS_ENV];
+}
+
+/**
+ * The options configured for the default handlers: `CACHEKIT_NEXT_OPTIONS` (JSON; what withCachekit sets, or its
+ * generated modules under `output: 'standalone'`), else none (environment decides).
+ */
+export function configuredOptions(env: NodeJS.ProcessEnv = process.env): ConfiguredOptions {
+  const raw = optionsText(env);
   if (!raw) return {};
   let parsed: unknown;
   try {
@@ -402,7 +416,7 @@ type ConfiguredHolder = { [CONFIGURED]?: { raw: string; options: ConfiguredOptio
  * handlers report that and answer misses, never a render error.
  */
 export function configuredRuntime(env: NodeJS.ProcessEnv = process.env): Runtime | Promise<Runtime> {
-  const raw = env[OPTIONS_ENV] ?? '';
+  const raw = optionsText(env) ?? '';
   const holder = globalThis as ConfiguredHolder;
   let parsed = holder[CONFIGURED];
   if (parsed?.raw !== raw) holder[CONFIGURED] = parsed = { raw, options: configuredOptions(env) };

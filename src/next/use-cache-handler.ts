@@ -309,4 +309,8 @@ function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
 
 /** The handler configured by `withCachekit` (or the environment): what `cacheHandlers.default`/`.remote` load. */
 const useCacheHandler: UseCacheHandler<Runtime | Promise<Runtime>> = useCacheHandlerFor(() => configuredRuntime());
+
+/** For the modules withCachekit generates under `output: 'standalone'` (see built-options.ts). */
+export { applyBuiltOptions } from './built-options.js';
+
 export default useCacheHandler;
