@@ -151,17 +151,7 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
     // Header and payload are copied into one buffer now: a caller mutating `value` later cannot change the file.
     const data = this.#encode('set', key, value, ttlSeconds);
     const name = entryName(key);
-    await this.#run('set', key, async () => {
-      const tmp = await writeTemp(this.cacheDir, name, data, { fsync: true });
-      try {
-        const previous = await lstatOrNull(this.#path(name));
-        await rename(tmp, this.#path(name));
-        this.#evictor.account(previous, data.byteLength);
-      } catch (error) {
-        await unlinkIfPresent(tmp);
-        throw error;
-      }
-    });
+    await this.#run('set', key, () => this.#replace(name, data, true));
     await this.#evictor.maybeEvict();
   }
 
@@ -272,15 +262,7 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
         }
         const data = encodeEntry(Buffer.from(String(value), 'latin1'), current?.expirySec ?? 0);
         // No fsync: a counter lost in a crash comes back lower or missing, which its readers treat as a reset.
-        const tmp = await writeTemp(this.cacheDir, name, data, { fsync: false });
-        try {
-          const previous = await lstatOrNull(this.#path(name));
-          await rename(tmp, this.#path(name));
-          this.#evictor.account(previous, data.byteLength);
-        } catch (error) {
-          await unlinkIfPresent(tmp);
-          throw error;
-        }
+        await this.#replace(name, data, false);
         return value;
       });
       if (!held) throw this.#error('timeout', 'incr', key, `the counter stayed locked for ${INCR_WAIT_MS} ms`);
@@ -382,6 +364,19 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
    * Opens an entry without following symlinks and validates its header. Missing, foreign, truncated and expired files
    * are misses; the last three are removed. `touch` refreshes the mtime that eviction uses as the last read time.
    */
+  /** Writes `data` to a temp file and renames it over entry `name`: readers see the old file or the new one, whole. */
+  async #replace(name: string, data: Uint8Array, fsync: boolean): Promise<void> {
+    const tmp = await writeTemp(this.cacheDir, name, data, { fsync });
+    try {
+      const previous = await lstatOrNull(this.#path(name));
+      await rename(tmp, this.#path(name));
+      this.#evictor.account(previous, data.byteLength);
+    } catch (error) {
+      await unlinkIfPresent(tmp);
+      throw error;
+    }
+  }
+
   async #read(name: string, full: boolean, touch: boolean): Promise<ReadResult | null> {
     const file = this.#path(name);
     let handle: FileHandle;
