@@ -155,6 +155,38 @@ export function encodeInteropValue(value: unknown): Uint8Array {
   return encodeCanonical(value, 'value', normalize, 'value');
 }
 
+/**
+ * `value` with every datetime sentinel map (`{ __datetime__: true, value: ISO }`, exactly those two keys) turned back
+ * into a `Date`, as cachekit-ts does on read: a JS loader that returned a Date gets a Date from a hit too. Digits past
+ * milliseconds (a Python writer's microseconds) are floored; a sentinel whose text is not a valid instant stays a map.
+ */
+export function reviveInteropDates(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = reviveInteropDates(value[i]);
+    return value;
+  }
+  if (value instanceof Map) {
+    for (const [k, v] of value) value.set(k, reviveInteropDates(v));
+    return value;
+  }
+  if (value instanceof Uint8Array) return value;
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record);
+  if (keys.length === 2 && record.__datetime__ === true && typeof record.value === 'string') {
+    try {
+      const micros = InteropDateTime.fromISO(record.value).epochMicros;
+      let ms = micros / 1000n;
+      if (ms * 1000n > micros) ms -= 1n; // floor, also before the epoch
+      return new Date(Number(ms));
+    } catch {
+      return value;
+    }
+  }
+  for (const key of keys) record[key] = reviveInteropDates(record[key]);
+  return value;
+}
+
 /** Decodes a stored interop value; throws CanonicalMsgpackError on anything malformed (a miss for the caller). */
 export function decodeInteropValue(bytes: Uint8Array, options?: DecodeOptions): unknown {
   return decodeCanonical(bytes, options);

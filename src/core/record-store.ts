@@ -22,7 +22,7 @@ import { assertBounded } from './codec.js';
 import type { EncryptionContext, Encryptor } from './encryption.js';
 import { createEnvelopeCodec, type EnvelopeCodec } from './envelope.js';
 import { clearCipher, entryCipher, interopCipher, SealedCache } from './sealed.js';
-import { decodeInteropValue, encodeInteropValue } from './interop.js';
+import { decodeInteropValue, encodeInteropValue, reviveInteropDates } from './interop.js';
 import { TieredCache, bytesCodec, type Codec, type ErrorContext, type HitSource, type L1Options } from './tiered.js';
 import { decodeValue, encodeWithHeader } from './value-codec.js';
 
@@ -193,8 +193,11 @@ export function sealedStore(settings: TieredSettings, encryptor: Encryptor): Rec
   };
 }
 
-/** One canonical MessagePack document; anything else (another writer's format) fails to decode: a miss. */
-const interopCodec: Codec<unknown> = { encode: encodeInteropValue, decode: (bytes) => decodeInteropValue(bytes) };
+/**
+ * One canonical MessagePack document; anything else (another writer's format) fails to decode: a miss. Datetime
+ * sentinels come back as Dates, so a hit returns what the loader's miss returned.
+ */
+const interopCodec: Codec<unknown> = { encode: encodeInteropValue, decode: (bytes) => reviveInteropDates(decodeInteropValue(bytes)) };
 
 /** Interop entries have no stored-at or fresh-until: present means fresh, the backend TTL ends them. */
 export function interopStore(settings: TieredSettings, encryptor: Encryptor | null): RecordStore {

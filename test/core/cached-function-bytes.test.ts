@@ -249,8 +249,11 @@ describe('cache(fn, { interop }): shares entries with a Python cachekit service'
       const got = await reader.detailed(i);
       expect(got.status, v.name).toBe('l2');
       expect(calls).toBe(before);
-      // Floats come back as plain numbers (Float64 marks them only on the way in).
-      expect(got.value, v.name).toEqual(plainNumbers(untag(v.value)));
+      // Floats come back as plain numbers (Float64 marks them only on the way in); a datetime sentinel as a Date
+      // floored to the millisecond (as cachekit-ts reads it: what a JS loader's miss would have returned).
+      const expected = plainNumbers(untag(v.value)) as { __datetime__?: boolean; value?: string };
+      if (expected?.__datetime__ === true) expect(got.value, v.name).toEqual(new Date(expected.value!.replace(/(\.\d{3})\d*/, '$1')));
+      else expect(got.value, v.name).toEqual(expected);
     }
   });
 

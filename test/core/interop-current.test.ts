@@ -16,7 +16,7 @@ import { fetchValue } from '../next/fixtures.js';
 import { toLegacyEnvelope } from '../support/bytes-fixtures.js';
 import { redisFixture } from '../support/redis-fixture.js';
 import { startMemcached, type ServerHandle } from '../support/servers.js';
-import { hex, loadOurVectors, toHex } from './vectors.js';
+import { hex, loadOurVectors, loadVectors, toHex } from './vectors.js';
 
 const redis = redisFixture();
 const ours = loadOurVectors();
@@ -42,6 +42,35 @@ describe('interop values and arguments', () => {
     expect(Object.is(hit.value, -0)).toBe(true);
     // As an argument -0 is 0 (integral floats collapse): one key for both.
     expect(f.keyFor(-0)).toBe(f.keyFor(0));
+  });
+
+  it('a Date in a loader value comes back a Date from L2 and L1 (sentinel map on the wire, as cachekit-ts reads it); a Python-written sentinel with microseconds too', async () => {
+    const backend = redis.backend();
+    const at = new Date(Date.UTC(2024, 0, 1, 12, 30, 45, 123));
+    const f = cache(async (_id: number) => ({ at, list: [at], n: 1 }), { backend, ttl: 60, l1: { maxTtlSeconds: 60 }, interop: { namespace: 't', operation: 'dates' } });
+    const miss = await f.detailed(1);
+    expect(miss.status).toBe('miss');
+    const stored = toHex((await backend.get(f.keyFor(1)))!);
+    // On the wire: the sentinel map of wire-format.md, Python isoformat with +00:00.
+    expect(Buffer.from(stored, 'hex').toString('latin1')).toContain('__datetime__');
+    expect(Buffer.from(stored, 'hex').toString('latin1')).toContain('2024-01-01T12:30:45.123000+00:00');
+    const l1 = await f.detailed(1);
+    expect(l1.status).toBe('l1');
+    expect(l1.value.at).toBeInstanceOf(Date);
+    expect(l1.value.at.getTime()).toBe(at.getTime());
+    expect(l1.value.list[0]).toBeInstanceOf(Date);
+    const other = cache(async (_id: number) => ({ at, list: [at], n: 1 }), { backend, ttl: 60, l1: false, interop: { namespace: 't', operation: 'dates' } });
+    const l2 = await other.detailed(1);
+    expect(l2.status).toBe('l2');
+    expect(l2.value.at).toBeInstanceOf(Date);
+    expect(l2.value.at.getTime()).toBe(at.getTime());
+    // What a Python service writes (the shared value vector, microseconds): a Date floored to the millisecond.
+    const v = loadVectors('interop-mode.json').value_vectors.find((x: { name: string }) => x.name === 'datetime_sentinel_value');
+    await backend.set(other.keyFor(2), hex(v.canonical_msgpack_hex), 60);
+    const fromPython = await other.detailed(2);
+    expect(fromPython.status).toBe('l2');
+    expect(fromPython.value).toBeInstanceOf(Date);
+    expect((fromPython.value as unknown as Date).toISOString()).toBe('2024-01-01T12:30:45.123Z');
   });
 
   it('reserved namespaces and ".." are ConfigErrors at construction, naming the option', () => {
