@@ -197,7 +197,9 @@ export class Runtime {
       epoch: options.readYourWrites === false ? false : { maxAgeMs: coherenceTtl * 1000, call },
     });
     // Announcements reach every instance (messages, or the epoch read per request): L1 copies live as long as the L2's.
-    this.#l1MaxTtlSeconds = this.bus.coherent ? Infinity : coherenceTtl;
+    // L1 only (no backend): nothing else holds a copy, so the L1 is bounded by entry TTLs alone.
+    const alone = this.backend === null;
+    this.#l1MaxTtlSeconds = alone || this.bus.coherent ? Infinity : coherenceTtl;
     this.#useCacheL1 = options.useCacheL1 ?? options.l1 ?? {};
     if (options.useCacheL1 === false && this.backend === null) {
       throw new ConfigError(COMPONENT, 'useCacheL1', "cannot be false when backend is null (nothing would be cached)");
@@ -214,7 +216,8 @@ export class Runtime {
       // One Redis hash tag per app: every tag key on one cluster slot.
       keyPrefix: `${this.keyPrefix}{${this.namespace}.tags}:`,
       maxEntryTtlSeconds: this.maxTtlSeconds,
-      localTtlMs: (this.bus.coherent ? 30 : coherenceTtl) * 1000,
+      // L1 only: the local states are the only record of each revalidation, kept as long as an entry can live.
+      localTtlMs: (alone ? this.maxTtlSeconds : this.bus.coherent ? 30 : coherenceTtl) * 1000,
       call,
       onError: report,
     });
