@@ -3,6 +3,7 @@
  * CJS and types), every built entry is exported, and the handler modules' default exports survive Next's
  * `interopDefault(await import(path))` from both builds. Run after `npm run build` (scripts/test-all.sh does).
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { createRequire } from 'node:module';
@@ -92,7 +93,40 @@ describe('the built package', () => {
         expect(traced.some((f) => f.endsWith('.node') && f.includes('lz4-napi')), `${subpath} (${file}): its .node binary`).toBe(true);
         // The fallback where the binary does not load: the same LZ4 in WebAssembly.
         expect(traced.some((f) => f.endsWith('lz4_wasm_nodejs_bg.wasm')), `${subpath} (${file}): lz4-wasm-nodejs`).toBe(true);
+        // The backend clients are imported on first connect (a string-literal import() the tracer follows).
+        if (subpath === './handler' || subpath === './use-cache' || subpath === '.') {
+          for (const client of ['ioredis', 'memjs', 'undici']) {
+            const main = path.relative(root, require.resolve(client));
+            expect(traced, `${subpath} (${file}): ${client}`).toContain(main);
+          }
+        }
       }
+    }
+  });
+
+  it('loads no backend client (ioredis, memjs, undici) for an app that caches in memory or on disk', () => {
+    // A fresh process per build: what an app on the File or Memory backend pays at import and first call.
+    const probe = `
+      const { createRequire } = require('node:module');
+      const { mkdtempSync } = require('node:fs');
+      const path = require('node:path');
+      const os = require('node:os');
+      (async () => {
+        const file = process.argv[1];
+        const lib = file.endsWith('.cjs') ? require(file) : await import(require('node:url').pathToFileURL(file).href);
+        const dir = mkdtempSync(path.join(os.tmpdir(), 'ck-lazy-clients-'));
+        const onDisk = lib.cache(async function double(x) { return x * 2; }, { backend: new lib.FileBackend({ cacheDir: dir }) });
+        const inMemory = lib.cache(async function inc(x) { return x + 1; }, { backend: new lib.MemoryBackend() });
+        const results = [await onDisk(2), await onDisk(2), await inMemory(1)];
+        const loaded = Object.keys(createRequire(file).cache).filter((p) => /node_modules[\\/](ioredis|memjs|undici)[\\/]/.test(p));
+        process.stdout.write(JSON.stringify({ results, loaded }));
+      })().catch((error) => { console.error(error); process.exit(1); });
+    `;
+    const target = pkg.exports['.'] as { import: { default: string }; require: { default: string } };
+    for (const file of [target.import.default, target.require.default]) {
+      const out = JSON.parse(execFileSync(process.execPath, ['-e', probe, path.join(root, file)], { encoding: 'utf8' })) as { results: number[]; loaded: string[] };
+      expect(out.results, file).toEqual([4, 4, 2]);
+      expect(out.loaded, file).toEqual([]);
     }
   });
 });
