@@ -325,32 +325,49 @@ export class MemcachedBackend implements Backend, TtlCapable, AddCapable, Counte
   }
 
   /** Sends one request through memjs (server chosen by key) and waits for its reply within the deadline. */
-  async #send(operation: string, key: string, request: Buffer, storedKey: string): Promise<memjs.Response> {
-    const { client } = this.#opened ?? (await this.#connect());
-    const server = client.server(storedKey);
-    const name = server ? `${server.host}:${server.port}` : 'no server';
-    return this.#track(client, operation, key, name, request, (seq, done) => client.perform(storedKey, request, seq, done));
+  #send(operation: string, key: string, request: Buffer, storedKey: string): Promise<memjs.Response> {
+    return this.#withClient(operation, key, (client, admitted) => {
+      const server = client.server(storedKey);
+      const name = server ? `${server.host}:${server.port}` : 'no server';
+      return this.#track(client, admitted, operation, key, name, request, (seq, done) => client.perform(storedKey, request, seq, done));
+    });
   }
 
-  async #version(server: BoundedServer, name: string): Promise<memjs.Response> {
+  /**
+   * Runs `call` on the client, creating it first if needed. A call waiting for that counts as in flight: close()
+   * waits for it (`admitted`: it was accepted before close).
+   */
+  #withClient<T>(operation: string, key: string | undefined, call: (client: memjs.Client, admitted: boolean) => Promise<T>): Promise<T> {
+    if (this.#opened) return call(this.#opened.client, false);
+    if (this.#closed) return Promise.reject(new BackendError(`${operation} after close()`, { kind: 'permanent', backend: BACKEND, operation, key }));
+    const promise = this.#connect().then(({ client }) => call(client, true));
+    this.#pending.add(promise);
+    const forget = () => this.#pending.delete(promise);
+    promise.then(forget, forget);
+    return promise;
+  }
+
+  #version(server: BoundedServer, name: string): Promise<memjs.Response> {
     const request = frame(OP.version, '', EMPTY, EMPTY);
-    const { client } = this.#opened ?? (await this.#connect());
-    return this.#track(client, 'healthCheck', undefined, name, request, (seq, done) => {
-      server.onResponse(seq, (response) => done(null, response));
-      server.onError(seq, (error) => done(error));
-      server.write(request);
-    });
+    return this.#withClient('healthCheck', undefined, (client, admitted) =>
+      this.#track(client, admitted, 'healthCheck', undefined, name, request, (seq, done) => {
+        server.onResponse(seq, (response) => done(null, response));
+        server.onError(seq, (error) => done(error));
+        server.write(request);
+      }),
+    );
   }
 
   #track(
     client: memjs.Client,
+    admitted: boolean,
     operation: string,
     key: string | undefined,
     server: string,
     request: Buffer,
     start: (seq: number, done: (error: unknown, response?: memjs.Response) => void) => void,
   ): Promise<memjs.Response> {
-    if (this.#closed) {
+    if (this.#closed && !admitted) {
       return Promise.reject(new BackendError(`${operation} after close()`, { kind: 'permanent', backend: BACKEND, operation, key }));
     }
     client.incrSeq();
