@@ -47,9 +47,47 @@ describe('the built package', () => {
   it('self-resolves by name, ESM and CJS, with the public API', async () => {
     const esm = (await import('cachekit-next')) as Record<string, unknown>;
     const cjs = require('cachekit-next') as Record<string, unknown>;
-    for (const name of ['RedisBackend', 'FileBackend', 'MemcachedBackend', 'CachekitIOBackend', 'MemoryBackend', 'TieredCache', 'BackendError', 'setDefaultBackend', 'resolveBackend']) {
+    for (const name of ['RedisBackend', 'FileBackend', 'MemcachedBackend', 'CachekitIOBackend', 'MemoryBackend', 'BackendError', 'setDefaultBackend', 'cache', 'cachedFetch']) {
       expect(typeof esm[name], `ESM ${name}`).toBe('function');
       expect(typeof cjs[name], `CJS ${name}`).toBe('function');
+    }
+  });
+
+  // The public surface, entry by entry: a name added to or dropped from an entry point is a deliberate change here.
+  const EXPORTS: Record<string, string[]> = {
+    '.': [
+      'ArgumentKeyError', 'BackendError', 'CachekitIOBackend', 'ConfigError', 'EncryptionError', 'FileBackend', 'MemcachedBackend',
+      'MemoryBackend', 'RedisBackend', 'UnstorableValueError', 'cache', 'cachedFetch', 'getDefaultBackend', 'pathTag',
+      'setDefaultBackend', 'setLogger',
+    ],
+    './protocol': [
+      'BACKEND_ENV_VARS', 'CanonicalMsgpackError', 'CircuitBreaker', 'ENVELOPE_LIMITS', 'Encryptor', 'EnvelopeError', 'Float64',
+      'INTEROP_SEGMENT', 'InteropDateTime', 'InteropError', 'InteropUuid', 'TieredCache', 'backendFromEnv', 'buildAad', 'bytesCodec',
+      'canonicalArgs', 'createEnvelopeCodec', 'decodeInteropValue', 'deriveTenantKey', 'encodeInteropValue', 'hasAdd', 'hasBatch',
+      'hasCounter', 'hasInvalidation', 'hasLocks', 'hasTtl', 'hashArgs', 'interopArgsHash', 'interopKey', 'isBackend', 'isClosable',
+      'keyFingerprint', 'resolveBackend',
+    ],
+    './testing': ['testBackendConformance'],
+    './handler': ['applyBuiltOptions', 'createCacheHandler', 'default', 'handlerClassFor'],
+    './use-cache': ['applyBuiltOptions', 'createUseCacheHandler', 'default', 'useCacheHandlerFor', 'useCacheStoreKey'],
+    './config': ['handlerPaths', 'withCachekit'],
+  };
+
+  it('pins the export list of every entry point, ESM and CJS', async () => {
+    expect(entries.map(([subpath]) => subpath).sort()).toEqual(Object.keys(EXPORTS).sort());
+    for (const [subpath, target] of entries) {
+      const esm = (await import(pathToFileURL(path.join(root, target.import.default)).href)) as Record<string, unknown>;
+      const cjs = require(path.join(root, target.require.default)) as Record<string, unknown>;
+      expect(Object.keys(esm).sort(), `${subpath} ESM`).toEqual([...EXPORTS[subpath]!].sort());
+      expect(Object.keys(cjs).filter((name) => name !== '__esModule').sort(), `${subpath} CJS`).toEqual([...EXPORTS[subpath]!].sort());
+    }
+  });
+
+  it('ships the conformance suite without a test runner: it imports neither vitest nor jest', () => {
+    const target = pkg.exports['./testing'] as { import: { default: string }; require: { default: string } };
+    for (const file of [target.import.default, target.require.default]) {
+      const code = readFileSync(path.join(root, file), 'utf8');
+      expect(code, file).not.toMatch(/from ["']vitest["']|require\(["'](vitest|jest|@jest\/globals)["']\)/);
     }
   });
 
@@ -85,7 +123,8 @@ describe('the built package', () => {
       nodeFileTrace(files: string[], options: { base: string }): Promise<{ fileList: Set<string> }>;
     };
     const native = path.relative(root, path.dirname(require.resolve('lz4-napi')));
-    for (const [subpath, target] of entries) {
+    // ./testing holds only the conformance suite: no compression, no backend client.
+    for (const [subpath, target] of entries.filter(([subpath]) => subpath !== './testing')) {
       for (const file of [target.import.default, target.require.default]) {
         const { fileList } = await nodeFileTrace([path.join(root, file)], { base: root });
         const traced = [...fileList];
