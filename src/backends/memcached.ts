@@ -257,7 +257,13 @@ export class MemcachedBackend implements Backend, TtlCapable, AddCapable, Counte
    */
   async healthCheck(): Promise<[boolean, HealthDetails]> {
     const started = performance.now();
-    const { servers: connections } = await this.#connect();
+    let connections: BoundedServer[];
+    try {
+      connections = (await this.#connect()).servers;
+    } catch (error) {
+      // memjs did not load: unhealthy, reported like any other failure.
+      return [false, { latency_ms: performance.now() - started, backend_type: BACKEND, error: errorMessage(error) }];
+    }
     const servers = await Promise.all(
       connections.map(async (server, index) => {
         const name = this.#options.servers[index]!.name;
