@@ -20,6 +20,9 @@ export default defineConfig({
   // Each public entry point; Next loads `handler` with a native import() and does not compile it.
   entry: {
     index: 'src/index.ts',
+    // The byte layer and the building blocks under the loaders; the conformance suite for custom backends.
+    protocol: 'src/protocol.ts',
+    testing: 'src/testing.ts',
     handler: 'src/next/cache-handler.ts',
     // The `cacheHandlers` ('use cache') handler object; loaded the same way.
     'use-cache': 'src/next/use-cache-handler.ts',

@@ -3,6 +3,7 @@
  * CJS and types), every built entry is exported, and the handler modules' default exports survive Next's
  * `interopDefault(await import(path))` from both builds. Run after `npm run build` (scripts/test-all.sh does).
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { createRequire } from 'node:module';
@@ -46,9 +47,47 @@ describe('the built package', () => {
   it('self-resolves by name, ESM and CJS, with the public API', async () => {
     const esm = (await import('cachekit-next')) as Record<string, unknown>;
     const cjs = require('cachekit-next') as Record<string, unknown>;
-    for (const name of ['RedisBackend', 'FileBackend', 'MemcachedBackend', 'CachekitIOBackend', 'MemoryBackend', 'TieredCache', 'BackendError', 'setDefaultBackend', 'resolveBackend']) {
+    for (const name of ['RedisBackend', 'FileBackend', 'MemcachedBackend', 'CachekitIOBackend', 'MemoryBackend', 'BackendError', 'setDefaultBackend', 'cache', 'cachedFetch']) {
       expect(typeof esm[name], `ESM ${name}`).toBe('function');
       expect(typeof cjs[name], `CJS ${name}`).toBe('function');
+    }
+  });
+
+  // The public surface, entry by entry: a name added to or dropped from an entry point is a deliberate change here.
+  const EXPORTS: Record<string, string[]> = {
+    '.': [
+      'ArgumentKeyError', 'BackendError', 'CachekitIOBackend', 'ConfigError', 'EncryptionError', 'FileBackend', 'MemcachedBackend',
+      'MemoryBackend', 'RedisBackend', 'UnstorableValueError', 'cache', 'cachedFetch', 'getDefaultBackend', 'pathTag',
+      'setDefaultBackend', 'setLogger',
+    ],
+    './protocol': [
+      'BACKEND_ENV_VARS', 'CanonicalMsgpackError', 'CircuitBreaker', 'ENVELOPE_LIMITS', 'Encryptor', 'EnvelopeError', 'Float64',
+      'INTEROP_SEGMENT', 'InteropDateTime', 'InteropError', 'InteropUuid', 'TieredCache', 'backendFromEnv', 'buildAad', 'bytesCodec',
+      'canonicalArgs', 'createEnvelopeCodec', 'decodeInteropValue', 'deriveTenantKey', 'encodeInteropValue', 'hasAdd', 'hasBatch',
+      'hasCounter', 'hasInvalidation', 'hasLocks', 'hasTtl', 'hashArgs', 'interopArgsHash', 'interopKey', 'isBackend', 'isClosable',
+      'keyFingerprint', 'resolveBackend',
+    ],
+    './testing': ['testBackendConformance'],
+    './handler': ['applyBuiltOptions', 'createCacheHandler', 'default', 'handlerClassFor'],
+    './use-cache': ['applyBuiltOptions', 'createUseCacheHandler', 'default', 'useCacheHandlerFor', 'useCacheStoreKey'],
+    './config': ['handlerPaths', 'withCachekit'],
+  };
+
+  it('pins the export list of every entry point, ESM and CJS', async () => {
+    expect(entries.map(([subpath]) => subpath).sort()).toEqual(Object.keys(EXPORTS).sort());
+    for (const [subpath, target] of entries) {
+      const esm = (await import(pathToFileURL(path.join(root, target.import.default)).href)) as Record<string, unknown>;
+      const cjs = require(path.join(root, target.require.default)) as Record<string, unknown>;
+      expect(Object.keys(esm).sort(), `${subpath} ESM`).toEqual([...EXPORTS[subpath]!].sort());
+      expect(Object.keys(cjs).filter((name) => name !== '__esModule').sort(), `${subpath} CJS`).toEqual([...EXPORTS[subpath]!].sort());
+    }
+  });
+
+  it('ships the conformance suite without a test runner: it imports neither vitest nor jest', () => {
+    const target = pkg.exports['./testing'] as { import: { default: string }; require: { default: string } };
+    for (const file of [target.import.default, target.require.default]) {
+      const code = readFileSync(path.join(root, file), 'utf8');
+      expect(code, file).not.toMatch(/from ["']vitest["']|require\(["'](vitest|jest|@jest\/globals)["']\)/);
     }
   });
 
@@ -84,7 +123,8 @@ describe('the built package', () => {
       nodeFileTrace(files: string[], options: { base: string }): Promise<{ fileList: Set<string> }>;
     };
     const native = path.relative(root, path.dirname(require.resolve('lz4-napi')));
-    for (const [subpath, target] of entries) {
+    // ./testing holds only the conformance suite: no compression, no backend client.
+    for (const [subpath, target] of entries.filter(([subpath]) => subpath !== './testing')) {
       for (const file of [target.import.default, target.require.default]) {
         const { fileList } = await nodeFileTrace([path.join(root, file)], { base: root });
         const traced = [...fileList];
@@ -92,7 +132,40 @@ describe('the built package', () => {
         expect(traced.some((f) => f.endsWith('.node') && f.includes('lz4-napi')), `${subpath} (${file}): its .node binary`).toBe(true);
         // The fallback where the binary does not load: the same LZ4 in WebAssembly.
         expect(traced.some((f) => f.endsWith('lz4_wasm_nodejs_bg.wasm')), `${subpath} (${file}): lz4-wasm-nodejs`).toBe(true);
+        // The backend clients are imported on first connect (a string-literal import() the tracer follows).
+        if (subpath === './handler' || subpath === './use-cache' || subpath === '.') {
+          for (const client of ['ioredis', 'memjs', 'undici']) {
+            const main = path.relative(root, require.resolve(client));
+            expect(traced, `${subpath} (${file}): ${client}`).toContain(main);
+          }
+        }
       }
+    }
+  });
+
+  it('loads no backend client (ioredis, memjs, undici) for an app that caches in memory or on disk', () => {
+    // A fresh process per build: what an app on the File or Memory backend pays at import and first call.
+    const probe = `
+      const { createRequire } = require('node:module');
+      const { mkdtempSync } = require('node:fs');
+      const path = require('node:path');
+      const os = require('node:os');
+      (async () => {
+        const file = process.argv[1];
+        const lib = file.endsWith('.cjs') ? require(file) : await import(require('node:url').pathToFileURL(file).href);
+        const dir = mkdtempSync(path.join(os.tmpdir(), 'ck-lazy-clients-'));
+        const onDisk = lib.cache(async function double(x) { return x * 2; }, { backend: new lib.FileBackend({ cacheDir: dir }) });
+        const inMemory = lib.cache(async function inc(x) { return x + 1; }, { backend: new lib.MemoryBackend() });
+        const results = [await onDisk(2), await onDisk(2), await inMemory(1)];
+        const loaded = Object.keys(createRequire(file).cache).filter((p) => /node_modules[\\/](ioredis|memjs|undici)[\\/]/.test(p));
+        process.stdout.write(JSON.stringify({ results, loaded }));
+      })().catch((error) => { console.error(error); process.exit(1); });
+    `;
+    const target = pkg.exports['.'] as { import: { default: string }; require: { default: string } };
+    for (const file of [target.import.default, target.require.default]) {
+      const out = JSON.parse(execFileSync(process.execPath, ['-e', probe, path.join(root, file)], { encoding: 'utf8' })) as { results: number[]; loaded: string[] };
+      expect(out.results, file).toEqual([4, 4, 2]);
+      expect(out.loaded, file).toEqual([]);
     }
   });
 });

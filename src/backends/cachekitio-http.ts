@@ -5,7 +5,7 @@
  * BackendError of the right kind.
  */
 import { performance } from 'node:perf_hooks';
-import { Pool, type Dispatcher } from 'undici';
+import type { Dispatcher, Pool } from 'undici';
 import { BackendError, type BackendErrorKind } from './types.js';
 import { nowMs } from '../core/clock.js';
 import { randomFraction } from '../core/random.js';
@@ -80,7 +80,10 @@ export class CachekitIOHttp {
     if (pool && !pool.closed) await pool.close();
   }
 
-  #getPool(): Pool {
+  async #getPool(): Promise<Pool> {
+    if (this.#closed) throw new Error('the backend is closed');
+    if (this.#pool) return this.#pool;
+    const { Pool } = await loadUndici();
     if (this.#closed) throw new Error('the backend is closed');
     this.#pool ??= new Pool(this.#origin, {
       connections: this.#connections,
@@ -118,7 +121,7 @@ export class CachekitIOHttp {
         let failure: BackendError;
         let retryAfterMs: number | undefined;
         try {
-          const res = await this.#getPool().request({ path, method: call.method, headers, body: call.body, signal: controller.signal });
+          const res = await (await this.#getPool()).request({ path, method: call.method, headers, body: call.body, signal: controller.signal });
           if (call.accept.includes(res.statusCode)) {
             try {
               return await read(res);
@@ -195,6 +198,15 @@ const PERMANENT_CODES = new Set([
   'ERR_SSL_WRONG_VERSION_NUMBER',
 ]);
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+let undici: Promise<typeof import('undici')> | undefined;
+
+/** undici, imported once on the first request (an app on another backend never loads it). */
+function loadUndici(): Promise<typeof import('undici')> {
+  const loading = (undici ??= import('undici'));
+  loading.catch(() => (undici = undefined)); // a failed import is retried by the next request
+  return loading;
+}
+
 /** undici's closed-socket errors; system errnos (ECONNREFUSED, ECONNRESET, EPIPE, EAI_AGAIN, ...) are matched by shape. */
 const TRANSIENT_CODES = new Set(['UND_ERR_SOCKET', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH']);
 

@@ -3,7 +3,7 @@
  * server selection, and BoundedServer, memjs's Server with its socket lifecycle fixed and its failures classified.
  */
 import net from 'node:net';
-import memjs from 'memjs';
+import type memjs from 'memjs';
 import { codeOf, errorMessage } from './shared.js';
 import type { BackendErrorKind } from './types.js';
 
@@ -146,148 +146,166 @@ interface ServerState {
 }
 
 /**
+ * Defines BoundedServer on the memjs module loaded on first connect (memjs is not loaded by importing this file):
  * memjs's Server with its socket lifecycle fixed. memjs 1.3 lets a late `close` of an old socket orphan the new one
  * (its requests then never get written), keeps a half-read reply across reconnects (every later reply is then
  * misparsed, so the client stays dead after the server returns), ends timed-out sockets instead of destroying them,
  * and copies its whole receive buffer on every chunk. Requests, replies and callbacks still go through memjs.
  */
-export class BoundedServer extends memjs.Server {
-  #chunks: Buffer[] = [];
-  #buffered = 0;
-  #connectTimer: NodeJS.Timeout | undefined;
+function defineBoundedServer(memjs: typeof import('memjs')): typeof memjs.Server {
+  return class BoundedServer extends memjs.Server {
+    #chunks: Buffer[] = [];
+    #buffered = 0;
+    #connectTimer: NodeJS.Timeout | undefined;
 
-  get #state(): ServerState {
-    return this as unknown as ServerState;
-  }
-
-  override sock(sasl: boolean, go: (socket: net.Socket) => void): void {
-    const state = this.#state;
-    const current = state._socket;
-    if (current) {
-      if (!state.connected && !sasl) state.connectCallbacks.push(go);
-      else go(current);
-      return;
+    get #state(): ServerState {
+      return this as unknown as ServerState;
     }
-    state.connected = false;
-    const socket = net.connect({
-      host: state.host,
-      port: state.port,
-      noDelay: true,
-      keepAlive: state.options.keepAlive,
-      keepAliveInitialDelay: state.options.keepAliveDelay * 1000,
-    });
-    state._socket = socket;
-    const ready = () => {
+
+    override sock(sasl: boolean, go: (socket: net.Socket) => void): void {
+      const state = this.#state;
+      const current = state._socket;
+      if (current) {
+        if (!state.connected && !sasl) state.connectCallbacks.push(go);
+        else go(current);
+        return;
+      }
+      state.connected = false;
+      const socket = net.connect({
+        host: state.host,
+        port: state.port,
+        noDelay: true,
+        keepAlive: state.options.keepAlive,
+        keepAliveInitialDelay: state.options.keepAliveDelay * 1000,
+      });
+      state._socket = socket;
+      const ready = () => {
+        if (state._socket !== socket) return;
+        clearTimeout(this.#connectTimer);
+        state.connected = true;
+        go(socket);
+        const waiting = state.connectCallbacks;
+        state.connectCallbacks = [];
+        for (const callback of waiting) callback(socket);
+      };
+      socket.once('connect', () => {
+        if (state._socket !== socket) return;
+        if (state.username && state.password) {
+          this.once('authenticated', ready);
+          this.listSasl();
+        } else {
+          ready();
+        }
+      });
+      socket.on('data', (chunk: Buffer) => {
+        if (state._socket === socket) this.responseHandler(chunk);
+      });
+      // Events of a replaced socket are ignored: only the current one may fail the pending requests.
+      socket.on('error', (error) => {
+        if (state._socket === socket) this.error(error);
+      });
+      socket.on('close', () => {
+        if (state._socket === socket) this.error(new ConnectionLost('connection closed by the server'));
+      });
+      this.#connectTimer = setTimeout(() => {
+        if (state._socket === socket && !state.connected) this.error(new ReplyTimeout('socket timed out connecting to server'));
+      }, state.options.conntimeout * 1000);
+    }
+
+    override write(blob: Uint8Array | string): void {
+      const state = this.#state;
+      const timeoutMs = Math.round(state.options.timeout * 1000);
+      this.sock(false, (socket) => {
+        socket.write(blob);
+        state.requestTimeouts.push(memjs.Utils.timestamp() + timeoutMs);
+        if (!state.timeoutSet) {
+          state.timeoutSet = true;
+          socket.setTimeout(timeoutMs, () => this.#checkDeadlines(socket));
+        }
+      });
+    }
+
+    /** Runs when the socket has been idle: fails everything pending once the oldest request is past its deadline. */
+    #checkDeadlines(socket: net.Socket): void {
+      const state = this.#state;
       if (state._socket !== socket) return;
+      const soonest = state.requestTimeouts[0];
+      if (soonest === undefined) {
+        state.timeoutSet = false;
+        socket.setTimeout(0);
+        return;
+      }
+      const now = memjs.Utils.timestamp();
+      if (soonest <= now) {
+        this.error(new ReplyTimeout(`no reply within ${Math.round(state.options.timeout * 1000)} ms`));
+        return;
+      }
+      socket.setTimeout(soonest - now, () => this.#checkDeadlines(socket));
+    }
+
+    /** Collects chunks and parses each reply once it is complete (one copy per reply, not one per chunk). */
+    override responseHandler(chunk: Buffer): void {
+      this.#chunks.push(chunk);
+      this.#buffered += chunk.byteLength;
+      while (this.#buffered >= 24) {
+        let head = this.#chunks[0]!;
+        if (head.byteLength < 24) head = this.#merge();
+        if (head[0] !== 0x81) {
+          this.error(new ConnectionLost(`not a memcached binary protocol reply (first byte 0x${head[0]!.toString(16)})`));
+          return;
+        }
+        const total = 24 + head.readUInt32BE(8);
+        if (this.#buffered < total) return;
+        if (head.byteLength < total) head = this.#merge();
+        const rest = head.subarray(total);
+        if (rest.byteLength > 0) this.#chunks[0] = rest;
+        else this.#chunks.shift();
+        this.#buffered -= total;
+        const response = memjs.Utils.parseMessage(head.subarray(0, total)) as memjs.Response | false;
+        if (!response) {
+          this.error(new ConnectionLost('malformed memcached reply'));
+          return;
+        }
+        if (response.header.opcode === 0x20) this.saslAuth();
+        else if (response.header.status === 0x20) this.error(new AuthenticationFailure('memcached SASL authentication failed'));
+        else if (response.header.opcode === 0x21) this.emit('authenticated');
+        else (this as unknown as { respond(response: memjs.Response): void }).respond(response);
+      }
+    }
+
+    #merge(): Buffer {
+      const merged = Buffer.concat(this.#chunks, this.#buffered);
+      this.#chunks = [merged];
+      return merged;
+    }
+
+    override error(error: Error): void {
       clearTimeout(this.#connectTimer);
-      state.connected = true;
-      go(socket);
-      const waiting = state.connectCallbacks;
-      state.connectCallbacks = [];
-      for (const callback of waiting) callback(socket);
-    };
-    socket.once('connect', () => {
-      if (state._socket !== socket) return;
-      if (state.username && state.password) {
-        this.once('authenticated', ready);
-        this.listSasl();
-      } else {
-        ready();
-      }
-    });
-    socket.on('data', (chunk: Buffer) => {
-      if (state._socket === socket) this.responseHandler(chunk);
-    });
-    // Events of a replaced socket are ignored: only the current one may fail the pending requests.
-    socket.on('error', (error) => {
-      if (state._socket === socket) this.error(error);
-    });
-    socket.on('close', () => {
-      if (state._socket === socket) this.error(new ConnectionLost('connection closed by the server'));
-    });
-    this.#connectTimer = setTimeout(() => {
-      if (state._socket === socket && !state.connected) this.error(new ReplyTimeout('socket timed out connecting to server'));
-    }, state.options.conntimeout * 1000);
-  }
-
-  override write(blob: Uint8Array | string): void {
-    const state = this.#state;
-    const timeoutMs = Math.round(state.options.timeout * 1000);
-    this.sock(false, (socket) => {
-      socket.write(blob);
-      state.requestTimeouts.push(memjs.Utils.timestamp() + timeoutMs);
-      if (!state.timeoutSet) {
-        state.timeoutSet = true;
-        socket.setTimeout(timeoutMs, () => this.#checkDeadlines(socket));
-      }
-    });
-  }
-
-  /** Runs when the socket has been idle: fails everything pending once the oldest request is past its deadline. */
-  #checkDeadlines(socket: net.Socket): void {
-    const state = this.#state;
-    if (state._socket !== socket) return;
-    const soonest = state.requestTimeouts[0];
-    if (soonest === undefined) {
-      state.timeoutSet = false;
-      socket.setTimeout(0);
-      return;
+      // Every socket change goes through here: the next connection never inherits a half-read reply.
+      this.#chunks = [];
+      this.#buffered = 0;
+      this.removeAllListeners('authenticated');
+      this.#state.connected = false;
+      super.error(error); // destroys the socket, then fails every pending request of this server
     }
-    const now = memjs.Utils.timestamp();
-    if (soonest <= now) {
-      this.error(new ReplyTimeout(`no reply within ${Math.round(state.options.timeout * 1000)} ms`));
-      return;
+
+    override close(): void {
+      if (this.#state._socket) this.error(new ConnectionLost('client closed'));
     }
-    socket.setTimeout(soonest - now, () => this.#checkDeadlines(socket));
-  }
+  };
+}
 
-  /** Collects chunks and parses each reply once it is complete (one copy per reply, not one per chunk). */
-  override responseHandler(chunk: Buffer): void {
-    this.#chunks.push(chunk);
-    this.#buffered += chunk.byteLength;
-    while (this.#buffered >= 24) {
-      let head = this.#chunks[0]!;
-      if (head.byteLength < 24) head = this.#merge();
-      if (head[0] !== 0x81) {
-        this.error(new ConnectionLost(`not a memcached binary protocol reply (first byte 0x${head[0]!.toString(16)})`));
-        return;
-      }
-      const total = 24 + head.readUInt32BE(8);
-      if (this.#buffered < total) return;
-      if (head.byteLength < total) head = this.#merge();
-      const rest = head.subarray(total);
-      if (rest.byteLength > 0) this.#chunks[0] = rest;
-      else this.#chunks.shift();
-      this.#buffered -= total;
-      const response = memjs.Utils.parseMessage(head.subarray(0, total)) as memjs.Response | false;
-      if (!response) {
-        this.error(new ConnectionLost('malformed memcached reply'));
-        return;
-      }
-      if (response.header.opcode === 0x20) this.saslAuth();
-      else if (response.header.status === 0x20) this.error(new AuthenticationFailure('memcached SASL authentication failed'));
-      else if (response.header.opcode === 0x21) this.emit('authenticated');
-      else (this as unknown as { respond(response: memjs.Response): void }).respond(response);
-    }
-  }
+/** What callers see of a BoundedServer: memjs's Server interface. */
+export type BoundedServer = memjs.Server;
 
-  #merge(): Buffer {
-    const merged = Buffer.concat(this.#chunks, this.#buffered);
-    this.#chunks = [merged];
-    return merged;
-  }
+let loaded: Promise<{ memjs: typeof import('memjs'); BoundedServer: typeof memjs.Server }> | undefined;
 
-  override error(error: Error): void {
-    clearTimeout(this.#connectTimer);
-    // Every socket change goes through here: the next connection never inherits a half-read reply.
-    this.#chunks = [];
-    this.#buffered = 0;
-    this.removeAllListeners('authenticated');
-    this.#state.connected = false;
-    super.error(error); // destroys the socket, then fails every pending request of this server
-  }
-
-  override close(): void {
-    if (this.#state._socket) this.error(new ConnectionLost('client closed'));
-  }
+/** memjs and the BoundedServer class, imported once on first use (an app on another backend never loads memjs). */
+export function loadMemjs(): Promise<{ memjs: typeof import('memjs'); BoundedServer: typeof memjs.Server }> {
+  const loading = (loaded ??= import('memjs').then((mod) => {
+    const memjs = ((mod as { default?: typeof import('memjs') }).default ?? mod) as typeof import('memjs');
+    return { memjs, BoundedServer: defineBoundedServer(memjs) };
+  }));
+  loading.catch(() => (loaded = undefined)); // a failed import is retried by the next call
+  return loading;
 }

@@ -7,10 +7,10 @@
  */
 import { createHash } from 'node:crypto';
 import { debuglog } from 'node:util';
-import memjs from 'memjs';
+import type memjs from 'memjs';
 import { assertKnownOptions, ConfigError, describe, envNumberOption, numberOption, stringOption } from '../core/options.js';
 import {
-  BoundedServer,
+  type BoundedServer,
   EMPTY,
   OP,
   STATUS_EXISTS,
@@ -19,6 +19,7 @@ import {
   STATUS_TOO_LARGE,
   faultKind,
   frame,
+  loadMemjs,
   rendezvous,
   statusKind,
   statusName,
@@ -95,30 +96,46 @@ interface Fetched {
  * failover would move keys to another server and serve stale data once the first one is back), and each call also
  * carries its own deadline. A failed connection is re-established by the next call.
  */
+/** The memjs client and one BoundedServer per configured server. */
+interface Connection {
+  client: memjs.Client;
+  servers: BoundedServer[];
+}
+
 export class MemcachedBackend implements Backend, TtlCapable, AddCapable, CounterCapable {
   readonly #options: ResolvedOptions;
-  readonly #client: memjs.Client;
-  readonly #servers: BoundedServer[];
+  /** The memjs client and its servers, created on the first call (memjs itself is imported then). */
+  #connection: Promise<Connection> | undefined;
+  #opened: Connection | undefined;
   readonly #pending = new Set<Promise<unknown>>();
   #closed = false;
 
   constructor(options: MemcachedBackendOptions = {}, env: NodeJS.ProcessEnv = process.env) {
     this.#options = resolveOptions(options, env);
-    const { timeoutMs, connectTimeoutMs } = this.#options;
-    this.#servers = this.#options.servers.map(
-      ({ host, port }) =>
-        new BoundedServer(host, port, undefined, undefined, {
-          timeout: timeoutMs / 1000,
-          conntimeout: connectTimeoutMs / 1000,
-          keepAlive: true,
-          keepAliveDelay: 30,
-        }),
-    );
-    // memjs logs every failure to the console by default; the caller gets them as BackendErrors instead, and
-    // NODE_DEBUG=cachekit shows memjs's own lines.
-    this.#client = new memjs.Client(this.#servers, { retries: 1, retry_delay: 0, failover: false, expires: 0, logger: { log } });
-    // Rendezvous hashing instead of memjs's `hash % n`, which remaps almost every key when a server is added.
-    (this.#client as unknown as { getServer(key: string): number }).getServer = rendezvous(this.#options.servers.map(({ name }) => name));
+  }
+
+  #connect(): Promise<Connection> {
+    return (this.#connection ??= loadMemjs().then(({ memjs, BoundedServer }) => {
+      const { timeoutMs, connectTimeoutMs } = this.#options;
+      const servers = this.#options.servers.map(
+        ({ host, port }) =>
+          new BoundedServer(host, port, undefined, undefined, {
+            timeout: timeoutMs / 1000,
+            conntimeout: connectTimeoutMs / 1000,
+            keepAlive: true,
+            keepAliveDelay: 30,
+          }),
+      );
+      // memjs logs every failure to the console by default; the caller gets them as BackendErrors instead, and
+      // NODE_DEBUG=cachekit shows memjs's own lines.
+      const client = new memjs.Client(servers, { retries: 1, retry_delay: 0, failover: false, expires: 0, logger: { log } });
+      // Rendezvous hashing instead of memjs's `hash % n`, which remaps almost every key when a server is added.
+      (client as unknown as { getServer(key: string): number }).getServer = rendezvous(this.#options.servers.map(({ name }) => name));
+      return (this.#opened = { client, servers });
+    }, (error: unknown) => {
+      this.#connection = undefined; // the next call tries the import again
+      throw new BackendError(`memjs could not be loaded: ${errorMessage(error)}`, { kind: 'permanent', backend: BACKEND, operation: 'connect', cause: error });
+    }));
   }
 
   /** Builds a backend from the environment variables (explicit options are not consulted). */
@@ -240,8 +257,15 @@ export class MemcachedBackend implements Backend, TtlCapable, AddCapable, Counte
    */
   async healthCheck(): Promise<[boolean, HealthDetails]> {
     const started = performance.now();
+    let connections: BoundedServer[];
+    try {
+      connections = (await this.#connect()).servers;
+    } catch (error) {
+      // memjs did not load: unhealthy, reported like any other failure.
+      return [false, { latency_ms: performance.now() - started, backend_type: BACKEND, error: errorMessage(error) }];
+    }
     const servers = await Promise.all(
-      this.#servers.map(async (server, index) => {
+      connections.map(async (server, index) => {
         const name = this.#options.servers[index]!.name;
         try {
           const response = await this.#version(server, name);
@@ -263,7 +287,7 @@ export class MemcachedBackend implements Backend, TtlCapable, AddCapable, Counte
     if (this.#closed) return;
     this.#closed = true;
     await Promise.allSettled([...this.#pending]);
-    for (const server of this.#servers) server.close();
+    for (const server of this.#opened?.servers ?? []) server.close();
   }
 
   async #fetch(operation: string, key: string): Promise<Fetched | null> {
@@ -308,32 +332,52 @@ export class MemcachedBackend implements Backend, TtlCapable, AddCapable, Counte
 
   /** Sends one request through memjs (server chosen by key) and waits for its reply within the deadline. */
   #send(operation: string, key: string, request: Buffer, storedKey: string): Promise<memjs.Response> {
-    const server = this.#client.server(storedKey);
-    const name = server ? `${server.host}:${server.port}` : 'no server';
-    return this.#track(operation, key, name, request, (seq, done) => this.#client.perform(storedKey, request, seq, done));
+    return this.#withClient(operation, key, (client, admitted) => {
+      const server = client.server(storedKey);
+      const name = server ? `${server.host}:${server.port}` : 'no server';
+      return this.#track(client, admitted, operation, key, name, request, (seq, done) => client.perform(storedKey, request, seq, done));
+    });
+  }
+
+  /**
+   * Runs `call` on the client, creating it first if needed. A call waiting for that counts as in flight: close()
+   * waits for it (`admitted`: it was accepted before close).
+   */
+  #withClient<T>(operation: string, key: string | undefined, call: (client: memjs.Client, admitted: boolean) => Promise<T>): Promise<T> {
+    if (this.#opened) return call(this.#opened.client, false);
+    if (this.#closed) return Promise.reject(new BackendError(`${operation} after close()`, { kind: 'permanent', backend: BACKEND, operation, key }));
+    const promise = this.#connect().then(({ client }) => call(client, true));
+    this.#pending.add(promise);
+    const forget = () => this.#pending.delete(promise);
+    promise.then(forget, forget);
+    return promise;
   }
 
   #version(server: BoundedServer, name: string): Promise<memjs.Response> {
     const request = frame(OP.version, '', EMPTY, EMPTY);
-    return this.#track('healthCheck', undefined, name, request, (seq, done) => {
-      server.onResponse(seq, (response) => done(null, response));
-      server.onError(seq, (error) => done(error));
-      server.write(request);
-    });
+    return this.#withClient('healthCheck', undefined, (client, admitted) =>
+      this.#track(client, admitted, 'healthCheck', undefined, name, request, (seq, done) => {
+        server.onResponse(seq, (response) => done(null, response));
+        server.onError(seq, (error) => done(error));
+        server.write(request);
+      }),
+    );
   }
 
   #track(
+    client: memjs.Client,
+    admitted: boolean,
     operation: string,
     key: string | undefined,
     server: string,
     request: Buffer,
     start: (seq: number, done: (error: unknown, response?: memjs.Response) => void) => void,
   ): Promise<memjs.Response> {
-    if (this.#closed) {
+    if (this.#closed && !admitted) {
       return Promise.reject(new BackendError(`${operation} after close()`, { kind: 'permanent', backend: BACKEND, operation, key }));
     }
-    this.#client.incrSeq();
-    const seq = this.#client.seq;
+    client.incrSeq();
+    const seq = client.seq;
     request.writeUInt32BE(seq, 12); // the opaque field pairs the reply with this request
     const promise = new Promise<memjs.Response>((resolve, reject) => {
       let settled = false;

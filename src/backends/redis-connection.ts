@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import type { Cluster, Redis, ClusterOptions, RedisOptions } from 'ioredis';
 import { codeOf, wrapError } from './shared.js';
 import type { BackendError, BackendErrorKind, MessageHandler } from './types.js';
 import { nowMs } from '../core/clock.js';
@@ -110,7 +110,7 @@ function defineScripts(client: Client): void {
   client.defineCommand('cachekitReleaseLock', { numberOfKeys: 1, lua: RELEASE_LOCK_LUA });
 }
 
-function createClient(config: ConnectionConfig): Client {
+function createClient({ Cluster, Redis }: IoRedis, config: ConnectionConfig): Client {
   let client: Client;
   if (config.mode === 'cluster') {
     const clusterOptions: ClusterOptions = {
@@ -365,19 +365,30 @@ export class SharedRedisConnection {
     this.config = config;
   }
 
-  get main(): Link {
-    return (this.#main ??= new Link(createClient(this.config), this.config.connectTimeoutMs));
+  /** The command client, created (and ioredis imported) on first use. */
+  async main(): Promise<Link> {
+    if (this.#main) return this.#main;
+    const ioredis = await loadIoredis();
+    return (this.#main ??= new Link(createClient(ioredis, this.config), this.config.connectTimeoutMs));
   }
 
-  get subscriber(): SubscriberConnection {
+  /** Whether the command client exists and is ready (never creates it). */
+  get connected(): boolean {
+    return this.#main?.connected ?? false;
+  }
+
+  async subscriber(): Promise<SubscriberConnection> {
+    if (this.#subscriber) return this.#subscriber;
+    const main = await this.main();
+    const ioredis = await loadIoredis();
     const { connectTimeoutMs, commandTimeoutMs } = this.config;
     // A dead subscriber is noticed within about one connect timeout plus two command timeouts (3 s by default).
-    return (this.#subscriber ??= new SubscriberConnection(this.#createSubscriberClient(), connectTimeoutMs, connectTimeoutMs + commandTimeoutMs));
+    return (this.#subscriber ??= new SubscriberConnection(this.#createSubscriberClient(ioredis, main), connectTimeoutMs, connectTimeoutMs + commandTimeoutMs));
   }
 
   /** The server's `redis_version`, read once per (re)connection. */
   async version(): Promise<string | undefined> {
-    const main = this.main;
+    const main = await this.main();
     if (this.#version?.readyCount === main.readyCount) return this.#version.value;
     const info = await main.client.info('server');
     const value = /^redis_version:(.+)$/m.exec(info)?.[1]?.trim();
@@ -385,15 +396,15 @@ export class SharedRedisConnection {
     return value;
   }
 
-  #createSubscriberClient(): Redis {
+  #createSubscriberClient({ Redis }: IoRedis, main: Link): Redis {
     const config = this.config;
     if (config.mode !== 'cluster') {
-      return (this.main.client as Redis).duplicate({ autoResubscribe: false, connectionName: 'cachekit-next:sub' });
+      return (main.client as Redis).duplicate({ autoResubscribe: false, connectionName: 'cachekit-next:sub' });
     }
     // Cluster PUBLISH reaches every node, so one plain connection to any node receives all messages. Each reconnect
     // attempt moves to the next known node, so a node that is gone for good does not take pub/sub with it.
     const candidates = (): Endpoint[] => {
-      const known = (this.main.client as Cluster).nodes('master').map((node) => ({ host: String(node.options.host), port: Number(node.options.port) }));
+      const known = (main.client as Cluster).nodes('master').map((node) => ({ host: String(node.options.host), port: Number(node.options.port) }));
       return known.length > 0 ? known : config.endpoints;
     };
     const first = candidates()[0] ?? config.endpoints[0]!;
@@ -433,6 +444,17 @@ export class SharedRedisConnection {
     }
     client.disconnect();
   }
+}
+
+/** The parts of ioredis used here. */
+type IoRedis = Pick<typeof import('ioredis'), 'Redis' | 'Cluster'>;
+let ioredis: Promise<IoRedis> | undefined;
+
+/** ioredis, imported once on the first command (an app on another backend never loads it). */
+function loadIoredis(): Promise<IoRedis> {
+  const loading = (ioredis ??= import('ioredis'));
+  loading.catch(() => (ioredis = undefined)); // a failed import is retried by the next command
+  return loading;
 }
 
 const REGISTRY = Symbol.for('cachekit-next.redis.connections');

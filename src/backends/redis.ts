@@ -351,7 +351,7 @@ export class RedisBackend
    * (A command resent after a dropped connection is re-serialised before its promise settles, as for any client.)
    */
   #payload(value: Uint8Array): Buffer {
-    if (this.mode !== 'cluster' && this.#shared?.main.connected) {
+    if (this.mode !== 'cluster' && this.#shared?.connected) {
       return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
     }
     return Buffer.from(value);
@@ -368,8 +368,9 @@ export class RedisBackend
 
   /** Runs `command` once the connection is usable (see Link.ready), mapping every failure to a BackendError. */
   async #run<T>(operation: string, key: string | undefined, command: (client: Client) => Promise<T>): Promise<T> {
-    const main = this.#sharedOrThrow(operation, key).main;
+    const shared = this.#sharedOrThrow(operation, key);
     try {
+      const main = await shared.main();
       const pending = main.ready();
       if (pending) await pending;
       return await command(main.client);
@@ -484,8 +485,9 @@ export class RedisBackend
     const shared = this.#sharedOrThrow('subscribe');
     const fullChannel = this.fullKey(channel);
     const listener: Listener = { onMessage, onResync };
-    const subscriber = shared.subscriber;
+    let subscriber: Awaited<ReturnType<SharedRedisConnection['subscriber']>>;
     try {
+      subscriber = await shared.subscriber();
       await subscriber.add(fullChannel, listener);
     } catch (error) {
       throw toBackendError(error, 'subscribe', undefined);
@@ -528,7 +530,7 @@ export class RedisBackend
     this.#shared = undefined;
     const subscriptions = [...this.#subscriptions];
     this.#subscriptions.clear();
-    await Promise.all(subscriptions.map(({ channel, listener }) => shared.subscriber.remove(channel, listener)));
+    await Promise.all(subscriptions.map(async ({ channel, listener }) => (await shared.subscriber()).remove(channel, listener)));
     shared.refs--;
     if (shared.refs <= 0) await shared.shutdown();
   }

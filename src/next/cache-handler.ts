@@ -244,5 +244,6 @@ const CacheHandler: CacheHandlerClass<Runtime | Promise<Runtime>> = handlerClass
 
 /** For the modules withCachekit generates under `output: 'standalone'` (see built-options.ts). */
 export { applyBuiltOptions } from './built-options.js';
+export type { CachekitNextOptions } from './runtime.js';
 
 export default CacheHandler;

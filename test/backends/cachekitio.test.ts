@@ -5,7 +5,7 @@ import { CachekitIOBackend, HASHED_KEY_PREFIX, MAX_TTL_SECONDS, serverKeyFor, ty
 import { ConfigError } from '../../src/core/options.js';
 import { FakeCachekitIO } from '../support/fake-cachekitio.js';
 import { refusedAddress, startBlackhole } from '../support/servers.js';
-import { testBackendConformance } from './conformance.js';
+import { testBackendConformance } from '../../src/testing.js';
 import { rejection, configError } from '../support/errors.js';
 
 const API_KEY = 'ck_live_test';
@@ -76,7 +76,7 @@ testBackendConformance({
       };
     },
   },
-});
+}, { describe, it, beforeAll, afterAll });
 
 describe('CachekitIOBackend: HTTP API specifics', () => {
   let backend: CachekitIOBackend;

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getDefaultBackend, resolveBackend, setDefaultBackend, TieredCache } from '../../src/index.js';
+import { getDefaultBackend, setDefaultBackend } from '../../src/index.js';
+import { resolveBackend, TieredCache } from '../../src/protocol.js';
 import { refusedAddress, startBlackhole } from '../support/servers.js';
 import { httpBackend, startHttpKv } from '../support/http-kv.js';
-import { testBackendConformance } from './conformance.js';
+import { testBackendConformance } from '../../src/testing.js';
 
 let kv: Awaited<ReturnType<typeof startHttpKv>>;
 beforeAll(async () => {
@@ -27,7 +28,7 @@ testBackendConformance({
       return { backend: httpBackend(`http://${hole.address}`, 500), boundMs: 500, cleanup: () => hole.stop() };
     },
   },
-});
+}, { describe, it, beforeAll, afterAll });
 
 describe('a custom backend works everywhere a built-in one does', () => {
   it('behind the tiered cache', async () => {

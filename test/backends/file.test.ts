@@ -1,9 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { FileBackend } from '../../src/backends/file.js';
-import { testBackendConformance } from './conformance.js';
+import { testBackendConformance } from '../../src/testing.js';
 
 let root: string;
 beforeAll(async () => {
@@ -18,4 +18,4 @@ testBackendConformance({
   capabilities: ['batch', 'ttl', 'add', 'locks', 'counter'],
   backendType: 'file',
   create: () => new FileBackend({ cacheDir: path.join(root, 'cache') }),
-});
+}, { describe, it, beforeAll, afterAll });

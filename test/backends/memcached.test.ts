@@ -8,7 +8,7 @@ import {
   startTruncatingServer,
 } from '../support/memcached-servers.js';
 import { refusedAddress, startBlackhole, startMemcached, type ServerHandle } from '../support/servers.js';
-import { testBackendConformance } from './conformance.js';
+import { testBackendConformance } from '../../src/testing.js';
 import { rejection } from '../support/errors.js';
 
 const MiB = 1024 * 1024;
@@ -59,7 +59,7 @@ testBackendConformance({
       return { backend, boundMs: backend.boundMs, cleanup: () => hole.stop() };
     },
   },
-});
+}, { describe, it, beforeAll, afterAll });
 
 describe('MemcachedBackend specifics', () => {
   let backend: MemcachedBackend;

@@ -1,5 +1,6 @@
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { MemoryBackend } from '../../src/backends/memory.js';
-import { testBackendConformance } from './conformance.js';
+import { testBackendConformance } from '../../src/testing.js';
 
 testBackendConformance({
   name: 'MemoryBackend',
@@ -7,4 +8,4 @@ testBackendConformance({
   backendType: 'memory',
   create: () => new MemoryBackend(),
   sameStore: (backend) => backend, // process-local: there is no other view of it
-});
+}, { describe, it, beforeAll, afterAll });

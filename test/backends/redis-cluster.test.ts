@@ -4,7 +4,7 @@ import { RedisBackend, redisHashTag } from '../../src/backends/redis.js';
 import { BackendError } from '../../src/backends/types.js';
 import { redisCli } from '../support/redis-servers.js';
 import { refusedAddress, startBlackhole, startRedisCluster, type ClusterHandle } from '../support/servers.js';
-import { testBackendConformance } from './conformance.js';
+import { testBackendConformance } from '../../src/testing.js';
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (value: Uint8Array | null) => (value === null ? null : Buffer.from(value).toString());
@@ -44,7 +44,7 @@ testBackendConformance({
       return { backend: new RedisBackend({ nodes: [{ host: hole.host, port: hole.port }], ...FAST }), boundMs: FAST.connectTimeoutMs, cleanup: hole.stop };
     },
   },
-});
+}, { describe, it, beforeAll, afterAll });
 
 describe('RedisBackend (cluster): slots', () => {
   it('spreads keys over the masters and reads them back across slots in one getMany', async () => {

@@ -4,7 +4,7 @@ import { RedisBackend, redisHashTag, redisKey, type RedisBackendOptions } from '
 import { ConfigError } from '../../src/core/options.js';
 import { redisCli } from '../support/redis-servers.js';
 import { refusedAddress, startBlackhole, startRedis } from '../support/servers.js';
-import { testBackendConformance } from './conformance.js';
+import { testBackendConformance } from '../../src/testing.js';
 import { rejection } from '../support/errors.js';
 
 type Server = Awaited<ReturnType<typeof startRedis>>;
@@ -71,7 +71,7 @@ testBackendConformance({
       return { backend: new RedisBackend({ url: `redis://${hole.address}`, ...FAST }), boundMs: FAST_BOUND_MS, cleanup: hole.stop };
     },
   },
-});
+}, { describe, it, beforeAll, afterAll });
 
 describe('RedisBackend: one shared connection set per configuration', () => {
   it('shares one client among backends with equal options and closes it with the last reference', async () => {

@@ -2,15 +2,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { backendFromEnv, resolveBackend } from '../../src/protocol.js';
 import {
-  backendFromEnv,
   CachekitIOBackend,
   ConfigError,
   FileBackend,
   MemcachedBackend,
   MemoryBackend,
   RedisBackend,
-  resolveBackend,
   setDefaultBackend,
   setLogger,
 } from '../../src/index.js';

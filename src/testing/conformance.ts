@@ -1,9 +1,12 @@
 /**
  * The backend conformance suite: run unchanged against every backend (built-in or custom). A backend's test file
- * calls `testBackendConformance({ ... })` with a factory; service-specific tests live beside it.
+ * calls `testBackendConformance({ ... }, { describe, it, beforeAll, afterAll })` with a factory and its test runner's
+ * functions; assertions are node:assert, so any runner that fails a test on a thrown error works (vitest, jest,
+ * node:test via `{ describe, it, beforeAll: before, afterAll: after }`). Service-specific tests live beside it.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
 import {
   BackendError,
   hasAdd,
@@ -14,7 +17,7 @@ import {
   hasTtl,
   isClosable,
   type Backend,
-} from '../../src/backends/types.js';
+} from '../backends/types.js';
 
 export interface UnreachableBackend {
   backend: Backend;
@@ -56,21 +59,48 @@ export interface ConformanceTarget {
   };
 }
 
-/** Declares the test only when `condition` holds: a capability a backend lacks is not a skipped test. */
-const declareIf = (condition: boolean): typeof it => (condition ? it : ((() => {}) as unknown as typeof it));
+/** A test body: may be async; fails by throwing. */
+type TestFn = () => unknown;
+
+/**
+ * The four functions the suite needs from a test runner, as vitest and jest name them. The hooks must accept an async
+ * function and wait for it; tests run in declaration order inside one describe (the hooks set up one backend).
+ */
+export interface TestRunner {
+  describe(name: string, body: () => void): unknown;
+  it(name: string, body: TestFn, timeoutMs?: number): unknown;
+  beforeAll(body: TestFn, timeoutMs?: number): unknown;
+  afterAll(body: TestFn, timeoutMs?: number): unknown;
+}
+
+/** Per-test timeout passed to the runner: the TTL and lease tests sleep about 2 s, the unreachable ones wait out bounds. */
+const TEST_TIMEOUT_MS = 30_000;
+/** Hooks create and close a backend (a cluster may still be settling). */
+const HOOK_TIMEOUT_MS = 60_000;
+
+function compare(actual: unknown, op: '>' | '>=' | '<' | '<=', bound: number, message?: string): void {
+  const ok = typeof actual === 'number' && (op === '>' ? actual > bound : op === '>=' ? actual >= bound : op === '<' ? actual < bound : actual <= bound);
+  assert.ok(ok, message ?? `expected ${String(actual)} ${op} ${bound}`);
+}
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const uniq = (label: string) => `ck-conf:${label}:${randomUUID()}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function expectBytes(actual: Uint8Array | null, expected: Uint8Array): void {
-  expect(actual).not.toBeNull();
-  expect(actual).toBeInstanceOf(Uint8Array);
-  expect(actual!.byteLength).toBe(expected.byteLength);
-  expect(Buffer.compare(Buffer.from(actual!), Buffer.from(expected))).toBe(0);
+  assert.notEqual(actual, null);
+  assert.ok(actual instanceof Uint8Array);
+  assert.equal(actual!.byteLength, expected.byteLength);
+  assert.equal(Buffer.compare(Buffer.from(actual!), Buffer.from(expected)), 0);
 }
 
-export function testBackendConformance(target: ConformanceTarget): void {
+export function testBackendConformance(target: ConformanceTarget, runner: TestRunner): void {
+  const { describe } = runner;
+  const beforeAll = (body: TestFn) => runner.beforeAll(body, HOOK_TIMEOUT_MS);
+  const afterAll = (body: TestFn) => runner.afterAll(body, HOOK_TIMEOUT_MS);
+  const it = (name: string, body: TestFn) => runner.it(name, body, TEST_TIMEOUT_MS);
+  /** Declares the test only when `condition` holds: a capability a backend lacks is not a skipped test. */
+  const declareIf = (condition: boolean) => (condition ? it : (_name: string, _body: TestFn) => undefined);
   describe(`${target.name}: backend conformance`, () => {
     let backend: Backend;
 
@@ -85,8 +115,8 @@ export function testBackendConformance(target: ConformanceTarget): void {
     });
 
     it('returns null for a missing key', async () => {
-      expect(await backend.get(uniq('missing'))).toBeNull();
-      expect(await backend.exists(uniq('missing'))).toBe(false);
+      assert.equal(await backend.get(uniq('missing')), null);
+      assert.equal(await backend.exists(uniq('missing')), false);
     });
 
     it('round-trips all 256 byte values exactly', async () => {
@@ -101,7 +131,7 @@ export function testBackendConformance(target: ConformanceTarget): void {
       await backend.set(key, new Uint8Array(0));
       const got = await backend.get(key);
       expectBytes(got, new Uint8Array(0));
-      expect(await backend.exists(key)).toBe(true);
+      assert.equal(await backend.exists(key), true);
     });
 
     it('round-trips a 5 MB value', async () => {
@@ -149,8 +179,8 @@ export function testBackendConformance(target: ConformanceTarget): void {
       await backend.set(cleared, bytes('b')); // a set without TTL replaces the expiry
       expectBytes(await backend.get(expiring), bytes('short'));
       await sleep(2_200);
-      expect(await backend.get(expiring)).toBeNull();
-      expect(await backend.exists(expiring)).toBe(false);
+      assert.equal(await backend.get(expiring), null);
+      assert.equal(await backend.exists(expiring), false);
       expectBytes(await backend.get(forever), bytes('long'));
       expectBytes(await backend.get(cleared), bytes('b'));
     });
@@ -158,23 +188,23 @@ export function testBackendConformance(target: ConformanceTarget): void {
     it('reports delete and exists results', async () => {
       const key = uniq('delete');
       await backend.set(key, bytes('v'));
-      expect(await backend.exists(key)).toBe(true);
-      expect(await backend.delete(key)).toBe(true);
-      expect(await backend.get(key)).toBeNull();
-      expect(await backend.exists(key)).toBe(false);
+      assert.equal(await backend.exists(key), true);
+      assert.equal(await backend.delete(key), true);
+      assert.equal(await backend.get(key), null);
+      assert.equal(await backend.exists(key), false);
     });
 
     // An opted-out behaviour is not declared as a test at all (its reason stays in the target).
     declareIf(target.optOut?.deleteReportsMissing === undefined)('delete of a missing key returns false', async () => {
-      expect(await backend.delete(uniq('never-set'))).toBe(false);
+      assert.equal(await backend.delete(uniq('never-set')), false);
     });
 
     it('reports health with latency_ms and backend_type', async () => {
       const [healthy, details] = await backend.healthCheck();
-      expect(healthy).toBe(true);
-      expect(typeof details.latency_ms).toBe('number');
-      expect(details.latency_ms).toBeGreaterThanOrEqual(0);
-      expect(details.backend_type).toBe(target.backendType);
+      assert.equal(healthy, true);
+      assert.equal(typeof details.latency_ms, 'number');
+      compare(details.latency_ms, '>=', 0);
+      assert.equal(details.backend_type, target.backendType);
     });
 
     it('handles 1,000 concurrent operations correctly', async () => {
@@ -186,15 +216,15 @@ export function testBackendConformance(target: ConformanceTarget): void {
       );
       results.forEach((result, i) => {
         if (i % 2 === 0) expectBytes(result as Uint8Array, bytes(`v${i}`));
-        else expect(result).toBe(true);
+        else assert.equal(result, true);
       });
       const deleted = await Promise.all(Array.from({ length: n }, (_, i) => backend.delete(`${base}:${i}`)));
-      expect(deleted.every(Boolean)).toBe(true);
+      assert.equal(deleted.every(Boolean), true);
     });
 
     it(`offers exactly the declared capabilities (${target.capabilities.join(', ') || 'none'})`, () => {
       const offered = (Object.keys(GUARDS) as Capability[]).filter((name) => GUARDS[name](backend));
-      expect(offered.sort()).toEqual([...target.capabilities].sort());
+      assert.deepEqual(offered.sort(), [...target.capabilities].sort());
     });
 
     const offers = (name: Capability) => target.capabilities.includes(name);
@@ -207,11 +237,11 @@ export function testBackendConformance(target: ConformanceTarget): void {
           { key: `${base}:b`, value: bytes('B'), ttlSeconds: 60 },
         ]);
         const got = await backend.getMany([`${base}:a`, `${base}:missing`, `${base}:b`]);
-        expect(got).toHaveLength(3);
+        assert.equal((got).length, 3);
         expectBytes(got[0]!, bytes('A'));
-        expect(got[1]).toBeNull();
+        assert.equal(got[1], null);
         expectBytes(got[2]!, bytes('B'));
-        expect(await backend.getMany([])).toEqual([]);
+        assert.deepEqual(await backend.getMany([]), []);
       });
 
       declareIf(offers('ttl'))('TTL inspection', async () => {
@@ -222,34 +252,34 @@ export function testBackendConformance(target: ConformanceTarget): void {
         await backend.set(forever, bytes('f'));
         const entry = await backend.getWithTtl(key);
         expectBytes(entry!.value, bytes('v'));
-        expect(entry!.ttlMs).toBeGreaterThan(90_000);
-        expect(entry!.ttlMs).toBeLessThanOrEqual(100_000);
-        expect((await backend.getWithTtl(forever))!.ttlMs).toBeNull();
-        expect(await backend.getWithTtl(uniq('absent'))).toBeNull();
+        compare(entry!.ttlMs, '>', 90_000);
+        compare(entry!.ttlMs, '<=', 100_000);
+        assert.equal((await backend.getWithTtl(forever))!.ttlMs, null);
+        assert.equal(await backend.getWithTtl(uniq('absent')), null);
         const ttl = await backend.getTtl(key);
-        expect(ttl).toBeGreaterThan(90);
-        expect(ttl).toBeLessThanOrEqual(100);
-        expect(await backend.getTtl(forever)).toBeNull();
-        expect(await backend.getTtl(uniq('absent'))).toBeUndefined();
-        expect(await backend.refreshTtl(key, 1000)).toBe(true);
-        expect(await backend.getTtl(key)).toBeGreaterThan(990);
-        expect(await backend.refreshTtl(uniq('absent'), 10)).toBe(false);
+        compare(ttl, '>', 90);
+        compare(ttl, '<=', 100);
+        assert.equal(await backend.getTtl(forever), null);
+        assert.equal(await backend.getTtl(uniq('absent')), undefined);
+        assert.equal(await backend.refreshTtl(key, 1000), true);
+        compare(await backend.getTtl(key), '>', 990);
+        assert.equal(await backend.refreshTtl(uniq('absent'), 10), false);
       });
 
       declareIf(offers('locks'))('locks with a lease', async () => {
         if (!hasLocks(backend)) throw new Error('declared but missing');
         const key = uniq('lock');
         const token = await backend.acquireLock(key, 1_000);
-        expect(typeof token).toBe('string');
-        expect(await backend.acquireLock(key, 1_000)).toBeNull();
-        expect(await backend.releaseLock(key, 'not-the-token')).toBe(false);
-        expect(await backend.releaseLock(key, token!)).toBe(true);
+        assert.equal(typeof token, 'string');
+        assert.equal(await backend.acquireLock(key, 1_000), null);
+        assert.equal(await backend.releaseLock(key, 'not-the-token'), false);
+        assert.equal(await backend.releaseLock(key, token!), true);
         const second = await backend.acquireLock(key, 500);
-        expect(second).not.toBeNull();
+        assert.notEqual(second, null);
         await sleep(1_100); // the holder "crashed": its lease expires
         const third = await backend.acquireLock(key, 500);
-        expect(third).not.toBeNull();
-        expect(third).not.toBe(second);
+        assert.notEqual(third, null);
+        assert.notEqual(third, second);
         // The lock does not collide with a value of the same key.
         await backend.set(key, bytes('value'));
         expectBytes(await backend.get(key), bytes('value'));
@@ -258,8 +288,8 @@ export function testBackendConformance(target: ConformanceTarget): void {
       declareIf(offers('add'))('set-if-absent', async () => {
         if (!hasAdd(backend)) throw new Error('declared but missing');
         const key = uniq('add');
-        expect(await backend.add(key, bytes('first'), 60)).toBe(true);
-        expect(await backend.add(key, bytes('second'), 60)).toBe(false);
+        assert.equal(await backend.add(key, bytes('first'), 60), true);
+        assert.equal(await backend.add(key, bytes('second'), 60), false);
         expectBytes(await backend.get(key), bytes('first'));
       });
 
@@ -268,20 +298,20 @@ export function testBackendConformance(target: ConformanceTarget): void {
         const other = target.sameStore ? await target.sameStore(backend) : await target.create();
         if (!hasCounter(other)) throw new Error('second instance lacks the capability');
         const key = uniq('counter');
-        expect(await backend.incr(key, 1_000)).toBe(1_000); // created holding `initial`
-        expect(await other.incr(key, 5)).toBe(1_001); // `initial` only applies to a missing counter
+        assert.equal(await backend.incr(key, 1_000), 1_000); // created holding `initial`
+        assert.equal(await other.incr(key, 5), 1_001); // `initial` only applies to a missing counter
         // Concurrent increments from two instances: every one gets its own value, none is lost.
         const both = [backend, other] as const;
         const values = await Promise.all(Array.from({ length: 40 }, (_, i) => both[i % 2]!.incr(key, 0)));
-        expect(new Set(values).size).toBe(40);
-        expect(Math.min(...values)).toBe(1_002);
-        expect(Math.max(...values)).toBe(1_041);
-        expect(new TextDecoder().decode((await other.get(key))!)).toBe('1041');
+        assert.equal(new Set(values).size, 40);
+        assert.equal(Math.min(...values), 1_002);
+        assert.equal(Math.max(...values), 1_041);
+        assert.equal(new TextDecoder().decode((await other.get(key))!), '1041');
         // A value that is not a counter is refused, never silently replaced.
         const plain = uniq('not-a-counter');
         await backend.set(plain, bytes('hello'));
         const refused = await backend.incr(plain, 0).then(() => null, (error: unknown) => error);
-        expect(BackendError.is(refused)).toBe(true);
+        assert.equal(BackendError.is(refused), true);
         expectBytes(await backend.get(plain), bytes('hello'));
         if (isClosable(other) && other !== backend) await other.close();
       });
@@ -294,9 +324,9 @@ export function testBackendConformance(target: ConformanceTarget): void {
         const received: string[] = [];
         const sub = await other.subscribe(channel, (m) => received.push(m), () => {});
         await backend.publish(channel, 'hello ✓');
-        const deadline = Date.now() + 5_000;
-        while (received.length === 0 && Date.now() < deadline) await sleep(10);
-        expect(received).toEqual(['hello ✓']);
+        const deadline = performance.now() + 5_000;
+        while (received.length === 0 && performance.now() < deadline) await sleep(10);
+        assert.deepEqual(received, ['hello ✓']);
         await sub.unsubscribe();
         if (isClosable(other)) await other.close();
       });
@@ -313,23 +343,23 @@ export function testBackendConformance(target: ConformanceTarget): void {
             ['exists', () => down.exists('k')],
           ];
           for (const [name, op] of ops) {
-            const started = Date.now();
+            const started = performance.now();
             const error = await op().then(
               () => new Error(`${name} resolved against a ${mode} server`),
               (e: unknown) => e,
             );
-            const elapsed = Date.now() - started;
-            expect(BackendError.is(error), `${name}: ${String(error)}`).toBe(true);
-            expect(['transient', 'timeout']).toContain((error as BackendError).kind);
+            const elapsed = performance.now() - started;
+            assert.equal(BackendError.is(error), true, `${name}: ${String(error)}`);
+            assert.ok(['transient', 'timeout'].includes((error as BackendError).kind), `${name}: kind ${(error as BackendError).kind}`);
             // A bound, not a benchmark: the call must end within its configured timeout plus scheduling slack.
-            expect(elapsed, `${name} took ${elapsed} ms`).toBeLessThan(boundMs + 1_500);
+            compare(elapsed, '<', boundMs + 1_500, `${name} took ${elapsed} ms`);
           }
-          const started = Date.now();
+          const started = performance.now();
           const [healthy, details] = await down.healthCheck();
-          expect(healthy).toBe(false);
-          expect(details.backend_type).toBe(target.backendType);
-          expect(typeof details.latency_ms).toBe('number');
-          expect(Date.now() - started).toBeLessThan(boundMs + 1_500);
+          assert.equal(healthy, false);
+          assert.equal(details.backend_type, target.backendType);
+          assert.equal(typeof details.latency_ms, 'number');
+          compare(performance.now() - started, '<', boundMs + 1_500);
         } finally {
           if (isClosable(down)) await down.close();
           await cleanup?.();

@@ -1,0 +1,5 @@
+/**
+ * `cachekit-next/testing`: the backend conformance suite the built-in backends pass, for authors of custom backends.
+ * Runner-agnostic (pass your runner's describe/it/beforeAll/afterAll); assertions use node:assert.
+ */
+export { testBackendConformance, type ConformanceTarget, type Capability, type UnreachableBackend, type TestRunner } from './testing/conformance.js';
