@@ -23,9 +23,9 @@ export default defineConfig({
     // The byte layer and the building blocks under the loaders; the conformance suite for custom backends.
     protocol: 'src/protocol.ts',
     testing: 'src/testing.ts',
-    handler: 'src/next/cache-handler.ts',
+    handler: 'src/handler.ts',
     // The `cacheHandlers` ('use cache') handler object; loaded the same way.
-    'use-cache': 'src/next/use-cache-handler.ts',
+    'use-cache': 'src/use-cache.ts',
     // `withCachekit` for next.config (.mjs imports the ESM build; .js and the transpiled .ts require the CJS one).
     config: 'src/next/config.ts',
   },
