@@ -98,6 +98,18 @@ class Reader {
     const [route, page] = await Promise.all([this.json<Value>(server, '/api/x'), this.page(server, '/tagged')]);
     return { route: route.id, page: page.id };
   }
+
+  /** Polls `server` until both tagged values differ from `before`; the fresh values. */
+  async freshAfter(server: NextServer, before: { route: string; page: string }): Promise<{ route: string; page: string }> {
+    let fresh = before;
+    await expect
+      .poll(async () => {
+        fresh = await this.tagged(server);
+        return fresh.route !== before.route && fresh.page !== before.page;
+      }, POLL)
+      .toBe(true);
+    return fresh;
+  }
 }
 
 /** Clicks a Server Action button on /actions of `server` and waits for the action's response. */
@@ -179,13 +191,7 @@ for (const setup of setups) {
       await runAction(page, a, 'revalidate-tag-max');
       // As Next's use-cache-route-handler-only fixture: the first read after the event is the old value, served stale.
       expect(await read.tagged(a)).toEqual(before);
-      let fresh: { route: string; page: string } | undefined;
-      await expect
-        .poll(async () => {
-          fresh = await read.tagged(a);
-          return fresh.route !== before.route && fresh.page !== before.page;
-        }, POLL)
-        .toBe(true);
+      const fresh = await read.freshAfter(a, before);
       await expect.poll(() => read.tagged(b), POLL).toEqual(fresh);
       expect(read.failures).toEqual([]);
     });
@@ -194,14 +200,8 @@ for (const setup of setups) {
       const read = new Reader(request);
       const before = await read.tagged(a);
       await runAction(page, a, 'revalidate-tag-expire');
-      let fresh: { route: string; page: string } | undefined;
       // The reported defect: past the expiry the regeneration read the clock in the handler and answered 500 forever.
-      await expect
-        .poll(async () => {
-          fresh = await read.tagged(a);
-          return fresh.route !== before.route && fresh.page !== before.page;
-        }, POLL)
-        .toBe(true);
+      await read.freshAfter(a, before);
       await sleep(1_500); // past the expiry: reads now regenerate, none may fail
       for (let i = 0; i < 3; i++) await read.tagged(a);
       await expect.poll(() => read.tagged(b), POLL).toEqual(await read.tagged(a));
@@ -212,13 +212,7 @@ for (const setup of setups) {
       const read = new Reader(request);
       const before = await read.tagged(a);
       await runAction(page, a, 'revalidate-path');
-      let fresh: { route: string; page: string } | undefined;
-      await expect
-        .poll(async () => {
-          fresh = await read.tagged(a);
-          return fresh.route !== before.route && fresh.page !== before.page;
-        }, POLL)
-        .toBe(true);
+      const fresh = await read.freshAfter(a, before);
       await expect.poll(() => read.tagged(b), POLL).toEqual(fresh);
       expect(read.failures).toEqual([]);
     });
