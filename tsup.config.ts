@@ -40,7 +40,7 @@ export default defineConfig({
   // Class names stay as written (esbuild would emit `class _FileBackend`): logs and `info().backend` use them.
   keepNames: true,
   plugins: [literalRequires],
-  // Lets a module write `require('x')` in the CommonJS build only (see src/core/envelope.ts).
+  // Lets a module write `require('x')` in the CommonJS build only (see src/wire/envelope.ts).
   esbuildOptions(options, context) {
     options.define = { ...options.define, __CACHEKIT_CJS__: context.format === 'cjs' ? 'true' : 'false' };
   },

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Packr } from 'msgpackr';
 import { RedisBackend } from '../src/backends/redis.js';
-import { cache, type CachedFunction } from '../src/core/cached-function.js';
+import { cache, type CachedFunction } from '../src/loaders/cache.js';
 import { startRedis } from '../test/support/servers.js';
 import { formatNumber, loadAverage, loadLine, machineLine, markdownTable, median, opsPerSecond, prng, product, quietTeardown, settle } from './support.js';
 

@@ -6,7 +6,7 @@
  *     --outfile=.cache/bench/envelope.mjs && node .cache/bench/envelope.mjs
  */
 import { pack } from 'msgpackr';
-import { createEnvelopeCodec } from '../src/core/envelope.js';
+import { createEnvelopeCodec } from '../src/wire/envelope.js';
 
 function jsonLike(size: number): Uint8Array {
   const rows: string[] = [];

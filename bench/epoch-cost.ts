@@ -4,7 +4,7 @@
  * (default) and without it (`readYourWrites: false`), one request at a time and 32 at once, and a `set` (the epoch
  * adds an incr and one journal write). Rounds are interleaved; the median round is reported.
  */
-import { isClosable, type Backend } from '../src/backends/types.js';
+import { isClosable, type Backend } from '../src/protocol/backend.js';
 import { createOurs, type Ours } from './ours.js';
 import { formatNumber, markdownTable, median, settle } from './support.js';
 

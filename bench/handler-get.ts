@@ -11,7 +11,7 @@ import { Packr } from 'msgpackr';
 import { createClient, RESP_TYPES } from '@redis/client';
 import { MemoryBackend } from '../src/backends/memory.js';
 import { RedisBackend } from '../src/backends/redis.js';
-import { entryCodec } from '../src/next/entry-codec.js';
+import { entryCodec } from '../src/wire/next-entry.js';
 import { startRedis } from '../test/support/servers.js';
 import { createOurs } from './ours.js';
 import { createForte, createTrieb, type LegacyHandler } from './peers.js';

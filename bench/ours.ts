@@ -1,8 +1,8 @@
 /** cachekit-next's legacy handler over a given backend, as the benchmarks drive it. */
-import type { Backend } from '../src/backends/types.js';
+import type { Backend } from '../src/protocol/backend.js';
 import { RedisBackend } from '../src/backends/redis.js';
 import { handlerClassFor } from '../src/next/cache-handler.js';
-import { Runtime, type CachekitNextOptions } from '../src/next/runtime.js';
+import { Runtime, type CachekitNextOptions } from '../src/stack/stack.js';
 import type { LegacyHandler } from './peers.js';
 
 export const NAMESPACE = 'bench';

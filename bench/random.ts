@@ -1,5 +1,5 @@
 /**
- * What drawing randomness outside the render costs (src/core/random.ts): per call, Node's sync sources against the
+ * What drawing randomness outside the render costs (src/shared/random.ts): per call, Node's sync sources against the
  * block-drawn ones, outside any async context and inside an AsyncLocalStorage store (as in a request), and an
  * encrypted 4 KB entry sealed with each nonce source.
  *
@@ -7,8 +7,8 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import * as crypto from 'node:crypto';
-import { sealFrame } from '../src/core/encryption.js';
-import { randomBytes, randomUUID } from '../src/core/random.js';
+import { sealFrame } from '../src/wire/encryption.js';
+import { randomBytes, randomUUID } from '../src/shared/random.js';
 
 function nsPerCall(fn: () => unknown): number {
   const iterations = 300_000;

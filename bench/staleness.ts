@@ -27,7 +27,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { FileBackend } from '../src/backends/file.js';
 import { MemcachedBackend } from '../src/backends/memcached.js';
 import { RedisBackend } from '../src/backends/redis.js';
-import { isClosable, type Backend } from '../src/backends/types.js';
+import { isClosable, type Backend } from '../src/protocol/backend.js';
 import { startMemcached, startRedis } from '../test/support/servers.js';
 import { measureCost } from './epoch-cost.js';
 import { createOurs, type Ours } from './ours.js';

@@ -58,7 +58,7 @@ async function read(request: APIRequestContext, url: string): Promise<Rendering>
 }
 
 /**
- * A cachekit-next frame (src/core/codec.ts): magic, flags (1 deflate, 2 LZ4 with its u32 LE size first, 4 CRC-32),
+ * A cachekit-next frame (src/wire/frame.ts): magic, flags (1 deflate, 2 LZ4 with its u32 LE size first, 4 CRC-32),
  * then the body. Returns how it is compressed, the stored and the uncompressed (MessagePack) size.
  */
 function frameSizes(bytes: Buffer): { algorithm: string; stored: number; payload: number } {

@@ -3,16 +3,16 @@
  * canonical MessagePack) and the building blocks below the loaders are in `cachekit-next/protocol`; the backend
  * conformance suite is `cachekit-next/testing`.
  */
-export { cache, pathTag, type CacheOptions, type CachedFunction, type CacheInfo, type CacheFn, type CacheResult, type CacheStatus, type UnstableCacheOptions } from './core/cached-function.js';
-export { cachedFetch, type CachedFetchInit } from './next/cached-fetch.js';
-export type { CachekitNextOptions } from './next/runtime.js';
+export { cache, pathTag, type CacheOptions, type CachedFunction, type CacheInfo, type CacheFn, type CacheResult, type CacheStatus, type UnstableCacheOptions } from './loaders/cache.js';
+export { cachedFetch, type CachedFetchInit } from './loaders/cached-fetch.js';
+export type { CachekitNextOptions } from './stack/stack.js';
 
 export { MemoryBackend, type MemoryBackendOptions } from './backends/memory.js';
 export { RedisBackend, type RedisBackendOptions } from './backends/redis.js';
 export { FileBackend, type FileBackendOptions } from './backends/file.js';
 export { MemcachedBackend, type MemcachedBackendOptions } from './backends/memcached.js';
 export { CachekitIOBackend, type CachekitIOBackendOptions } from './backends/cachekitio.js';
-export { setDefaultBackend, getDefaultBackend } from './backends/resolve.js';
+export { setDefaultBackend, getDefaultBackend } from './stack/resolve.js';
 export {
   BackendError,
   type Backend,
@@ -29,13 +29,13 @@ export {
   type MessageHandler,
   type Subscription,
   type Closable,
-} from './backends/types.js';
+} from './protocol/backend.js';
 
 // Errors an application catches, and the types of its option hooks.
-export { ConfigError } from './core/options.js';
-export { setLogger, type Logger } from './core/log.js';
-export { UnstorableValueError } from './core/value-codec.js';
-export { ArgumentKeyError } from './core/loader-key.js';
-export { EncryptionError, type EncryptionOptions } from './core/encryption.js';
-export type { ErrorContext } from './core/tiered.js';
-export type { MetricsSnapshot } from './core/metrics.js';
+export { ConfigError } from './shared/options.js';
+export { setLogger, type Logger } from './shared/log.js';
+export { UnstorableValueError } from './wire/value-codec.js';
+export { ArgumentKeyError } from './wire/loader-key.js';
+export { EncryptionError, type EncryptionOptions } from './wire/encryption.js';
+export type { ErrorContext } from './store/tiered.js';
+export type { MetricsSnapshot } from './store/metrics.js';

@@ -6,9 +6,9 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher, Pool } from 'undici';
-import { BackendError, type BackendErrorKind } from './types.js';
-import { nowMs } from '../core/clock.js';
-import { randomFraction } from '../core/random.js';
+import { BackendError, type BackendErrorKind } from '../protocol/backend.js';
+import { nowMs } from '../shared/clock.js';
+import { randomFraction } from '../shared/random.js';
 
 export const BACKEND = 'cachekitio';
 

@@ -15,11 +15,11 @@ import {
   envNumber,
   numberOption,
   stringOption,
-} from '../core/options.js';
+} from '../shared/options.js';
 import { BACKEND, CachekitIOHttp, header, isRecord, readJson } from './cachekitio-http.js';
-import { LONE_SURROGATE, operationError } from './shared.js';
-import type { Backend, EntryWithTtl, HealthDetails, LockCapable, TtlCapable } from './types.js';
-import { BackendError } from './types.js';
+import { LONE_SURROGATE, operationError } from './support.js';
+import type { Backend, EntryWithTtl, HealthDetails, LockCapable, TtlCapable } from '../protocol/backend.js';
+import { BackendError } from '../protocol/backend.js';
 
 const COMPONENT = 'CachekitIOBackend';
 

@@ -9,8 +9,8 @@ import path from 'node:path';
 import { ENTRY_NAME, KEY_LOCK_NAME } from './file-format.js';
 import { MAX_IN_FLIGHT, lstatOrNull, toFileError, unlinkIfPresent } from './file-io.js';
 import { acquireLease, readLease, releaseLease, takeOver } from './file-lease.js';
-import type { BackendError } from './types.js';
-import { nowMs } from '../core/clock.js';
+import type { BackendError } from '../protocol/backend.js';
+import { nowMs } from '../shared/clock.js';
 
 const MIB = 1024 * 1024;
 const EVICT_TRIGGER = 0.9;

@@ -5,8 +5,8 @@
  *   `C` `K` | version u8 (1) | reserved u8 (0) | flags u16 BE (0) | expiry u64 BE (unix seconds, 0 = never) | payload
  */
 import { createHash } from 'node:crypto';
-import { LONE_SURROGATE } from './shared.js';
-import { nowMs } from '../core/clock.js';
+import { LONE_SURROGATE } from './support.js';
+import { nowMs } from '../shared/clock.js';
 
 const MAGIC_0 = 0x43; // 'C'
 const MAGIC_1 = 0x4b; // 'K'

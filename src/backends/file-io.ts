@@ -6,11 +6,11 @@
 import { constants as fsConstants, type Stats } from 'node:fs';
 import { lstat, mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { codeOf, wrapError } from './shared.js';
-import type { BackendErrorKind } from './types.js';
-import { BackendError } from './types.js';
-import { nowMs } from '../core/clock.js';
-import { randomBytes } from '../core/random.js';
+import { codeOf, wrapError } from './support.js';
+import type { BackendErrorKind } from '../protocol/backend.js';
+import { BackendError } from '../protocol/backend.js';
+import { nowMs } from '../shared/clock.js';
+import { randomBytes } from '../shared/random.js';
 
 export const BACKEND = 'file';
 

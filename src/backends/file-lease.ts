@@ -6,9 +6,9 @@
 import { link, open, rename, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { READ_FLAGS, readFully, unlinkIfPresent, writeTemp } from './file-io.js';
-import { codeOf } from './shared.js';
-import { nowMs } from '../core/clock.js';
-import { randomBytes, randomUUID } from '../core/random.js';
+import { codeOf } from './support.js';
+import { nowMs } from '../shared/clock.js';
+import { randomBytes, randomUUID } from '../shared/random.js';
 
 export interface Lease {
   /** The file's exact contents, to recognise it again after moving it aside. */

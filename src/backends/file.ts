@@ -11,7 +11,7 @@ import type { Stats } from 'node:fs';
 import { link, open, rename, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, assertKnownOptions, describe, envNumberOption, numberOption, stringOption } from '../core/options.js';
+import { ConfigError, assertKnownOptions, describe, envNumberOption, numberOption, stringOption } from '../shared/options.js';
 import { Evictor } from './file-eviction.js';
 import { HEADER_BYTES, encodeEntry, entryName, expiryOf, parseHeader, remainingOf, validTtl } from './file-format.js';
 import {
@@ -27,7 +27,7 @@ import {
   writeTemp,
 } from './file-io.js';
 import { acquireLease, releaseLease, withLease } from './file-lease.js';
-import { codeOf, errorMessage, operationError } from './shared.js';
+import { codeOf, errorMessage, operationError } from './support.js';
 import type {
   AddCapable,
   Backend,
@@ -39,10 +39,10 @@ import type {
   HealthDetails,
   LockCapable,
   TtlCapable,
-} from './types.js';
-import { BackendError } from './types.js';
-import { nowMs } from '../core/clock.js';
-import { randomBytes } from '../core/random.js';
+} from '../protocol/backend.js';
+import { BackendError } from '../protocol/backend.js';
+import { nowMs } from '../shared/clock.js';
+import { randomBytes } from '../shared/random.js';
 
 export interface FileBackendOptions {
   /** Directory holding the entries; created with mode 0700. Must not be a symlink. @default `$TMPDIR/cachekit` */

@@ -4,8 +4,8 @@
  */
 import net from 'node:net';
 import type memjs from 'memjs';
-import { codeOf, errorMessage } from './shared.js';
-import type { BackendErrorKind } from './types.js';
+import { codeOf, errorMessage } from './support.js';
+import type { BackendErrorKind } from '../protocol/backend.js';
 
 // ---------------------------------------------------------------------------------------------
 // Binary protocol

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { debuglog } from 'node:util';
 import type memjs from 'memjs';
-import { assertKnownOptions, ConfigError, describe, envNumberOption, numberOption, stringOption } from '../core/options.js';
+import { assertKnownOptions, ConfigError, describe, envNumberOption, numberOption, stringOption } from '../shared/options.js';
 import {
   type BoundedServer,
   EMPTY,
@@ -24,10 +24,10 @@ import {
   statusKind,
   statusName,
 } from './memcached-connection.js';
-import { LONE_SURROGATE, codeOf, errorMessage, operationError } from './shared.js';
-import type { AddCapable, Backend, CounterCapable, EntryWithTtl, HealthDetails, TtlCapable } from './types.js';
-import { BackendError } from './types.js';
-import { nowMs } from '../core/clock.js';
+import { LONE_SURROGATE, codeOf, errorMessage, operationError } from './support.js';
+import type { AddCapable, Backend, CounterCapable, EntryWithTtl, HealthDetails, TtlCapable } from '../protocol/backend.js';
+import { BackendError } from '../protocol/backend.js';
+import { nowMs } from '../shared/clock.js';
 
 const BACKEND = 'memcached';
 const COMPONENT = 'MemcachedBackend';

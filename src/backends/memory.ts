@@ -1,8 +1,8 @@
-import { assertKnownOptions, numberOption } from '../core/options.js';
-import type { AddCapable, Backend, BatchCapable, CounterCapable, EntryWithTtl, HealthDetails, LockCapable, TtlCapable } from './types.js';
-import { BackendError } from './types.js';
-import { nowMs } from '../core/clock.js';
-import { randomUUID } from '../core/random.js';
+import { assertKnownOptions, numberOption } from '../shared/options.js';
+import type { AddCapable, Backend, BatchCapable, CounterCapable, EntryWithTtl, HealthDetails, LockCapable, TtlCapable } from '../protocol/backend.js';
+import { BackendError } from '../protocol/backend.js';
+import { nowMs } from '../shared/clock.js';
+import { randomUUID } from '../shared/random.js';
 
 export interface MemoryBackendOptions {
   /** Largest value accepted, in bytes. @default Infinity */

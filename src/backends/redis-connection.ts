@@ -7,10 +7,10 @@
 import { createHash } from 'node:crypto';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import type { Cluster, Redis, ClusterOptions, RedisOptions } from 'ioredis';
-import { codeOf, wrapError } from './shared.js';
-import type { BackendError, BackendErrorKind, MessageHandler } from './types.js';
-import { nowMs } from '../core/clock.js';
-import { randomFraction } from '../core/random.js';
+import { codeOf, wrapError } from './support.js';
+import type { BackendError, BackendErrorKind, MessageHandler } from '../protocol/backend.js';
+import { nowMs } from '../shared/clock.js';
+import { randomFraction } from '../shared/random.js';
 
 export const BACKEND_TYPE = 'redis';
 

@@ -9,7 +9,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
-import { ConfigError, assertKnownOptions, describe, numberOption, stringOption } from '../core/options.js';
+import { ConfigError, assertKnownOptions, describe, numberOption, stringOption } from '../shared/options.js';
 import {
   BACKEND_TYPE,
   acquire,
@@ -22,7 +22,7 @@ import {
   type ScriptCommands,
   type SharedRedisConnection,
 } from './redis-connection.js';
-import { errorMessage } from './shared.js';
+import { errorMessage } from './support.js';
 import type {
   AddCapable,
   Backend,
@@ -35,9 +35,9 @@ import type {
   MessageHandler,
   Subscription,
   TtlCapable,
-} from './types.js';
-import { BackendError } from './types.js';
-import { randomUUID } from '../core/random.js';
+} from '../protocol/backend.js';
+import { BackendError } from '../protocol/backend.js';
+import { randomUUID } from '../shared/random.js';
 
 export type { RedisMode } from './redis-connection.js';
 

@@ -6,7 +6,7 @@
  *   cacheHandler: fileURLToPath(import.meta.resolve('cachekit-next/handler')),
  *   cacheMaxMemorySize: 0,
  */
-import { EncryptionError } from '../core/encryption.js';
+import { EncryptionError } from '../wire/encryption.js';
 import {
   configuredRuntime,
   getRuntime,
@@ -15,8 +15,8 @@ import {
   validateOptions,
   type CachekitNextOptions,
   type Runtime,
-} from './runtime.js';
-import type { HandlerEntry } from './entry-codec.js';
+} from '../stack/stack.js';
+import type { HandlerEntry } from '../wire/next-entry.js';
 import {
   NEXT_CACHE_TAGS_HEADER,
   type CacheHandlerContext,
@@ -24,11 +24,11 @@ import {
   type GetContext,
   type IncrementalCacheValue,
   type SetContext,
-} from './types.js';
-import { warnRateLimited } from '../core/log.js';
+} from '../wire/next-types.js';
+import { warnRateLimited } from '../shared/log.js';
 import { seedFromBuild } from './warm-start.js';
-import { nowMs } from '../core/clock.js';
-import { requestBegan } from '../core/epoch.js';
+import { nowMs } from '../shared/clock.js';
+import { requestBegan } from '../store/epoch.js';
 
 const SUPPORTED_KINDS = new Set(['APP_PAGE', 'APP_ROUTE', 'PAGES', 'FETCH', 'REDIRECT', 'IMAGE']);
 
@@ -243,7 +243,7 @@ function backdate(result: CacheHandlerValue, entry: HandlerEntry, ctx: GetContex
 const CacheHandler: CacheHandlerClass<Runtime | Promise<Runtime>> = handlerClassFor(() => configuredRuntime());
 
 /** For the modules withCachekit generates under `output: 'standalone'` (see built-options.ts). */
-export { applyBuiltOptions } from './built-options.js';
-export type { CachekitNextOptions } from './runtime.js';
+export { applyBuiltOptions } from '../stack/built-options.js';
+export type { CachekitNextOptions } from '../stack/stack.js';
 
 export default CacheHandler;

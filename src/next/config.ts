@@ -15,14 +15,14 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isBackend } from '../backends/types.js';
-import { logger } from '../core/log.js';
-import { assertKnownOptions, ConfigError, describe } from '../core/options.js';
-import { validateBackendSpec, type BackendDescription, type BackendSpec } from './backend-spec.js';
-import { isGeneratedHandler, writeBuiltHandlers } from './built-options.js';
-import { OPTIONS_ENV, validateOptions, type CachekitNextOptions, type ConfiguredOptions } from './runtime.js';
+import { isBackend } from '../protocol/backend.js';
+import { logger } from '../shared/log.js';
+import { assertKnownOptions, ConfigError, describe } from '../shared/options.js';
+import { validateBackendSpec, type BackendDescription, type BackendSpec } from '../stack/backend-spec.js';
+import { isGeneratedHandler, writeBuiltHandlers } from '../stack/built-options.js';
+import { OPTIONS_ENV, validateOptions, type CachekitNextOptions, type ConfiguredOptions } from '../stack/stack.js';
 
-export type { BackendDescription } from './backend-spec.js';
+export type { BackendDescription } from '../stack/backend-spec.js';
 
 export interface WithCachekitOptions extends Omit<CachekitNextOptions, 'backend' | 'onError' | 'encryption'> {
   /**

@@ -13,7 +13,7 @@
  * Configure both kinds: an unconfigured `remote` silently stays in process memory. Next imports the module once per
  * process and uses its default export, a handler object.
  */
-import { EncryptionError } from '../core/encryption.js';
+import { EncryptionError } from '../wire/encryption.js';
 import { createHash } from 'node:crypto';
 import {
   configuredRuntime,
@@ -23,12 +23,12 @@ import {
   validateOptions,
   type CachekitNextOptions,
   type Runtime,
-} from './runtime.js';
-import type { UseCacheStoredEntry } from './use-cache-codec.js';
-import { nowMs } from '../core/clock.js';
+} from '../stack/stack.js';
+import type { UseCacheStoredEntry } from '../wire/use-cache-entry.js';
+import { nowMs } from '../shared/clock.js';
 
-export type { CachekitNextOptions } from './runtime.js';
-export type { UseCacheStoredEntry } from './use-cache-codec.js';
+export type { CachekitNextOptions } from '../stack/stack.js';
+export type { UseCacheStoredEntry } from '../wire/use-cache-entry.js';
 
 /** Next's `CacheEntry` (next/cache), written out so this package does not depend on Next's types. */
 export interface UseCacheEntry {
@@ -311,6 +311,6 @@ function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
 const useCacheHandler: UseCacheHandler<Runtime | Promise<Runtime>> = useCacheHandlerFor(() => configuredRuntime());
 
 /** For the modules withCachekit generates under `output: 'standalone'` (see built-options.ts). */
-export { applyBuiltOptions } from './built-options.js';
+export { applyBuiltOptions } from '../stack/built-options.js';
 
 export default useCacheHandler;

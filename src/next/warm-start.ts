@@ -6,9 +6,9 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { HandlerEntry } from './entry-codec.js';
-import type { Runtime } from './runtime.js';
-import { NEXT_CACHE_TAGS_HEADER, type CacheControl, type IncrementalCacheValue } from './types.js';
+import type { HandlerEntry } from '../wire/next-entry.js';
+import type { Runtime } from '../stack/stack.js';
+import { NEXT_CACHE_TAGS_HEADER, type CacheControl, type IncrementalCacheValue } from '../wire/next-types.js';
 
 interface PrerenderRoute {
   initialRevalidateSeconds?: number | false;

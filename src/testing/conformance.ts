@@ -4,7 +4,7 @@
  * functions; assertions are node:assert, so any runner that fails a test on a thrown error works (vitest, jest,
  * node:test via `{ describe, it, beforeAll: before, afterAll: after }`). Service-specific tests live beside it.
  */
-import { randomBytes, randomUUID } from '../core/random.js';
+import { randomBytes, randomUUID } from '../shared/random.js';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import {
@@ -17,7 +17,7 @@ import {
   hasTtl,
   isClosable,
   type Backend,
-} from '../backends/types.js';
+} from '../protocol/backend.js';
 
 export interface UnreachableBackend {
   backend: Backend;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CachekitIOBackend, HASHED_KEY_PREFIX, MAX_TTL_SECONDS, serverKeyFor, type CachekitIOBackendOptions } from '../../src/backends/cachekitio.js';
-import { ConfigError } from '../../src/core/options.js';
+import { ConfigError } from '../../src/shared/options.js';
 import { FakeCachekitIO } from '../support/fake-cachekitio.js';
 import { refusedAddress, startBlackhole } from '../support/servers.js';
 import { testBackendConformance } from '../../src/testing.js';

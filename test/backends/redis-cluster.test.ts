@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RedisBackend, redisHashTag } from '../../src/backends/redis.js';
-import { BackendError } from '../../src/backends/types.js';
+import { BackendError } from '../../src/protocol/backend.js';
 import { redisCli } from '../support/redis-servers.js';
 import { refusedAddress, startBlackhole, startRedisCluster, type ClusterHandle } from '../support/servers.js';
 import { testBackendConformance } from '../../src/testing.js';

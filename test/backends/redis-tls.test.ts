@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisBackend } from '../../src/backends/redis.js';
-import { BackendError } from '../../src/backends/types.js';
+import { BackendError } from '../../src/protocol/backend.js';
 import { startTlsRedis, type TlsRedisHandle } from '../support/redis-servers.js';
 
 const bytes = (text: string) => new TextEncoder().encode(text);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisBackend, redisHashTag, redisKey, type RedisBackendOptions } from '../../src/backends/redis.js';
-import { ConfigError } from '../../src/core/options.js';
+import { ConfigError } from '../../src/shared/options.js';
 import { redisCli } from '../support/redis-servers.js';
 import { refusedAddress, startBlackhole, startRedis } from '../support/servers.js';
 import { testBackendConformance } from '../../src/testing.js';

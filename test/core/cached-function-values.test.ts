@@ -7,10 +7,10 @@
 import { Packr } from 'msgpackr';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../../src/backends/memory.js';
-import { cache } from '../../src/core/cached-function.js';
-import { Encryptor } from '../../src/core/encryption.js';
-import { createEnvelopeCodec } from '../../src/core/envelope.js';
-import { setLogger } from '../../src/core/log.js';
+import { cache } from '../../src/loaders/cache.js';
+import { Encryptor } from '../../src/wire/encryption.js';
+import { createEnvelopeCodec } from '../../src/wire/envelope.js';
+import { setLogger } from '../../src/shared/log.js';
 import { anotherInstance } from '../support/instances.js';
 import { difference } from '../support/same-value.js';
 

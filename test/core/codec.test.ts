@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { frame, packValue, tableCrc32, unframe, unpackValue } from '../../src/core/codec.js';
+import { frame, packValue, tableCrc32, unframe, unpackValue } from '../../src/wire/frame.js';
 
 describe('MessagePack reading', () => {
   it('round-trips what it packs', () => {

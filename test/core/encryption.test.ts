@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/core/options.js';
+import { ConfigError } from '../../src/shared/options.js';
 import {
   buildAad,
   deriveTenantKey,
@@ -9,12 +9,13 @@ import {
   keyFingerprint,
   openFrame,
   sealFrame,
-} from '../../src/core/encryption.js';
-import { decodeInteropValue, encodeInteropValue } from '../../src/core/interop.js';
+} from '../../src/wire/encryption.js';
+import { decodeInteropValue, encodeInteropValue } from '../../src/wire/interop.js';
 import { MemoryBackend } from '../../src/backends/memory.js';
-import type { Backend } from '../../src/backends/types.js';
-import { backendKeyPrefix, entryCipher, SealedCache } from '../../src/core/sealed.js';
-import { bytesCodec, TieredCache } from '../../src/core/tiered.js';
+import type { Backend } from '../../src/protocol/backend.js';
+import { backendKeyPrefix, entryCipher, SealedCache } from '../../src/store/sealed.js';
+import { TieredCache } from '../../src/store/tiered.js';
+import { bytesCodec } from '../../src/wire/frame.js';
 import { hex, loadOurVectors, loadVectors, toHex } from './vectors.js';
 
 const interop = loadVectors('interop-mode.json');

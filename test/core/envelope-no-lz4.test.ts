@@ -5,9 +5,9 @@
  */
 import Module from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { frame, unframe } from '../../src/core/codec.js';
-import { createEnvelopeCodec } from '../../src/core/envelope.js';
-import { setLogger } from '../../src/core/log.js';
+import { frame, unframe } from '../../src/wire/frame.js';
+import { createEnvelopeCodec } from '../../src/wire/envelope.js';
+import { setLogger } from '../../src/shared/log.js';
 
 type Resolve = (request: string, ...rest: unknown[]) => string;
 const resolver = Module as unknown as { _resolveFilename: Resolve };

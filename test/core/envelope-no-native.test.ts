@@ -4,9 +4,9 @@
  * decoder. Own file: the native module must not be loaded yet.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { frame, unframe } from '../../src/core/codec.js';
-import { createEnvelopeCodec, lz4DecodeBlock, nativeLz4Available } from '../../src/core/envelope.js';
-import { setLogger } from '../../src/core/log.js';
+import { frame, unframe } from '../../src/wire/frame.js';
+import { createEnvelopeCodec, lz4DecodeBlock, nativeLz4Available } from '../../src/wire/envelope.js';
+import { setLogger } from '../../src/shared/log.js';
 import { hex, loadVectors, toHex } from './vectors.js';
 
 const warnings: string[] = [];

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createEnvelopeCodec, EnvelopeError, lz4DecodeBlock, type EnvelopeCodec } from '../../src/core/envelope.js';
+import { createEnvelopeCodec, EnvelopeError, lz4DecodeBlock, type EnvelopeCodec } from '../../src/wire/envelope.js';
 import { toLegacyEnvelope } from '../support/bytes-fixtures.js';
 import { hex, loadVectors, toHex } from './vectors.js';
 

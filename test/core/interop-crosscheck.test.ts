@@ -9,8 +9,8 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { cache } from '../../src/core/cached-function.js';
-import { Float64, interopKey } from '../../src/core/interop.js';
+import { cache } from '../../src/loaders/cache.js';
+import { Float64, interopKey } from '../../src/wire/interop.js';
 import { redisFixture } from '../support/redis-fixture.js';
 import { loadOurVectors, loadVectors } from './vectors.js';
 

@@ -6,12 +6,12 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemcachedBackend } from '../../src/backends/memcached.js';
-import { cache } from '../../src/core/cached-function.js';
-import { Encryptor, EncryptionError } from '../../src/core/encryption.js';
-import { createEnvelopeCodec } from '../../src/core/envelope.js';
-import { CanonicalMsgpackError } from '../../src/core/interop.js';
-import { ConfigError } from '../../src/core/options.js';
-import { Runtime } from '../../src/next/runtime.js';
+import { cache } from '../../src/loaders/cache.js';
+import { Encryptor, EncryptionError } from '../../src/wire/encryption.js';
+import { createEnvelopeCodec } from '../../src/wire/envelope.js';
+import { CanonicalMsgpackError } from '../../src/wire/interop.js';
+import { ConfigError } from '../../src/shared/options.js';
+import { Runtime } from '../../src/stack/stack.js';
 import { fetchValue } from '../next/fixtures.js';
 import { toLegacyEnvelope } from '../support/bytes-fixtures.js';
 import { redisFixture } from '../support/redis-fixture.js';

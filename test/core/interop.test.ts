@@ -9,8 +9,8 @@ import {
   interopKey,
   InteropDateTime,
   InteropError,
-} from '../../src/core/interop.js';
-import { CanonicalMsgpackError, encodeCanonical, Float64 } from '../../src/core/msgpack-canonical.js';
+} from '../../src/wire/interop.js';
+import { CanonicalMsgpackError, encodeCanonical, Float64 } from '../../src/wire/msgpack-canonical.js';
 import { interopValues } from '../support/bytes-fixtures.js';
 import { hex, loadOurVectors, loadVectors, toHex, untag } from './vectors.js';
 

@@ -1,12 +1,12 @@
 /**
  * `cache(fn)` argument keys are stable across processes and releases: test/core/loader-key-vectors.json pins
- * arguments -> key (the file changes only with a new version of the key rules, src/core/loader-key.ts). Two vectors
+ * arguments -> key (the file changes only with a new version of the key rules, src/wire/loader-key.ts). Two vectors
  * are also rebuilt here byte by byte from the documented rules, so the file is not only checked against itself.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { cache } from '../../src/core/cached-function.js';
+import { cache } from '../../src/loaders/cache.js';
 import { fromTagged } from '../support/tagged-json.js';
 
 interface Vector {

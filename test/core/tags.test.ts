@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { verdictOf } from '../../src/core/tags.js';
+import { verdictOf } from '../../src/store/tags.js';
 
 describe('tag verdicts', () => {
   const now = 1_000_000;

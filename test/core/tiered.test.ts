@@ -1,8 +1,9 @@
 import { describe, expect, it, vi } from 'vitest';
 import { MemoryBackend } from '../../src/backends/memory.js';
-import { BackendError, type Backend, type HealthDetails } from '../../src/backends/types.js';
-import { ConfigError } from '../../src/core/options.js';
-import { TieredCache, type Codec } from '../../src/core/tiered.js';
+import { BackendError, type Backend, type HealthDetails } from '../../src/protocol/backend.js';
+import { ConfigError } from '../../src/shared/options.js';
+import { TieredCache } from '../../src/store/tiered.js';
+import type { Codec } from '../../src/wire/frame.js';
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (value: Uint8Array | null) => (value === null ? null : new TextDecoder().decode(value));

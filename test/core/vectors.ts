@@ -2,8 +2,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Float64 } from '../../src/core/msgpack-canonical.js';
-import { InteropDateTime, InteropUuid } from '../../src/core/interop.js';
+import { Float64 } from '../../src/wire/msgpack-canonical.js';
+import { InteropDateTime, InteropUuid } from '../../src/wire/interop.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const VECTORS_DIR = path.resolve(repoRoot, '..', 'shared', 'protocol-vectors');

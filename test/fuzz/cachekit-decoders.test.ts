@@ -4,9 +4,9 @@
  */
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createEnvelopeCodec, lz4DecodeBlock, type EnvelopeCodec } from '../../src/core/envelope.js';
-import { Encryptor } from '../../src/core/encryption.js';
-import { decodeInteropValue, encodeInteropValue } from '../../src/core/interop.js';
+import { createEnvelopeCodec, lz4DecodeBlock, type EnvelopeCodec } from '../../src/wire/envelope.js';
+import { Encryptor } from '../../src/wire/encryption.js';
+import { decodeInteropValue, encodeInteropValue } from '../../src/wire/interop.js';
 import { interopValues, toLegacyEnvelope } from '../support/bytes-fixtures.js';
 import { cleanOutcome, mutated, newStats, prefixed, randomBytes, report, type FuzzStats } from './support.js';
 

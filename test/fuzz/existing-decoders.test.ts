@@ -7,8 +7,8 @@ import { crc32 } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeEntry, parseHeader } from '../../src/backends/file-format.js';
-import { entryCodec, type HandlerEntry } from '../../src/next/entry-codec.js';
-import type { IncrementalCacheValue } from '../../src/next/types.js';
+import { entryCodec, type HandlerEntry } from '../../src/wire/next-entry.js';
+import type { IncrementalCacheValue } from '../../src/wire/next-types.js';
 import { cleanOutcome, mutated, newStats, prefixed, randomBytes, report, type FuzzStats } from './support.js';
 
 /** The frame's CRC-32 recomputed over whatever body a mutation left (when the frame still claims one). */

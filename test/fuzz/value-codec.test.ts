@@ -6,8 +6,8 @@
  */
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
-import { assertBounded } from '../../src/core/codec.js';
-import { decodeRecord, encodeRecord } from '../../src/core/record-store.js';
+import { assertBounded } from '../../src/wire/frame.js';
+import { decodeRecord, encodeRecord } from '../../src/store/record-store.js';
 import { storableValue } from '../support/storable-values.js';
 import { cleanOutcome, mutated, newStats, prefixed, randomBytes, report } from './support.js';
 

@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../../src/backends/memory.js';
-import { BackendError, type Backend } from '../../src/backends/types.js';
+import { BackendError, type Backend } from '../../src/protocol/backend.js';
 import { createCacheHandler, handlerClassFor } from '../../src/next/cache-handler.js';
-import { entryCodec } from '../../src/next/entry-codec.js';
-import { resetRuntimes, Runtime, type CachekitNextOptions } from '../../src/next/runtime.js';
-import type { FetchValue, GetContext, IncrementalCacheValue } from '../../src/next/types.js';
+import { entryCodec } from '../../src/wire/next-entry.js';
+import { resetRuntimes, Runtime, type CachekitNextOptions } from '../../src/stack/stack.js';
+import type { FetchValue, GetContext, IncrementalCacheValue } from '../../src/wire/next-types.js';
 import { appPage, appRoute, fetchValue, image, pagesPage, postponedPage, redirect } from './fixtures.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -2,8 +2,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../../src/backends/memory.js';
-import { cachedFetch } from '../../src/next/cached-fetch.js';
-import { getRuntime, resetRuntimes } from '../../src/next/runtime.js';
+import { cachedFetch } from '../../src/loaders/cached-fetch.js';
+import { getRuntime, resetRuntimes } from '../../src/stack/stack.js';
 
 describe('cachedFetch', () => {
   let server: Server;

@@ -5,8 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisBackend } from '../../src/backends/redis.js';
 import { handlerClassFor } from '../../src/next/cache-handler.js';
-import { Runtime } from '../../src/next/runtime.js';
-import type { GetContext } from '../../src/next/types.js';
+import { Runtime } from '../../src/stack/stack.js';
+import type { GetContext } from '../../src/wire/next-types.js';
 import { freePort, startRedis } from '../support/servers.js';
 import { appPage, fetchValue } from './fixtures.js';
 

@@ -12,13 +12,13 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FileBackend } from '../../src/backends/file.js';
 import { MemoryBackend } from '../../src/backends/memory.js';
-import { setDefaultBackend } from '../../src/backends/resolve.js';
-import type { Backend } from '../../src/backends/types.js';
-import { ConfigError } from '../../src/core/options.js';
-import { setLogger } from '../../src/core/log.js';
+import { setDefaultBackend } from '../../src/stack/resolve.js';
+import type { Backend } from '../../src/protocol/backend.js';
+import { ConfigError } from '../../src/shared/options.js';
+import { setLogger } from '../../src/shared/log.js';
 import CacheHandler from '../../src/next/cache-handler.js';
 import { withCachekit, type WithCachekitOptions } from '../../src/next/config.js';
-import { configuredOptions, configuredRuntime, OPTIONS_ENV, resetRuntimes, type Runtime } from '../../src/next/runtime.js';
+import { configuredOptions, configuredRuntime, OPTIONS_ENV, resetRuntimes, type Runtime } from '../../src/stack/stack.js';
 import useCacheHandler from '../../src/next/use-cache-handler.js';
 import { fetchValue } from './fixtures.js';
 

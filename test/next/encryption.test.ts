@@ -6,14 +6,14 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../../src/backends/memory.js';
-import { EncryptionError } from '../../src/core/encryption.js';
-import { ConfigError } from '../../src/core/options.js';
-import { SealedCache } from '../../src/core/sealed.js';
+import { EncryptionError } from '../../src/wire/encryption.js';
+import { ConfigError } from '../../src/shared/options.js';
+import { SealedCache } from '../../src/store/sealed.js';
 import { handlerClassFor } from '../../src/next/cache-handler.js';
 import { withCachekit } from '../../src/next/config.js';
-import { resetRuntimes, Runtime, type CachekitNextOptions } from '../../src/next/runtime.js';
+import { resetRuntimes, Runtime, type CachekitNextOptions } from '../../src/stack/stack.js';
 import { useCacheHandlerFor, useCacheStoreKey } from '../../src/next/use-cache-handler.js';
-import type { GetContext } from '../../src/next/types.js';
+import type { GetContext } from '../../src/wire/next-types.js';
 import { appPage, fetchValue } from './fixtures.js';
 
 const MASTER = randomBytes(32).toString('hex');

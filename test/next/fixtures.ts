@@ -1,5 +1,5 @@
 /** Cache values shaped exactly as Next.js 16 hands them to a cache handler. */
-import type { IncrementalCacheValue } from '../../src/next/types.js';
+import type { IncrementalCacheValue } from '../../src/wire/next-types.js';
 
 export const appPage = (tags = '_N_T_/layout,_N_T_/blog/layout,_N_T_/blog/page,_N_T_/blog,posts'): IncrementalCacheValue => ({
   kind: 'APP_PAGE',

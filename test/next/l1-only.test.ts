@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { handlerClassFor } from '../../src/next/cache-handler.js';
-import { resetRuntimes, Runtime } from '../../src/next/runtime.js';
+import { resetRuntimes, Runtime } from '../../src/stack/stack.js';
 import { useCacheHandlerFor } from '../../src/next/use-cache-handler.js';
 import { appPage, fetchValue } from './fixtures.js';
 

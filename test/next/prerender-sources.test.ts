@@ -1,6 +1,6 @@
 /**
  * The structural half of the prerender rule (prerender-clock.test.ts walks the paths): in src/, only
- * src/core/clock.ts reads the time and only src/core/random.ts draws random values. Next aborts a Cache Components
+ * src/shared/clock.ts reads the time and only src/shared/random.ts draws random values. Next aborts a Cache Components
  * prerender on `Date.now()`, `new Date()`, `Date()`, `Math.random()` and the sync crypto sources; a new call
  * anywhere else fails here, even on a path no test walks. Parsed with TypeScript, so comments and strings don't count.
  */
@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
-import { randomBytes, randomFraction, randomUUID } from '../../src/core/random.js';
+import { randomBytes, randomFraction, randomUUID } from '../../src/shared/random.js';
 
 const SRC = path.resolve(import.meta.dirname, '../../src');
 const RANDOM_SOURCES = new Set(['randomBytes', 'randomUUID', 'randomFillSync', 'randomInt', 'getRandomValues', 'generateKeySync', 'generatePrimeSync', 'generateKeyPairSync']);
@@ -59,16 +59,16 @@ function usesIn(file: string, text = readFileSync(file, 'utf8')): Use[] {
 describe('clock and randomness in src/', () => {
   const all = sources(SRC).flatMap((file) => usesIn(file));
 
-  it('only src/core/clock.ts reads the clock', () => {
-    const outside = all.filter((u) => u.kind === 'clock' && u.file !== path.join('core', 'clock.ts'));
+  it('only src/shared/clock.ts reads the clock', () => {
+    const outside = all.filter((u) => u.kind === 'clock' && u.file !== path.join('shared', 'clock.ts'));
     expect(outside.map((u) => `${u.file}:${u.line} ${u.text}`)).toEqual([]);
   });
 
-  it('only src/core/random.ts draws random values', () => {
-    const outside = all.filter((u) => u.kind === 'random' && u.file !== path.join('core', 'random.ts'));
+  it('only src/shared/random.ts draws random values', () => {
+    const outside = all.filter((u) => u.kind === 'random' && u.file !== path.join('shared', 'random.ts'));
     expect(outside.map((u) => `${u.file}:${u.line} ${u.text}`)).toEqual([]);
     // The scan sees what it is meant to see: the one module that may draw them does.
-    expect(all.some((u) => u.kind === 'random' && u.file === path.join('core', 'random.ts'))).toBe(true);
+    expect(all.some((u) => u.kind === 'random' && u.file === path.join('shared', 'random.ts'))).toBe(true);
   });
 
   it('the scan finds each form it forbids', () => {
@@ -98,7 +98,7 @@ describe('clock and randomness in src/', () => {
   });
 });
 
-describe('src/core/random.ts', () => {
+describe('src/shared/random.ts', () => {
   it('hands out every byte once, across block boundaries, and UUIDs in the v4 format', () => {
     const nonces = Array.from({ length: 2_000 }, () => randomBytes(12).toString('hex')); // ~6 blocks
     expect(new Set(nonces).size).toBe(nonces.length);

@@ -12,9 +12,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { RedisBackend } from '../../src/backends/redis.js';
-import { ConfigError } from '../../src/core/options.js';
+import { ConfigError } from '../../src/shared/options.js';
 import { withCachekit, type WithCachekitOptions } from '../../src/next/config.js';
-import { configuredRuntime, OPTIONS_ENV, resetRuntimes } from '../../src/next/runtime.js';
+import { configuredRuntime, OPTIONS_ENV, resetRuntimes } from '../../src/stack/stack.js';
 import { startRedis } from '../support/servers.js';
 
 const execFileAsync = promisify(execFile);

@@ -6,11 +6,11 @@ import type { CacheHandler as NextCacheHandler } from 'next/cache.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../../src/backends/memory.js';
 import { RedisBackend } from '../../src/backends/redis.js';
-import { BackendError, type Backend } from '../../src/backends/types.js';
+import { BackendError, type Backend } from '../../src/protocol/backend.js';
 import { handlerClassFor } from '../../src/next/cache-handler.js';
-import { resetRuntimes, Runtime, type CachekitNextOptions } from '../../src/next/runtime.js';
-import type { GetContext } from '../../src/next/types.js';
-import { useCacheCodec } from '../../src/next/use-cache-codec.js';
+import { resetRuntimes, Runtime, type CachekitNextOptions } from '../../src/stack/stack.js';
+import type { GetContext } from '../../src/wire/next-types.js';
+import { useCacheCodec } from '../../src/wire/use-cache-entry.js';
 import defaultHandler, {
   createUseCacheHandler,
   useCacheHandlerFor,

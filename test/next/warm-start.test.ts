@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../../src/backends/memory.js';
 import { handlerClassFor } from '../../src/next/cache-handler.js';
-import { Runtime, type CachekitNextOptions } from '../../src/next/runtime.js';
+import { Runtime, type CachekitNextOptions } from '../../src/stack/stack.js';
 import { seedFromBuild } from '../../src/next/warm-start.js';
 import { appPage } from './fixtures.js';
 

@@ -1,6 +1,6 @@
 /** Inputs shared by the byte-layer unit tests and the fuzz tests. */
 import fc from 'fast-check';
-import { Float64 } from '../../src/core/interop.js';
+import { Float64 } from '../../src/wire/interop.js';
 
 /** The legacy twin of a bin envelope: the compressed data as an array of uint8, as rmp_serde wrote it before 1.1. */
 export function toLegacyEnvelope(envelope: Uint8Array): Uint8Array {

@@ -1,7 +1,7 @@
 /** Assertions on the two error types every component throws. */
 import { expect } from 'vitest';
-import { BackendError } from '../../src/backends/types.js';
-import { ConfigError } from '../../src/core/options.js';
+import { BackendError } from '../../src/protocol/backend.js';
+import { ConfigError } from '../../src/shared/options.js';
 
 /** Awaits `promise`, expects it to reject with a BackendError, and returns that error. */
 export async function rejection(promise: Promise<unknown>): Promise<BackendError> {

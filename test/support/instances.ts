@@ -1,4 +1,4 @@
-import type { Backend } from '../../src/backends/types.js';
+import type { Backend } from '../../src/protocol/backend.js';
 
 /**
  * The same store seen through another object, as another process's connection would be: `cache(fn)` shares one core

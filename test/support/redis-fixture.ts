@@ -1,6 +1,6 @@
 import { afterAll, beforeAll } from 'vitest';
 import { RedisBackend, type RedisBackendOptions } from '../../src/backends/redis.js';
-import { resetRuntimes } from '../../src/next/runtime.js';
+import { resetRuntimes } from '../../src/stack/stack.js';
 import { startRedis, type ServerHandle } from './servers.js';
 
 /**

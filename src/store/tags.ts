@@ -11,8 +11,8 @@
  * - Stale and expired times are separate keys, so a write never reads first and two instances never race a merge.
  */
 import { LRUCache } from 'lru-cache';
-import { hasBatch, type Backend } from '../backends/types.js';
-import { nowMs } from './clock.js';
+import { hasBatch, type Backend } from '../protocol/backend.js';
+import { nowMs } from '../shared/clock.js';
 
 export interface TagState {
   /** Entries written before this time (ms) are stale: served once while they regenerate. */

@@ -8,10 +8,10 @@ import { CachekitIOBackend, type CachekitIOBackendOptions } from '../backends/ca
 import { FileBackend, type FileBackendOptions } from '../backends/file.js';
 import { MemcachedBackend, type MemcachedBackendOptions } from '../backends/memcached.js';
 import { RedisBackend, type RedisBackendOptions } from '../backends/redis.js';
-import { getDefaultBackend } from '../backends/resolve.js';
-import { isBackend, isClosable, type Backend } from '../backends/types.js';
-import { runOutsideAsyncContext } from '../core/async-context.js';
-import { ConfigError, describe } from '../core/options.js';
+import { getDefaultBackend } from './resolve.js';
+import { isBackend, isClosable, type Backend } from '../protocol/backend.js';
+import { runOutsideAsyncContext } from '../shared/async-context.js';
+import { ConfigError, describe } from '../shared/options.js';
 
 /** A built-in backend and its constructor options, e.g. `{ type: 'redis', url: 'redis://cache:6379' }`. */
 export type BackendDescription =

@@ -2,8 +2,7 @@
  * A 'use cache' entry <-> bytes: the buffered value stream as raw bytes plus the entry's metadata, MessagePack in the
  * same frame as every other cachekit-next entry (deflated above the threshold).
  */
-import { frame, packValue, unframe, unpackValue, type CompressionOptions } from '../core/codec.js';
-import type { Codec } from '../core/tiered.js';
+import { frame, packValue, unframe, unpackValue, type CompressionOptions, type Codec } from './frame.js';
 
 /** What the 'use cache' handler keeps per key: Next's `CacheEntry` with the stream consumed into bytes. */
 export interface UseCacheStoredEntry {

@@ -20,23 +20,21 @@
  * their L1 copy at once. Over backends without messages they bump the invalidation epoch (epoch.ts), which a call
  * reads once per Next request (at most once per second outside one) before it trusts its L1 copy.
  */
-import { resolveBackend } from '../backends/resolve.js';
-import { CachekitIOBackend } from '../backends/cachekitio.js';
-import { MemoryBackend } from '../backends/memory.js';
-import { BackendError, hasLocks, type Backend } from '../backends/types.js';
-import { configuredOptions, configuredRuntime, defaultNamespace, OPTIONS_ENV, type Runtime } from '../next/runtime.js';
-import { sharedBus, type CoherenceBus } from './coherence.js';
-import { Encryptor, type EncryptionOptions } from './encryption.js';
-import { interopKey, interopSegmentProblem } from './interop.js';
-import { backendKeyPrefix } from './sealed.js';
-import { warnRateLimited } from './log.js';
-import { objectId } from './identity.js';
-import { ArgumentKeyError, hashArgs } from './loader-key.js';
-import { assertKnownOptions, ConfigError, numberOption, stringOption } from './options.js';
-import { interopStore, plainStore, sealedStore, type RecordStore, type StoredRecord, type TieredSettings } from './record-store.js';
-import { backendTypeOf, type ErrorContext, type HitSource } from './tiered.js';
-import { UnstorableValueError } from './value-codec.js';
-import { nowMs } from './clock.js';
+import { cachekitIOFromEnv, isProcessLocal, resolveBackend } from '../stack/resolve.js';
+import { BackendError, hasLocks, type Backend } from '../protocol/backend.js';
+import { configuredOptions, configuredRuntime, defaultNamespace, OPTIONS_ENV, type Runtime } from '../stack/stack.js';
+import { sharedBus, type CoherenceBus } from '../store/coherence.js';
+import { Encryptor, type EncryptionOptions } from '../wire/encryption.js';
+import { interopKey, interopSegmentProblem } from '../wire/interop.js';
+import { backendKeyPrefix } from '../store/sealed.js';
+import { warnRateLimited } from '../shared/log.js';
+import { objectId } from '../shared/identity.js';
+import { ArgumentKeyError, hashArgs } from '../wire/loader-key.js';
+import { assertKnownOptions, ConfigError, numberOption, stringOption } from '../shared/options.js';
+import { interopStore, plainStore, sealedStore, type RecordStore, type StoredRecord, type TieredSettings } from '../store/record-store.js';
+import { backendTypeOf, type ErrorContext, type HitSource } from '../store/tiered.js';
+import { UnstorableValueError } from '../wire/value-codec.js';
+import { nowMs } from '../shared/clock.js';
 
 export interface CacheOptions<A extends unknown[] = unknown[]> {
   /** Seconds an entry is fresh (and, without `staleTtl`, stored). @default 300 */
@@ -224,7 +222,7 @@ export class CachedCore {
       throw new ConfigError(COMPONENT, 'backend', `must have no keyPrefix with \`interop\` (got ${JSON.stringify(backendKeyPrefix(backend))}): interop keys are shared verbatim across SDKs; give interop loaders a backend without one`);
     }
     const bus = backend ? sharedBus(backend, settings.channel, (error, operation) => report(error, operation, settings.channel, settings)) : null;
-    const local = backend === null || backend instanceof MemoryBackend;
+    const local = backend === null || isProcessLocal(backend);
     let l1 = settings.l1;
     // Writes nobody announces: other instances over a backend without messages, and Python services in interop mode.
     if (l1 !== false && !local && (!bus?.coherent || settings.interop) && l1.maxTtlSeconds === undefined) {
@@ -763,15 +761,6 @@ export interface CacheFn {
   io<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options?: CacheOptions<A>): CachedFunction<A, R>;
 }
 
-// One CachekitIO backend (and connection pool) per environment configuration.
-const ioBackends = new Map<string, CachekitIOBackend>();
-function ioBackend(): CachekitIOBackend {
-  const signature = JSON.stringify(Object.keys(process.env).filter((name) => name.startsWith('CACHEKIT_')).sort().map((name) => [name, process.env[name]]));
-  let backend = ioBackends.get(signature);
-  if (!backend) ioBackends.set(signature, (backend = CachekitIOBackend.fromEnv()));
-  return backend;
-}
-
 /** Memoises an async function; see the module comment for keys, records and semantics. */
 function cacheEntry<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, second?: CacheOptions<A> | readonly string[], third?: UnstableCacheOptions): CachedFunction<A, R> {
   if (Array.isArray(second) || arguments.length > 2) return makeCached(fn, fromUnstableCacheForm(fn, second, third));
@@ -786,5 +775,5 @@ export const cache: CacheFn = Object.assign(cacheEntry as CacheFn, {
   secure: <A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: CacheOptions<A> = {}) =>
     makeCached(fn, { breaker: true, lock: true, ...options, encryption: options.encryption ?? {} }),
   io: <A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: CacheOptions<A> = {}) =>
-    makeCached(fn, { breaker: true, lock: true, ...options, backend: options.backend ?? ioBackend() }),
+    makeCached(fn, { breaker: true, lock: true, ...options, backend: options.backend ?? cachekitIOFromEnv() }),
 });

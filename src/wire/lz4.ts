@@ -6,7 +6,7 @@
  * native module share one store: no miss, no error, whichever wrote an entry.
  */
 import { createRequire } from 'node:module';
-import { logger } from './log.js';
+import { logger } from '../shared/log.js';
 
 export interface Lz4Native {
   compressSync(data: Buffer): Buffer;

@@ -187,3 +187,12 @@ export function unframe(bytes: Uint8Array): Uint8Array {
   }
   throw new Error(`unknown frame flags 0x${flags.toString(16)}`);
 }
+
+/** Turns values into the bytes stored in L2 and back. A decode error is treated as a miss. */
+export interface Codec<T> {
+  encode(value: T): Uint8Array;
+  decode(bytes: Uint8Array): T;
+}
+
+/** Stores bytes as they are. */
+export const bytesCodec: Codec<Uint8Array> = { encode: (value) => value, decode: (bytes) => bytes };

@@ -12,11 +12,12 @@
  * store never opens. Readers never retry with the bare key. Entries sealed before this (AAD over the key without
  * the backend's prefix) are misses once, evicted and recomputed; on a backend without a prefix nothing changed.
  */
-import type { Backend } from '../backends/types.js';
-import { EncryptionError, type EncryptionContext, type Encryptor } from './encryption.js';
-import { warnRateLimited } from './log.js';
+import type { Backend } from '../protocol/backend.js';
+import { EncryptionError, type EncryptionContext, type Encryptor } from '../wire/encryption.js';
+import { warnRateLimited } from '../shared/log.js';
 import type { MetricsSnapshot } from './metrics.js';
-import type { Codec, HitSource, TieredCache } from './tiered.js';
+import type { HitSource, TieredCache } from './tiered.js';
+import type { Codec } from '../wire/frame.js';
 
 /**
  * The prefix a backend puts in front of every key (`keyPrefix`, as RedisBackend and MemcachedBackend have), '' for

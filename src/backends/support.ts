@@ -2,7 +2,7 @@
  * Small pieces every backend needs the same way: reading a thrown value, and the two shapes of BackendError they
  * raise themselves (a wrapped client failure, and an operation refused before it reached the store).
  */
-import { BackendError, type BackendErrorKind } from './types.js';
+import { BackendError, type BackendErrorKind } from '../protocol/backend.js';
 
 /**
  * Matches a lone UTF-16 surrogate. UTF-8 encodes every one of them as U+FFFD, so distinct keys holding them would

@@ -3,9 +3,8 @@
  * `{type:'Buffer',data}`), `segmentData` comes back as a real `Map`, and HTML is stored as UTF-8 bytes (decoding
  * bytes to a string natively is much faster than decoding a MessagePack string).
  */
-import { frame, packValue, unframe, unpackValue, type CompressionOptions } from '../core/codec.js';
-import type { Codec } from '../core/tiered.js';
-import type { CacheControl, IncrementalCacheValue } from './types.js';
+import { frame, packValue, unframe, unpackValue, type CompressionOptions, type Codec } from './frame.js';
+import type { CacheControl, IncrementalCacheValue } from './next-types.js';
 
 /** What the handler keeps per key, in L1 as is and in L2 encoded. */
 export interface HandlerEntry {

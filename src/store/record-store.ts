@@ -17,14 +17,15 @@
  * overwrites them. Releases before this one read today's records as undecodable (their reported miss), never as a
  * value.
  */
-import type { Backend } from '../backends/types.js';
-import { assertBounded } from './codec.js';
-import type { EncryptionContext, Encryptor } from './encryption.js';
-import { createEnvelopeCodec, type EnvelopeCodec } from './envelope.js';
+import type { Backend } from '../protocol/backend.js';
+import { assertBounded } from '../wire/frame.js';
+import type { EncryptionContext, Encryptor } from '../wire/encryption.js';
+import { createEnvelopeCodec, type EnvelopeCodec } from '../wire/envelope.js';
 import { clearCipher, entryCipher, interopCipher, SealedCache } from './sealed.js';
-import { decodeInteropValue, encodeInteropValue, reviveInteropDates } from './interop.js';
-import { TieredCache, bytesCodec, type Codec, type ErrorContext, type HitSource, type L1Options } from './tiered.js';
-import { decodeValue, encodeWithHeader } from './value-codec.js';
+import { decodeInteropValue, encodeInteropValue, reviveInteropDates } from '../wire/interop.js';
+import { bytesCodec, type Codec } from '../wire/frame.js';
+import { TieredCache, type ErrorContext, type HitSource, type L1Options } from './tiered.js';
+import { decodeValue, encodeWithHeader } from '../wire/value-codec.js';
 
 /** What `cache(fn)` stores per entry: value, stored-at ms, fresh-until ms, expires-at ms (end of the TTL), tags. */
 export interface StoredRecord {

@@ -7,8 +7,8 @@
  * the L2 with a journal of what changed, and an instance reads it once per request (`syncForRequest`, `synced`)
  * before it trusts its L1. Without either (`epoch: false`), caches bound their L1 lifetime instead.
  */
-import { randomUUID } from './random.js';
-import { hasInvalidation, type Backend, type InvalidationCapable, type Subscription } from '../backends/types.js';
+import { randomUUID } from '../shared/random.js';
+import { hasInvalidation, type Backend, type InvalidationCapable, type Subscription } from '../protocol/backend.js';
 import { withDeadline } from './deadline.js';
 import { Epoch, requestGeneration, type EpochOptions } from './epoch.js';
 import { backendTypeOf } from './tiered.js';

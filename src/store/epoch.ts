@@ -11,9 +11,9 @@
  * `<key>:<slot>`. Others (CachekitIO, custom backends without `incr`) store a token instead, and any change flushes
  * every other instance's local state at its next read.
  */
-import { hasBatch, hasCounter, type Backend } from '../backends/types.js';
-import { runOutsideAsyncContext } from './async-context.js';
-import { nowMs } from './clock.js';
+import { hasBatch, hasCounter, type Backend } from '../protocol/backend.js';
+import { runOutsideAsyncContext } from '../shared/async-context.js';
+import { nowMs } from '../shared/clock.js';
 
 /** What changed: entry keys and tags. */
 export interface EpochEvent {

@@ -5,25 +5,26 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { resolveBackend } from '../backends/resolve.js';
-import { BackendError, type Backend } from '../backends/types.js';
-import type { BreakerOptions } from '../core/breaker.js';
-import { breakerFor } from '../core/breaker.js';
-import { detachedFromAsyncContext, runOutsideAsyncContext } from '../core/async-context.js';
-import type { CompressionOptions } from '../core/codec.js';
-import { CoherenceBus } from '../core/coherence.js';
-import { withDeadline } from '../core/deadline.js';
-import { objectId } from '../core/identity.js';
-import { Encryptor, type EncryptionOptions } from '../core/encryption.js';
-import { infoOnce, warnRateLimited } from '../core/log.js';
-import { assertKnownOptions, booleanOption, ConfigError, numberOption, stringOption } from '../core/options.js';
-import { entryCipher, SealedCache } from '../core/sealed.js';
-import { TagStore, type TagVerdict } from '../core/tags.js';
-import { backendTypeOf, bytesCodec, TieredCache, type Codec, type ErrorHandler, type L1Options } from '../core/tiered.js';
+import { resolveBackend } from './resolve.js';
+import { BackendError, type Backend } from '../protocol/backend.js';
+import type { BreakerOptions } from '../store/breaker.js';
+import { breakerFor } from '../store/breaker.js';
+import { detachedFromAsyncContext, runOutsideAsyncContext } from '../shared/async-context.js';
+import type { CompressionOptions } from '../wire/frame.js';
+import { CoherenceBus } from '../store/coherence.js';
+import { withDeadline } from '../store/deadline.js';
+import { objectId } from '../shared/identity.js';
+import { Encryptor, type EncryptionOptions } from '../wire/encryption.js';
+import { infoOnce, warnRateLimited } from '../shared/log.js';
+import { assertKnownOptions, booleanOption, ConfigError, numberOption, stringOption } from '../shared/options.js';
+import { entryCipher, SealedCache } from '../store/sealed.js';
+import { TagStore, type TagVerdict } from '../store/tags.js';
+import { backendTypeOf, TieredCache, type ErrorHandler, type L1Options } from '../store/tiered.js';
+import { bytesCodec, type Codec } from '../wire/frame.js';
 import { backendFromDescription, loadBackendModule, validateBackendSpec, type BackendSpec } from './backend-spec.js';
 import { applyBuiltOptionsFromStandalone } from './built-options.js';
-import { entryCodec, type HandlerEntry } from './entry-codec.js';
-import { useCacheCodec, type UseCacheStoredEntry } from './use-cache-codec.js';
+import { entryCodec, type HandlerEntry } from '../wire/next-entry.js';
+import { useCacheCodec, type UseCacheStoredEntry } from '../wire/use-cache-entry.js';
 
 export interface CachekitNextOptions {
   /** The L2. `null` = L1 only (per process). @default resolved: setDefaultBackend > environment > embedded File */

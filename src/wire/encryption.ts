@@ -12,8 +12,8 @@
  * frames carry none, so they are written and read with the current key only.
  */
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, timingSafeEqual } from 'node:crypto';
-import { randomBytes } from './random.js';
-import { assertKnownOptions, ConfigError, envBoolean } from './options.js';
+import { randomBytes } from '../shared/random.js';
+import { assertKnownOptions, ConfigError, envBoolean } from '../shared/options.js';
 
 const COMPONENT = 'encryption';
 const NONCE_BYTES = 12;

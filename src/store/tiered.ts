@@ -1,20 +1,12 @@
 import { LRUCache } from 'lru-cache';
-import { BackendError, hasAdd, hasTtl, type Backend } from '../backends/types.js';
+import { BackendError, hasAdd, hasTtl, type Backend } from '../protocol/backend.js';
 import { breakerFor, type BreakerOptions, type CircuitBreaker } from './breaker.js';
 import { withDeadline } from './deadline.js';
-import { warnRateLimited } from './log.js';
+import { warnRateLimited } from '../shared/log.js';
 import { Metrics, type MetricsSnapshot } from './metrics.js';
-import { assertKnownOptions, ConfigError, envNumber, numberOption } from './options.js';
-import { nowMs } from './clock.js';
-
-/** Turns values into the bytes stored in L2 and back. A decode error is treated as a miss. */
-export interface Codec<T> {
-  encode(value: T): Uint8Array;
-  decode(bytes: Uint8Array): T;
-}
-
-/** Stores bytes as they are. */
-export const bytesCodec: Codec<Uint8Array> = { encode: (value) => value, decode: (bytes) => bytes };
+import { assertKnownOptions, ConfigError, envNumber, numberOption } from '../shared/options.js';
+import { nowMs } from '../shared/clock.js';
+import { bytesCodec, type Codec } from '../wire/frame.js';
 
 export interface ErrorContext {
   operation: string;

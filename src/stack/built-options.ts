@@ -16,8 +16,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { logger } from '../core/log.js';
-import { ConfigError } from '../core/options.js';
+import { logger } from '../shared/log.js';
+import { ConfigError } from '../shared/options.js';
 
 /** Where `withCachekit` generates, relative to the project directory. */
 export const BUILT_DIR = path.join('node_modules', '.cache', 'cachekit-next');

@@ -3,13 +3,14 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError } from '../core/options.js';
-import { infoOnce } from '../core/log.js';
-import { CachekitIOBackend } from './cachekitio.js';
-import { FileBackend } from './file.js';
-import { MemcachedBackend } from './memcached.js';
-import { RedisBackend } from './redis.js';
-import { isBackend, type Backend } from './types.js';
+import { ConfigError } from '../shared/options.js';
+import { infoOnce } from '../shared/log.js';
+import { CachekitIOBackend } from '../backends/cachekitio.js';
+import { FileBackend } from '../backends/file.js';
+import { MemcachedBackend } from '../backends/memcached.js';
+import { MemoryBackend } from '../backends/memory.js';
+import { RedisBackend } from '../backends/redis.js';
+import { isBackend, type Backend } from '../protocol/backend.js';
 
 // On globalThis so that every copy of this module (ESM and CJS builds, Next's separate bundles) sees one default.
 const DEFAULT = Symbol.for('cachekit-next.defaultBackend');
@@ -107,4 +108,18 @@ function relevantEnv(env: NodeJS.ProcessEnv): string[] {
     .filter((name) => name.startsWith('CACHEKIT_'))
     .sort()
     .map((name) => `${name}=${env[name]}`);
+}
+
+const ioBackends = new Map<string, CachekitIOBackend>();
+/** `cache.io`'s backend: one `CachekitIOBackend.fromEnv()` (and connection pool) per CACHEKIT_* configuration. */
+export function cachekitIOFromEnv(): CachekitIOBackend {
+  const signature = JSON.stringify(Object.keys(process.env).filter((name) => name.startsWith('CACHEKIT_')).sort().map((name) => [name, process.env[name]]));
+  let backend = ioBackends.get(signature);
+  if (!backend) ioBackends.set(signature, (backend = CachekitIOBackend.fromEnv()));
+  return backend;
+}
+
+/** A backend only this process sees (the in-memory one): nothing another instance writes can go stale in our L1. */
+export function isProcessLocal(backend: Backend): boolean {
+  return backend instanceof MemoryBackend;
 }

@@ -5,12 +5,12 @@
  * non-2xx responses go to the network uncached.
  *
  * Key: `${keyPrefix}${namespace}:fetch:${hash of [method, url, sorted request headers]}` (the argument hash of `cache(fn)`,
- * core/loader-key.ts).
+ * wire/loader-key.ts).
  */
-import { coreOptions, defaultScope, sharedCore, validateCacheOptions, type CachedCore, type CacheOptions } from '../core/cached-function.js';
-import { objectId } from '../core/identity.js';
-import { hashArgs } from '../core/loader-key.js';
-import { stringOption } from '../core/options.js';
+import { coreOptions, defaultScope, sharedCore, validateCacheOptions, type CachedCore, type CacheOptions } from './cache.js';
+import { objectId } from '../shared/identity.js';
+import { hashArgs } from '../wire/loader-key.js';
+import { stringOption } from '../shared/options.js';
 
 export type CachedFetchInit = RequestInit &
   Pick<CacheOptions, 'ttl' | 'staleTtl' | 'tags' | 'namespace' | 'keyPrefix' | 'backend' | 'runtime' | 'lockTimeoutMs' | 'lockWaitMs'>;

@@ -1,4 +1,4 @@
-import { BackendError } from '../backends/types.js';
+import { BackendError } from '../protocol/backend.js';
 
 /**
  * Settles with `promise`, or rejects with a `timeout` BackendError after `ms`. A safety net around every L2 call, so

@@ -1,5 +1,5 @@
-import { BackendError, type Backend } from '../backends/types.js';
-import { nowMs } from './clock.js';
+import { BackendError, type Backend } from '../protocol/backend.js';
+import { nowMs } from '../shared/clock.js';
 
 export interface BreakerOptions {
   /** Consecutive transient/timeout failures that open the circuit. @default 5 */
