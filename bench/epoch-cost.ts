@@ -40,7 +40,7 @@ interface Measured {
 }
 
 async function requests(ours: Ours, key: string, batch: number): Promise<Measured> {
-  const epoch = ours.runtime.bus.epoch;
+  const epoch = ours.stack.bus.epoch;
   const rounds: number[] = [];
   const readsBefore = epoch?.stats.reads ?? 0;
   let count = 0;
@@ -90,8 +90,8 @@ export async function measureCost(backends: [string, () => Backend][]): Promise<
       us(write.epoch),
     ]);
     console.error(`[staleness] cost on ${label} done`);
-    await withEpoch.runtime.close();
-    await without.runtime.close();
+    await withEpoch.stack.close();
+    await without.stack.close();
     for (const backend of made) if (isClosable(backend)) await backend.close();
   }
   return [

@@ -251,7 +251,7 @@ async function main(): Promise<void> {
   );
 
   quietTeardown();
-  await Promise.all([oursL2.runtime.close(), oursL2Plain.runtime.close(), oursL1.runtime.close(), oursMemory.runtime.close()]);
+  await Promise.all([oursL2.stack.close(), oursL2Plain.stack.close(), oursL1.stack.close(), oursMemory.stack.close()]);
   await backend.close();
   await forte.close();
   raw.disconnect();

@@ -2,14 +2,14 @@
 import type { Backend } from '../src/protocol/backend.js';
 import { RedisBackend } from '../src/backends/redis.js';
 import { handlerClassFor } from '../src/next/cache-handler.js';
-import { Runtime, type CachekitNextOptions } from '../src/stack/stack.js';
+import { CacheStack, type CachekitNextOptions } from '../src/stack/stack.js';
 import type { LegacyHandler } from './peers.js';
 
 export const NAMESPACE = 'bench';
 export const DEPLOYMENT_ID = 'b1';
 
 export interface Ours {
-  runtime: Runtime;
+  stack: CacheStack;
   handler: LegacyHandler;
   /** A new handler, as Next constructs one for every request. */
   request(): LegacyHandler;
@@ -20,16 +20,16 @@ export interface Ours {
 }
 
 /**
- * A fresh Runtime (not the per-process registry of `createCacheHandler`, so several configurations can be compared in
+ * A fresh CacheStack (not the per-process registry of `createCacheHandler`, so several configurations can be compared in
  * one process) and the handler class Next would construct over it.
  */
 export async function createOurs(backend: Backend, options: Omit<CachekitNextOptions, 'backend'> = {}): Promise<Ours> {
-  const runtime = new Runtime({ namespace: NAMESPACE, deploymentId: DEPLOYMENT_ID, ...options, backend });
-  await runtime.ready;
-  const Handler = handlerClassFor(() => runtime);
-  const storeKey = (key: string) => `${runtime.keyPrefix}${runtime.namespace}:${runtime.deploymentId()}:r:${key}`;
+  const stack = new CacheStack({ namespace: NAMESPACE, deploymentId: DEPLOYMENT_ID, ...options, backend });
+  await stack.ready;
+  const Handler = handlerClassFor(() => stack);
+  const storeKey = (key: string) => `${stack.keyPrefix}${stack.namespace}:${stack.deploymentId()}:r:${key}`;
   return {
-    runtime,
+    stack,
     handler: new Handler({}) as unknown as LegacyHandler,
     request: () => new Handler({}) as unknown as LegacyHandler,
     storeKey,

@@ -161,7 +161,7 @@ async function main(): Promise<void> {
   );
 
   quietTeardown();
-  await ours.runtime.close();
+  await ours.stack.close();
   await backend.close();
   await forte.close();
   raw.disconnect();

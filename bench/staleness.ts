@@ -1,6 +1,6 @@
 /**
  * The cross-instance staleness window, and what read-your-own-writes costs. Instance A (this process) writes or
- * revalidates; instance B (a child process with its own Runtime, backend and connections, as a second server would
+ * revalidates; instance B (a child process with its own CacheStack, backend and connections, as a second server would
  * be) polls `get` tightly, each poll a new handler as Next constructs one per request; we measure the time from A's
  * `set` / `revalidateTag` resolving until B's `get` reflects it. Times come from `process.hrtime.bigint()`
  * (CLOCK_MONOTONIC, one clock for every process of the machine).
@@ -122,7 +122,7 @@ async function worker(setup: Setup): Promise<void> {
     });
   });
   process.on('disconnect', () => {
-    void ours.runtime.close().finally(() => process.exit(0));
+    void ours.stack.close().finally(() => process.exit(0));
   });
   send({ type: 'ready' });
 }
@@ -236,7 +236,7 @@ async function main(): Promise<void> {
     record(`${label}: \`revalidateTag\``, await runScenario(a, b, 'revalidateTag', slug, batch, maxOffsetMs));
     console.error(`[staleness] ${label} done (load ${loadAverage().toFixed(2)})`);
     await b.stop();
-    await a.runtime.close();
+    await a.stack.close();
     if (isClosable(backend)) await backend.close();
   };
 

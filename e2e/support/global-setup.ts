@@ -24,7 +24,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const data = await startDataServer();
   process.env.E2E_DATA_URL = data.url;
 
-  // Build-time caching (fetch, unstable_cache) goes to a throwaway File backend: runtime stores start empty.
+  // Build-time caching (fetch, unstable_cache) goes to a throwaway File backend: run-time stores start empty.
   const buildCache = mkdtempSync(path.join(os.tmpdir(), 'ck-e2e-build-'));
   const build = await buildApp('isr-app', {
     distDir: '.next-e2e-a',

@@ -22,7 +22,7 @@
  */
 import { cachekitIOFromEnv, isProcessLocal, resolveBackend } from '../stack/resolve.js';
 import { BackendError, hasLocks, type Backend } from '../protocol/backend.js';
-import { configuredOptions, configuredRuntime, defaultNamespace, OPTIONS_ENV, type Runtime } from '../stack/stack.js';
+import { configuredOptions, configuredStack, defaultNamespace, OPTIONS_ENV, type CacheStack } from '../stack/stack.js';
 import { sharedBus, type CoherenceBus } from '../store/coherence.js';
 import { Encryptor, type EncryptionOptions } from '../wire/encryption.js';
 import { interopKey, interopSegmentProblem } from '../wire/interop.js';
@@ -41,16 +41,16 @@ export interface CacheOptions<A extends unknown[] = unknown[]> {
   ttl?: number;
   /** Seconds after `ttl` during which the old value is served while one background call refreshes it. @default 0 */
   staleTtl?: number;
-  /** Tags of every entry; `runtime.revalidateTags` (Next `revalidateTag`/`updateTag`) on one of them invalidates it. */
+  /** Tags of every entry; `stack.revalidateTags` (Next `revalidateTag`/`updateTag`) on one of them invalidates it. */
   tags?: readonly string[];
   /**
    * Pages whose `revalidatePath(path)` invalidates the entries (added as Next's implicit tag of the path, `_N_T_/...`).
    * A layout-wide `revalidatePath(path, 'layout')` needs the path with `/layout` appended, as in Next.
    */
   paths?: readonly string[];
-  /** Key scope. @default the namespace of a `runtime` object passed, else 'default' */
+  /** Key scope. @default the namespace of a `stack` object passed, else 'default' */
   namespace?: string;
-  /** Prefix of every key. @default the keyPrefix of a `runtime` object passed, else 'cachekit:' */
+  /** Prefix of every key. @default the keyPrefix of a `stack` object passed, else 'cachekit:' */
   keyPrefix?: string;
   /** Function name in the key. @default fn.name (required for anonymous functions without `key`) */
   name?: string;
@@ -58,7 +58,7 @@ export interface CacheOptions<A extends unknown[] = unknown[]> {
   key?: string | ((...args: A) => string);
   /**
    * The L2; `null` = L1 only.
-   * @default the `runtime`'s backend when one is given; inside a Next app the handlers'; else setDefaultBackend > environment
+   * @default the `stack`'s backend when one is given; inside a Next app the handlers'; else setDefaultBackend > environment
    */
   backend?: Backend | null;
   /**
@@ -83,10 +83,10 @@ export interface CacheOptions<A extends unknown[] = unknown[]> {
   /** Deadline for every L2 call, ms. @default 5000 */
   timeoutMs?: number;
   /**
-   * Tag store of `tags`: a Next runtime (e.g. `getRuntime(options)`), or a function returning one.
-   * @default with tags, the Next handlers' runtime (`configuredRuntime()`): Next's revalidateTag/updateTag reach entries
+   * Tag store of `tags`: a cache stack (e.g. `getStack(options)`), or a function returning one.
+   * @default with tags, the Next handlers' stack (`configuredStack()`): Next's revalidateTag/updateTag reach entries
    */
-  runtime?: Runtime | (() => Runtime | Promise<Runtime>);
+  stack?: CacheStack | (() => CacheStack | Promise<CacheStack>);
   /**
    * Encrypts entries (AES-256-GCM, per-tenant keys by HKDF, AAD = tenant + key): an `Encryptor`, or its options, each
    * falling back to CACHEKIT_MASTER_KEY, CACHEKIT_PREVIOUS_MASTER_KEYS and CACHEKIT_ENCRYPTION_FAIL_CLOSED. The L1 then
@@ -147,7 +147,7 @@ export type CachedFunction<A extends unknown[], R> = ((...args: A) => Promise<Aw
   keyFor(...args: A): string;
 };
 
-const KNOWN = ['ttl', 'staleTtl', 'tags', 'paths', 'encryption', 'tenant', 'interop', 'namespace', 'keyPrefix', 'name', 'key', 'backend', 'l1', 'lock', 'lockTimeoutMs', 'lockWaitMs', 'breaker', 'timeoutMs', 'runtime', 'onError'];
+const KNOWN = ['ttl', 'staleTtl', 'tags', 'paths', 'encryption', 'tenant', 'interop', 'namespace', 'keyPrefix', 'name', 'key', 'backend', 'l1', 'lock', 'lockTimeoutMs', 'lockWaitMs', 'breaker', 'timeoutMs', 'stack', 'onError'];
 const COMPONENT = 'cache';
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -178,7 +178,7 @@ export interface CoreSettings extends Omit<TieredSettings, 'backend'> {
   lock: boolean;
   lockTimeoutMs: number;
   lockWaitMs: number;
-  runtime?: CacheOptions['runtime'];
+  stack?: CacheOptions['stack'];
   /** Invalidation channel of writes and deletes (announced when the backend carries messages). */
   channel: string;
   encryption?: Encryptor;
@@ -358,18 +358,18 @@ export class CachedCore {
   }
 
   async #tagVerdict(tags: readonly string[], storedAt: number): Promise<'fresh' | 'stale' | 'expired'> {
-    const runtime = await this.#resolveRuntime();
-    if (!runtime) return 'fresh';
+    const stack = await this.#resolveStack();
+    if (!stack) return 'fresh';
     try {
-      return await runtime.tagVerdict(tags, storedAt);
+      return await stack.tagVerdict(tags, storedAt);
     } catch (error) {
-      runtime.report(error, 'cache.tags');
+      stack.report(error, 'cache.tags');
       return 'fresh';
     }
   }
 
-  async #resolveRuntime(): Promise<Runtime | null> {
-    const source = this.#settings.runtime;
+  async #resolveStack(): Promise<CacheStack | null> {
+    const source = this.#settings.stack;
     if (!source) return null;
     return typeof source === 'function' ? await source() : source;
   }
@@ -525,21 +525,21 @@ function insideNext(env: NodeJS.ProcessEnv = process.env): boolean {
 }
 
 /**
- * The L2 when `backend` is not given: a given runtime's (e.g. `CacheHandler.runtime` of a handler module of your
+ * The L2 when `backend` is not given: a given stack's (e.g. `CacheHandler.stack` of a handler module of your
  * own), inside Next the handlers', else `setDefaultBackend` and the environment.
  */
 function defaultBackend(options: CacheOptions<never[]>): CoreSettings['backend'] {
   if (options.backend !== undefined) return resolveBackend(options.backend);
-  const runtime = options.runtime;
-  if (runtime !== undefined) return typeof runtime === 'function' ? async () => (await runtime()).backend : runtime.backend;
-  if (insideNext()) return async () => (await configuredRuntime()).backend;
+  const stack = options.stack;
+  if (stack !== undefined) return typeof stack === 'function' ? async () => (await stack()).backend : stack.backend;
+  if (insideNext()) return async () => (await configuredStack()).backend;
   return resolveBackend(undefined);
 }
 
-/** Default key prefix and namespace: a `runtime` passed, else the Next handlers' inside Next, else cachekit's. */
-export function defaultScope(options: Pick<CacheOptions<never[]>, 'runtime'>): { keyPrefix: string; namespace: string } {
-  const runtime = options.runtime && typeof options.runtime !== 'function' ? options.runtime : undefined;
-  if (runtime) return { keyPrefix: runtime.keyPrefix, namespace: runtime.namespace };
+/** Default key prefix and namespace: a `stack` passed, else the Next handlers' inside Next, else cachekit's. */
+export function defaultScope(options: Pick<CacheOptions<never[]>, 'stack'>): { keyPrefix: string; namespace: string } {
+  const stack = options.stack && typeof options.stack !== 'function' ? options.stack : undefined;
+  if (stack) return { keyPrefix: stack.keyPrefix, namespace: stack.namespace };
   if (insideNext()) {
     const configured = configuredOptions();
     return { keyPrefix: configured.keyPrefix ?? 'cachekit:', namespace: configured.namespace ?? defaultNamespace() };
@@ -563,9 +563,9 @@ export function coreOptions(options: CacheOptions<never[]>, name: string, extra:
     lockWaitMs: numberOption(COMPONENT, 'lockWaitMs', options.lockWaitMs, lockTimeoutMs, { min: 0 }),
     breaker: options.breaker ?? true,
     timeoutMs: numberOption(COMPONENT, 'timeoutMs', options.timeoutMs, 5_000, { min: 0, minInclusive: false }),
-    // Tagged entries without an explicit runtime use the Next handlers' one (CACHEKIT_NEXT_OPTIONS, what withCachekit
+    // Tagged entries without an explicit stack use the Next handlers' one (CACHEKIT_NEXT_OPTIONS, what withCachekit
     // sets), so revalidateTag/updateTag in the app reach them.
-    runtime: options.runtime ?? (options.tags?.length || options.paths?.length ? () => configuredRuntime() : undefined),
+    stack: options.stack ?? (options.tags?.length || options.paths?.length ? () => configuredStack() : undefined),
     channel: `${keyPrefix}fn:invalidate`,
     name,
     ...(options.onError ? { onError: options.onError } : {}),
@@ -583,8 +583,8 @@ export function validateCacheOptions(options: CacheOptions<never[]>): { ttl: num
   }
   const paths = options.paths ?? [];
   if (!Array.isArray(paths)) throw new ConfigError(COMPONENT, 'paths', 'must be an array of page paths ("/blog")');
-  if (options.runtime !== undefined && (options.runtime === null || (typeof options.runtime !== 'function' && typeof options.runtime !== 'object'))) {
-    throw new ConfigError(COMPONENT, 'runtime', 'must be a Runtime or a function returning one');
+  if (options.stack !== undefined && (options.stack === null || (typeof options.stack !== 'function' && typeof options.stack !== 'object'))) {
+    throw new ConfigError(COMPONENT, 'stack', 'must be a CacheStack or a function returning one');
   }
   return { ttl, staleTtl, tags: [...new Set([...tags, ...paths.map(pathTag)])] };
 }
@@ -625,14 +625,14 @@ export function sharedCore(signature: readonly unknown[], create: () => CoreSett
   return core;
 }
 
-/** What makes two `cache(fn)` cores the same: key scope, backend, tag runtime, encryption key and every setting. */
+/** What makes two `cache(fn)` cores the same: key scope, backend, tag stack, encryption key and every setting. */
 function cacheSignature(scope: string, options: CacheOptions<never[]>, settings: CoreSettings): unknown[] {
   const backend = typeof settings.backend === 'function' ? 'resolved-later' : settings.backend === null ? 'none' : objectId(settings.backend);
-  // Tagged wrappers check tags through a runtime, untagged ones need none: they must not share a core.
-  const runtime = options.runtime !== undefined ? objectId(options.runtime) : settings.runtime ? 'configured' : 'none';
+  // Tagged wrappers check tags through a stack, untagged ones need none: they must not share a core.
+  const stack = options.stack !== undefined ? objectId(options.stack) : settings.stack ? 'configured' : 'none';
   const encryption = settings.encryption ? [settings.encryption.fingerprint('').toString('hex'), settings.encryption.failClosed] : null;
   const onError = options.onError ? objectId(options.onError) : null;
-  return ['cache', scope, backend, runtime, encryption, settings.l1, settings.lock, settings.lockTimeoutMs, settings.lockWaitMs, settings.breaker, settings.timeoutMs, onError];
+  return ['cache', scope, backend, stack, encryption, settings.l1, settings.lock, settings.lockTimeoutMs, settings.lockWaitMs, settings.breaker, settings.timeoutMs, onError];
 }
 
 function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: CacheOptions<A> = {}): CachedFunction<A, R> {

@@ -13,7 +13,7 @@ import { hashArgs } from '../wire/loader-key.js';
 import { stringOption } from '../shared/options.js';
 
 export type CachedFetchInit = RequestInit &
-  Pick<CacheOptions, 'ttl' | 'staleTtl' | 'tags' | 'namespace' | 'keyPrefix' | 'backend' | 'runtime' | 'lockTimeoutMs' | 'lockWaitMs'>;
+  Pick<CacheOptions, 'ttl' | 'staleTtl' | 'tags' | 'namespace' | 'keyPrefix' | 'backend' | 'stack' | 'lockTimeoutMs' | 'lockWaitMs'>;
 
 interface StoredResponse {
   status: number;
@@ -22,12 +22,12 @@ interface StoredResponse {
   body: Uint8Array;
 }
 
-const CACHE_KEYS = ['ttl', 'staleTtl', 'tags', 'namespace', 'keyPrefix', 'backend', 'runtime', 'lockTimeoutMs', 'lockWaitMs'] as const;
+const CACHE_KEYS = ['ttl', 'staleTtl', 'tags', 'namespace', 'keyPrefix', 'backend', 'stack', 'lockTimeoutMs', 'lockWaitMs'] as const;
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
-/** One core per (backend, runtime, key prefix, lock settings) per process, so concurrent calls share their single-flight. */
+/** One core per (backend, stack, key prefix, lock settings) per process, so concurrent calls share their single-flight. */
 function coreFor(options: CacheOptions<never[]>, keyPrefix: string): CachedCore {
   const id = (value: unknown) => (value === undefined ? 'default' : value === null ? 'none' : objectId(value as object));
-  const signature = ['cachedFetch', id(options.backend), id(options.runtime), keyPrefix, options.lockTimeoutMs, options.lockWaitMs];
+  const signature = ['cachedFetch', id(options.backend), id(options.stack), keyPrefix, options.lockTimeoutMs, options.lockWaitMs];
   return sharedCore(signature, () => coreOptions({ ...options, keyPrefix }, 'cachedFetch'));
 }
 

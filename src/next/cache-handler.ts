@@ -1,6 +1,6 @@
 /**
  * Next.js's legacy `cacheHandler` (ISR pages, route handlers, fetch cache, unstable_cache, images) on the tiered
- * cache. Next constructs the class on every request, so the constructor only looks up the per-process runtime.
+ * cache. Next constructs the class on every request, so the constructor only looks up the per-process stack.
  *
  *   // next.config.mjs
  *   cacheHandler: fileURLToPath(import.meta.resolve('cachekit-next/handler')),
@@ -8,13 +8,13 @@
  */
 import { EncryptionError } from '../wire/encryption.js';
 import {
-  configuredRuntime,
-  getRuntime,
+  configuredStack,
+  getStack,
   reportUnavailable,
-  runtimeOf,
+  stackOf,
   validateOptions,
   type CachekitNextOptions,
-  type Runtime,
+  type CacheStack,
 } from '../stack/stack.js';
 import type { HandlerEntry } from '../wire/next-entry.js';
 import {
@@ -32,9 +32,9 @@ import { requestBegan } from '../store/epoch.js';
 
 const SUPPORTED_KINDS = new Set(['APP_PAGE', 'APP_ROUTE', 'PAGES', 'FETCH', 'REDIRECT', 'IMAGE']);
 
-const warmStarts = new WeakMap<Runtime, Promise<unknown>>();
-/** Runtimes whose warm start has finished: their gets no longer wait for it (the hot path stays one Set lookup). */
-const warmStarted = new WeakSet<Runtime>();
+const warmStarts = new WeakMap<CacheStack, Promise<unknown>>();
+/** Stacks whose warm start has finished: their gets no longer wait for it (the hot path stays one Set lookup). */
+const warmStarted = new WeakSet<CacheStack>();
 /** The longest a request waits for the warm start before going on without it. */
 const WARM_START_WAIT_MS = 3_000;
 
@@ -43,10 +43,10 @@ const INFINITE_CACHE = 0xfffffffe;
 
 type Scope = 'response' | 'fetch' | 'image';
 
-export interface CacheHandlerClass<R extends Runtime | Promise<Runtime> = Runtime> {
+export interface CacheHandlerClass<R extends CacheStack | Promise<CacheStack> = CacheStack> {
   new (ctx?: CacheHandlerContext): CachekitCacheHandler;
-  /** The shared per-process runtime (metrics, health); a promise while a backend module is being imported. */
-  runtime(): R;
+  /** The shared per-process stack (metrics, health); a promise while a backend module is being imported. */
+  stack(): R;
 }
 
 export interface CachekitCacheHandler {
@@ -63,15 +63,15 @@ export interface CachekitCacheHandler {
 export function createCacheHandler(options: CachekitNextOptions | (() => CachekitNextOptions) = {}): CacheHandlerClass {
   if (typeof options !== 'function') validateOptions(options);
   let resolved: CachekitNextOptions | undefined;
-  return handlerClassFor(() => getRuntime((resolved ??= typeof options === 'function' ? options() : options)));
+  return handlerClassFor(() => getStack((resolved ??= typeof options === 'function' ? options() : options)));
 }
 
-/** The handler class over a given runtime (tests use it to run two "instances" in one process). */
-export function handlerClassFor<R extends Runtime | Promise<Runtime>>(runtime: () => R): CacheHandlerClass<R> {
+/** The handler class over a given stack (tests use it to run two "instances" in one process). */
+export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stack: () => R): CacheHandlerClass<R> {
   return class CachekitHandler implements CachekitCacheHandler {
-    static runtime = runtime;
+    static stack = stack;
     /** A promise only while a backend module is imported, or when the configuration is broken (then rejected). */
-    readonly #runtime: Runtime | Promise<Runtime>;
+    readonly #stack: CacheStack | Promise<CacheStack>;
     readonly #serverDistDir: string | undefined;
     /** This request's read of the invalidation epoch (backends without messages): made by the first get, shared. */
     #synced: Promise<void> | undefined;
@@ -80,22 +80,22 @@ export function handlerClassFor<R extends Runtime | Promise<Runtime>>(runtime: (
       // Next constructs the handler for every request: reads from here on must see every change made before it.
       requestBegan();
       // Never throws into the render: a broken configuration is reported by each call, which answers a miss.
-      this.#runtime = runtimeOf(runtime);
-      if (this.#runtime instanceof Promise) this.#runtime.catch(() => {});
+      this.#stack = stackOf(stack);
+      if (this.#stack instanceof Promise) this.#stack.catch(() => {});
       this.#serverDistDir = typeof ctx.serverDistDir === 'string' ? ctx.serverDistDir : undefined;
     }
 
-    /** The runtime, or `undefined` (reported) when there is none. */
-    async #rt(operation: string): Promise<Runtime | undefined> {
+    /** The stack, or `undefined` (reported) when there is none. */
+    async #rt(operation: string): Promise<CacheStack | undefined> {
       try {
-        return await this.#runtime;
+        return await this.#stack;
       } catch (error) {
         reportUnavailable(error, operation);
         return undefined;
       }
     }
 
-    #storeKey(rt: Runtime, key: string, scope: Scope): string {
+    #storeKey(rt: CacheStack, key: string, scope: Scope): string {
       const base = `${rt.keyPrefix}${rt.namespace}:`;
       if (scope === 'fetch') return `${base}f:${key}`;
       if (scope === 'image') return `${base}i:${key}`;
@@ -145,7 +145,7 @@ export function handlerClassFor<R extends Runtime | Promise<Runtime>>(runtime: (
     }
 
     /** Seeds once per process; later requests wait at most for the same promise, bounded by `WARM_START_WAIT_MS`. */
-    async #warmStart(rt: Runtime, serverDistDir: string): Promise<void> {
+    async #warmStart(rt: CacheStack, serverDistDir: string): Promise<void> {
       let seeding = warmStarts.get(rt);
       if (!seeding) {
         if (process.env.NEXT_PHASE === 'phase-production-build') {
@@ -240,7 +240,7 @@ function backdate(result: CacheHandlerValue, entry: HandlerEntry, ctx: GetContex
 }
 
 /** The handler configured by `withCachekit` (or the environment): what `cacheHandler: require.resolve('cachekit-next/handler')` loads. */
-const CacheHandler: CacheHandlerClass<Runtime | Promise<Runtime>> = handlerClassFor(() => configuredRuntime());
+const CacheHandler: CacheHandlerClass<CacheStack | Promise<CacheStack>> = handlerClassFor(() => configuredStack());
 
 /** For the modules withCachekit generates under `output: 'standalone'` (see built-options.ts). */
 export { applyBuiltOptions } from '../stack/built-options.js';

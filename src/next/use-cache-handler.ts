@@ -1,5 +1,5 @@
 /**
- * Next.js's `cacheHandlers` ('use cache', 'use cache: remote') on the per-process runtime: entries in their own tiered
+ * Next.js's `cacheHandlers` ('use cache', 'use cache: remote') on the per-process stack: entries in their own tiered
  * cache on the same backend, tags in the same shared tag store as the legacy handler, so `revalidateTag` on a legacy
  * entry and `updateTags` on a 'use cache' entry are one event.
  *
@@ -16,13 +16,13 @@
 import { EncryptionError } from '../wire/encryption.js';
 import { createHash } from 'node:crypto';
 import {
-  configuredRuntime,
-  getRuntime,
+  configuredStack,
+  getStack,
   reportUnavailable,
-  runtimeOf,
+  stackOf,
   validateOptions,
   type CachekitNextOptions,
-  type Runtime,
+  type CacheStack,
 } from '../stack/stack.js';
 import type { UseCacheStoredEntry } from '../wire/use-cache-entry.js';
 import { nowMs } from '../shared/clock.js';
@@ -47,7 +47,7 @@ export interface UseCacheEntry {
 }
 
 /** Next's `CacheHandler` (16.x), plus the 15.5 shapes `getExpiration(...tags)` and `expireTags(...tags)`. */
-export interface UseCacheHandler<R extends Runtime | Promise<Runtime> = Runtime> {
+export interface UseCacheHandler<R extends CacheStack | Promise<CacheStack> = CacheStack> {
   get(cacheKey: string, softTags?: string[]): Promise<UseCacheEntry | undefined>;
   set(cacheKey: string, pendingEntry: Promise<UseCacheEntry>): Promise<void>;
   refreshTags(): Promise<void>;
@@ -56,8 +56,8 @@ export interface UseCacheHandler<R extends Runtime | Promise<Runtime> = Runtime>
   updateTags(tags: string[], durations?: { expire?: number }): Promise<void>;
   /** Next 15.5: expire `tags` now. */
   expireTags(...tags: string[]): Promise<void>;
-  /** The shared per-process runtime (metrics, health); a promise while a backend module is being imported. */
-  runtime(): R;
+  /** The shared per-process stack (metrics, health); a promise while a backend module is being imported. */
+  stack(): R;
 }
 
 /** Next's "forever" for `expire` and `revalidate`: such an entry gets the longest TTL (maxTtlSeconds), not its own. */
@@ -72,21 +72,21 @@ const DEV_MIN_EXPIRE_SECONDS = 300;
  * the key is hashed over its UTF-16 code units, which encode any JS string injectively; the key already includes the
  * build id, so nothing more is needed to keep deployments apart.
  */
-export function useCacheStoreKey(runtime: Runtime, cacheKey: string): string {
+export function useCacheStoreKey(stack: CacheStack, cacheKey: string): string {
   const digest = createHash('sha256').update(Buffer.from(cacheKey, 'utf16le')).digest('hex');
-  return `${runtime.keyPrefix}${runtime.namespace}:u:${digest}`;
+  return `${stack.keyPrefix}${stack.namespace}:u:${digest}`;
 }
 
 /**
- * Sets still reading their value, per runtime and store key: a `get` of that key in this process waits for them
+ * Sets still reading their value, per stack and store key: a `get` of that key in this process waits for them
  * instead of answering a miss. Each marker is a bare promise of this module, removed when its set settles, so
  * neither the pending entry nor its stream (nor the request behind them) is kept.
  */
-const pendingSets = new WeakMap<Runtime, Map<string, Promise<void>>>();
+const pendingSets = new WeakMap<CacheStack, Map<string, Promise<void>>>();
 
-function pendingOf(runtime: Runtime): Map<string, Promise<void>> {
-  let map = pendingSets.get(runtime);
-  if (!map) pendingSets.set(runtime, (map = new Map()));
+function pendingOf(stack: CacheStack): Map<string, Promise<void>> {
+  let map = pendingSets.get(stack);
+  if (!map) pendingSets.set(stack, (map = new Map()));
   return map;
 }
 
@@ -97,14 +97,14 @@ function pendingOf(runtime: Runtime): Map<string, Promise<void>> {
 export function createUseCacheHandler(options: CachekitNextOptions | (() => CachekitNextOptions) = {}): UseCacheHandler {
   if (typeof options !== 'function') validateOptions(options);
   let resolved: CachekitNextOptions | undefined;
-  return useCacheHandlerFor(() => getRuntime((resolved ??= typeof options === 'function' ? options() : options)));
+  return useCacheHandlerFor(() => getStack((resolved ??= typeof options === 'function' ? options() : options)));
 }
 
-/** The handler over a given runtime (tests use it to run two "instances" in one process). */
-export function useCacheHandlerFor<R extends Runtime | Promise<Runtime>>(runtime: () => R): UseCacheHandler<R> {
-  /** The runtime, or `undefined` (reported) when there is none. Synchronous when it is ready, so `set` registers its pending marker in the same tick as before. */
-  const ready = (operation: string): Runtime | Promise<Runtime | undefined> | undefined => {
-    const rt = runtimeOf(runtime);
+/** The handler over a given stack (tests use it to run two "instances" in one process). */
+export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(stack: () => R): UseCacheHandler<R> {
+  /** The stack, or `undefined` (reported) when there is none. Synchronous when it is ready, so `set` registers its pending marker in the same tick as before. */
+  const ready = (operation: string): CacheStack | Promise<CacheStack | undefined> | undefined => {
+    const rt = stackOf(stack);
     if (!(rt instanceof Promise)) return rt;
     return rt.catch((error: unknown) => {
       reportUnavailable(error, operation);
@@ -112,7 +112,7 @@ export function useCacheHandlerFor<R extends Runtime | Promise<Runtime>>(runtime
     });
   };
   return {
-    runtime,
+    stack,
 
     async get(cacheKey: string, softTags: string[] = []): Promise<UseCacheEntry | undefined> {
       const got = ready('get');
@@ -260,7 +260,7 @@ export function useCacheHandlerFor<R extends Runtime | Promise<Runtime>>(runtime
 }
 
 /**
- * Seconds the entry may live from now, or `undefined` for "forever" (the runtime caps it at maxTtlSeconds). The dev
+ * Seconds the entry may live from now, or `undefined` for "forever" (the stack caps it at maxTtlSeconds). The dev
  * server keeps entries at least five minutes, as Next's own handler does there.
  */
 function ttlOf(entry: UseCacheEntry, dev: boolean): number | undefined {
@@ -308,7 +308,7 @@ function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
 }
 
 /** The handler configured by `withCachekit` (or the environment): what `cacheHandlers.default`/`.remote` load. */
-const useCacheHandler: UseCacheHandler<Runtime | Promise<Runtime>> = useCacheHandlerFor(() => configuredRuntime());
+const useCacheHandler: UseCacheHandler<CacheStack | Promise<CacheStack>> = useCacheHandlerFor(() => configuredStack());
 
 /** For the modules withCachekit generates under `output: 'standalone'` (see built-options.ts). */
 export { applyBuiltOptions } from '../stack/built-options.js';

@@ -7,7 +7,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { HandlerEntry } from '../wire/next-entry.js';
-import type { Runtime } from '../stack/stack.js';
+import type { CacheStack } from '../stack/stack.js';
 import { NEXT_CACHE_TAGS_HEADER, type CacheControl, type IncrementalCacheValue } from '../wire/next-types.js';
 
 interface PrerenderRoute {
@@ -41,7 +41,7 @@ const readOptional = (file: string) => readFile(file).catch(() => undefined);
  * Seeds every prerendered App Router route of the build in `serverDistDir` (`.next/server`). `storeKey` maps Next's
  * key to the store key (deployment scoping is the handler's). Safe to run on every instance at once.
  */
-export async function seedFromBuild(rt: Runtime, serverDistDir: string, storeKey: (key: string) => string): Promise<SeedResult> {
+export async function seedFromBuild(rt: CacheStack, serverDistDir: string, storeKey: (key: string) => string): Promise<SeedResult> {
   const result: SeedResult = { seeded: 0, present: 0, skipped: 0 };
   const manifest = await readJson<{ routes?: Record<string, PrerenderRoute> }>(path.join(serverDistDir, '..', 'prerender-manifest.json'));
   for (const [route, info] of Object.entries(manifest.routes ?? {})) {

@@ -1,5 +1,5 @@
 /**
- * A stable number per object, for configuration signatures ("the same backend object", "the same runtime"). Kept on
+ * A stable number per object, for configuration signatures ("the same backend object", "the same stack"). Kept on
  * globalThis: every copy of this module in a process (Next bundles one per route) numbers objects alike.
  */
 const IDS = Symbol.for('cachekit-next.objectIds');

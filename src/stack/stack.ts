@@ -1,7 +1,8 @@
 /**
- * Per-process state shared by every handler Next constructs (it constructs the legacy handler on every request):
- * the backend and its connections, the L1, the tag store and the invalidation bus. Keyed by configuration on
- * globalThis, so the ESM and CJS builds, the legacy handler and the 'use cache' handler all share one.
+ * The composition root: `CacheStack` turns one set of options into the object graph every cache of a process shares
+ * (the backend and its connections, the L1s, the tag store, the invalidation bus, the encryptor). Next constructs the
+ * legacy handler on every request, so stacks are kept per configuration in the process registry: the ESM and CJS
+ * builds, the legacy and 'use cache' handlers and the loaders all get the same one.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -147,7 +148,7 @@ export function validateOptions(options: CachekitNextOptions): void {
   }
 }
 
-export class Runtime {
+export class CacheStack {
   readonly options: CachekitNextOptions;
   readonly backend: Backend | null;
   readonly entries: EntryCache<HandlerEntry>;
@@ -342,11 +343,11 @@ export function defaultNamespace(): string {
   return 'app';
 }
 
-const RUNTIMES = Symbol.for('cachekit-next.runtimes');
-type Holder = { [RUNTIMES]?: Map<string, Runtime> };
+const RUNTIMES = Symbol.for('cachekit-next.stacks');
+type Holder = { [RUNTIMES]?: Map<string, CacheStack> };
 
-/** One runtime per process per configuration. */
-export function getRuntime(options: CachekitNextOptions = {}): Runtime {
+/** One stack per process per configuration. */
+export function getStack(options: CachekitNextOptions = {}): CacheStack {
   const map = ((globalThis as Holder)[RUNTIMES] ??= new Map());
   const { backend, onError, ...rest } = options;
   const signature = JSON.stringify([
@@ -354,22 +355,22 @@ export function getRuntime(options: CachekitNextOptions = {}): Runtime {
     onError ? objectId(onError) : '',
     rest,
   ]);
-  let runtime = map.get(signature);
-  if (!runtime) {
+  let stack = map.get(signature);
+  if (!stack) {
     // Usually created during the first request that needs it: its connections must not capture that request.
-    runtime = runOutsideAsyncContext(() => new Runtime(options));
-    map.set(signature, runtime);
+    stack = runOutsideAsyncContext(() => new CacheStack(options));
+    map.set(signature, stack);
   }
-  return runtime;
+  return stack;
 }
 
-/** Drops every runtime of this process (tests). */
-export async function resetRuntimes(): Promise<void> {
+/** Drops every stack of this process (tests). */
+export async function resetStacks(): Promise<void> {
   const map = (globalThis as Holder)[RUNTIMES];
   if (!map) return;
   const all = [...map.values()];
   map.clear();
-  await Promise.all(all.map((runtime) => runtime.close()));
+  await Promise.all(all.map((stack) => stack.close()));
 }
 
 /** Where `withCachekit` passes its (serialisable) options to every process that loads the handlers. */
@@ -414,36 +415,36 @@ const CONFIGURED = Symbol.for('cachekit-next.configuredOptions');
 type ConfiguredHolder = { [CONFIGURED]?: { raw: string; options: ConfiguredOptions; backend?: Backend } };
 
 /**
- * The runtime of the default handler modules, configured by `CACHEKIT_NEXT_OPTIONS` (what `withCachekit` sets).
- * Usually the runtime itself; a promise while a backend module of the app's is imported (once per process, before
- * the runtime is created; the handlers await it). Throws (or rejects) a ConfigError on a bad configuration: the
+ * The stack of the default handler modules, configured by `CACHEKIT_NEXT_OPTIONS` (what `withCachekit` sets).
+ * Usually the stack itself; a promise while a backend module of the app's is imported (once per process, before
+ * the stack is created; the handlers await it). Throws (or rejects) a ConfigError on a bad configuration: the
  * handlers report that and answer misses, never a render error.
  */
-export function configuredRuntime(env: NodeJS.ProcessEnv = process.env): Runtime | Promise<Runtime> {
+export function configuredStack(env: NodeJS.ProcessEnv = process.env): CacheStack | Promise<CacheStack> {
   const raw = optionsText(env) ?? '';
   const holder = globalThis as ConfiguredHolder;
   let parsed = holder[CONFIGURED];
   if (parsed?.raw !== raw) holder[CONFIGURED] = parsed = { raw, options: configuredOptions(env) };
   const { backend: spec, ...options } = parsed.options;
   if (spec && 'module' in spec) {
-    if ('backend' in parsed) return getRuntime(parsed.backend === undefined ? options : { ...options, backend: parsed.backend });
+    if ('backend' in parsed) return getStack(parsed.backend === undefined ? options : { ...options, backend: parsed.backend });
     const entry = parsed;
     return loadBackendModule(spec.module).then((backend) => {
       entry.backend = backend; // from now on synchronous
-      return getRuntime(backend === undefined ? options : { ...options, backend });
+      return getStack(backend === undefined ? options : { ...options, backend });
     });
   }
-  return getRuntime(spec === undefined ? options : { ...options, backend: spec === null ? null : backendFromDescription(spec, env) });
+  return getStack(spec === undefined ? options : { ...options, backend: spec === null ? null : backendFromDescription(spec, env) });
 }
 
-/** Where the handlers get their runtime: a runtime, or (default handlers with a backend module) a promise of one. */
-export type RuntimeSource<R extends Runtime | Promise<Runtime> = Runtime | Promise<Runtime>> = () => R;
+/** Where the handlers get their stack: a stack, or (default handlers with a backend module) a promise of one. */
+export type StackSource<R extends CacheStack | Promise<CacheStack> = CacheStack | Promise<CacheStack>> = () => R;
 
 /**
- * The runtime of `source` without an extra tick when it is ready (ordering of a handler's synchronous first steps is
+ * The stack of `source` without an extra tick when it is ready (ordering of a handler's synchronous first steps is
  * kept), a rejected promise when it failed.
  */
-export function runtimeOf(source: RuntimeSource): Runtime | Promise<Runtime> {
+export function stackOf(source: StackSource): CacheStack | Promise<CacheStack> {
   try {
     return source();
   } catch (error) {
@@ -451,7 +452,7 @@ export function runtimeOf(source: RuntimeSource): Runtime | Promise<Runtime> {
   }
 }
 
-/** Reports that no runtime could be created: every cache call is then a miss (never a render error). */
+/** Reports that no stack could be created: every cache call is then a miss (never a render error). */
 export function reportUnavailable(error: unknown, operation: string): void {
   const message = error instanceof Error ? error.message : String(error);
   warnRateLimited(`next:unavailable:${message}`, `${message} (cachekit-next ${operation}: not configured, served as a miss)`);

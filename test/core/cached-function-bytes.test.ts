@@ -14,7 +14,7 @@ import { ConfigError } from '../../src/shared/options.js';
 import { decodeRecord, encodeRecord, peekExpiry, RECORD_FORMAT, sealedStore } from '../../src/store/record-store.js';
 import { encodeValue } from '../../src/wire/value-codec.js';
 import { createCacheHandler } from '../../src/next/cache-handler.js';
-import { configuredRuntime, getRuntime, resetRuntimes } from '../../src/stack/stack.js';
+import { configuredStack, getStack, resetStacks } from '../../src/stack/stack.js';
 import { anotherInstance } from '../support/instances.js';
 import { redisFixture } from '../support/redis-fixture.js';
 import { hex, loadVectors, untag } from './vectors.js';
@@ -350,20 +350,20 @@ describe('cache(fn): other instances and Next', () => {
 
   it('paths: revalidatePath(path) (its implicit tag) invalidates the entries on every instance', async () => {
     const backend = redisBackend();
-    const runtime = getRuntime({ backend, namespace: 'paths-test', deploymentId: 'd1' });
+    const stack = getStack({ backend, namespace: 'paths-test', deploymentId: 'd1' });
     expect(pathTag('/')).toBe('_N_T_/');
     expect(pathTag('/blog/')).toBe('_N_T_/blog');
     expect(pathTag('/café')).toBe('_N_T_/caf%C3%A9');
     expect(() => pathTag('blog')).toThrow(/paths/);
     let calls = 0;
     const fn = async function posts() { calls++; return calls; };
-    const a = cache(fn, { backend, runtime, ttl: 300, paths: ['/blog'] });
-    const b = cache(fn, { backend: redisBackend(), runtime, ttl: 300, paths: ['/blog'] });
+    const a = cache(fn, { backend, stack, ttl: 300, paths: ['/blog'] });
+    const b = cache(fn, { backend: redisBackend(), stack, ttl: 300, paths: ['/blog'] });
     expect(await a()).toBe(1);
     expect(await b()).toBe(1);
     await sleep(5);
     // What Next's revalidatePath('/blog') hands the handlers.
-    await runtime.revalidateTags(['_N_T_/blog']);
+    await stack.revalidateTags(['_N_T_/blog']);
     expect(await a.detailed()).toMatchObject({ value: 2, status: 'miss' });
     expect(await b()).toBe(2);
   });
@@ -382,7 +382,7 @@ describe('cache(fn): other instances and Next', () => {
     } finally {
       if (saved === undefined) delete process.env.CACHEKIT_NEXT_OPTIONS;
       else process.env.CACHEKIT_NEXT_OPTIONS = saved;
-      await resetRuntimes();
+      await resetStacks();
     }
   });
 
@@ -402,11 +402,11 @@ describe('cache(fn): other instances and Next', () => {
     expect(inPage.info()).toEqual(inRoute.info());
   });
 
-  it("with a handler module of one's own, runtime: CacheHandler.runtime gives loaders its store and its tags", async () => {
+  it("with a handler module of one's own, stack: CacheHandler.stack gives loaders its store and its tags", async () => {
     const backend = redisBackend();
     const CacheHandler = createCacheHandler({ backend, namespace: 'shop-module', deploymentId: 'd1' });
     let n = 0;
-    const price = cache(async function price(sku: string) { return `${sku}:${++n}`; }, { runtime: CacheHandler.runtime, tags: ['prices'], ttl: 300 });
+    const price = cache(async function price(sku: string) { return `${sku}:${++n}`; }, { stack: CacheHandler.stack, tags: ['prices'], ttl: 300 });
     expect(await price('a')).toBe('a:1');
     expect(price.info().backend).toBe('redis');
     expect(await backend.exists(price.keyFor('a'))).toBe(true);
@@ -421,18 +421,18 @@ describe('cache(fn): other instances and Next', () => {
     process.env.CACHEKIT_NEXT_OPTIONS = JSON.stringify({ backend: { type: 'redis', url: redis.url() }, namespace: 'shared-core-tags' });
     try {
       let n = 0;
-      // Both on the Next handlers' runtime by default; only the tagged one needs it for tag checks.
+      // Both on the Next handlers' stack by default; only the tagged one needs it for tag checks.
       const untagged = cache(async function stock() { return ++n; }, { ttl: 300 });
       const tagged = cache(async function stock() { return ++n; }, { ttl: 300, tags: ['stock'] });
       await untagged.invalidate();
       expect(await tagged()).toBe(1);
       await sleep(5);
-      await (await configuredRuntime()).revalidateTags(['stock']);
+      await (await configuredStack()).revalidateTags(['stock']);
       expect(await tagged.detailed()).toMatchObject({ value: 2, status: 'miss' });
     } finally {
       if (saved === undefined) delete process.env.CACHEKIT_NEXT_OPTIONS;
       else process.env.CACHEKIT_NEXT_OPTIONS = saved;
-      await resetRuntimes();
+      await resetStacks();
     }
   });
 

@@ -5,7 +5,7 @@ import { RedisBackend } from '../../src/backends/redis.js';
 import { setDefaultBackend } from '../../src/stack/resolve.js';
 import { cache, hashArgs } from '../../src/loaders/cache.js';
 import { ConfigError } from '../../src/shared/options.js';
-import { getRuntime } from '../../src/stack/stack.js';
+import { getStack } from '../../src/stack/stack.js';
 import { FakeCachekitIO } from '../support/fake-cachekitio.js';
 import { anotherInstance } from '../support/instances.js';
 import { redisFixture } from '../support/redis-fixture.js';
@@ -35,7 +35,7 @@ describe('cache(fn): keys', () => {
     expect(() => cache(async () => 1, { backend: null })).toThrow(ConfigError);
     expect(() => cache(async function f() { return 1; }, { backend: null, ttl: -1 })).toThrow(/ttl/);
     expect(() => cache(async function f() { return 1; }, { backend: null, tags: [''] })).toThrow(/tags/);
-    expect(() => cache(async function f() { return 1; }, { backend: null, runtime: 3 as never })).toThrow(/runtime/);
+    expect(() => cache(async function f() { return 1; }, { backend: null, stack: 3 as never })).toThrow(/stack/);
     expect(() => cache(async function f() { return 1; }, { backend: null, bogus: 1 } as never)).toThrow(/bogus/);
   });
 });
@@ -219,12 +219,12 @@ describe('cache(fn) on Redis (cross-instance)', () => {
   });
 
   it('tags: a revalidation with an expire duration serves the old value once while one call refreshes it', async () => {
-    const runtime = getRuntime({ backend: make(), namespace: 'tag-stale-app' });
+    const stack = getStack({ backend: make(), namespace: 'tag-stale-app' });
     let calls = 0;
-    const f = cache(async function page() { calls++; await sleep(30); return calls; }, { backend: make(), runtime, tags: ['pages'] });
+    const f = cache(async function page() { calls++; await sleep(30); return calls; }, { backend: make(), stack, tags: ['pages'] });
     expect(await f()).toBe(1);
     await sleep(5);
-    await runtime.revalidateTags(['pages'], { expire: 3600 });
+    await stack.revalidateTags(['pages'], { expire: 3600 });
     expect(await f()).toBe(1);
     await sleep(150);
     expect(calls).toBe(2);
@@ -232,17 +232,17 @@ describe('cache(fn) on Redis (cross-instance)', () => {
     expect(calls).toBe(2);
   });
 
-  it('tags: Runtime.revalidateTags invalidates entries on every instance', async () => {
-    const runtime = getRuntime({ backend: make(), namespace: 'tagged-app' });
+  it('tags: CacheStack.revalidateTags invalidates entries on every instance', async () => {
+    const stack = getStack({ backend: make(), namespace: 'tagged-app' });
     let calls = 0;
     const fn = async function product(id: number) { calls++; return `p${id}@${calls}`; };
-    const a = cache(fn, { backend: make(), runtime, tags: ['products'] });
-    const b = cache(fn, { backend: make(), runtime, tags: ['products'] });
+    const a = cache(fn, { backend: make(), stack, tags: ['products'] });
+    const b = cache(fn, { backend: make(), stack, tags: ['products'] });
     expect(a.keyFor(1)).toMatch(/^cachekit:tagged-app:fn:product:/);
     expect(await a(1)).toBe('p1@1');
     expect(await b(1)).toBe('p1@1');
     await sleep(5); // tag events are compared with the entry's write time in ms
-    await runtime.revalidateTags(['products']);
+    await stack.revalidateTags(['products']);
     expect(await a(1)).toBe('p1@2');
     expect(await b(1)).toBe('p1@2');
     expect(calls).toBe(2);

@@ -11,7 +11,7 @@ import { Encryptor, EncryptionError } from '../../src/wire/encryption.js';
 import { createEnvelopeCodec } from '../../src/wire/envelope.js';
 import { CanonicalMsgpackError } from '../../src/wire/interop.js';
 import { ConfigError } from '../../src/shared/options.js';
-import { Runtime } from '../../src/stack/stack.js';
+import { CacheStack } from '../../src/stack/stack.js';
 import { fetchValue } from '../next/fixtures.js';
 import { toLegacyEnvelope } from '../support/bytes-fixtures.js';
 import { redisFixture } from '../support/redis-fixture.js';
@@ -106,9 +106,9 @@ describe('interop values and arguments', () => {
     const make = () => cache(async () => 1, { backend: prefixed, interop: { namespace: 'users', operation: 'get' } });
     expect(make).toThrow(ConfigError);
     expect(make).toThrow(/option `backend` must have no keyPrefix.*"app:"/);
-    const rt = new Runtime({ backend: prefixed, namespace: 'app' });
+    const rt = new CacheStack({ backend: prefixed, namespace: 'app' });
     let calls = 0;
-    const lazy = cache(async () => ++calls, { runtime: async () => rt, interop: { namespace: 'users', operation: 'lazy' } });
+    const lazy = cache(async () => ++calls, { stack: async () => rt, interop: { namespace: 'users', operation: 'lazy' } });
     await expect(lazy()).rejects.toThrow(/option `backend` must have no keyPrefix/);
     expect(calls).toBe(0);
     await rt.close();
@@ -168,7 +168,7 @@ describe('cache.secure: the AAD binds the logical backend key (backend keyPrefix
 
   it('Next handler entries on a prefixed backend bind it too', async () => {
     const store = redis.backend();
-    const rt = new Runtime({ backend: onRedis('site:'), namespace: 'shop', encryption: { masterKey: KEY } });
+    const rt = new CacheStack({ backend: onRedis('site:'), namespace: 'shop', encryption: { masterKey: KEY } });
     await rt.entries.set('cachekit:shop:f:k1', { lastModified: 1, tags: [], value: fetchValue() }, 60);
     const frame = (await store.get('site:cachekit:shop:f:k1'))!;
     const context = (cacheKey: string) => ({ tenantId: 'shop', cacheKey, format: 'cachekit-next', compressed: false });

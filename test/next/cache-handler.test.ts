@@ -3,16 +3,16 @@ import { MemoryBackend } from '../../src/backends/memory.js';
 import { BackendError, type Backend } from '../../src/protocol/backend.js';
 import { createCacheHandler, handlerClassFor } from '../../src/next/cache-handler.js';
 import { entryCodec } from '../../src/wire/next-entry.js';
-import { resetRuntimes, Runtime, type CachekitNextOptions } from '../../src/stack/stack.js';
+import { resetStacks, CacheStack, type CachekitNextOptions } from '../../src/stack/stack.js';
 import type { FetchValue, GetContext, IncrementalCacheValue } from '../../src/wire/next-types.js';
 import { appPage, appRoute, fetchValue, image, pagesPage, postponedPage, redirect } from './fixtures.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Two "instances" (separate runtimes, separate L1s) over one backend, as two `next start` processes would be. */
+/** Two "instances" (separate stacks, separate L1s) over one backend, as two `next start` processes would be. */
 function instances(backend: Backend, options: CachekitNextOptions = {}) {
   const make = () => {
-    const rt = new Runtime({ backend, namespace: 'test-app', deploymentId: 'build-1', ...options });
+    const rt = new CacheStack({ backend, namespace: 'test-app', deploymentId: 'build-1', ...options });
     const Handler = handlerClassFor(() => rt);
     return { rt, handler: () => new Handler({ serverDistDir: '/nonexistent/.next/server' }) };
   };
@@ -26,7 +26,7 @@ const fetchCtx = (extra: Partial<GetContext> = {}): GetContext => ({
 const cacheControl = { revalidate: 60, expire: 3600 };
 
 afterEach(async () => {
-  await resetRuntimes();
+  await resetStacks();
 });
 
 describe('entry codec', () => {
@@ -250,7 +250,7 @@ describe('cache handler', () => {
       const dir = await mkdtemp(path.join(os.tmpdir(), 'ck-build-'));
       await mkdir(path.join(dir, 'server'));
       await writeFile(path.join(dir, 'BUILD_ID'), 'abc123\n');
-      const rt = new Runtime({ backend: new MemoryBackend(), namespace: 'x' });
+      const rt = new CacheStack({ backend: new MemoryBackend(), namespace: 'x' });
       expect(rt.deploymentId(path.join(dir, 'server'))).toBe(process.env.NEXT_DEPLOYMENT_ID || 'abc123');
     });
   });
@@ -299,11 +299,11 @@ describe('cache handler', () => {
     });
   });
 
-  it('constructs cheaply: every instance shares one runtime', () => {
+  it('constructs cheaply: every instance shares one stack', () => {
     const Handler = createCacheHandler({ backend: new MemoryBackend(), namespace: 'cheap' });
-    const rt = Handler.runtime();
+    const rt = Handler.stack();
     for (let i = 0; i < 1000; i++) new Handler({});
-    expect(Handler.runtime()).toBe(rt);
+    expect(Handler.stack()).toBe(rt);
   });
 
   it('a FETCH entry answers to its stored tags too', async () => {

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../../src/backends/memory.js';
 import { cachedFetch } from '../../src/loaders/cached-fetch.js';
-import { getRuntime, resetRuntimes } from '../../src/stack/stack.js';
+import { getStack, resetStacks } from '../../src/stack/stack.js';
 
 describe('cachedFetch', () => {
   let server: Server;
@@ -25,7 +25,7 @@ describe('cachedFetch', () => {
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
   afterAll(async () => {
-    await resetRuntimes();
+    await resetStacks();
     await new Promise((resolve) => server.close(resolve));
   });
 
@@ -67,12 +67,12 @@ describe('cachedFetch', () => {
 
   it('tags: revalidateTags drops cached responses', async () => {
     const backend = new MemoryBackend();
-    const runtime = getRuntime({ backend, namespace: 'fetch-tags' });
-    const a = await cachedFetch(`${base}/t`, { backend, runtime, tags: ['feed'] });
+    const stack = getStack({ backend, namespace: 'fetch-tags' });
+    const a = await cachedFetch(`${base}/t`, { backend, stack, tags: ['feed'] });
     expect(a.headers.get('x-count')).toBe('1');
-    expect((await cachedFetch(`${base}/t`, { backend, runtime, tags: ['feed'] })).headers.get('x-count')).toBe('1');
+    expect((await cachedFetch(`${base}/t`, { backend, stack, tags: ['feed'] })).headers.get('x-count')).toBe('1');
     await new Promise((resolve) => setTimeout(resolve, 5));
-    await runtime.revalidateTags(['feed']);
-    expect((await cachedFetch(`${base}/t`, { backend, runtime, tags: ['feed'] })).headers.get('x-count')).toBe('2');
+    await stack.revalidateTags(['feed']);
+    expect((await cachedFetch(`${base}/t`, { backend, stack, tags: ['feed'] })).headers.get('x-count')).toBe('2');
   });
 });

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisBackend } from '../../src/backends/redis.js';
 import { handlerClassFor } from '../../src/next/cache-handler.js';
-import { Runtime } from '../../src/stack/stack.js';
+import { CacheStack } from '../../src/stack/stack.js';
 import type { GetContext } from '../../src/wire/next-types.js';
 import { freePort, startRedis } from '../support/servers.js';
 import { appPage, fetchValue } from './fixtures.js';
@@ -16,13 +16,13 @@ const cacheControl = { revalidate: 3600, expire: 86_400 };
 
 let redis: Awaited<ReturnType<typeof startRedis>>;
 const backends: RedisBackend[] = [];
-const runtimes: Runtime[] = [];
+const stacks: CacheStack[] = [];
 
 async function instance(namespace: string) {
   const backend = new RedisBackend({ url: redis.url, commandTimeoutMs: 500, connectTimeoutMs: 500 });
   backends.push(backend);
-  const rt = new Runtime({ backend, namespace, deploymentId: 'd1', breaker: { cooldownMs: 200 } });
-  runtimes.push(rt);
+  const rt = new CacheStack({ backend, namespace, deploymentId: 'd1', breaker: { cooldownMs: 200 } });
+  stacks.push(rt);
   expect(await rt.ready).toBe(true); // subscribed
   const Handler = handlerClassFor(() => rt);
   return { rt, handler: () => new Handler({}) };
@@ -42,7 +42,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(runtimes.map((rt) => rt.close()));
+  await Promise.all(stacks.map((rt) => rt.close()));
   await Promise.all(backends.map((b) => b.close()));
   await redis.stop();
 });
@@ -104,8 +104,8 @@ describe('L1 coherence over Redis pub/sub', () => {
     const port = await freePort();
     const lateBackend = new RedisBackend({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 300, connectTimeoutMs: 300 });
     backends.push(lateBackend);
-    const late = new Runtime({ backend: lateBackend, namespace: 'coh5', deploymentId: 'd1', coherenceTtlSeconds: 0.2 });
-    runtimes.push(late);
+    const late = new CacheStack({ backend: lateBackend, namespace: 'coh5', deploymentId: 'd1', coherenceTtlSeconds: 0.2 });
+    stacks.push(late);
     expect(await late.ready).toBe(false);
     await late.entries.set('cachekit:coh5:d1:r:/local', { lastModified: Date.now(), tags: [], value: null });
     expect(late.entries.hasLocal('cachekit:coh5:d1:r:/local')).toBe(true);
@@ -115,8 +115,8 @@ describe('L1 coherence over Redis pub/sub', () => {
     try {
       const aBackend = new RedisBackend({ url: second.url });
       backends.push(aBackend);
-      const a = new Runtime({ backend: aBackend, namespace: 'coh5', deploymentId: 'd1' });
-      runtimes.push(a);
+      const a = new CacheStack({ backend: aBackend, namespace: 'coh5', deploymentId: 'd1' });
+      stacks.push(a);
       expect(await a.ready).toBe(true);
       const A = handlerClassFor(() => a);
       await until(async () => {
@@ -124,7 +124,7 @@ describe('L1 coherence over Redis pub/sub', () => {
         return late.bus.received > 0;
       }, 10_000);
     } finally {
-      await Promise.all(runtimes.splice(-2).map((rt) => rt.close()));
+      await Promise.all(stacks.splice(-2).map((rt) => rt.close()));
       await second.stop();
     }
   });

@@ -18,7 +18,7 @@ import { ConfigError } from '../../src/shared/options.js';
 import { setLogger } from '../../src/shared/log.js';
 import CacheHandler from '../../src/next/cache-handler.js';
 import { withCachekit, type WithCachekitOptions } from '../../src/next/config.js';
-import { configuredOptions, configuredRuntime, OPTIONS_ENV, resetRuntimes, type Runtime } from '../../src/stack/stack.js';
+import { configuredOptions, configuredStack, OPTIONS_ENV, resetStacks, type CacheStack } from '../../src/stack/stack.js';
 import useCacheHandler from '../../src/next/use-cache-handler.js';
 import { fetchValue } from './fixtures.js';
 
@@ -32,7 +32,7 @@ afterEach(async () => {
   if (savedOptions === undefined) delete process.env[OPTIONS_ENV];
   else process.env[OPTIONS_ENV] = savedOptions;
   setDefaultBackend(null);
-  await resetRuntimes();
+  await resetStacks();
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -186,22 +186,22 @@ describe('the default handlers configured by withCachekit', () => {
     `import { MemoryBackend, setDefaultBackend } from ${JSON.stringify(pathToFileURL(path.join(dist, 'index.js')).href)};\n` +
     `const backend = (globalThis.__ckConfigTest = new MemoryBackend());\n${body}\n`;
 
-  async function roundTrip(): Promise<Runtime> {
+  async function roundTrip(): Promise<CacheStack> {
     const handler = new CacheHandler({});
     await handler.set('k', fetchValue(), { fetchCache: true, tags: ['posts'] });
     expect(await handler.get('k', { kind: 'FETCH', tags: ['posts'], softTags: [] })).not.toBeNull();
-    return CacheHandler.runtime();
+    return CacheHandler.stack();
   }
 
-  it('import a backend module default-exporting a backend once per process, and both handlers share its runtime', async () => {
+  it('import a backend module default-exporting a backend once per process, and both handlers share its stack', async () => {
     const file = writeModule('default.backend.mjs', memoryModule('globalThis.__ckImports = (globalThis.__ckImports ?? 0) + 1;\nexport default backend;'));
     withCachekit({}, { backend: file, namespace: 'mod-default' });
-    expect(configuredRuntime()).toBeInstanceOf(Promise); // not imported yet
+    expect(configuredStack()).toBeInstanceOf(Promise); // not imported yet
     const rt = await roundTrip();
     expect(recorded().size).toBeGreaterThan(0);
     expect(rt.namespace).toBe('mod-default');
-    expect(await useCacheHandler.runtime()).toBe(rt);
-    expect(configuredRuntime()).toBe(rt); // imported: synchronous from now on
+    expect(await useCacheHandler.stack()).toBe(rt);
+    expect(configuredStack()).toBe(rt); // imported: synchronous from now on
     expect((globalThis as { __ckImports?: number }).__ckImports).toBe(1);
   });
 
@@ -260,8 +260,8 @@ describe('the default handlers configured by withCachekit', () => {
     const dir = path.join(tmp, 'file-store');
     withCachekit({}, { backend: { type: 'file', cacheDir: dir }, namespace: 'described' });
     const rt = await roundTrip();
-    expect(rt).toBe(configuredRuntime());
-    expect(await useCacheHandler.runtime()).toBe(rt);
+    expect(rt).toBe(configuredStack());
+    expect(await useCacheHandler.stack()).toBe(rt);
     expect((rt.backend as unknown as FileBackend).cacheDir).toBe(dir);
     expect(existsSync(dir)).toBe(true);
   });
@@ -269,7 +269,7 @@ describe('the default handlers configured by withCachekit', () => {
   it('backend: null is L1 only; nothing set is the environment resolution', async () => {
     withCachekit({}, { backend: null });
     expect((await roundTrip()).backend).toBeNull();
-    await resetRuntimes();
+    await resetStacks();
     const explicit: Backend = new MemoryBackend();
     setDefaultBackend(explicit);
     withCachekit({});

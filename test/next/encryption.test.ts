@@ -11,7 +11,7 @@ import { ConfigError } from '../../src/shared/options.js';
 import { SealedCache } from '../../src/store/sealed.js';
 import { handlerClassFor } from '../../src/next/cache-handler.js';
 import { withCachekit } from '../../src/next/config.js';
-import { resetRuntimes, Runtime, type CachekitNextOptions } from '../../src/stack/stack.js';
+import { resetStacks, CacheStack, type CachekitNextOptions } from '../../src/stack/stack.js';
 import { useCacheHandlerFor, useCacheStoreKey } from '../../src/next/use-cache-handler.js';
 import type { GetContext } from '../../src/wire/next-types.js';
 import { appPage, fetchValue } from './fixtures.js';
@@ -20,20 +20,20 @@ const MASTER = randomBytes(32).toString('hex');
 const OTHER = randomBytes(32).toString('hex');
 const pageCtx: GetContext = { kind: 'APP_PAGE', isRoutePPREnabled: false, isFallback: false };
 const cacheControl = { revalidate: 60, expire: 3600 };
-const runtimes: Runtime[] = [];
+const stacks: CacheStack[] = [];
 
 function instance(backend: MemoryBackend, options: CachekitNextOptions = {}) {
-  const rt = new Runtime({ backend, namespace: 'secure-app', deploymentId: 'build-1', encryption: { masterKey: MASTER }, ...options });
-  runtimes.push(rt);
+  const rt = new CacheStack({ backend, namespace: 'secure-app', deploymentId: 'build-1', encryption: { masterKey: MASTER }, ...options });
+  stacks.push(rt);
   const Handler = handlerClassFor(() => rt);
   return { rt, handler: () => new Handler({ serverDistDir: '/nonexistent/.next/server' }), useCache: useCacheHandlerFor(() => rt) };
 }
 
-const pageKey = (rt: Runtime) => `${rt.keyPrefix}${rt.namespace}:build-1:r:/account`;
+const pageKey = (rt: CacheStack) => `${rt.keyPrefix}${rt.namespace}:build-1:r:/account`;
 
 afterEach(async () => {
-  await Promise.all(runtimes.splice(0).map((rt) => rt.close()));
-  await resetRuntimes();
+  await Promise.all(stacks.splice(0).map((rt) => rt.close()));
+  await resetStacks();
 });
 
 describe('Next handlers with encryption', () => {
@@ -114,14 +114,14 @@ describe('Next handlers with encryption', () => {
     const saved = process.env.CACHEKIT_MASTER_KEY;
     delete process.env.CACHEKIT_MASTER_KEY;
     try {
-      expect(() => new Runtime({ backend: null, encryption: true })).toThrow(/CACHEKIT_MASTER_KEY/);
-      expect(() => new Runtime({ backend: null, encryption: { bogus: 1 } as never })).toThrow(/bogus/);
-      expect(() => new Runtime({ backend: null, encryption: 'yes' as never })).toThrow(/encryption/);
+      expect(() => new CacheStack({ backend: null, encryption: true })).toThrow(/CACHEKIT_MASTER_KEY/);
+      expect(() => new CacheStack({ backend: null, encryption: { bogus: 1 } as never })).toThrow(/bogus/);
+      expect(() => new CacheStack({ backend: null, encryption: 'yes' as never })).toThrow(/encryption/);
       expect(() => withCachekit({}, { encryption: { masterKey: MASTER } as never })).toThrow(ConfigError);
       expect(() => withCachekit({}, { encryption: { masterKey: MASTER } as never })).toThrow(/encryption\.masterKey.*CACHEKIT_MASTER_KEY/);
       process.env.CACHEKIT_MASTER_KEY = MASTER;
-      const rt = new Runtime({ backend: null, encryption: true });
-      runtimes.push(rt);
+      const rt = new CacheStack({ backend: null, encryption: true });
+      stacks.push(rt);
       expect(rt.encryptor).toBeDefined();
     } finally {
       if (saved === undefined) delete process.env.CACHEKIT_MASTER_KEY;

@@ -14,7 +14,7 @@ import { MemoryBackend } from '../../src/backends/memory.js';
 import { RedisBackend } from '../../src/backends/redis.js';
 import { isClosable, type Backend } from '../../src/protocol/backend.js';
 import { handlerClassFor } from '../../src/next/cache-handler.js';
-import { Runtime } from '../../src/stack/stack.js';
+import { CacheStack } from '../../src/stack/stack.js';
 import type { GetContext, IncrementalCacheValue } from '../../src/wire/next-types.js';
 import { FakeCachekitIO } from '../support/fake-cachekitio.js';
 import { startMemcached, startRedis, startRedisCluster } from '../support/servers.js';
@@ -89,8 +89,8 @@ for (const [name, factory] of Object.entries(factories)) {
     const instance = (namespace: string) => {
       const backend = make();
       made.push(backend);
-      // Two runtimes = two instances; coherence messages are not awaited here (they are tested separately).
-      const rt = new Runtime({ backend, namespace, deploymentId: 'd', coherenceTtlSeconds: 0.05 });
+      // Two stacks = two instances; coherence messages are not awaited here (they are tested separately).
+      const rt = new CacheStack({ backend, namespace, deploymentId: 'd', coherenceTtlSeconds: 0.05 });
       return { rt, handler: () => new (handlerClassFor(() => rt))({}) };
     };
 

@@ -5,18 +5,18 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { handlerClassFor } from '../../src/next/cache-handler.js';
-import { resetRuntimes, Runtime } from '../../src/stack/stack.js';
+import { resetStacks, CacheStack } from '../../src/stack/stack.js';
 import { useCacheHandlerFor } from '../../src/next/use-cache-handler.js';
 import { appPage, fetchValue } from './fixtures.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const fetchCtx = { kind: 'FETCH' as const, revalidate: 3600, fetchUrl: 'https://api.example/x', fetchIdx: 0, tags: ['t'], softTags: [] };
 
-afterEach(() => resetRuntimes());
+afterEach(() => resetStacks());
 
 describe('backend: null keeps entries and tag states past coherenceTtlSeconds', () => {
   it('an entry lives its own TTL, and a revalidated tag stays revalidated', async () => {
-    const rt = new Runtime({ backend: null, coherenceTtlSeconds: 0.05, namespace: 'l1only' });
+    const rt = new CacheStack({ backend: null, coherenceTtlSeconds: 0.05, namespace: 'l1only' });
     const Handler = handlerClassFor(() => rt);
     await new Handler().set('page-key', appPage('_N_T_/blog,posts'), { cacheControl: { revalidate: 3600, expire: 7200 } });
     await new Handler().set('fetch-key', fetchValue(), { fetchCache: true, tags: ['t'], revalidate: 3600 });
@@ -33,7 +33,7 @@ describe('backend: null keeps entries and tag states past coherenceTtlSeconds', 
   });
 
   it("'use cache': an entry outlives the bound, and updateTags is not forgotten", async () => {
-    const rt = new Runtime({ backend: null, coherenceTtlSeconds: 0.05, namespace: 'l1only-uc' });
+    const rt = new CacheStack({ backend: null, coherenceTtlSeconds: 0.05, namespace: 'l1only-uc' });
     const handler = useCacheHandlerFor(() => rt);
     const entry = () => ({
       value: new ReadableStream<Uint8Array>({ start: (c) => (c.enqueue(new Uint8Array([1, 2, 3])), c.close()) }),

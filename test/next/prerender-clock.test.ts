@@ -19,7 +19,7 @@ import { RedisBackend } from '../../src/backends/redis.js';
 import { isClosable, type Backend } from '../../src/protocol/backend.js';
 import { setLogger } from '../../src/shared/log.js';
 import { createCacheHandler } from '../../src/next/cache-handler.js';
-import { resetRuntimes, type CachekitNextOptions } from '../../src/stack/stack.js';
+import { resetStacks, type CachekitNextOptions } from '../../src/stack/stack.js';
 import type { GetContext } from '../../src/wire/next-types.js';
 import { createUseCacheHandler, type UseCacheEntry } from '../../src/next/use-cache-handler.js';
 import { refusedAddress, startBlackhole, startMemcached, startRedis } from '../support/servers.js';
@@ -106,7 +106,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await resetRuntimes();
+  await resetStacks();
   await Promise.all(backends.map((b) => (isClosable(b) ? b.close() : undefined)));
   await Promise.all(stops.map((stop) => stop()));
   await rm(fileDir, { recursive: true, force: true });

@@ -2,7 +2,7 @@
  * Read-your-own-writes across instances on backends without invalidation messages: a change made on instance A
  * (hard revalidateTag, updateTag, a stale-marking revalidateTag, a write, cache(fn) invalidate) is seen by the next
  * request on instance B at once, through the invalidation epoch, while B holds the old value in its L1 and the old
- * tag state locally. Two runtimes = two instances, on real memcached servers, a real directory and the CachekitIO fake.
+ * tag state locally. Two stacks = two instances, on real memcached servers, a real directory and the CachekitIO fake.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -16,7 +16,7 @@ import { BackendError, isClosable, type Backend } from '../../src/protocol/backe
 import { cache } from '../../src/loaders/cache.js';
 import { RING } from '../../src/store/epoch.js';
 import { handlerClassFor } from '../../src/next/cache-handler.js';
-import { Runtime, type CachekitNextOptions } from '../../src/stack/stack.js';
+import { CacheStack, type CachekitNextOptions } from '../../src/stack/stack.js';
 import type { GetContext } from '../../src/wire/next-types.js';
 import { useCacheHandlerFor, type UseCacheEntry } from '../../src/next/use-cache-handler.js';
 import { FakeCachekitIO } from '../support/fake-cachekitio.js';
@@ -26,7 +26,7 @@ import { appPage, fetchValue } from './fixtures.js';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const stops: (() => Promise<void>)[] = [];
 const made: Backend[] = [];
-const runtimes: Runtime[] = [];
+const stacks: CacheStack[] = [];
 let fileDir: string;
 
 const factories: Record<string, { counter: boolean; setup: () => Promise<() => Backend> }> = {
@@ -53,7 +53,7 @@ beforeAll(async () => {
   fileDir = await mkdtemp(path.join(os.tmpdir(), 'ck-ryow-'));
 });
 afterEach(async () => {
-  await Promise.all(runtimes.splice(0).map((rt) => rt.close()));
+  await Promise.all(stacks.splice(0).map((rt) => rt.close()));
 });
 afterAll(async () => {
   await Promise.all(made.map((b) => (isClosable(b) ? b.close() : undefined)));
@@ -89,12 +89,12 @@ for (const [name, { counter, setup }] of Object.entries(factories)) {
       make = await setup();
     });
 
-    /** One instance: its own backend object (connections), runtime, L1 and tag cache; `request()` is what Next constructs per request. */
+    /** One instance: its own backend object (connections), stack, L1 and tag cache; `request()` is what Next constructs per request. */
     const instance = (namespace: string, options: CachekitNextOptions = {}) => {
       const backend = make();
       made.push(backend);
-      const rt = new Runtime({ backend, namespace, deploymentId: 'd', ...options });
-      runtimes.push(rt);
+      const rt = new CacheStack({ backend, namespace, deploymentId: 'd', ...options });
+      stacks.push(rt);
       const Legacy = handlerClassFor(() => rt);
       return { rt, request: () => new Legacy({}), useCache: useCacheHandlerFor(() => rt) };
     };
@@ -154,8 +154,8 @@ for (const [name, { counter, setup }] of Object.entries(factories)) {
       let calls = 0;
       const load = async (id: number) => ({ id, call: ++calls });
       const options = { name: 'ryowLoader', tags: ['posts'], ttl: 3600 } as const;
-      const onA = cache(load, { ...options, runtime: a.rt });
-      const onB = cache(load, { ...options, runtime: b.rt });
+      const onA = cache(load, { ...options, stack: a.rt });
+      const onB = cache(load, { ...options, stack: b.rt });
       expect(await onA(1)).toEqual({ id: 1, call: 1 });
       b.request();
       expect(await onB.detailed(1)).toMatchObject({ value: { call: 1 }, status: 'l2' });
@@ -255,8 +255,8 @@ describe('read-your-own-writes when the epoch cannot be read', () => {
     const store = new EpochDown();
     const errors: string[] = [];
     const make = () => {
-      const rt = new Runtime({ backend: store, namespace: 'down', deploymentId: 'd', coherenceTtlSeconds: 0.2, onError: (e) => void errors.push(e.message) });
-      runtimes.push(rt);
+      const rt = new CacheStack({ backend: store, namespace: 'down', deploymentId: 'd', coherenceTtlSeconds: 0.2, onError: (e) => void errors.push(e.message) });
+      stacks.push(rt);
       const Legacy = handlerClassFor(() => rt);
       return { rt, request: () => new Legacy({}) };
     };

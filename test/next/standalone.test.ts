@@ -14,7 +14,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { RedisBackend } from '../../src/backends/redis.js';
 import { ConfigError } from '../../src/shared/options.js';
 import { withCachekit, type WithCachekitOptions } from '../../src/next/config.js';
-import { configuredRuntime, OPTIONS_ENV, resetRuntimes } from '../../src/stack/stack.js';
+import { configuredStack, OPTIONS_ENV, resetStacks } from '../../src/stack/stack.js';
 import { startRedis } from '../support/servers.js';
 
 const execFileAsync = promisify(execFile);
@@ -27,7 +27,7 @@ afterEach(async () => {
   if (savedOptions === undefined) delete process.env[OPTIONS_ENV];
   else process.env[OPTIONS_ENV] = savedOptions;
   vi.unstubAllEnvs();
-  await resetRuntimes();
+  await resetStacks();
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -88,8 +88,8 @@ describe("withCachekit with output: 'standalone'", () => {
       // What Next does with a handler path: interopDefault(await import(file)).
       const script = `import(${JSON.stringify(file)}).then((m) => {
         const handler = m.default.default || m.default;
-        const runtime = ${kind === 'legacy' ? 'handler.runtime()' : "require('cachekit-next/handler').default.runtime()"};
-        console.log(JSON.stringify({ env: process.env.CACHEKIT_NEXT_OPTIONS, get: typeof (handler.prototype?.get ?? handler.get), namespace: runtime.namespace, keyPrefix: runtime.keyPrefix, backend: runtime.backend }));
+        const stack = ${kind === 'legacy' ? 'handler.stack()' : "require('cachekit-next/handler').default.stack()"};
+        console.log(JSON.stringify({ env: process.env.CACHEKIT_NEXT_OPTIONS, get: typeof (handler.prototype?.get ?? handler.get), namespace: stack.namespace, keyPrefix: stack.keyPrefix, backend: stack.backend }));
       })`;
       const seen = JSON.parse(await run(dir, script)) as Record<string, unknown>;
       expect(seen, kind).toEqual({ env: JSON.stringify({ namespace: 'sa-import', keyPrefix: 'ck:', backend: null }), get: 'function', namespace: 'sa-import', keyPrefix: 'ck:', backend: null });
@@ -108,7 +108,7 @@ describe("withCachekit with output: 'standalone'", () => {
     // As server.js sets it: the config with handler paths relative to distDir.
     const standaloneConfig = JSON.stringify({ distDir: './.next', cacheHandler: path.relative(path.join(dir, '.next'), handler), cacheHandlers: {} });
     const script = `const { default: Handler } = require('cachekit-next/handler');
-      console.log(JSON.stringify({ namespace: Handler.runtime().namespace, env: process.env.CACHEKIT_NEXT_OPTIONS }));`;
+      console.log(JSON.stringify({ namespace: Handler.stack().namespace, env: process.env.CACHEKIT_NEXT_OPTIONS }));`;
     expect(JSON.parse(await run(dir, script, { __NEXT_PRIVATE_STANDALONE_CONFIG: standaloneConfig }))).toEqual({
       namespace: 'sa-early-ns',
       env: JSON.stringify({ namespace: 'sa-early-ns', backend: null }),
@@ -126,7 +126,7 @@ describe("withCachekit with output: 'standalone'", () => {
     } finally {
       process.chdir(root);
     }
-    const script = `import(${JSON.stringify(handler)}).then((m) => console.log(JSON.stringify({ namespace: (m.default.default || m.default).runtime().namespace })))`;
+    const script = `import(${JSON.stringify(handler)}).then((m) => console.log(JSON.stringify({ namespace: (m.default.default || m.default).stack().namespace })))`;
     const { stdout, stderr } = await execFileAsync(process.execPath, ['-e', script], {
       cwd: dir,
       env: { PATH: process.env.PATH, [OPTIONS_ENV]: JSON.stringify({ namespace: 'by-hand', backend: null }) },
@@ -160,8 +160,8 @@ describe("withCachekit with output: 'standalone'", () => {
     }
     // And a process elsewhere (the shipped folder) imports the module from its new place.
     const script = `import(${JSON.stringify(config.cacheHandler!)}).then(async (m) => {
-      const runtime = await (m.default.default || m.default).runtime();
-      console.log(JSON.stringify({ namespace: runtime.namespace, backend: (await runtime.backend.healthCheck())[1].backend_type }));
+      const stack = await (m.default.default || m.default).stack();
+      console.log(JSON.stringify({ namespace: stack.namespace, backend: (await stack.backend.healthCheck())[1].backend_type }));
     })`;
     expect(JSON.parse(await run(dir, script))).toEqual({ namespace: 'sa-trace', backend: 'noop' });
   });
@@ -206,12 +206,12 @@ describe("withCachekit with output: 'standalone'", () => {
       }
       expect(existsSync(path.join(dir, 'node_modules', '.cache', 'cachekit-next'))).toBe(true);
       vi.stubEnv('CACHEKIT_REDIS_URL', redis.url);
-      const runtime = await configuredRuntime();
-      expect(runtime.backend).toBeInstanceOf(RedisBackend);
-      await runtime.backend!.set('sa-probe', new Uint8Array([1, 2, 3]), 60);
-      expect(Array.from((await runtime.backend!.get('sa-probe'))!)).toEqual([1, 2, 3]);
+      const stack = await configuredStack();
+      expect(stack.backend).toBeInstanceOf(RedisBackend);
+      await stack.backend!.set('sa-probe', new Uint8Array([1, 2, 3]), 60);
+      expect(Array.from((await stack.backend!.get('sa-probe'))!)).toEqual([1, 2, 3]);
     } finally {
-      await resetRuntimes();
+      await resetStacks();
       await redis.stop();
     }
   });

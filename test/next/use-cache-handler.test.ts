@@ -8,7 +8,7 @@ import { MemoryBackend } from '../../src/backends/memory.js';
 import { RedisBackend } from '../../src/backends/redis.js';
 import { BackendError, type Backend } from '../../src/protocol/backend.js';
 import { handlerClassFor } from '../../src/next/cache-handler.js';
-import { resetRuntimes, Runtime, type CachekitNextOptions } from '../../src/stack/stack.js';
+import { resetStacks, CacheStack, type CachekitNextOptions } from '../../src/stack/stack.js';
 import type { GetContext } from '../../src/wire/next-types.js';
 import { useCacheCodec } from '../../src/wire/use-cache-entry.js';
 import defaultHandler, {
@@ -30,20 +30,20 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const encoder = new TextEncoder();
 const INFINITE_CACHE = 0xfffffffe;
 
-const runtimes: Runtime[] = [];
+const stacks: CacheStack[] = [];
 const closables: { close(): Promise<void> }[] = [];
 
 afterEach(async () => {
-  await Promise.all(runtimes.splice(0).map((rt) => rt.close()));
+  await Promise.all(stacks.splice(0).map((rt) => rt.close()));
   await Promise.all(closables.splice(0).map((c) => c.close()));
-  await resetRuntimes();
+  await resetStacks();
 });
 
-/** Two "instances" (separate runtimes, separate L1s) over one backend, as two `next start` processes would be. */
+/** Two "instances" (separate stacks, separate L1s) over one backend, as two `next start` processes would be. */
 function instances(backend: Backend | (() => Backend), options: CachekitNextOptions = {}) {
   const make = () => {
-    const rt = new Runtime({ backend: typeof backend === 'function' ? backend() : backend, namespace: 'test-app', deploymentId: 'build-1', ...options });
-    runtimes.push(rt);
+    const rt = new CacheStack({ backend: typeof backend === 'function' ? backend() : backend, namespace: 'test-app', deploymentId: 'build-1', ...options });
+    stacks.push(rt);
     const Legacy = handlerClassFor(() => rt);
     return { rt, handler: useCacheHandlerFor(() => rt), legacy: () => new Legacy({ serverDistDir: '/nonexistent/.next/server' }) };
   };
@@ -198,7 +198,7 @@ describe("'use cache' handler (cacheHandlers)", () => {
     expect(() => createUseCacheHandler({ useCacheL1: { maxSizeMb: 0 } })).toThrow(/useCacheL1\.maxSizeMb/);
     expect(() => createUseCacheHandler({ useCacheL1: { maxSize: 1 } as never })).toThrow(/maxSize/);
     expect(() => createUseCacheHandler({ usecacheL1: {} } as never)).toThrow(/usecacheL1/);
-    expect(() => new Runtime({ backend: null, useCacheL1: false })).toThrow(/useCacheL1/);
+    expect(() => new CacheStack({ backend: null, useCacheL1: false })).toThrow(/useCacheL1/);
   });
 
   describe('pending sets and value streams', () => {
@@ -523,7 +523,7 @@ describe("'use cache' handler (cacheHandlers)", () => {
       expect(await text(await a.handler.get('k', []))).toBe('v');
     });
 
-    it('does not retain the request in which the handler was first used (runtime and entry cache created lazily)', async () => {
+    it('does not retain the request in which the handler was first used (stack and entry cache created lazily)', async () => {
       const handler = createUseCacheHandler({ backend: new MemoryBackend(), namespace: 'lazy' });
       const first = await inRequest(async () => {
         await handler.refreshTags();
@@ -559,7 +559,7 @@ describe("'use cache' handler on Redis: two instances, tag events and L1 invalid
   }
 
   /** Waits until `rt` has received `count` more invalidation messages. */
-  async function received(rt: Runtime, before: number, count = 1): Promise<void> {
+  async function received(rt: CacheStack, before: number, count = 1): Promise<void> {
     const deadline = Date.now() + 5_000;
     while (rt.bus.received < before + count) {
       if (Date.now() > deadline) throw new Error(`no invalidation message within 5 s (received ${rt.bus.received - before})`);
@@ -619,7 +619,7 @@ describe("'use cache' handler on Redis: two instances, tag events and L1 invalid
       await handler.set('k', Promise.resolve(entryOf('v')));
       expect(await text(await handler.get('k', []))).toBe('v');
     });
-    expect(await handler.runtime().ready).toBe(true); // subscribed: both connections are open
+    expect(await handler.stack().ready).toBe(true); // subscribed: both connections are open
     expect(await collected(first)).toBe(true);
   });
 

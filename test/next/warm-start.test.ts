@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../../src/backends/memory.js';
 import { handlerClassFor } from '../../src/next/cache-handler.js';
-import { Runtime, type CachekitNextOptions } from '../../src/stack/stack.js';
+import { CacheStack, type CachekitNextOptions } from '../../src/stack/stack.js';
 import { seedFromBuild } from '../../src/next/warm-start.js';
 import { appPage } from './fixtures.js';
 
@@ -55,7 +55,7 @@ afterAll(async () => {
 });
 
 function instance(backend: MemoryBackend, options: CachekitNextOptions = {}) {
-  const rt = new Runtime({ backend, namespace: 'warm', deploymentId: 'd1', ...options });
+  const rt = new CacheStack({ backend, namespace: 'warm', deploymentId: 'd1', ...options });
   const Handler = handlerClassFor(() => rt);
   return { rt, handler: () => new Handler({ serverDistDir: serverDir }) };
 }
