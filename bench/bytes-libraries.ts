@@ -6,6 +6,7 @@
  *   npx esbuild bench/bytes-libraries.ts --bundle --platform=node --format=esm --packages=external \
  *     --outfile=.cache/bench/bytes-libraries.mjs && node .cache/bench/bytes-libraries.mjs
  */
+// biome-ignore lint/suspicious/noExplicitAny: optional libraries, each of its own shape
 const load = async (name: string): Promise<any> => {
   try {
     return await import(name);
@@ -42,23 +43,32 @@ const blakeWasm = hashWasm ? await hashWasm.createBLAKE2b(256) : undefined;
 const columns: [string, (d: Buffer) => (() => unknown) | undefined][] = [
   ['lz4-napi compress', (d) => lz4napi && (() => lz4napi.compressSync(d))],
   ['lz4-wasm compress', (d) => lz4wasm && (() => lz4wasm.compress(d))],
-  ['lz4js compress', (d) => {
-    if (!lz4js) return undefined;
-    const dst = new Uint8Array(lz4js.compressBound(d.length) + 16);
-    const table = new Uint32Array(1 << 16);
-    return () => lz4js.compressBlock(d, dst, 0, d.length, table.fill(0));
-  }],
-  ['lz4-napi decompress', (d) => {
-    if (!lz4napi) return undefined;
-    const c = lz4napi.compressSync(d);
-    return () => lz4napi.uncompressSync(c);
-  }],
-  ['lz4js decompress', (d) => {
-    if (!lz4napi || !lz4js) return undefined;
-    const block = lz4napi.compressSync(d).subarray(4);
-    const out = new Uint8Array(d.length);
-    return () => lz4js.decompressBlock(block, out, 0, block.length, 0);
-  }],
+  [
+    'lz4js compress',
+    (d) => {
+      if (!lz4js) return undefined;
+      const dst = new Uint8Array(lz4js.compressBound(d.length) + 16);
+      const table = new Uint32Array(1 << 16);
+      return () => lz4js.compressBlock(d, dst, 0, d.length, table.fill(0));
+    },
+  ],
+  [
+    'lz4-napi decompress',
+    (d) => {
+      if (!lz4napi) return undefined;
+      const c = lz4napi.compressSync(d);
+      return () => lz4napi.uncompressSync(c);
+    },
+  ],
+  [
+    'lz4js decompress',
+    (d) => {
+      if (!lz4napi || !lz4js) return undefined;
+      const block = lz4napi.compressSync(d).subarray(4);
+      const out = new Uint8Array(d.length);
+      return () => lz4js.decompressBlock(block, out, 0, block.length, 0);
+    },
+  ],
   ['xxh3 hash-wasm', (d) => xxh3Wasm && (() => xxh3Wasm.init().update(d).digest('binary'))],
   ['xxh3 @node-rs', (d) => nodeRsXxhash && (() => nodeRsXxhash.xxh3.xxh64(d))],
   ['blake2b @noble', (d) => noble && (() => noble.blake2b(d, { dkLen: 32 }))],

@@ -42,14 +42,36 @@ async function main(): Promise<void> {
     const bytes = packr.pack(value);
     await raw.set('floor', bytes);
     const fns: Record<string, CachedFunction<[number], unknown>> = {
-      l2: cache(async function load(_id: number) { return value; }, { backend, l1: false, ttl: 3600, namespace: `bench${n}` }),
-      l2secure: cache.secure(async function load(_id: number) { return value; }, { backend, l1: false, ttl: 3600, namespace: `bench-secure${n}`, encryption: { masterKey } }),
+      l2: cache(
+        async function load(_id: number) {
+          return value;
+        },
+        { backend, l1: false, ttl: 3600, namespace: `bench${n}` },
+      ),
+      l2secure: cache.secure(
+        async function load(_id: number) {
+          return value;
+        },
+        { backend, l1: false, ttl: 3600, namespace: `bench-secure${n}`, encryption: { masterKey } },
+      ),
       l2interop: cache(async (_id: number) => value, { backend, l1: false, ttl: 3600, interop: { namespace: `bench${n}`, operation: 'load' } }),
-      l1: cache(async function load(_id: number) { return value; }, { backend, ttl: 3600, namespace: `bench-l1${n}` }),
-      l1secure: cache.secure(async function load(_id: number) { return value; }, { backend, ttl: 3600, namespace: `bench-l1-secure${n}`, encryption: { masterKey } }),
+      l1: cache(
+        async function load(_id: number) {
+          return value;
+        },
+        { backend, ttl: 3600, namespace: `bench-l1${n}` },
+      ),
+      l1secure: cache.secure(
+        async function load(_id: number) {
+          return value;
+        },
+        { backend, ttl: 3600, namespace: `bench-l1-secure${n}`, encryption: { masterKey } },
+      ),
     };
     for (const fn of Object.values(fns)) await fn(1);
-    const storedSizes = Object.fromEntries(await Promise.all(Object.entries(fns).map(async ([name, fn]) => [name, (await raw.getBuffer(fn.keyFor(1)))!.length] as const)));
+    const storedSizes = Object.fromEntries(
+      await Promise.all(Object.entries(fns).map(async ([name, fn]) => [name, (await raw.getBuffer(fn.keyFor(1)))!.length] as const)),
+    );
     const contenders: Contender[] = [
       { name: 'floor: ioredis getBuffer + msgpackr unpack', read: async () => packr.unpack((await raw.getBuffer('floor'))!) },
       { name: 'cache(fn), L2 hit (Redis)', read: () => fns.l2!(1) },
@@ -67,7 +89,16 @@ async function main(): Promise<void> {
         await settle({ gc: true });
         let calls = 0;
         const before = process.cpuUsage();
-        results.get(contender.name)!.push(await opsPerSecond(() => (calls++, contender.read()), contender.name.includes('L1') ? 150 : 300, 50));
+        results.get(contender.name)!.push(
+          await opsPerSecond(
+            () => {
+              calls++;
+              return contender.read();
+            },
+            contender.name.includes('L1') ? 150 : 300,
+            50,
+          ),
+        );
         const used = process.cpuUsage(before);
         cpu.get(contender.name)!.push((used.user + used.system) / calls);
         loads.push(loadAverage());

@@ -37,7 +37,10 @@ function timeNs(fn: () => void): number {
 const literal = await createEnvelopeCodec({ compressThresholdBytes: Number.MAX_SAFE_INTEGER });
 const lz4 = await createEnvelopeCodec({ compressThresholdBytes: 0 });
 console.log('kind      size  literal:bytes  ns(enc+dec)  lz4:bytes  ns(enc+dec)');
-for (const [kind, make] of [['json', jsonLike], ['msgpack', msgpackLike]] as const) {
+for (const [kind, make] of [
+  ['json', jsonLike],
+  ['msgpack', msgpackLike],
+] as const) {
   for (const size of [32, 64, 128, 192, 256, 384, 512, 1024, 4096]) {
     const input = make(size);
     const rows = [literal, lz4].map((codec) => {

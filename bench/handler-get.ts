@@ -55,7 +55,13 @@ interface Contender {
 }
 
 function appPage(page: Page) {
-  return { kind: 'APP_PAGE', html: page.html, rscData: page.rscData, headers: { 'x-next-cache-tags': TAGS, 'content-type': 'text/html; charset=utf-8' }, status: 200 };
+  return {
+    kind: 'APP_PAGE',
+    html: page.html,
+    rscData: page.rscData,
+    headers: { 'x-next-cache-tags': TAGS, 'content-type': 'text/html; charset=utf-8' },
+    status: 200,
+  };
 }
 
 /** Next's set context for an ISR page (fresh object per call: trieb mutates it). */
@@ -90,7 +96,7 @@ async function main(): Promise<void> {
   const trieb = await createTrieb(redis.url, 'trieb:', { redisGetDeduplication: false });
   const triebDefault = await createTrieb(redis.url, 'triebd:');
 
-  const FLOOR_KEY = 'floor:' + KEY;
+  const FLOOR_KEY = `floor:${KEY}`;
   const contenders: Contender[] = [
     {
       name: 'floor: ioredis `getBuffer` + msgpackr unpack',
@@ -128,7 +134,10 @@ async function main(): Promise<void> {
     { name: 'node-redis 6 `GET` as Buffer (bytes only)', op: () => nodeRedis.get(plainRedisKey) },
     { name: 'RedisBackend.get (bytes only)', op: () => backend.get(plainStoreKey) },
     { name: 'RedisBackend.getWithTtl (Lua GET+PTTL: what our L2 read uses)', op: () => backend.getWithTtl(plainStoreKey) },
-    { name: 'alternative: ioredis pipeline `GET` + `PTTL` (one round trip, no Lua)', op: () => raw.pipeline().getBuffer(plainRedisKey).pttl(plainRedisKey).exec() },
+    {
+      name: 'alternative: ioredis pipeline `GET` + `PTTL` (one round trip, no Lua)',
+      op: () => raw.pipeline().getBuffer(plainRedisKey).pttl(plainRedisKey).exec(),
+    },
     { name: 'RedisBackend.getWithTtl of the compressed entry (~0.25x the bytes)', op: () => backend.getWithTtl(oursL2.storeKey(KEY)) },
     { name: 'entry decode only, compressed (inflate + unpack + UTF-8)', op: async () => codec.decode(compressedBytes) },
     { name: 'entry decode only, uncompressed (unpack + UTF-8)', op: async () => plainCodec.decode(plainBytes) },

@@ -20,7 +20,8 @@ const MIN_REPS = 5;
 const BUDGET_MS = 4_000;
 const FILL_CONCURRENCY = 64;
 
-const html = (i: number) => `<!DOCTYPE html><html><body><main><h1>Post ${i} — café</h1><p>${'Lorem ipsum dolor sit amet. '.repeat(16)}</p></main></body></html>`;
+const html = (i: number) =>
+  `<!DOCTYPE html><html><body><main><h1>Post ${i} — café</h1><p>${'Lorem ipsum dolor sit amet. '.repeat(16)}</p></main></body></html>`;
 const tagsOf = (i: number) => `_N_T_/layout,_N_T_/blog/layout,_N_T_/blog/[slug]/page,_N_T_/blog/post-${i},post-${i},posts`;
 const keyOf = (i: number) => `/blog/post-${i}`;
 const GET_CTX = { kind: 'APP_PAGE', isRoutePPREnabled: false, isFallback: false };
@@ -39,7 +40,13 @@ async function fill(handler: LegacyHandler, from: number, to: number): Promise<v
       const i = next++;
       await handler.set(
         keyOf(i),
-        { kind: 'APP_PAGE', html: html(i), rscData: Buffer.from(`0:["$","h1",null,{"children":"Post ${i}"}]\n`), headers: { 'x-next-cache-tags': tagsOf(i) }, status: 200 },
+        {
+          kind: 'APP_PAGE',
+          html: html(i),
+          rscData: Buffer.from(`0:["$","h1",null,{"children":"Post ${i}"}]\n`),
+          headers: { 'x-next-cache-tags': tagsOf(i) },
+          status: 200,
+        },
         { cacheControl: { revalidate: 3600, expire: 86_400 }, isRoutePPREnabled: false, isFallback: false },
       );
     }
@@ -72,8 +79,16 @@ async function main(): Promise<void> {
   };
   const all: Contender[] = [
     { name: 'cachekit-next', handler: ours.handler, tagKeys: () => scan('ck:cachekit:{bench.tags}:*') },
-    { name: '@fortedigital/nextjs-cache-handler 3.3.0', handler: forte.handler, tagKeys: async () => ['forte:__sharedTags__', 'forte:__sharedTagsTtl__', 'forte:__revalidated_tags__'] },
-    { name: '@trieb.work/nextjs-turbo-redis-cache 1.18.0', handler: trieb.handler, tagKeys: async () => ['trieb:__sharedTags__', 'trieb:__revalidated_tags__'] },
+    {
+      name: '@fortedigital/nextjs-cache-handler 3.3.0',
+      handler: forte.handler,
+      tagKeys: async () => ['forte:__sharedTags__', 'forte:__sharedTagsTtl__', 'forte:__revalidated_tags__'],
+    },
+    {
+      name: '@trieb.work/nextjs-turbo-redis-cache 1.18.0',
+      handler: trieb.handler,
+      tagKeys: async () => ['trieb:__sharedTags__', 'trieb:__revalidated_tags__'],
+    },
   ];
   const only = process.env.BENCH_ONLY;
   const contenders = only ? all.filter((c) => c.name.includes(only)) : all;

@@ -36,18 +36,13 @@ import { formatNumber, loadAverage, loadLine, machineLine, markdownTable, prng, 
 const TRIALS = 200;
 const POLL_TIMEOUT_MS = 5_000;
 
-export type BackendConfig =
-  | { kind: 'redis'; url: string; keyPrefix: string }
-  | { kind: 'file'; dir: string }
-  | { kind: 'memcached'; servers: string[] };
+export type BackendConfig = { kind: 'redis'; url: string; keyPrefix: string } | { kind: 'file'; dir: string } | { kind: 'memcached'; servers: string[] };
 /** What instance B runs: its backend and whether it reads the invalidation epoch. */
 type Setup = { backend: BackendConfig; readYourWrites: boolean };
 type Mode = 'set' | 'revalidateTag';
 
 /** Parent -> worker. */
-type Command =
-  | { type: 'prime'; keys: string[]; version: number }
-  | { type: 'watch'; keys: string[]; until: { version: number } | 'miss' };
+type Command = { type: 'prime'; keys: string[]; version: number } | { type: 'watch'; keys: string[]; until: { version: number } | 'miss' };
 /** Worker -> parent. */
 type Reply = { type: 'ready' } | { type: 'primed' } | { type: 'watching' } | { type: 'seen'; times: (string | null)[] };
 
@@ -202,7 +197,7 @@ async function runScenario(a: Ours, b: Worker, mode: Mode, label: string, batch:
     );
     const reply = await seen;
     if (reply.type !== 'seen') throw new Error(`worker answered ${reply.type}`);
-    reply.times.forEach((time, i) => windows.push(time === null ? Infinity : Number(BigInt(time) - done[i]!) / 1e6));
+    for (const [i, time] of reply.times.entries()) windows.push(time === null ? Infinity : Number(BigInt(time) - done[i]!) / 1e6);
   }
   return { windows };
 }
@@ -265,7 +260,7 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
 
-  console.log('\n### Cross-instance staleness: from A\'s call resolving until B\'s `get` reflects it (B polls tightly in another process)\n');
+  console.log("\n### Cross-instance staleness: from A's call resolving until B's `get` reflects it (B polls tightly in another process)\n");
   console.log(`${machineLine()}; ${loadLine(loads)}\n`);
   console.log(markdownTable(['backend: operation', 'trials', 'p50', 'p99', 'max', 'min', 'never seen'], rows));
   console.log(cost);

@@ -28,7 +28,24 @@ const WORDS = (
   'also around form three small set put end does another well large must big even such because turn here why ask ' +
   'went men read need land different home us move try kind hand picture again change off play spell air away animal'
 ).split(' ');
-const INTERNATIONAL = ['café', 'naïve', 'Zürich', 'résumé', 'smörgåsbord', 'São Paulo', 'Kraków', 'façade', '東京', '日本語', 'Ελληνικά', 'Москва', '€12,50', '—', '…', '✓'];
+const INTERNATIONAL = [
+  'café',
+  'naïve',
+  'Zürich',
+  'résumé',
+  'smörgåsbord',
+  'São Paulo',
+  'Kraków',
+  'façade',
+  '東京',
+  '日本語',
+  'Ελληνικά',
+  'Москва',
+  '€12,50',
+  '—',
+  '…',
+  '✓',
+];
 
 function sentence(rand: () => number, words: number): string {
   const out: string[] = [];
@@ -36,7 +53,7 @@ function sentence(rand: () => number, words: number): string {
     out.push(rand() < 0.03 ? INTERNATIONAL[Math.floor(rand() * INTERNATIONAL.length)]! : WORDS[Math.floor(rand() * WORDS.length)]!);
   }
   const text = out.join(' ');
-  return text.charAt(0).toUpperCase() + text.slice(1) + '.';
+  return `${text.charAt(0).toUpperCase() + text.slice(1)}.`;
 }
 
 export interface Page {
@@ -96,7 +113,12 @@ export function product(rand: () => number, id: number) {
     price: Math.round(rand() * 100_000) / 100,
     stock: Math.floor(rand() * 500),
     tags: [text(1), text(1), text(1)],
-    variants: Array.from({ length: 6 }, (_, i) => ({ sku: `sku-${id}-${i}`, color: text(1), size: ['S', 'M', 'L'][i % 3], price: Math.round(rand() * 100_000) / 100 })),
+    variants: Array.from({ length: 6 }, (_, i) => ({
+      sku: `sku-${id}-${i}`,
+      color: text(1),
+      size: ['S', 'M', 'L'][i % 3],
+      price: Math.round(rand() * 100_000) / 100,
+    })),
     reviews: Array.from({ length: 3 }, () => ({ stars: 1 + Math.floor(rand() * 5), text: text(25) })),
   };
 }

@@ -19,7 +19,10 @@ function typedRows(rand: () => number) {
     id: BigInt(1000 + i),
     at: new Date(1_767_225_600_000 + i * 60_000),
     labels: new Set(['new', `batch-${i % 4}`]),
-    attributes: new Map<string, unknown>([['color', 'red'], ['weight', Math.round(rand() * 1000) / 10]]),
+    attributes: new Map<string, unknown>([
+      ['color', 'red'],
+      ['weight', Math.round(rand() * 1000) / 10],
+    ]),
     link: new URL(`https://shop.example/p/${i}`),
     variants: product(rand, i).variants,
   }));
@@ -44,8 +47,14 @@ const packrOf = (options: ConstructorParameters<typeof Packr>[0]): Pick<Candidat
 };
 
 const CANDIDATES: Candidate[] = [
-  { name: 'before: msgpackr maps (Map, Set, URL, typed arrays change type)', ...packrOf({ useRecords: false, moreTypes: false, mapsAsObjects: true, variableMapSize: true }) },
-  { name: 'msgpackr maps + moreTypes, no walk (Map would change type)', ...packrOf({ useRecords: false, moreTypes: true, mapsAsObjects: true, variableMapSize: true }) },
+  {
+    name: 'before: msgpackr maps (Map, Set, URL, typed arrays change type)',
+    ...packrOf({ useRecords: false, moreTypes: false, mapsAsObjects: true, variableMapSize: true }),
+  },
+  {
+    name: 'msgpackr maps + moreTypes, no walk (Map would change type)',
+    ...packrOf({ useRecords: false, moreTypes: true, mapsAsObjects: true, variableMapSize: true }),
+  },
   { name: 'msgpackr records + moreTypes, no walk (Map kept)', ...packrOf({ useRecords: true, moreTypes: true, mapsAsObjects: false }) },
   { name: 'after: value-codec (walk, maps + moreTypes, ext 0x4B)', encode: encodeValue, decode: decodeValue },
 ];

@@ -222,10 +222,13 @@ for (const setup of setups) {
       const seen = new Set<string>();
       // Three distinct values: it regenerated at least twice (Next: about every 2 s, in the background).
       await expect
-        .poll(async () => {
-          for (const server of ours ? [a, b] : [a]) seen.add((await read.json<Value>(server, '/api/life')).id);
-          return seen.size;
-        }, { timeout: 30_000, intervals: [500] })
+        .poll(
+          async () => {
+            for (const server of ours ? [a, b] : [a]) seen.add((await read.json<Value>(server, '/api/life')).id);
+            return seen.size;
+          },
+          { timeout: 30_000, intervals: [500] },
+        )
         .toBeGreaterThanOrEqual(3);
       expect(read.failures).toEqual([]);
     });

@@ -65,7 +65,7 @@ test('next build: the build workers import the backend module and run with the o
   expect(existsSync(path.join(appDir(APP), '.next', 'cache', 'cachekit'))).toBe(false);
 });
 
-test('next start: both instances use the module\'s store and the options; a page written by A is a HIT on B', async ({ request }) => {
+test("next start: both instances use the module's store and the options; a page written by A is a HIT on B", async ({ request }) => {
   const before = writes().length;
   servers = await Promise.all([startNext(APP, { distDir: DIST, env: env() }), startNext(APP, { distDir: DIST, env: env() })]);
   const [a, b] = servers as [NextServer, NextServer];
@@ -91,7 +91,7 @@ test('next start: both instances use the module\'s store and the options; a page
   expect(existsSync(path.join(appDir(APP), '.next', 'cache', 'cachekit'))).toBe(false);
 });
 
-test('\'use cache\' and \'use cache: remote\' (cacheHandlers set by withCachekit) share values through the module\'s store', async ({ request }) => {
+test("'use cache' and 'use cache: remote' (cacheHandlers set by withCachekit) share values through the module's store", async ({ request }) => {
   const [a, b] = servers as [NextServer, NextServer];
   const read = async (url: string) => {
     const response = await request.get(`${url}/uc`);
@@ -104,7 +104,9 @@ test('\'use cache\' and \'use cache: remote\' (cacheHandlers set by withCachekit
   const onA = await read(a.url);
   expect(onA.local).toBeTruthy();
   expect(onA.remote).toBeTruthy();
-  const useCacheWrites = writes().slice(before).filter((w) => w.key.startsWith(`cachekit:${NAMESPACE}:u:`));
+  const useCacheWrites = writes()
+    .slice(before)
+    .filter((w) => w.key.startsWith(`cachekit:${NAMESPACE}:u:`));
   expect(useCacheWrites.length, JSON.stringify(writes())).toBeGreaterThanOrEqual(2); // one per cache kind
   await new Promise((r) => setTimeout(r, 1_100));
   const onB = await read(b.url);

@@ -37,7 +37,10 @@ test.beforeAll(async ({ browser }) => {
   for (;;) {
     if (demo.exitCode !== null) throw new Error(`npm run demo exited with ${demo.exitCode}:\n${output}`);
     // Not the page itself: rendering it would call the loaders before the test looks.
-    const status = await fetch(`${url}api/stats`, { signal: AbortSignal.timeout(5_000) }).then((res) => res.status, () => 0);
+    const status = await fetch(`${url}api/stats`, { signal: AbortSignal.timeout(5_000) }).then(
+      (res) => res.status,
+      () => 0,
+    );
     if (status === 200) break;
     if (Date.now() > deadline) throw new Error(`the demo did not answer within 240 s:\n${output}`);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
@@ -65,7 +68,7 @@ test('first load: every loader is a miss', async () => {
   }
 });
 
-test('reload: every loader is a hit, stored in the app\'s .next/cache/cachekit', async ({ request }) => {
+test("reload: every loader is a hit, stored in the app's .next/cache/cachekit", async ({ request }) => {
   const first = Object.fromEntries(await Promise.all(LOADERS.map(async (name) => [name, await generatedAt(name)])));
   await page.reload();
   for (const name of LOADERS) {
@@ -118,7 +121,7 @@ test('Revalidate path /: weather is a miss; the next reload is a hit', async () 
   expect(await generatedAt('weather')).toBe(recomputed);
 });
 
-test('the page names the backend in use: the embedded File backend in the app\'s store directory', async () => {
+test("the page names the backend in use: the embedded File backend in the app's store directory", async () => {
   await expect(page.getByTestId('backend')).toHaveText('file');
   await expect(page.getByTestId('backend-where')).toHaveText(STORE);
 });

@@ -103,7 +103,12 @@ async function kvStore(): Promise<Store> {
       child.kill('SIGKILL');
     });
   const deadline = Date.now() + 10_000;
-  while (!(await fetch(`${url}/health`).then((r) => r.ok, () => false))) {
+  while (
+    !(await fetch(`${url}/health`).then(
+      (r) => r.ok,
+      () => false,
+    ))
+  ) {
     if (child.exitCode !== null || Date.now() > deadline) {
       await stop();
       throw new Error(`kv-server.mjs did not answer on ${url}`);
@@ -162,9 +167,7 @@ function example(app: string, buildId: string, startStore: () => Promise<Store>)
     test(`${app}: A and B serve one rendering of the page from the store, which also holds the fetch and cache(fn) entries`, async ({ page }) => {
       // Each instance rendered and stored the page once already (startNext waits for an answer on /), and without
       // invalidation messages (memcached, custom) keeps its own copy in L1 for up to 1 s: then both serve the store's.
-      await expect
-        .poll(async () => (await read(page, a.url)).renderedAt === (await read(page, b.url)).renderedAt, { timeout: 10_000 })
-        .toBe(true);
+      await expect.poll(async () => (await read(page, a.url)).renderedAt === (await read(page, b.url)).renderedAt, { timeout: 10_000 }).toBe(true);
       const onA = await read(page, a.url);
       const onB = await read(page, b.url);
       expect(onA.renderedAt).toMatch(/^\d{4}-\d\d-\d\dT/);

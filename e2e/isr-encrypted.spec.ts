@@ -38,7 +38,10 @@ test('file, encrypted: the store holds no page, RSC payload or fetch body in cle
     const json = bytes.indexOf('{"n":');
     if (json >= 0) {
       const entry = JSON.parse(bytes.subarray(json).toString('utf8')) as Record<string, unknown>;
-      expect(Object.keys(entry).every((field) => ['n', 'o', 'k', 't'].includes(field)), file).toBe(true);
+      expect(
+        Object.keys(entry).every((field) => ['n', 'o', 'k', 't'].includes(field)),
+        file,
+      ).toBe(true);
       continue;
     }
     // Each entry is an encrypted frame: magic "cE", version 1.
@@ -47,7 +50,10 @@ test('file, encrypted: the store holds no page, RSC payload or fetch body in cle
 });
 
 test('file, encrypted: an instance with another master key renders anew and never fails a request', async ({ request }) => {
-  const stranger = await startNext('isr-app', { distDir: process.env.E2E_BUILD_A!, env: { DATA_URL: process.env.E2E_DATA_URL!, ...env(randomBytes(32).toString('hex')) } });
+  const stranger = await startNext('isr-app', {
+    distDir: process.env.E2E_BUILD_A!,
+    env: { DATA_URL: process.env.E2E_DATA_URL!, ...env(randomBytes(32).toString('hex')) },
+  });
   try {
     const known = await snapshot(request, `${a().url}/isr`);
     const other = await snapshot(request, `${stranger.url}/isr`);

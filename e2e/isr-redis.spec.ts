@@ -20,7 +20,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // Invalidation messages arrive within milliseconds; 150 ms leaves room for a loaded 2-core machine.
 const { a, b } = sharedCacheScenarios('redis', () => ({ env: { CACHEKIT_REDIS_URL: redis.url }, coherenceWaitMs: 150 }));
 
-test('redis: 6-7. a rebuild with Redis unreachable finishes in bounded time; the new build (warm-started) never serves the old build pages', async ({ request }) => {
+test('redis: 6-7. a rebuild with Redis unreachable finishes in bounded time; the new build (warm-started) never serves the old build pages', async ({
+  request,
+}) => {
   const old = await snapshot(request, `${a().url}/isr`);
   const hole = await startBlackhole(); // accepts connections, never answers: the worst case for a build
   let c: NextServer | undefined;

@@ -110,7 +110,10 @@ function standalone(name: string, distDir: string, buildId: string, shape: Shape
 
       const stored = await keys();
       const prefix = `cachekit:${shape.namespace}:`;
-      expect(stored.filter((key) => !key.startsWith(prefix)), `every key under ${prefix}`).toEqual([]);
+      expect(
+        stored.filter((key) => !key.startsWith(prefix)),
+        `every key under ${prefix}`,
+      ).toEqual([]);
       expect(stored, 'the page').toContainEqual(expect.stringMatching(new RegExp(`^cachekit:${shape.namespace}:${buildId}:r:.*/index$`)));
       expect(stored, 'the fetch and unstable_cache entries').toContainEqual(expect.stringMatching(new RegExp(`^cachekit:${shape.namespace}:f:`)));
     });

@@ -25,7 +25,13 @@ const MARK = '.installed-tarball-sha256';
  * and retried (5 times, 2 s to 60 s apart) instead of holding a test hook until it times out. `--prefer-offline`:
  * what the npm cache holds is used without asking the registry again (the apps pin their versions).
  */
-export const NPM_NETWORK_FLAGS = ['--fetch-retries=5', '--fetch-retry-mintimeout=2000', '--fetch-retry-maxtimeout=60000', '--fetch-timeout=60000', '--prefer-offline'];
+export const NPM_NETWORK_FLAGS = [
+  '--fetch-retries=5',
+  '--fetch-retry-mintimeout=2000',
+  '--fetch-retry-maxtimeout=60000',
+  '--fetch-timeout=60000',
+  '--prefer-offline',
+];
 
 export function exampleApps() {
   return readdirSync(path.join(ROOT, 'examples'), { withFileTypes: true })

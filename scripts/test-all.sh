@@ -30,6 +30,8 @@ echo "== build"
 npm run build --silent
 echo "== typecheck"
 npm run typecheck --silent
+echo "== lint and format (biome check)"
+npm run lint --silent
 # Before any test: the packed package and every example app's dependencies (e2e tests then only check them).
 echo "== example apps: npm install (packed cachekit-next)"
 started=$SECONDS

@@ -3,7 +3,17 @@
  * canonical MessagePack) and the building blocks below the loaders are in `cachekit-next/protocol`; the backend
  * conformance suite is `cachekit-next/testing`.
  */
-export { cache, pathTag, type CacheOptions, type CachedFunction, type CacheInfo, type CacheFn, type CacheResult, type CacheStatus, type UnstableCacheOptions } from './loaders/cache.js';
+export {
+  cache,
+  pathTag,
+  type CacheOptions,
+  type CachedFunction,
+  type CacheInfo,
+  type CacheFn,
+  type CacheResult,
+  type CacheStatus,
+  type UnstableCacheOptions,
+} from './loaders/cache.js';
 export { cachedFetch, type CachedFetchInit } from './loaders/cached-fetch.js';
 export type { CachekitNextOptions } from './stack/stack.js';
 

@@ -13,6 +13,16 @@ export { hashArgs } from './loaders/cache.js';
 export { Encryptor, deriveTenantKey, keyFingerprint, buildAad, type EncryptionContext, type EncryptionFailure } from './wire/encryption.js';
 export { createEnvelopeCodec, EnvelopeError, ENVELOPE_LIMITS, type EnvelopeCodec, type EnvelopeContents, type EnvelopeOptions } from './wire/envelope.js';
 export {
-  interopKey, interopArgsHash, canonicalArgs, encodeInteropValue, decodeInteropValue, InteropDateTime, InteropUuid, InteropError,
-  Float64, CanonicalMsgpackError, INTEROP_SEGMENT, type DecodeOptions,
+  interopKey,
+  interopArgsHash,
+  canonicalArgs,
+  encodeInteropValue,
+  decodeInteropValue,
+  InteropDateTime,
+  InteropUuid,
+  InteropError,
+  Float64,
+  CanonicalMsgpackError,
+  INTEROP_SEGMENT,
+  type DecodeOptions,
 } from './wire/interop.js';

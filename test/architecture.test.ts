@@ -32,18 +32,25 @@ interface Edge {
 }
 
 function walk(dir: string): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : []));
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : []));
 }
 
 /** Every import, export-from and `import()` of a module, with whether it is erased at runtime. */
-export function importsOf(file: string, text: string): Edge[] {
+function importsOf(file: string, text: string): Edge[] {
   const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
   const edges: Edge[] = [];
   const visit = (node: ts.Node): void => {
     if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
       const typeOnly = ts.isImportDeclaration(node) ? Boolean(node.importClause?.isTypeOnly) : node.isTypeOnly;
       edges.push({ from: file, to: node.moduleSpecifier.text, typeOnly, dynamic: false });
-    } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0] && ts.isStringLiteral(node.arguments[0])) {
+    } else if (
+      ts.isCallExpression(node) &&
+      node.expression.kind === ts.SyntaxKind.ImportKeyword &&
+      node.arguments[0] &&
+      ts.isStringLiteral(node.arguments[0])
+    ) {
       edges.push({ from: file, to: node.arguments[0].text, typeOnly: false, dynamic: true });
     } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) {
       edges.push({ from: file, to: node.argument.literal.text, typeOnly: true, dynamic: false });
@@ -59,7 +66,7 @@ function layerOf(relative: string): string {
 }
 
 /** The rule broken by one edge, or null. `from` is relative to src/. */
-export function violation(from: string, specifier: string): string | null {
+function violation(from: string, specifier: string): string | null {
   if (!specifier.startsWith('.')) return null;
   const to = path.posix.normalize(path.posix.join(path.posix.dirname(from), specifier));
   if (to.startsWith('..')) return `${from} imports ${specifier}, outside src/`;
@@ -81,17 +88,27 @@ describe('architecture: the layers of src/', () => {
   });
 
   it('every import points down (type imports included: they couple the layers as much)', () => {
-    const broken = files.flatMap((f) => importsOf(f.rel, f.text).map((e) => violation(f.rel, e.to)).filter((v): v is string => v !== null));
+    const broken = files.flatMap((f) =>
+      importsOf(f.rel, f.text)
+        .map((e) => violation(f.rel, e.to))
+        .filter((v): v is string => v !== null),
+    );
     expect(broken).toEqual([]);
   });
 
   it('nothing imports next/ but the entry points', () => {
-    const importers = files.filter((f) => layerOf(f.rel) !== '.' && layerOf(f.rel) !== 'next').filter((f) => importsOf(f.rel, f.text).some((e) => e.to.includes('/next/')));
+    const importers = files
+      .filter((f) => layerOf(f.rel) !== '.' && layerOf(f.rel) !== 'next')
+      .filter((f) => importsOf(f.rel, f.text).some((e) => e.to.includes('/next/')));
     expect(importers.map((f) => f.rel)).toEqual([]);
   });
 
   it('backend clients load lazily: ioredis, memjs and undici only as `import type` or `import()`', () => {
-    const eager = files.flatMap((f) => importsOf(f.rel, f.text).filter((e) => CLIENTS.some((c) => e.to === c || e.to.startsWith(`${c}/`)) && !e.typeOnly && !e.dynamic).map((e) => `${f.rel} -> ${e.to}`));
+    const eager = files.flatMap((f) =>
+      importsOf(f.rel, f.text)
+        .filter((e) => CLIENTS.some((c) => e.to === c || e.to.startsWith(`${c}/`)) && !e.typeOnly && !e.dynamic)
+        .map((e) => `${f.rel} -> ${e.to}`),
+    );
     expect(eager).toEqual([]);
   });
 
@@ -103,7 +120,9 @@ describe('architecture: the layers of src/', () => {
     expect(violation('stack/stack.ts', '../next/cache-handler.js')).toMatch(/imports point down only/);
     expect(violation('next/config.ts', '../stack/stack.js')).toBeNull();
     expect(violation('protocol/backend.ts', './backend.js')).toBeNull();
-    expect(importsOf('x.ts', "import type { A } from './a.js'; export { B } from '../b.js'; const c = () => import('../c.js'); type D = import('./d.js').D;")).toEqual([
+    expect(
+      importsOf('x.ts', "import type { A } from './a.js'; export { B } from '../b.js'; const c = () => import('../c.js'); type D = import('./d.js').D;"),
+    ).toEqual([
       { from: 'x.ts', to: './a.js', typeOnly: true, dynamic: false },
       { from: 'x.ts', to: '../b.js', typeOnly: false, dynamic: false },
       { from: 'x.ts', to: '../c.js', typeOnly: false, dynamic: true },

@@ -23,7 +23,8 @@ const entries = Object.entries(pkg.exports).filter(([, target]) => typeof target
 
 /** What Next does with a cacheHandler / cacheHandlers path. */
 const interopDefault = (mod: { default?: unknown }) => (mod as { default?: unknown }).default || mod;
-const loadLikeNext = async (file: string) => interopDefault((await import(pathToFileURL(file).href).then((m: { default?: unknown }) => m.default || m)) as never);
+const loadLikeNext = async (file: string) =>
+  interopDefault((await import(pathToFileURL(file).href).then((m: { default?: unknown }) => m.default || m)) as never);
 
 describe('the built package', () => {
   it('has been built', () => {
@@ -47,7 +48,17 @@ describe('the built package', () => {
   it('self-resolves by name, ESM and CJS, with the public API', async () => {
     const esm = (await import('cachekit-next')) as Record<string, unknown>;
     const cjs = require('cachekit-next') as Record<string, unknown>;
-    for (const name of ['RedisBackend', 'FileBackend', 'MemcachedBackend', 'CachekitIOBackend', 'MemoryBackend', 'BackendError', 'setDefaultBackend', 'cache', 'cachedFetch']) {
+    for (const name of [
+      'RedisBackend',
+      'FileBackend',
+      'MemcachedBackend',
+      'CachekitIOBackend',
+      'MemoryBackend',
+      'BackendError',
+      'setDefaultBackend',
+      'cache',
+      'cachedFetch',
+    ]) {
       expect(typeof esm[name], `ESM ${name}`).toBe('function');
       expect(typeof cjs[name], `CJS ${name}`).toBe('function');
     }
@@ -56,16 +67,57 @@ describe('the built package', () => {
   // The public surface, entry by entry: a name added to or dropped from an entry point is a deliberate change here.
   const EXPORTS: Record<string, string[]> = {
     '.': [
-      'ArgumentKeyError', 'BackendError', 'CachekitIOBackend', 'ConfigError', 'EncryptionError', 'FileBackend', 'MemcachedBackend',
-      'MemoryBackend', 'RedisBackend', 'UnstorableValueError', 'cache', 'cachedFetch', 'getDefaultBackend', 'pathTag',
-      'setDefaultBackend', 'setLogger',
+      'ArgumentKeyError',
+      'BackendError',
+      'CachekitIOBackend',
+      'ConfigError',
+      'EncryptionError',
+      'FileBackend',
+      'MemcachedBackend',
+      'MemoryBackend',
+      'RedisBackend',
+      'UnstorableValueError',
+      'cache',
+      'cachedFetch',
+      'getDefaultBackend',
+      'pathTag',
+      'setDefaultBackend',
+      'setLogger',
     ],
     './protocol': [
-      'BACKEND_ENV_VARS', 'CanonicalMsgpackError', 'CircuitBreaker', 'ENVELOPE_LIMITS', 'Encryptor', 'EnvelopeError', 'Float64',
-      'INTEROP_SEGMENT', 'InteropDateTime', 'InteropError', 'InteropUuid', 'TieredCache', 'backendFromEnv', 'buildAad', 'bytesCodec',
-      'canonicalArgs', 'createEnvelopeCodec', 'decodeInteropValue', 'deriveTenantKey', 'encodeInteropValue', 'hasAdd', 'hasBatch',
-      'hasCounter', 'hasInvalidation', 'hasLocks', 'hasTtl', 'hashArgs', 'interopArgsHash', 'interopKey', 'isBackend', 'isClosable',
-      'keyFingerprint', 'resolveBackend',
+      'BACKEND_ENV_VARS',
+      'CanonicalMsgpackError',
+      'CircuitBreaker',
+      'ENVELOPE_LIMITS',
+      'Encryptor',
+      'EnvelopeError',
+      'Float64',
+      'INTEROP_SEGMENT',
+      'InteropDateTime',
+      'InteropError',
+      'InteropUuid',
+      'TieredCache',
+      'backendFromEnv',
+      'buildAad',
+      'bytesCodec',
+      'canonicalArgs',
+      'createEnvelopeCodec',
+      'decodeInteropValue',
+      'deriveTenantKey',
+      'encodeInteropValue',
+      'hasAdd',
+      'hasBatch',
+      'hasCounter',
+      'hasInvalidation',
+      'hasLocks',
+      'hasTtl',
+      'hashArgs',
+      'interopArgsHash',
+      'interopKey',
+      'isBackend',
+      'isClosable',
+      'keyFingerprint',
+      'resolveBackend',
     ],
     './testing': ['testBackendConformance'],
     // No test seam: the tests reach handlerClassFor / useCacheHandlerFor in src/, users never need them.
@@ -80,7 +132,12 @@ describe('the built package', () => {
       const esm = (await import(pathToFileURL(path.join(root, target.import.default)).href)) as Record<string, unknown>;
       const cjs = require(path.join(root, target.require.default)) as Record<string, unknown>;
       expect(Object.keys(esm).sort(), `${subpath} ESM`).toEqual([...EXPORTS[subpath]!].sort());
-      expect(Object.keys(cjs).filter((name) => name !== '__esModule').sort(), `${subpath} CJS`).toEqual([...EXPORTS[subpath]!].sort());
+      expect(
+        Object.keys(cjs)
+          .filter((name) => name !== '__esModule')
+          .sort(),
+        `${subpath} CJS`,
+      ).toEqual([...EXPORTS[subpath]!].sort());
     }
   });
 
@@ -96,11 +153,29 @@ describe('the built package', () => {
     const esm = (await import('cachekit-next')) as unknown as typeof import('../src/index.js');
     const cjs = require('cachekit-next') as typeof import('../src/index.js');
     const dir = mkdtempSync(path.join(os.tmpdir(), 'ck-package-names-'));
-    for (const [build, lib] of [['ESM', esm], ['CJS', cjs]] as const) {
+    for (const [build, lib] of [
+      ['ESM', esm],
+      ['CJS', cjs],
+    ] as const) {
       expect(lib.FileBackend.name, build).toBe('FileBackend');
-      const f = lib.cache(async function probe() { return 1; }, { backend: new lib.FileBackend({ cacheDir: dir }) });
+      const f = lib.cache(
+        async function probe() {
+          return 1;
+        },
+        { backend: new lib.FileBackend({ cacheDir: dir }) },
+      );
       expect(f.info().backend, build).toBe('file');
-      expect(lib.cache(async function probe2() { return 1; }, { backend: new lib.MemoryBackend() }).info().backend, build).toBe('memory');
+      expect(
+        lib
+          .cache(
+            async function probe2() {
+              return 1;
+            },
+            { backend: new lib.MemoryBackend() },
+          )
+          .info().backend,
+        build,
+      ).toBe('memory');
     }
   });
 
@@ -118,7 +193,7 @@ describe('the built package', () => {
     }
   });
 
-  it('lets output file tracing (output: \'standalone\') find the native LZ4 binary and its WebAssembly fallback from every entry point', async () => {
+  it("lets output file tracing (output: 'standalone') find the native LZ4 binary and its WebAssembly fallback from every entry point", async () => {
     // The tracer Next runs for standalone output (webpack builds; Turbopack follows the same literal requires).
     const { nodeFileTrace } = require('next/dist/compiled/@vercel/nft') as {
       nodeFileTrace(files: string[], options: { base: string }): Promise<{ fileList: Set<string> }>;
@@ -130,9 +205,15 @@ describe('the built package', () => {
         const { fileList } = await nodeFileTrace([path.join(root, file)], { base: root });
         const traced = [...fileList];
         expect(traced, `${subpath} (${file}): lz4-napi`).toContain(path.join(native, 'index.js'));
-        expect(traced.some((f) => f.endsWith('.node') && f.includes('lz4-napi')), `${subpath} (${file}): its .node binary`).toBe(true);
+        expect(
+          traced.some((f) => f.endsWith('.node') && f.includes('lz4-napi')),
+          `${subpath} (${file}): its .node binary`,
+        ).toBe(true);
         // The fallback where the binary does not load: the same LZ4 in WebAssembly.
-        expect(traced.some((f) => f.endsWith('lz4_wasm_nodejs_bg.wasm')), `${subpath} (${file}): lz4-wasm-nodejs`).toBe(true);
+        expect(
+          traced.some((f) => f.endsWith('lz4_wasm_nodejs_bg.wasm')),
+          `${subpath} (${file}): lz4-wasm-nodejs`,
+        ).toBe(true);
         // The backend clients are imported on first connect (a string-literal import() the tracer follows).
         if (subpath === './handler' || subpath === './use-cache' || subpath === '.') {
           for (const client of ['ioredis', 'memjs', 'undici']) {
@@ -164,7 +245,10 @@ describe('the built package', () => {
     `;
     const target = pkg.exports['.'] as { import: { default: string }; require: { default: string } };
     for (const file of [target.import.default, target.require.default]) {
-      const out = JSON.parse(execFileSync(process.execPath, ['-e', probe, path.join(root, file)], { encoding: 'utf8' })) as { results: number[]; loaded: string[] };
+      const out = JSON.parse(execFileSync(process.execPath, ['-e', probe, path.join(root, file)], { encoding: 'utf8' })) as {
+        results: number[];
+        loaded: string[];
+      };
       expect(out.results, file).toEqual([4, 4, 2]);
       expect(out.loaded, file).toEqual([]);
     }

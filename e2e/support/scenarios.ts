@@ -44,7 +44,7 @@ export async function snapshot(request: APIRequestContext, url: string): Promise
 /** Reads #render-id (and the data values) as the browser shows them. */
 async function inBrowser(page: Page, url: string): Promise<Omit<Snapshot, 'cache'>> {
   await page.goto(url);
-  const text = async (id: string) => ((await page.locator(`#${id}`).count()) > 0 ? (await page.locator(`#${id}`).textContent()) ?? '' : undefined);
+  const text = async (id: string) => ((await page.locator(`#${id}`).count()) > 0 ? ((await page.locator(`#${id}`).textContent()) ?? '') : undefined);
   const result: Omit<Snapshot, 'cache'> = { renderId: (await text('render-id'))! };
   const fetchN = await text('fetch-n');
   const ucId = await text('uc-id');
@@ -122,28 +122,37 @@ export function sharedCacheScenarios(name: string, store: () => Store, options: 
     expect(onA.cache).toBe('HIT');
   });
 
-  (options.staleTagEvents === false ? () => {} : test)(`${name}: 4. revalidateTag(t, 'max') on A: B serves STALE once, then the regenerated page`, async ({ request, page }) => {
-    const before = await snapshot(request, `${b.url}/tagged`);
-    await runAction(page, a.url, 'revalidate-tag-max');
-    await wait();
-    const stale = await snapshot(request, `${b.url}/tagged`);
-    expect(stale.cache).toBe('STALE');
-    expect(stale.fetchN).toBe(before.fetchN);
-    // The background regeneration finishes shortly after: poll until B serves it.
-    let fresh: Snapshot | undefined;
-    await expect
-      .poll(async () => {
-        fresh = await snapshot(request, `${b.url}/tagged`);
-        return fresh.cache === 'HIT' && fresh.fetchN !== before.fetchN;
-      }, { timeout: 15_000 })
-      .toBe(true);
-    expect(Number(fresh!.fetchN)).toBeGreaterThan(Number(before.fetchN));
-    expect(fresh!.ucId).not.toBe(before.ucId);
-    await wait();
-    expect(await inBrowser(page, `${a.url}/tagged`)).toEqual({ renderId: fresh!.renderId, fetchN: fresh!.fetchN, ucId: fresh!.ucId });
-  });
+  (options.staleTagEvents === false ? () => {} : test)(
+    `${name}: 4. revalidateTag(t, 'max') on A: B serves STALE once, then the regenerated page`,
+    async ({ request, page }) => {
+      const before = await snapshot(request, `${b.url}/tagged`);
+      await runAction(page, a.url, 'revalidate-tag-max');
+      await wait();
+      const stale = await snapshot(request, `${b.url}/tagged`);
+      expect(stale.cache).toBe('STALE');
+      expect(stale.fetchN).toBe(before.fetchN);
+      // The background regeneration finishes shortly after: poll until B serves it.
+      let fresh: Snapshot | undefined;
+      await expect
+        .poll(
+          async () => {
+            fresh = await snapshot(request, `${b.url}/tagged`);
+            return fresh.cache === 'HIT' && fresh.fetchN !== before.fetchN;
+          },
+          { timeout: 15_000 },
+        )
+        .toBe(true);
+      expect(Number(fresh!.fetchN)).toBeGreaterThan(Number(before.fetchN));
+      expect(fresh!.ucId).not.toBe(before.ucId);
+      await wait();
+      expect(await inBrowser(page, `${a.url}/tagged`)).toEqual({ renderId: fresh!.renderId, fetchN: fresh!.fetchN, ucId: fresh!.ucId });
+    },
+  );
 
-  test(`${name}: 5. ${options.staleTagEvents === false ? 'revalidateTag(t)' : 'updateTag(t)'} in a Server Action on B: A's next read is fresh`, async ({ request, page }) => {
+  test(`${name}: 5. ${options.staleTagEvents === false ? 'revalidateTag(t)' : 'updateTag(t)'} in a Server Action on B: A's next read is fresh`, async ({
+    request,
+    page,
+  }) => {
     const before = await snapshot(request, `${a.url}/tagged`);
     await runAction(page, b.url, 'update-tag');
     await wait();

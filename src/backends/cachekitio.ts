@@ -7,15 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import {
-  ConfigError,
-  assertKnownOptions,
-  booleanOption,
-  envBoolean,
-  envNumber,
-  numberOption,
-  stringOption,
-} from '../shared/options.js';
+import { ConfigError, assertKnownOptions, booleanOption, envBoolean, envNumber, numberOption, stringOption } from '../shared/options.js';
 import { BACKEND, CachekitIOHttp, header, isRecord, readJson } from './cachekitio-http.js';
 import { LONE_SURROGATE, operationError } from './support.js';
 import type { Backend, EntryWithTtl, HealthDetails, LockCapable, TtlCapable } from '../protocol/backend.js';
@@ -75,16 +67,7 @@ export interface FreshnessEntry {
   freshForSeconds: number | null;
 }
 
-const KNOWN_OPTIONS = [
-  'apiKey',
-  'apiUrl',
-  'timeoutMs',
-  'allowCustomHost',
-  'maxRetries',
-  'connections',
-  'l1Status',
-  'staleTtlSeconds',
-] as const;
+const KNOWN_OPTIONS = ['apiKey', 'apiUrl', 'timeoutMs', 'allowCustomHost', 'maxRetries', 'connections', 'l1Status', 'staleTtlSeconds'] as const;
 
 /** The hosts the official SDKs accept without `allowCustomHost`. Other cachekit.io subdomains may be served by third parties (docs, marketing), so a bearer token is never sent there by default. */
 export const OFFICIAL_HOSTS: readonly string[] = ['api.cachekit.io', 'api.staging.cachekit.io'];
@@ -108,11 +91,7 @@ const BEARER_TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
  * (UTF-16 code units behind a 0xff byte for strings with lone surrogates, which UTF-8 cannot represent distinctly).
  */
 export function serverKeyFor(key: string): string {
-  const valid =
-    SERVER_KEY.test(key) &&
-    !key.includes('..') &&
-    !key.startsWith(HASHED_KEY_PREFIX) &&
-    (!NAMESPACED.test(key) || VALID_NAMESPACE.test(key));
+  const valid = SERVER_KEY.test(key) && !key.includes('..') && !key.startsWith(HASHED_KEY_PREFIX) && (!NAMESPACED.test(key) || VALID_NAMESPACE.test(key));
   if (valid) return key;
   const hash = createHash('sha256');
   if (!LONE_SURROGATE.test(key)) hash.update(key, 'utf8');
@@ -152,12 +131,7 @@ export class CachekitIOBackend implements Backend, TtlCapable, LockCapable {
 
     const fromEnv = options.apiUrl === undefined && env.CACHEKIT_API_URL?.trim() ? env.CACHEKIT_API_URL.trim() : undefined;
     const rawUrl = stringOption(COMPONENT, 'apiUrl', options.apiUrl, fromEnv ?? DEFAULT_API_URL);
-    const allowCustomHost = booleanOption(
-      COMPONENT,
-      'allowCustomHost',
-      options.allowCustomHost,
-      envBoolean('CACHEKIT_ALLOW_CUSTOM_HOST', env) ?? false,
-    );
+    const allowCustomHost = booleanOption(COMPONENT, 'allowCustomHost', options.allowCustomHost, envBoolean('CACHEKIT_ALLOW_CUSTOM_HOST', env) ?? false);
     const url = validateApiUrl(rawUrl, allowCustomHost, fromEnv !== undefined);
     const basePath = url.pathname.replace(/\/+$/, '');
     this.apiUrl = `${url.origin}${basePath}`;
@@ -170,20 +144,11 @@ export class CachekitIOBackend implements Backend, TtlCapable, LockCapable {
       min: 0,
       minInclusive: false,
     });
-    this.maxRetries = numberOption(
-      COMPONENT,
-      'maxRetries',
-      options.maxRetries,
-      envInteger('CACHEKIT_MAX_RETRIES', env, 0) ?? 3,
-      { min: 0, integer: true },
-    );
-    this.connections = numberOption(
-      COMPONENT,
-      'connections',
-      options.connections,
-      envInteger('CACHEKIT_CONNECTION_POOL_SIZE', env, 1) ?? 10,
-      { min: 1, integer: true },
-    );
+    this.maxRetries = numberOption(COMPONENT, 'maxRetries', options.maxRetries, envInteger('CACHEKIT_MAX_RETRIES', env, 0) ?? 3, { min: 0, integer: true });
+    this.connections = numberOption(COMPONENT, 'connections', options.connections, envInteger('CACHEKIT_CONNECTION_POOL_SIZE', env, 1) ?? 10, {
+      min: 1,
+      integer: true,
+    });
     const l1Status = options.l1Status ?? 'miss';
     if (l1Status !== 'hit' && l1Status !== 'miss' && l1Status !== 'disabled') {
       throw new ConfigError(COMPONENT, 'l1Status', `must be 'hit', 'miss' or 'disabled', got ${JSON.stringify(l1Status)}`);
@@ -263,9 +228,7 @@ export class CachekitIOBackend implements Backend, TtlCapable, LockCapable {
       const stale = Math.min(Math.ceil(this.staleTtlSeconds), MAX_TTL_SECONDS - ttl);
       if (stale > 0) headers['x-cachekit-stale-ttl'] = String(stale);
     }
-    await this.#http.run({ operation: 'set', method: 'PUT', route, key, headers, body: value, accept: [200, 201, 204] }, (res) =>
-      res.body.dump(),
-    );
+    await this.#http.run({ operation: 'set', method: 'PUT', route, key, headers, body: value, accept: [200, 201, 204] }, (res) => res.body.dump());
   }
 
   /** `true` on 200. Current servers answer 200 whether or not the key existed; older ones answer 404 (-> `false`). */
@@ -442,7 +405,13 @@ function envInteger(name: string, env: NodeJS.ProcessEnv, min: number): number |
 function normalizeTtl(ttlSeconds: number | undefined, operation: string, key: string, zeroMeansForever: boolean): number | undefined {
   if (ttlSeconds === undefined || (ttlSeconds === 0 && zeroMeansForever)) return undefined;
   if (typeof ttlSeconds !== 'number' || Number.isNaN(ttlSeconds) || ttlSeconds <= 0) {
-    throw operationError(BACKEND, 'permanent', operation, key, `ttlSeconds must be a positive number${zeroMeansForever ? ' or 0' : ''}, got ${String(ttlSeconds)}`);
+    throw operationError(
+      BACKEND,
+      'permanent',
+      operation,
+      key,
+      `ttlSeconds must be a positive number${zeroMeansForever ? ' or 0' : ''}, got ${String(ttlSeconds)}`,
+    );
   }
   return Math.min(MAX_TTL_SECONDS, Math.ceil(ttlSeconds));
 }

@@ -24,8 +24,21 @@ const CREATE_FLAGS = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_
 
 const TRANSIENT_CODES = new Set(['ENOSPC', 'EDQUOT', 'EMFILE', 'ENFILE', 'EAGAIN', 'EWOULDBLOCK', 'EBUSY', 'EINTR', 'ESTALE', 'ENOENT', 'ENOMEM']);
 const PERMANENT_CODES = new Set([
-  'EACCES', 'EPERM', 'ELOOP', 'EROFS', 'ENOTDIR', 'EISDIR', 'ENAMETOOLONG', 'EXDEV', 'EINVAL', 'ENOTSUP', 'EOPNOTSUPP',
-  'EEXIST', 'ENOTEMPTY', 'EMLINK', 'EFBIG',
+  'EACCES',
+  'EPERM',
+  'ELOOP',
+  'EROFS',
+  'ENOTDIR',
+  'EISDIR',
+  'ENAMETOOLONG',
+  'EXDEV',
+  'EINVAL',
+  'ENOTSUP',
+  'EOPNOTSUPP',
+  'EEXIST',
+  'ENOTEMPTY',
+  'EMLINK',
+  'EFBIG',
 ]);
 
 export async function readFully(handle: FileHandle, buffer: Buffer, position: number): Promise<number> {
@@ -90,8 +103,7 @@ export async function checkCacheDir(dir: string, uid: number | undefined): Promi
     if (codeOf(error) !== 'EEXIST') throw error; // EEXIST: something that is not a directory; reported below
   }
   const stats = await lstat(dir);
-  const refuse = (why: string) =>
-    new BackendError(`cacheDir ${dir} ${why}`, { kind: 'permanent', backend: BACKEND, operation: 'open' });
+  const refuse = (why: string) => new BackendError(`cacheDir ${dir} ${why}`, { kind: 'permanent', backend: BACKEND, operation: 'open' });
   if (stats.isSymbolicLink()) throw refuse('is a symbolic link; symlinks are never followed, point cacheDir at the real directory');
   if (!stats.isDirectory()) throw refuse('exists and is not a directory');
   if (uid !== undefined && stats.uid !== uid) {

@@ -14,18 +14,7 @@ import path from 'node:path';
 import { ConfigError, assertKnownOptions, describe, envNumberOption, numberOption, stringOption } from '../shared/options.js';
 import { Evictor } from './file-eviction.js';
 import { HEADER_BYTES, encodeEntry, entryName, expiryOf, parseHeader, remainingOf, validTtl } from './file-format.js';
-import {
-  BACKEND,
-  MAX_IN_FLIGHT,
-  READ_FLAGS,
-  Semaphore,
-  checkCacheDir,
-  lstatOrNull,
-  readFully,
-  toFileError,
-  unlinkIfPresent,
-  writeTemp,
-} from './file-io.js';
+import { BACKEND, MAX_IN_FLIGHT, READ_FLAGS, Semaphore, checkCacheDir, lstatOrNull, readFully, toFileError, unlinkIfPresent, writeTemp } from './file-io.js';
 import { acquireLease, releaseLease, withLease } from './file-lease.js';
 import { codeOf, errorMessage, operationError } from './support.js';
 import type {
@@ -238,12 +227,16 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
    * any other (its payload the digits), so `get` reads it; it keeps the expiry it had (none when created here).
    */
   async incr(key: string, initial: number): Promise<number> {
-    if (!Number.isSafeInteger(initial) || initial < 0) throw this.#error('permanent', 'incr', key, `initial must be a safe integer >= 0, got ${describe(initial)}`);
+    if (!Number.isSafeInteger(initial) || initial < 0)
+      throw this.#error('permanent', 'incr', key, `initial must be a safe integer >= 0, got ${describe(initial)}`);
     const name = entryName(key);
     // One increment at a time per counter in this process: the lease then only arbitrates between processes.
     const previous = this.#increments.get(name) ?? Promise.resolve();
     const next = previous.then(() => this.#incr(key, name, initial));
-    const settled = next.then(() => {}, () => {});
+    const settled = next.then(
+      () => {},
+      () => {},
+    );
     this.#increments.set(name, settled);
     void settled.then(() => {
       if (this.#increments.get(name) === settled) this.#increments.delete(name);

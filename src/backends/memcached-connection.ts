@@ -125,7 +125,7 @@ export function faultKind(error: unknown): BackendErrorKind {
   const code = codeOf(error);
   if (error instanceof AuthenticationFailure) return 'authentication';
   if (error instanceof ReplyTimeout || /timed out/i.test(message)) return 'timeout';
-  if ((code !== undefined && code.startsWith('E')) || error instanceof ConnectionLost || /no servers/i.test(message)) {
+  if (code?.startsWith('E') || error instanceof ConnectionLost || /no servers/i.test(message)) {
     return 'transient'; // refused, reset, unreachable, DNS: the server may be back on the next call
   }
   return 'unknown';

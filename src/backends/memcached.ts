@@ -64,6 +64,7 @@ export interface MemcachedBackendOptions {
 const KNOWN_OPTIONS = ['servers', 'keyPrefix', 'timeoutMs', 'connectTimeoutMs', 'maxItemSizeBytes'];
 
 /** A key is sent as-is only when memcached accepts it byte for byte: no spaces or control characters. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the memcached protocol forbids control characters in keys
 const FORBIDDEN_KEY_CHARS = /[\u0000-\u0020\u007f]/;
 const log = debuglog('cachekit');
 
@@ -115,27 +116,35 @@ export class MemcachedBackend implements Backend, TtlCapable, AddCapable, Counte
   }
 
   #connect(): Promise<Connection> {
-    return (this.#connection ??= loadMemjs().then(({ memjs, BoundedServer }) => {
-      const { timeoutMs, connectTimeoutMs } = this.#options;
-      const servers = this.#options.servers.map(
-        ({ host, port }) =>
-          new BoundedServer(host, port, undefined, undefined, {
-            timeout: timeoutMs / 1000,
-            conntimeout: connectTimeoutMs / 1000,
-            keepAlive: true,
-            keepAliveDelay: 30,
-          }),
-      );
-      // memjs logs every failure to the console by default; the caller gets them as BackendErrors instead, and
-      // NODE_DEBUG=cachekit shows memjs's own lines.
-      const client = new memjs.Client(servers, { retries: 1, retry_delay: 0, failover: false, expires: 0, logger: { log } });
-      // Rendezvous hashing instead of memjs's `hash % n`, which remaps almost every key when a server is added.
-      (client as unknown as { getServer(key: string): number }).getServer = rendezvous(this.#options.servers.map(({ name }) => name));
-      return (this.#opened = { client, servers });
-    }, (error: unknown) => {
-      this.#connection = undefined; // the next call tries the import again
-      throw new BackendError(`memjs could not be loaded: ${errorMessage(error)}`, { kind: 'permanent', backend: BACKEND, operation: 'connect', cause: error });
-    }));
+    return (this.#connection ??= loadMemjs().then(
+      ({ memjs, BoundedServer }) => {
+        const { timeoutMs, connectTimeoutMs } = this.#options;
+        const servers = this.#options.servers.map(
+          ({ host, port }) =>
+            new BoundedServer(host, port, undefined, undefined, {
+              timeout: timeoutMs / 1000,
+              conntimeout: connectTimeoutMs / 1000,
+              keepAlive: true,
+              keepAliveDelay: 30,
+            }),
+        );
+        // memjs logs every failure to the console by default; the caller gets them as BackendErrors instead, and
+        // NODE_DEBUG=cachekit shows memjs's own lines.
+        const client = new memjs.Client(servers, { retries: 1, retry_delay: 0, failover: false, expires: 0, logger: { log } });
+        // Rendezvous hashing instead of memjs's `hash % n`, which remaps almost every key when a server is added.
+        (client as unknown as { getServer(key: string): number }).getServer = rendezvous(this.#options.servers.map(({ name }) => name));
+        return (this.#opened = { client, servers });
+      },
+      (error: unknown) => {
+        this.#connection = undefined; // the next call tries the import again
+        throw new BackendError(`memjs could not be loaded: ${errorMessage(error)}`, {
+          kind: 'permanent',
+          backend: BACKEND,
+          operation: 'connect',
+          cause: error,
+        });
+      },
+    ));
   }
 
   /** Builds a backend from the environment variables (explicit options are not consulted). */
@@ -390,12 +399,14 @@ export class MemcachedBackend implements Backend, TtlCapable, AddCapable, Counte
       };
       // Safety net: memjs bounds connects and replies itself, but a call must never outlive its bound.
       const timer = setTimeout(() => {
-        finish(new BackendError(`${operation} got no answer from ${server} within ${this.boundMs} ms`, {
-          kind: 'timeout',
-          backend: BACKEND,
-          operation,
-          key,
-        }));
+        finish(
+          new BackendError(`${operation} got no answer from ${server} within ${this.boundMs} ms`, {
+            kind: 'timeout',
+            backend: BACKEND,
+            operation,
+            key,
+          }),
+        );
       }, this.boundMs);
       try {
         start(seq, (error, response) => finish(error ?? (response ? null : new Error('empty reply')), response));
@@ -518,7 +529,11 @@ function checkPrefix(component: string, option: string, prefix: string): string 
     throw new ConfigError(component, option, `must not contain spaces or control characters, got ${describe(prefix)}`);
   }
   if (Buffer.byteLength(prefix) > MAX_PREFIX_BYTES) {
-    throw new ConfigError(component, option, `must be at most ${MAX_PREFIX_BYTES} UTF-8 bytes (memcached keys are limited to 250), got ${Buffer.byteLength(prefix)}`);
+    throw new ConfigError(
+      component,
+      option,
+      `must be at most ${MAX_PREFIX_BYTES} UTF-8 bytes (memcached keys are limited to 250), got ${Buffer.byteLength(prefix)}`,
+    );
   }
   return prefix;
 }

@@ -86,7 +86,8 @@ export class MemoryBackend implements Backend, BatchCapable, TtlCapable, LockCap
   async incr(key: string, initial: number): Promise<number> {
     const current = this.#live(key);
     const value = current ? Number(new TextDecoder().decode(current.value)) + 1 : initial;
-    if (!Number.isSafeInteger(value)) throw new BackendError(`incr: ${key} does not hold a counter`, { kind: 'permanent', backend: 'memory', operation: 'incr', key });
+    if (!Number.isSafeInteger(value))
+      throw new BackendError(`incr: ${key} does not hold a counter`, { kind: 'permanent', backend: 'memory', operation: 'incr', key });
     this.#entries.set(key, { value: new TextEncoder().encode(String(value)), expiresAt: current?.expiresAt ?? Infinity });
     return value;
   }

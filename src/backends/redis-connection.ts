@@ -66,7 +66,9 @@ function canonical(value: unknown): unknown {
 /** The registry key: a hash, so that passwords never sit in plain text in a map key or a heap dump's strings. */
 function connectionKey(config: ConnectionConfig): string {
   // `v1` changes whenever SharedRedisConnection's shape does, so two incompatible copies never share an entry.
-  return `v1:${createHash('sha256').update(JSON.stringify(canonical(config))).digest('hex')}`;
+  return `v1:${createHash('sha256')
+    .update(JSON.stringify(canonical(config)))
+    .digest('hex')}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -340,7 +342,7 @@ function invoke(callback: () => void): void {
   try {
     callback();
   } catch (error) {
-    process.emitWarning(`[cachekit] [redis] a pub/sub handler threw: ${error instanceof Error ? error.stack ?? error.message : String(error)}`, {
+    process.emitWarning(`[cachekit] [redis] a pub/sub handler threw: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`, {
       code: 'CACHEKIT_REDIS_HANDLER_ERROR',
     });
   }
@@ -484,13 +486,32 @@ export function acquire(config: ConnectionConfig): SharedRedisConnection {
 const AUTH_REPLY = /^(NOAUTH|WRONGPASS|NOPERM)\b/;
 const TRANSIENT_REPLY = /^(LOADING|READONLY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|BUSY|OOM|MOVED|ASK)\b/;
 const NETWORK_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH',
-  'ENETDOWN', 'EHOSTDOWN', 'EADDRNOTAVAIL', 'ERR_SOCKET_CLOSED', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EHOSTDOWN',
+  'EADDRNOTAVAIL',
+  'ERR_SOCKET_CLOSED',
+  'ERR_STREAM_DESTROYED',
+  'ERR_STREAM_WRITE_AFTER_END',
 ]);
 /** The server failed to prove its identity: a trust problem a retry will not fix. */
 const TLS_TRUST_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_SIGNATURE_FAILURE', 'CERT_UNTRUSTED',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
 ]);
 const TRANSIENT_MESSAGES = [
   "Stream isn't writeable",

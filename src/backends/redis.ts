@@ -215,13 +215,19 @@ function resolveConfig(options: RedisBackendOptions, urlOption = 'url'): Connect
     throw new ConfigError(
       COMPONENT,
       given[1] ?? 'url',
-      given.length === 0 ? 'is required (or `nodes` for a cluster, or `sentinels` with `name`)' : `cannot be combined with \`${given[0]}\`: give exactly one of url, nodes, sentinels`,
+      given.length === 0
+        ? 'is required (or `nodes` for a cluster, or `sentinels` with `name`)'
+        : `cannot be combined with \`${given[0]}\`: give exactly one of url, nodes, sentinels`,
     );
   }
   const username = options.username === undefined ? undefined : stringOption(COMPONENT, 'username', options.username, '');
   const password = options.password === undefined ? undefined : stringOption(COMPONENT, 'password', options.password, '');
   const dbOption = options.db === undefined ? undefined : numberOption(COMPONENT, 'db', options.db, 0, { min: 0, integer: true });
-  if (options.tls !== undefined && typeof options.tls !== 'boolean' && (options.tls === null || typeof options.tls !== 'object' || Array.isArray(options.tls))) {
+  if (
+    options.tls !== undefined &&
+    typeof options.tls !== 'boolean' &&
+    (options.tls === null || typeof options.tls !== 'object' || Array.isArray(options.tls))
+  ) {
     throw new ConfigError(COMPONENT, 'tls', `must be a boolean or tls.connect options, got ${describe(options.tls)}`);
   }
   const tlsObject = typeof options.tls === 'object' ? { ...options.tls } : undefined;
@@ -258,7 +264,8 @@ function resolveConfig(options: RedisBackendOptions, urlOption = 'url'): Connect
     return { ...base, mode: 'cluster', endpoints: parseAddresses('nodes', options.nodes), username, password, db: 0, tls };
   }
   const name = options.name;
-  if (typeof name !== 'string' || name === '') throw new ConfigError(COMPONENT, 'name', `is required with \`sentinels\` (the master group name), got ${describe(name)}`);
+  if (typeof name !== 'string' || name === '')
+    throw new ConfigError(COMPONENT, 'name', `is required with \`sentinels\` (the master group name), got ${describe(name)}`);
   return {
     ...base,
     mode: 'sentinel',
@@ -308,9 +315,7 @@ const LOCK_MARKER = Buffer.from([0xff, ...Buffer.from('lock:')]);
  * const sentinel = new RedisBackend({ sentinels: [{ host: '10.0.0.5', port: 26379 }], name: 'mymaster' });
  * ```
  */
-export class RedisBackend
-  implements Backend, BatchCapable, TtlCapable, LockCapable, AddCapable, InvalidationCapable, Closable
-{
+export class RedisBackend implements Backend, BatchCapable, TtlCapable, LockCapable, AddCapable, InvalidationCapable, Closable {
   /** Prepended to every key and channel. */
   readonly keyPrefix: string;
   readonly mode: RedisMode;
@@ -454,7 +459,12 @@ export class RedisBackend
 
   async refreshTtl(key: string, ttlSeconds: number): Promise<boolean> {
     if (!(typeof ttlSeconds === 'number' && ttlSeconds > 0)) {
-      throw new BackendError(`refreshTtl needs ttlSeconds > 0, got ${describe(ttlSeconds)}`, { kind: 'permanent', backend: BACKEND_TYPE, operation: 'refreshTtl', key });
+      throw new BackendError(`refreshTtl needs ttlSeconds > 0, got ${describe(ttlSeconds)}`, {
+        kind: 'permanent',
+        backend: BACKEND_TYPE,
+        operation: 'refreshTtl',
+        key,
+      });
     }
     const fullKey = this.fullKey(key);
     const reply = await this.#run('refreshTtl', key, (client) =>
@@ -465,7 +475,12 @@ export class RedisBackend
 
   async acquireLock(key: string, timeoutMs: number): Promise<string | null> {
     if (!(typeof timeoutMs === 'number' && timeoutMs > 0)) {
-      throw new BackendError(`acquireLock needs timeoutMs > 0, got ${describe(timeoutMs)}`, { kind: 'permanent', backend: BACKEND_TYPE, operation: 'acquireLock', key });
+      throw new BackendError(`acquireLock needs timeoutMs > 0, got ${describe(timeoutMs)}`, {
+        kind: 'permanent',
+        backend: BACKEND_TYPE,
+        operation: 'acquireLock',
+        key,
+      });
     }
     const token = randomUUID();
     const reply = await this.#run('acquireLock', key, (client) => client.call('SET', this.#lockKey(key), token, 'NX', 'PX', Math.ceil(timeoutMs)));

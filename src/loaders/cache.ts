@@ -147,7 +147,28 @@ export type CachedFunction<A extends unknown[], R> = ((...args: A) => Promise<Aw
   keyFor(...args: A): string;
 };
 
-const KNOWN = ['ttl', 'staleTtl', 'tags', 'paths', 'encryption', 'tenant', 'interop', 'namespace', 'keyPrefix', 'name', 'key', 'backend', 'l1', 'lock', 'lockTimeoutMs', 'lockWaitMs', 'breaker', 'timeoutMs', 'stack', 'onError'];
+const KNOWN = [
+  'ttl',
+  'staleTtl',
+  'tags',
+  'paths',
+  'encryption',
+  'tenant',
+  'interop',
+  'namespace',
+  'keyPrefix',
+  'name',
+  'key',
+  'backend',
+  'l1',
+  'lock',
+  'lockTimeoutMs',
+  'lockWaitMs',
+  'breaker',
+  'timeoutMs',
+  'stack',
+  'onError',
+];
 const COMPONENT = 'cache';
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -219,7 +240,11 @@ export class CachedCore {
     const settings = this.#settings;
     if (settings.interop && backendKeyPrefix(backend) !== '') {
       // Interop keys are the same bytes in every SDK: a prefix would hide our entries from Python and theirs from us.
-      throw new ConfigError(COMPONENT, 'backend', `must have no keyPrefix with \`interop\` (got ${JSON.stringify(backendKeyPrefix(backend))}): interop keys are shared verbatim across SDKs; give interop loaders a backend without one`);
+      throw new ConfigError(
+        COMPONENT,
+        'backend',
+        `must have no keyPrefix with \`interop\` (got ${JSON.stringify(backendKeyPrefix(backend))}): interop keys are shared verbatim across SDKs; give interop loaders a backend without one`,
+      );
     }
     const bus = backend ? sharedBus(backend, settings.channel, (error, operation) => report(error, operation, settings.channel, settings)) : null;
     const local = backend === null || isProcessLocal(backend);
@@ -487,7 +512,10 @@ export class CachedCore {
 function report(error: unknown, operation: string, key: string, settings?: Pick<CoreSettings, 'name' | 'onError'>): void {
   const message = BackendError.is(error) ? error.message : `${(error as Error)?.message ?? String(error)}`;
   if (error instanceof UnstorableValueError) {
-    warnRateLimited(`cache:unstorable:${settings?.name}:${error.path}`, `[cachekit] ${settings?.name ?? 'cache'}: value not stored (a hit could not return it as it is): ${message}; key ${key}`);
+    warnRateLimited(
+      `cache:unstorable:${settings?.name}:${error.path}`,
+      `[cachekit] ${settings?.name ?? 'cache'}: value not stored (a hit could not return it as it is): ${message}; key ${key}`,
+    );
   } else if (!settings?.onError) {
     warnRateLimited(`cache:${operation}:${message}`, `[cachekit] cache ${operation} ${key}: ${message}`);
   }
@@ -509,7 +537,8 @@ export function pathTag(path: string): string {
 function encryptorOf(option: CacheOptions['encryption']): Encryptor | undefined {
   if (option === undefined) return undefined;
   if (option instanceof Encryptor) return option;
-  if (option === null || typeof option !== 'object') throw new ConfigError(COMPONENT, 'encryption', 'must be an Encryptor or its options ({ masterKey, previousMasterKeys, failClosed })');
+  if (option === null || typeof option !== 'object')
+    throw new ConfigError(COMPONENT, 'encryption', 'must be an Encryptor or its options ({ masterKey, previousMasterKeys, failClosed })');
   assertKnownOptions(`${COMPONENT}.encryption`, option, ['masterKey', 'previousMasterKeys', 'failClosed']);
   const encryptor = Encryptor.fromEnv(process.env, option);
   if (!encryptor) throw new ConfigError(COMPONENT, 'encryption.masterKey', 'is required: pass it, or set CACHEKIT_MASTER_KEY (hex, at least 32 bytes)');
@@ -596,13 +625,17 @@ function interopSettings<A extends unknown[]>(options: CacheOptions<A>, fnName: 
   if (interop === null || typeof interop !== 'object') throw new ConfigError(COMPONENT, 'interop', 'must be { namespace, operation }');
   assertKnownOptions(`${COMPONENT}.interop`, interop, ['namespace', 'operation']);
   const operation = interop.operation ?? fnName;
-  for (const [kind, value] of [['namespace', interop.namespace], ['operation', operation]] as const) {
+  for (const [kind, value] of [
+    ['namespace', interop.namespace],
+    ['operation', operation],
+  ] as const) {
     const problem = interopSegmentProblem(kind, value);
     if (problem) throw new ConfigError(COMPONENT, `interop.${kind}`, problem);
   }
   // Entries a Python service writes carry no stored-at time or tags, and their key is derived, never chosen.
   for (const option of ['tags', 'paths', 'staleTtl', 'key', 'namespace'] as const) {
-    if (options[option] !== undefined) throw new ConfigError(COMPONENT, option, 'does not apply with `interop` (entries are plain values; freshness is the backend TTL)');
+    if (options[option] !== undefined)
+      throw new ConfigError(COMPONENT, option, 'does not apply with `interop` (entries are plain values; freshness is the backend TTL)');
   }
   return { namespace: interop.namespace, operation };
 }
@@ -632,7 +665,20 @@ function cacheSignature(scope: string, options: CacheOptions<never[]>, settings:
   const stack = options.stack !== undefined ? objectId(options.stack) : settings.stack ? 'configured' : 'none';
   const encryption = settings.encryption ? [settings.encryption.fingerprint('').toString('hex'), settings.encryption.failClosed] : null;
   const onError = options.onError ? objectId(options.onError) : null;
-  return ['cache', scope, backend, stack, encryption, settings.l1, settings.lock, settings.lockTimeoutMs, settings.lockWaitMs, settings.breaker, settings.timeoutMs, onError];
+  return [
+    'cache',
+    scope,
+    backend,
+    stack,
+    encryption,
+    settings.l1,
+    settings.lock,
+    settings.lockTimeoutMs,
+    settings.lockWaitMs,
+    settings.breaker,
+    settings.timeoutMs,
+    onError,
+  ];
 }
 
 function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: CacheOptions<A> = {}): CachedFunction<A, R> {
@@ -672,7 +718,8 @@ function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, 
   const tenantFor = (args: A): string => {
     if (typeof tenant === 'string') return tenant;
     const value = tenant(...args);
-    if (typeof value !== 'string' || value === '') throw new ConfigError(COMPONENT, 'tenant', `function must return a non-empty string, got ${JSON.stringify(value)}`);
+    if (typeof value !== 'string' || value === '')
+      throw new ConfigError(COMPONENT, 'tenant', `function must return a non-empty string, got ${JSON.stringify(value)}`);
     return value;
   };
   // Arguments without a key (a function, a class instance; in interop a number past 2^53), or a failing `key`/`tenant`
@@ -696,7 +743,11 @@ function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, 
   wrapped.info = () => {
     const s = core.stats;
     return {
-      hits: s.hits, misses: s.misses, l1Hits: s.l1Hits, l2Hits: s.l2Hits, calls: s.calls,
+      hits: s.hits,
+      misses: s.misses,
+      l1Hits: s.l1Hits,
+      l2Hits: s.l2Hits,
+      calls: s.calls,
       latency: { lookupMs: s.lookups ? s.lookupMs / s.lookups : 0, computeMs: s.calls ? s.computeMs / s.calls : 0 },
       backend: core.backendType,
     };
@@ -762,8 +813,13 @@ export interface CacheFn {
 }
 
 /** Memoises an async function; see the module comment for keys, records and semantics. */
-function cacheEntry<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, second?: CacheOptions<A> | readonly string[], third?: UnstableCacheOptions): CachedFunction<A, R> {
-  if (Array.isArray(second) || arguments.length > 2) return makeCached(fn, fromUnstableCacheForm(fn, second, third));
+function cacheEntry<A extends unknown[], R>(
+  fn: (...args: A) => R | Promise<R>,
+  ...rest: [(CacheOptions<A> | readonly string[])?, UnstableCacheOptions?]
+): CachedFunction<A, R> {
+  const [second, third] = rest;
+  // `cache(fn, undefined, { revalidate })` is the unstable_cache form too: it is told by the argument count.
+  if (Array.isArray(second) || rest.length > 1) return makeCached(fn, fromUnstableCacheForm(fn, second, third));
   return makeCached(fn, second as CacheOptions<A> | undefined);
 }
 

@@ -7,15 +7,7 @@
  *   cacheMaxMemorySize: 0,
  */
 import { EncryptionError } from '../wire/encryption.js';
-import {
-  configuredStack,
-  getStack,
-  reportUnavailable,
-  stackOf,
-  validateOptions,
-  type CachekitNextOptions,
-  type CacheStack,
-} from '../stack/stack.js';
+import { configuredStack, getStack, reportUnavailable, stackOf, validateOptions, type CachekitNextOptions, type CacheStack } from '../stack/stack.js';
 import type { HandlerEntry } from '../wire/next-entry.js';
 import {
   NEXT_CACHE_TAGS_HEADER,
@@ -118,8 +110,7 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
         const storeKey = this.#storeKey(rt, key, scope);
         let hit = await rt.entries.lookup(storeKey);
         if (!hit) return null;
-        const tagsOfHit = (entry: HandlerEntry) =>
-          scope === 'fetch' ? [...entry.tags, ...(ctx.tags ?? []), ...(ctx.softTags ?? [])] : entry.tags;
+        const tagsOfHit = (entry: HandlerEntry) => (scope === 'fetch' ? [...entry.tags, ...(ctx.tags ?? []), ...(ctx.softTags ?? [])] : entry.tags);
         let verdict = await rt.tags.verdict(tagsOfHit(hit.value), hit.value.lastModified);
         if (verdict !== 'fresh' && hit.source === 'l1' && rt.backend !== null) {
           // Another instance may already have regenerated it: look in the L2 (if any: L1-only has no other copy) first.

@@ -58,8 +58,20 @@ type ConfigFunction<T> = (phase: string, context: { defaultConfig: object }) => 
 const COMPONENT = 'withCachekit';
 const WRITTEN = Symbol.for('cachekit-next.withCachekitOptions');
 const KNOWN = [
-  'backend', 'keyPrefix', 'namespace', 'deploymentId', 'l1', 'useCacheL1', 'readYourWrites', 'coherenceTtlSeconds', 'maxTtlSeconds',
-  'timeoutMs', 'compression', 'breaker', 'warmStart', 'encryption',
+  'backend',
+  'keyPrefix',
+  'namespace',
+  'deploymentId',
+  'l1',
+  'useCacheL1',
+  'readYourWrites',
+  'coherenceTtlSeconds',
+  'maxTtlSeconds',
+  'timeoutMs',
+  'compression',
+  'breaker',
+  'warmStart',
+  'encryption',
 ] as const;
 
 /**
@@ -116,13 +128,22 @@ function applyTo<T extends object>(nextConfig: T, serialised: string): T & Cache
   const user = nextConfig as CachekitNextConfig & { output?: unknown };
   // output: 'standalone': server.js never evaluates next.config, so the handlers are modules that carry the options.
   const { cacheHandler, useCacheHandler } = user.output === 'standalone' ? writeBuiltHandlers(serialised, process.cwd()) : handlerPaths();
-  const ours = (value: unknown, target: string) => value === undefined || value === null || samePath(value, target) || (typeof value === 'string' && isGeneratedHandler(value));
+  const ours = (value: unknown, target: string) =>
+    value === undefined || value === null || samePath(value, target) || (typeof value === 'string' && isGeneratedHandler(value));
 
   if (!ours(user.cacheHandler, cacheHandler)) {
-    throw new ConfigError(COMPONENT, 'cacheHandler', `is already set to ${describe(user.cacheHandler)}; withCachekit sets it to cachekit-next's handler: remove it, or configure the handler by hand instead of withCachekit`);
+    throw new ConfigError(
+      COMPONENT,
+      'cacheHandler',
+      `is already set to ${describe(user.cacheHandler)}; withCachekit sets it to cachekit-next's handler: remove it, or configure the handler by hand instead of withCachekit`,
+    );
   }
   if (user.cacheMaxMemorySize !== undefined && user.cacheMaxMemorySize !== 0) {
-    throw new ConfigError(COMPONENT, 'cacheMaxMemorySize', `is set to ${describe(user.cacheMaxMemorySize)}; it must be 0 (Next's own in-memory layer would shadow the shared store): remove it`);
+    throw new ConfigError(
+      COMPONENT,
+      'cacheMaxMemorySize',
+      `is set to ${describe(user.cacheMaxMemorySize)}; it must be 0 (Next's own in-memory layer would shadow the shared store): remove it`,
+    );
   }
   const experimental = (user.experimental ?? {}) as { cacheHandlers?: Record<string, string | undefined> };
   // Where the 'use cache' handlers go: where the user keeps theirs, else top level (16+) or experimental (15).
@@ -134,7 +155,11 @@ function applyTo<T extends object>(nextConfig: T, serialised: string): T & Cache
   }
   for (const kind of ['default', 'remote'] as const) {
     if (!ours(existing[kind], useCacheHandler)) {
-      throw new ConfigError(COMPONENT, `${where}.${kind}`, `is already set to ${describe(existing[kind])}; withCachekit sets it to cachekit-next's 'use cache' handler: remove it`);
+      throw new ConfigError(
+        COMPONENT,
+        `${where}.${kind}`,
+        `is already set to ${describe(existing[kind])}; withCachekit sets it to cachekit-next's 'use cache' handler: remove it`,
+      );
     }
   }
   const handlers = { ...existing, default: useCacheHandler, remote: useCacheHandler };
@@ -157,13 +182,21 @@ function serialisedOptions(options: WithCachekitOptions): string {
     throw new ConfigError(COMPONENT, 'options', `must be an object, got ${describe(options)}`);
   }
   if ('onError' in options && options.onError !== undefined) {
-    throw new ConfigError(COMPONENT, 'onError', "is a function, which cannot reach Next's worker processes: use a handler module of your own with createCacheHandler({ onError }) instead");
+    throw new ConfigError(
+      COMPONENT,
+      'onError',
+      "is a function, which cannot reach Next's worker processes: use a handler module of your own with createCacheHandler({ onError }) instead",
+    );
   }
   assertKnownOptions(COMPONENT, options, KNOWN);
   const encryption = options.encryption as Record<string, unknown> | undefined;
   for (const secret of ['masterKey', 'previousMasterKeys'] as const) {
     if (encryption && typeof encryption === 'object' && encryption[secret] !== undefined) {
-      throw new ConfigError(COMPONENT, `encryption.${secret}`, 'would be copied into every process\'s environment (CACHEKIT_NEXT_OPTIONS) and into config files: set CACHEKIT_MASTER_KEY (and CACHEKIT_PREVIOUS_MASTER_KEYS) instead');
+      throw new ConfigError(
+        COMPONENT,
+        `encryption.${secret}`,
+        "would be copied into every process's environment (CACHEKIT_NEXT_OPTIONS) and into config files: set CACHEKIT_MASTER_KEY (and CACHEKIT_PREVIOUS_MASTER_KEYS) instead",
+      );
     }
   }
   const { backend, ...rest } = options;
@@ -181,7 +214,11 @@ function backendSpec(backend: WithCachekitOptions['backend']): BackendSpec | und
     throw new ConfigError(COMPONENT, 'backend', `must be a module path, a description such as { type: 'redis', url }, or null, got ${describe(backend)}`);
   }
   if (isBackend(backend)) {
-    throw new ConfigError(COMPONENT, 'backend', "is a backend object, which cannot reach Next's worker processes: create it in a module of yours and pass the module's path, e.g. backend: './cachekit.backend.mjs'");
+    throw new ConfigError(
+      COMPONENT,
+      'backend',
+      "is a backend object, which cannot reach Next's worker processes: create it in a module of yours and pass the module's path, e.g. backend: './cachekit.backend.mjs'",
+    );
   }
   const description = { ...(backend as BackendDescription) };
   if (description.type === 'file' && typeof description.cacheDir === 'string' && description.cacheDir !== '') {
@@ -200,7 +237,11 @@ function backendModulePath(specifier: string | URL): string {
     throw new ConfigError(COMPONENT, 'backend', `is not a usable module path or file URL: ${(error as Error).message}`);
   }
   if (!existsSync(file) || !statSync(file).isFile()) {
-    throw new ConfigError(COMPONENT, 'backend', `names the module ${file}, which does not exist (relative paths are resolved against the app directory, ${process.cwd()})`);
+    throw new ConfigError(
+      COMPONENT,
+      'backend',
+      `names the module ${file}, which does not exist (relative paths are resolved against the app directory, ${process.cwd()})`,
+    );
   }
   return file;
 }

@@ -15,15 +15,7 @@
  */
 import { EncryptionError } from '../wire/encryption.js';
 import { createHash } from 'node:crypto';
-import {
-  configuredStack,
-  getStack,
-  reportUnavailable,
-  stackOf,
-  validateOptions,
-  type CachekitNextOptions,
-  type CacheStack,
-} from '../stack/stack.js';
+import { configuredStack, getStack, reportUnavailable, stackOf, validateOptions, type CachekitNextOptions, type CacheStack } from '../stack/stack.js';
 import type { UseCacheStoredEntry } from '../wire/use-cache-entry.js';
 import { nowMs } from '../shared/clock.js';
 
@@ -225,9 +217,7 @@ export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(s
     async getExpiration(...args: (string | string[])[]): Promise<number> {
       const rt = await ready('getExpiration');
       if (!rt) return 0;
-      const tags = (args.length === 1 && Array.isArray(args[0]) ? args[0] : args).filter(
-        (tag): tag is string => typeof tag === 'string' && tag.length > 0,
-      );
+      const tags = (args.length === 1 && Array.isArray(args[0]) ? args[0] : args).filter((tag): tag is string => typeof tag === 'string' && tag.length > 0);
       if (tags.length === 0) return 0;
       try {
         const fresh = rt.bus.fresh();

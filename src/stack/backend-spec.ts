@@ -66,7 +66,11 @@ export function validateBackendSpec(spec: unknown, option = 'backend', { probe =
   }
   if (!isDeepStrictEqual(JSON.parse(JSON.stringify(spec)), spec)) {
     // It travels as JSON: a Buffer (e.g. a TLS certificate) or a function would arrive changed or not at all.
-    throw new ConfigError('withCachekit', option, 'must be JSON-serialisable (it reaches the worker processes through CACHEKIT_NEXT_OPTIONS); put it in a backend module instead');
+    throw new ConfigError(
+      'withCachekit',
+      option,
+      'must be JSON-serialisable (it reaches the worker processes through CACHEKIT_NEXT_OPTIONS); put it in a backend module instead',
+    );
   }
   if (!probe) return; // the backend is about to be constructed anyway, which validates it
   // The constructor's own validation, naming the backend option. The API key of CachekitIO may legitimately come
@@ -75,7 +79,8 @@ export function validateBackendSpec(spec: unknown, option = 'backend', { probe =
   if (trial.type === 'cachekitio' && trial.apiKey === undefined && !process.env.CACHEKIT_API_KEY?.trim()) trial.apiKey = 'validation-only';
   // Likewise the URL of Redis, from CACHEKIT_REDIS_URL or REDIS_URL where the server runs.
   const redisEnv = !process.env.CACHEKIT_REDIS_URL?.trim() && !process.env.REDIS_URL?.trim();
-  if (trial.type === 'redis' && redisEnv && trial.url === undefined && trial.nodes === undefined && trial.sentinels === undefined) trial.url = 'redis://validation-only';
+  if (trial.type === 'redis' && redisEnv && trial.url === undefined && trial.nodes === undefined && trial.sentinels === undefined)
+    trial.url = 'redis://validation-only';
   const backend = construct(trial, process.env);
   // Connections open lazily: nothing was opened, but release what the constructor holds (Redis's shared set).
   if (isClosable(backend)) void backend.close().catch(() => {});

@@ -113,7 +113,12 @@ function relevantEnv(env: NodeJS.ProcessEnv): string[] {
 const ioBackends = new Map<string, CachekitIOBackend>();
 /** `cache.io`'s backend: one `CachekitIOBackend.fromEnv()` (and connection pool) per CACHEKIT_* configuration. */
 export function cachekitIOFromEnv(): CachekitIOBackend {
-  const signature = JSON.stringify(Object.keys(process.env).filter((name) => name.startsWith('CACHEKIT_')).sort().map((name) => [name, process.env[name]]));
+  const signature = JSON.stringify(
+    Object.keys(process.env)
+      .filter((name) => name.startsWith('CACHEKIT_'))
+      .sort()
+      .map((name) => [name, process.env[name]]),
+  );
   let backend = ioBackends.get(signature);
   if (!backend) ioBackends.set(signature, (backend = CachekitIOBackend.fromEnv()));
   return backend;

@@ -88,8 +88,21 @@ export interface CachekitNextOptions {
 }
 
 const KNOWN_OPTIONS = [
-  'backend', 'keyPrefix', 'namespace', 'deploymentId', 'l1', 'useCacheL1', 'readYourWrites', 'coherenceTtlSeconds', 'maxTtlSeconds',
-  'timeoutMs', 'compression', 'breaker', 'onError', 'warmStart', 'encryption',
+  'backend',
+  'keyPrefix',
+  'namespace',
+  'deploymentId',
+  'l1',
+  'useCacheL1',
+  'readYourWrites',
+  'coherenceTtlSeconds',
+  'maxTtlSeconds',
+  'timeoutMs',
+  'compression',
+  'breaker',
+  'onError',
+  'warmStart',
+  'encryption',
 ] as const;
 
 /** What the handlers need of an entry cache: a TieredCache, or a SealedCache over one. */
@@ -204,7 +217,7 @@ export class CacheStack {
     this.#l1MaxTtlSeconds = alone || this.bus.coherent ? Infinity : coherenceTtl;
     this.#useCacheL1 = options.useCacheL1 ?? options.l1 ?? {};
     if (options.useCacheL1 === false && this.backend === null) {
-      throw new ConfigError(COMPONENT, 'useCacheL1', "cannot be false when backend is null (nothing would be cached)");
+      throw new ConfigError(COMPONENT, 'useCacheL1', 'cannot be false when backend is null (nothing would be cached)');
     }
     this.encryptor = encryptorOf(options.encryption);
     this.#tenant = (typeof options.encryption === 'object' ? options.encryption.tenant : undefined) ?? this.namespace;

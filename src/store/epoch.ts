@@ -249,7 +249,7 @@ export class Epoch {
     this.#last = n;
     const entries = slots.map((slot, i) => parseEntry(values[i] ?? null, slot));
     let first = appeared ? Infinity : -Infinity;
-    if (appeared) slots.forEach((slot, i) => entries[i] && (first = Math.min(first, slot)));
+    if (appeared) for (const [i, slot] of slots.entries()) if (entries[i]) first = Math.min(first, slot);
     if (first === Infinity) {
       this.#flush(); // appeared, but none of its entries can be read yet: nothing to go by
       return;

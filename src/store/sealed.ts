@@ -101,7 +101,10 @@ export class SealedCache<T> {
       return { value: this.#codec.decode(plain), source: hit.source };
     } catch (error) {
       // Opened, yet not decodable: another writer's format or version. A miss (the entry is left to its owner).
-      warnRateLimited(`${this.name}:decode`, `[cachekit] ${this.name}: value under ${key} could not be decoded (${(error as Error).message}); served as a miss`);
+      warnRateLimited(
+        `${this.name}:decode`,
+        `[cachekit] ${this.name}: value under ${key} could not be decoded (${(error as Error).message}); served as a miss`,
+      );
       return null;
     }
   }

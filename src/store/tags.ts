@@ -157,9 +157,7 @@ export class TagStore {
     const keys = tags.flatMap((tag) => [this.#staleKey(tag), this.#expiredKey(tag)]);
     let values: (Uint8Array | null)[];
     try {
-      values = await this.#options.call('getTags', () =>
-        hasBatch(backend) ? backend.getMany(keys) : Promise.all(keys.map((key) => backend.get(key))),
-      );
+      values = await this.#options.call('getTags', () => (hasBatch(backend) ? backend.getMany(keys) : Promise.all(keys.map((key) => backend.get(key)))));
     } catch (error) {
       // Fail open: without the shared store, trust what this process last knew (nothing, at worst) and retry soon.
       this.#options.onError(error, 'getTags');

@@ -189,9 +189,17 @@ export class TieredCache<T = Uint8Array> {
       value = this.#codec.decode(bytes);
     } catch (error) {
       this.metrics.misses++;
-      this.#report(new BackendError(`stored value could not be decoded: ${(error as Error).message}`, {
-        kind: 'permanent', backend: this.#backendType, operation: 'decode', key, cause: error,
-      }), 'decode', key);
+      this.#report(
+        new BackendError(`stored value could not be decoded: ${(error as Error).message}`, {
+          kind: 'permanent',
+          backend: this.#backendType,
+          operation: 'decode',
+          key,
+          cause: error,
+        }),
+        'decode',
+        key,
+      );
       return null;
     }
     this.metrics.l2Hits++;
@@ -240,7 +248,7 @@ export class TieredCache<T = Uint8Array> {
     try {
       const stored = hasAdd(backend)
         ? await this.#call('add', key, () => backend.add(key, bytes, ttlSeconds))
-        : !(await this.#call('exists', key, () => backend.exists(key))) && (await this.#call('set', key, () => backend.set(key, bytes, ttlSeconds)), true);
+        : await this.#setIfAbsent(backend, key, bytes, ttlSeconds);
       if (stored) {
         this.metrics.sets++;
         this.#invalidateFlight(key);
@@ -309,6 +317,13 @@ export class TieredCache<T = Uint8Array> {
     }
   }
 
+  /** `add` for a backend without it: exists, then set (not atomic; a backend with `add` gets the atomic form). */
+  async #setIfAbsent(backend: Backend, key: string, bytes: Uint8Array, ttlSeconds: number | undefined): Promise<boolean> {
+    if (await this.#call('exists', key, () => backend.exists(key))) return false;
+    await this.#call('set', key, () => backend.set(key, bytes, ttlSeconds));
+    return true;
+  }
+
   #call<R>(operation: string, _key: string, call: () => Promise<R>): Promise<R> {
     const guarded = () => withDeadline(Promise.resolve().then(call), this.#timeoutMs, this.#backendType, operation);
     return this.#breaker ? this.#breaker.run(this.#backendType, operation, guarded) : guarded();
@@ -319,7 +334,11 @@ export class TieredCache<T = Uint8Array> {
     const backendError = BackendError.is(error)
       ? error
       : new BackendError(`${operation} failed: ${(error as Error)?.message ?? String(error)}`, {
-          kind: 'unknown', backend: this.#backendType, operation, key, cause: error,
+          kind: 'unknown',
+          backend: this.#backendType,
+          operation,
+          key,
+          cause: error,
         });
     try {
       this.#onError(backendError, { operation, key, cache: this.name });
@@ -335,5 +354,10 @@ export function backendTypeOf(backend: Backend | null): string {
   const name = (backend as { constructor?: { name?: string } }).constructor?.name;
   if (!name || name === 'Object') return 'custom';
   // A bundler may rename a class `_FileBackend` to avoid a clash: the leading underscores are not part of the name.
-  return name.replace(/^_+/, '').replace(/Backend$/, '').toLowerCase() || 'custom';
+  return (
+    name
+      .replace(/^_+/, '')
+      .replace(/Backend$/, '')
+      .toLowerCase() || 'custom'
+  );
 }

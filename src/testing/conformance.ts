@@ -7,17 +7,7 @@
 import { randomBytes, randomUUID } from '../shared/random.js';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
-import {
-  BackendError,
-  hasAdd,
-  hasBatch,
-  hasCounter,
-  hasInvalidation,
-  hasLocks,
-  hasTtl,
-  isClosable,
-  type Backend,
-} from '../protocol/backend.js';
+import { BackendError, hasAdd, hasBatch, hasCounter, hasInvalidation, hasLocks, hasTtl, isClosable, type Backend } from '../protocol/backend.js';
 
 export interface UnreachableBackend {
   backend: Backend;
@@ -211,9 +201,7 @@ export function testBackendConformance(target: ConformanceTarget, runner: TestRu
       const base = uniq('concurrent');
       const n = 1_000;
       await Promise.all(Array.from({ length: n }, (_, i) => backend.set(`${base}:${i}`, bytes(`v${i}`), 120)));
-      const results = await Promise.all(
-        Array.from({ length: n }, (_, i) => (i % 2 === 0 ? backend.get(`${base}:${i}`) : backend.exists(`${base}:${i}`))),
-      );
+      const results = await Promise.all(Array.from({ length: n }, (_, i) => (i % 2 === 0 ? backend.get(`${base}:${i}`) : backend.exists(`${base}:${i}`))));
       results.forEach((result, i) => {
         if (i % 2 === 0) expectBytes(result as Uint8Array, bytes(`v${i}`));
         else assert.equal(result, true);
@@ -228,109 +216,117 @@ export function testBackendConformance(target: ConformanceTarget, runner: TestRu
     });
 
     const offers = (name: Capability) => target.capabilities.includes(name);
-    if (target.capabilities.length > 0) describe('optional capabilities', () => {
-      declareIf(offers('batch'))('batch get/set', async () => {
-        if (!hasBatch(backend)) throw new Error('declared but missing');
-        const base = uniq('batch');
-        await backend.setMany([
-          { key: `${base}:a`, value: bytes('A') },
-          { key: `${base}:b`, value: bytes('B'), ttlSeconds: 60 },
-        ]);
-        const got = await backend.getMany([`${base}:a`, `${base}:missing`, `${base}:b`]);
-        assert.equal((got).length, 3);
-        expectBytes(got[0]!, bytes('A'));
-        assert.equal(got[1], null);
-        expectBytes(got[2]!, bytes('B'));
-        assert.deepEqual(await backend.getMany([]), []);
-      });
+    if (target.capabilities.length > 0)
+      describe('optional capabilities', () => {
+        declareIf(offers('batch'))('batch get/set', async () => {
+          if (!hasBatch(backend)) throw new Error('declared but missing');
+          const base = uniq('batch');
+          await backend.setMany([
+            { key: `${base}:a`, value: bytes('A') },
+            { key: `${base}:b`, value: bytes('B'), ttlSeconds: 60 },
+          ]);
+          const got = await backend.getMany([`${base}:a`, `${base}:missing`, `${base}:b`]);
+          assert.equal(got.length, 3);
+          expectBytes(got[0]!, bytes('A'));
+          assert.equal(got[1], null);
+          expectBytes(got[2]!, bytes('B'));
+          assert.deepEqual(await backend.getMany([]), []);
+        });
 
-      declareIf(offers('ttl'))('TTL inspection', async () => {
-        if (!hasTtl(backend)) throw new Error('declared but missing');
-        const key = uniq('ttl-inspect');
-        const forever = uniq('ttl-forever');
-        await backend.set(key, bytes('v'), 100);
-        await backend.set(forever, bytes('f'));
-        const entry = await backend.getWithTtl(key);
-        expectBytes(entry!.value, bytes('v'));
-        compare(entry!.ttlMs, '>', 90_000);
-        compare(entry!.ttlMs, '<=', 100_000);
-        assert.equal((await backend.getWithTtl(forever))!.ttlMs, null);
-        assert.equal(await backend.getWithTtl(uniq('absent')), null);
-        const ttl = await backend.getTtl(key);
-        compare(ttl, '>', 90);
-        compare(ttl, '<=', 100);
-        assert.equal(await backend.getTtl(forever), null);
-        assert.equal(await backend.getTtl(uniq('absent')), undefined);
-        assert.equal(await backend.refreshTtl(key, 1000), true);
-        compare(await backend.getTtl(key), '>', 990);
-        assert.equal(await backend.refreshTtl(uniq('absent'), 10), false);
-      });
+        declareIf(offers('ttl'))('TTL inspection', async () => {
+          if (!hasTtl(backend)) throw new Error('declared but missing');
+          const key = uniq('ttl-inspect');
+          const forever = uniq('ttl-forever');
+          await backend.set(key, bytes('v'), 100);
+          await backend.set(forever, bytes('f'));
+          const entry = await backend.getWithTtl(key);
+          expectBytes(entry!.value, bytes('v'));
+          compare(entry!.ttlMs, '>', 90_000);
+          compare(entry!.ttlMs, '<=', 100_000);
+          assert.equal((await backend.getWithTtl(forever))!.ttlMs, null);
+          assert.equal(await backend.getWithTtl(uniq('absent')), null);
+          const ttl = await backend.getTtl(key);
+          compare(ttl, '>', 90);
+          compare(ttl, '<=', 100);
+          assert.equal(await backend.getTtl(forever), null);
+          assert.equal(await backend.getTtl(uniq('absent')), undefined);
+          assert.equal(await backend.refreshTtl(key, 1000), true);
+          compare(await backend.getTtl(key), '>', 990);
+          assert.equal(await backend.refreshTtl(uniq('absent'), 10), false);
+        });
 
-      declareIf(offers('locks'))('locks with a lease', async () => {
-        if (!hasLocks(backend)) throw new Error('declared but missing');
-        const key = uniq('lock');
-        const token = await backend.acquireLock(key, 1_000);
-        assert.equal(typeof token, 'string');
-        assert.equal(await backend.acquireLock(key, 1_000), null);
-        assert.equal(await backend.releaseLock(key, 'not-the-token'), false);
-        assert.equal(await backend.releaseLock(key, token!), true);
-        const second = await backend.acquireLock(key, 500);
-        assert.notEqual(second, null);
-        await sleep(1_100); // the holder "crashed": its lease expires
-        const third = await backend.acquireLock(key, 500);
-        assert.notEqual(third, null);
-        assert.notEqual(third, second);
-        // The lock does not collide with a value of the same key.
-        await backend.set(key, bytes('value'));
-        expectBytes(await backend.get(key), bytes('value'));
-      });
+        declareIf(offers('locks'))('locks with a lease', async () => {
+          if (!hasLocks(backend)) throw new Error('declared but missing');
+          const key = uniq('lock');
+          const token = await backend.acquireLock(key, 1_000);
+          assert.equal(typeof token, 'string');
+          assert.equal(await backend.acquireLock(key, 1_000), null);
+          assert.equal(await backend.releaseLock(key, 'not-the-token'), false);
+          assert.equal(await backend.releaseLock(key, token!), true);
+          const second = await backend.acquireLock(key, 500);
+          assert.notEqual(second, null);
+          await sleep(1_100); // the holder "crashed": its lease expires
+          const third = await backend.acquireLock(key, 500);
+          assert.notEqual(third, null);
+          assert.notEqual(third, second);
+          // The lock does not collide with a value of the same key.
+          await backend.set(key, bytes('value'));
+          expectBytes(await backend.get(key), bytes('value'));
+        });
 
-      declareIf(offers('add'))('set-if-absent', async () => {
-        if (!hasAdd(backend)) throw new Error('declared but missing');
-        const key = uniq('add');
-        assert.equal(await backend.add(key, bytes('first'), 60), true);
-        assert.equal(await backend.add(key, bytes('second'), 60), false);
-        expectBytes(await backend.get(key), bytes('first'));
-      });
+        declareIf(offers('add'))('set-if-absent', async () => {
+          if (!hasAdd(backend)) throw new Error('declared but missing');
+          const key = uniq('add');
+          assert.equal(await backend.add(key, bytes('first'), 60), true);
+          assert.equal(await backend.add(key, bytes('second'), 60), false);
+          expectBytes(await backend.get(key), bytes('first'));
+        });
 
-      declareIf(offers('counter'))('an atomic counter, shared with another instance, readable with get', async () => {
-        if (!hasCounter(backend)) throw new Error('declared but missing');
-        const other = target.sameStore ? await target.sameStore(backend) : await target.create();
-        if (!hasCounter(other)) throw new Error('second instance lacks the capability');
-        const key = uniq('counter');
-        assert.equal(await backend.incr(key, 1_000), 1_000); // created holding `initial`
-        assert.equal(await other.incr(key, 5), 1_001); // `initial` only applies to a missing counter
-        // Concurrent increments from two instances: every one gets its own value, none is lost.
-        const both = [backend, other] as const;
-        const values = await Promise.all(Array.from({ length: 40 }, (_, i) => both[i % 2]!.incr(key, 0)));
-        assert.equal(new Set(values).size, 40);
-        assert.equal(Math.min(...values), 1_002);
-        assert.equal(Math.max(...values), 1_041);
-        assert.equal(new TextDecoder().decode((await other.get(key))!), '1041');
-        // A value that is not a counter is refused, never silently replaced.
-        const plain = uniq('not-a-counter');
-        await backend.set(plain, bytes('hello'));
-        const refused = await backend.incr(plain, 0).then(() => null, (error: unknown) => error);
-        assert.equal(BackendError.is(refused), true);
-        expectBytes(await backend.get(plain), bytes('hello'));
-        if (isClosable(other) && other !== backend) await other.close();
-      });
+        declareIf(offers('counter'))('an atomic counter, shared with another instance, readable with get', async () => {
+          if (!hasCounter(backend)) throw new Error('declared but missing');
+          const other = target.sameStore ? await target.sameStore(backend) : await target.create();
+          if (!hasCounter(other)) throw new Error('second instance lacks the capability');
+          const key = uniq('counter');
+          assert.equal(await backend.incr(key, 1_000), 1_000); // created holding `initial`
+          assert.equal(await other.incr(key, 5), 1_001); // `initial` only applies to a missing counter
+          // Concurrent increments from two instances: every one gets its own value, none is lost.
+          const both = [backend, other] as const;
+          const values = await Promise.all(Array.from({ length: 40 }, (_, i) => both[i % 2]!.incr(key, 0)));
+          assert.equal(new Set(values).size, 40);
+          assert.equal(Math.min(...values), 1_002);
+          assert.equal(Math.max(...values), 1_041);
+          assert.equal(new TextDecoder().decode((await other.get(key))!), '1041');
+          // A value that is not a counter is refused, never silently replaced.
+          const plain = uniq('not-a-counter');
+          await backend.set(plain, bytes('hello'));
+          const refused = await backend.incr(plain, 0).then(
+            () => null,
+            (error: unknown) => error,
+          );
+          assert.equal(BackendError.is(refused), true);
+          expectBytes(await backend.get(plain), bytes('hello'));
+          if (isClosable(other) && other !== backend) await other.close();
+        });
 
-      declareIf(offers('invalidation'))('invalidation messages reach another instance', async () => {
-        if (!hasInvalidation(backend)) throw new Error('declared but missing');
-        const other = await target.create();
-        if (!hasInvalidation(other)) throw new Error('second instance lacks the capability');
-        const channel = uniq('channel');
-        const received: string[] = [];
-        const sub = await other.subscribe(channel, (m) => received.push(m), () => {});
-        await backend.publish(channel, 'hello ✓');
-        const deadline = performance.now() + 5_000;
-        while (received.length === 0 && performance.now() < deadline) await sleep(10);
-        assert.deepEqual(received, ['hello ✓']);
-        await sub.unsubscribe();
-        if (isClosable(other)) await other.close();
+        declareIf(offers('invalidation'))('invalidation messages reach another instance', async () => {
+          if (!hasInvalidation(backend)) throw new Error('declared but missing');
+          const other = await target.create();
+          if (!hasInvalidation(other)) throw new Error('second instance lacks the capability');
+          const channel = uniq('channel');
+          const received: string[] = [];
+          const sub = await other.subscribe(
+            channel,
+            (m) => received.push(m),
+            () => {},
+          );
+          await backend.publish(channel, 'hello ✓');
+          const deadline = performance.now() + 5_000;
+          while (received.length === 0 && performance.now() < deadline) await sleep(10);
+          assert.deepEqual(received, ['hello ✓']);
+          await sub.unsubscribe();
+          if (isClosable(other)) await other.close();
+        });
       });
-    });
 
     for (const [mode, make] of Object.entries(target.unreachable ?? {})) {
       it(`fails fast with a classified BackendError when the server is ${mode}`, async () => {

@@ -146,7 +146,8 @@ export class Encryptor {
     this.current = { key: parseKey('masterKey', options.masterKey), tenantKeys: new Map() };
     const previous = options.previousMasterKeys ?? [];
     if (!Array.isArray(previous)) throw new ConfigError(COMPONENT, 'previousMasterKeys', 'must be an array');
-    if (previous.length > MAX_PREVIOUS_KEYS) throw new ConfigError(COMPONENT, 'previousMasterKeys', `holds at most ${MAX_PREVIOUS_KEYS} keys, got ${previous.length}`);
+    if (previous.length > MAX_PREVIOUS_KEYS)
+      throw new ConfigError(COMPONENT, 'previousMasterKeys', `holds at most ${MAX_PREVIOUS_KEYS} keys, got ${previous.length}`);
     this.previous = previous.map((k, i) => ({ key: parseKey(`previousMasterKeys[${i}]`, k), tenantKeys: new Map() }));
     this.failClosed = options.failClosed ?? false;
     if (typeof this.failClosed !== 'boolean') throw new ConfigError(COMPONENT, 'failClosed', 'must be a boolean');
@@ -162,7 +163,10 @@ export class Encryptor {
     const raw = env.CACHEKIT_PREVIOUS_MASTER_KEYS?.trim();
     let previous = overrides.previousMasterKeys;
     if (previous === undefined && raw) {
-      const keys = raw.split(',').map((k) => k.trim()).filter((k) => k !== '');
+      const keys = raw
+        .split(',')
+        .map((k) => k.trim())
+        .filter((k) => k !== '');
       if (keys.length > MAX_PREVIOUS_KEYS) {
         throw new ConfigError('environment', 'CACHEKIT_PREVIOUS_MASTER_KEYS', `holds at most ${MAX_PREVIOUS_KEYS} keys, got ${keys.length}`);
       }

@@ -56,7 +56,14 @@ export class InteropDateTime {
     const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
     const check = new Date(ms);
     // Date.UTC rolls over silently (Feb 30 -> Mar 1): refuse fields out of range instead.
-    if (!Number.isFinite(ms) || check.getUTCDate() !== Number(d) || check.getUTCMonth() + 1 !== Number(mo) || check.getUTCHours() !== Number(h) || Number(mi) > 59 || Number(s) > 59) {
+    if (
+      !Number.isFinite(ms) ||
+      check.getUTCDate() !== Number(d) ||
+      check.getUTCMonth() + 1 !== Number(mo) ||
+      check.getUTCHours() !== Number(h) ||
+      Number(mi) > 59 ||
+      Number(s) > 59
+    ) {
       throw new InteropError(`datetime ${JSON.stringify(text)} is out of range`);
     }
     let offsetMinutes = 0;
@@ -66,7 +73,7 @@ export class InteropDateTime {
       if (oh > 23 || om > 59) throw new InteropError(`datetime ${JSON.stringify(text)} has an invalid UTC offset`);
       offsetMinutes = sign * (oh * 60 + om);
     }
-    const micros = BigInt(ms) * 1000n + BigInt((frac + '000000').slice(0, 6)) - BigInt(offsetMinutes) * 60_000_000n;
+    const micros = BigInt(ms) * 1000n + BigInt(`${frac}000000`.slice(0, 6)) - BigInt(offsetMinutes) * 60_000_000n;
     return new InteropDateTime(micros);
   }
 

@@ -42,7 +42,7 @@ const LITTLE_ENDIAN = endianness() === 'LE';
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const utf8 = new TextEncoder();
 
-const enum Ext {
+enum Ext {
   Undefined = 0,
   Utf16 = 1,
   BigInt = 2,
@@ -56,9 +56,18 @@ const enum Ext {
 
 /** The kind byte of ext 8 (never renumbered: keys depend on it). */
 const KINDS = new Map<unknown, number>([
-  [Uint8Array.prototype, 1], [Buffer.prototype, 1], [Int8Array.prototype, 2], [Uint8ClampedArray.prototype, 3],
-  [Int16Array.prototype, 4], [Uint16Array.prototype, 5], [Int32Array.prototype, 6], [Uint32Array.prototype, 7],
-  [Float32Array.prototype, 8], [Float64Array.prototype, 9], [BigInt64Array.prototype, 10], [BigUint64Array.prototype, 11],
+  [Uint8Array.prototype, 1],
+  [Buffer.prototype, 1],
+  [Int8Array.prototype, 2],
+  [Uint8ClampedArray.prototype, 3],
+  [Int16Array.prototype, 4],
+  [Uint16Array.prototype, 5],
+  [Int32Array.prototype, 6],
+  [Uint32Array.prototype, 7],
+  [Float32Array.prototype, 8],
+  [Float64Array.prototype, 9],
+  [BigInt64Array.prototype, 10],
+  [BigUint64Array.prototype, 11],
   [DataView.prototype, 12],
 ]);
 
@@ -178,8 +187,8 @@ class KeyWalk {
 }
 
 function describe(value: object): string {
-  const constructor = (value as { constructor?: { name?: unknown } }).constructor;
-  const name = typeof constructor === 'function' && typeof constructor.name === 'string' && constructor.name ? constructor.name : 'exotic';
+  const ctor = (value as { constructor?: { name?: unknown } }).constructor;
+  const name = typeof ctor === 'function' && typeof ctor.name === 'string' && ctor.name ? ctor.name : 'exotic';
   return `is an instance of ${name}`;
 }
 

@@ -70,7 +70,9 @@ export function lz4Compressor(): Lz4Compress | null {
   try {
     const wasm = requireWasm();
     compressor = (data) => wasm.compress(data);
-    logger().warn(`[cachekit] native LZ4 (lz4-napi) unavailable, compressing with its WebAssembly build (lz4-wasm-nodejs): the same stored format, slower writes: ${nativeError}`);
+    logger().warn(
+      `[cachekit] native LZ4 (lz4-napi) unavailable, compressing with its WebAssembly build (lz4-wasm-nodejs): the same stored format, slower writes: ${nativeError}`,
+    );
   } catch (error) {
     compressor = null;
     logger().warn(

@@ -29,7 +29,13 @@ const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 function within(error: unknown, step: string | number | { setElement: number }): never {
   if (error instanceof CanonicalMsgpackError) {
     const segment =
-      typeof step === 'number' ? `[${step}]` : typeof step === 'object' ? `[<set element ${step.setElement}>]` : IDENTIFIER.test(step) ? `.${step}` : `[${JSON.stringify(step)}]`;
+      typeof step === 'number'
+        ? `[${step}]`
+        : typeof step === 'object'
+          ? `[<set element ${step.setElement}>]`
+          : IDENTIFIER.test(step)
+            ? `.${step}`
+            : `[${JSON.stringify(step)}]`;
     error.path = segment + error.path;
   }
   throw error;

@@ -37,7 +37,14 @@ export function useCacheCodec(compression: CompressionOptions = {}): Codec<UseCa
         throw new Error(`not a 'use cache' entry (schema ${JSON.stringify((packed as Record<string, unknown> | null)?.u)})`);
       }
       const { b, t, s, ts, e, r } = packed;
-      if (!(b instanceof Uint8Array) || !Array.isArray(t) || typeof s !== 'number' || typeof ts !== 'number' || typeof e !== 'number' || typeof r !== 'number') {
+      if (
+        !(b instanceof Uint8Array) ||
+        !Array.isArray(t) ||
+        typeof s !== 'number' ||
+        typeof ts !== 'number' ||
+        typeof e !== 'number' ||
+        typeof r !== 'number'
+      ) {
         throw new Error("malformed 'use cache' entry");
       }
       return { value: b, tags: t as string[], stale: s, timestamp: ts, expire: e, revalidate: r };

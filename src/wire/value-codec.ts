@@ -37,7 +37,7 @@ const MAX_DEPTH = 1000;
 const CYCLE_CHECK_DEPTH = 64;
 const EXT_TYPE = 0x4b;
 
-const enum Kind {
+enum Kind {
   NegativeZero = 0,
   Url = 1,
   Symbol = 2,
@@ -102,7 +102,22 @@ addExtension({ Class: Special, type: EXT_TYPE, write: (special: Special) => [spe
 
 /** What msgpackr (`moreTypes`) writes and reads back as the same class: typed arrays, buffers, DataView, Date. */
 const NATIVE = new Set<unknown>(
-  [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array, ArrayBuffer, DataView, Date]
+  [
+    Int8Array,
+    Uint8Array,
+    Uint8ClampedArray,
+    Int16Array,
+    Uint16Array,
+    Int32Array,
+    Uint32Array,
+    Float32Array,
+    Float64Array,
+    BigInt64Array,
+    BigUint64Array,
+    ArrayBuffer,
+    DataView,
+    Date,
+  ]
     .map((type) => type.prototype)
     .concat([Buffer.prototype]),
 );
@@ -147,7 +162,10 @@ class Walk {
 
   /** `result.items[3].render` for the first `steps` steps. */
   path(steps: number): string {
-    return this.segments.slice(0, steps).map((step) => (step instanceof Step ? step.text : typeof step === 'number' ? `[${step}]` : keySegment(step))).join('');
+    return this.segments
+      .slice(0, steps)
+      .map((step) => (step instanceof Step ? step.text : typeof step === 'number' ? `[${step}]` : keySegment(step)))
+      .join('');
   }
 }
 
@@ -156,8 +174,8 @@ function keySegment(key: string): string {
 }
 
 function describe(value: object): string {
-  const constructor = (value as { constructor?: { name?: unknown } }).constructor;
-  const name = typeof constructor === 'function' && typeof constructor.name === 'string' && constructor.name ? constructor.name : 'exotic';
+  const ctor = (value as { constructor?: { name?: unknown } }).constructor;
+  const name = typeof ctor === 'function' && typeof ctor.name === 'string' && ctor.name ? ctor.name : 'exotic';
   return `an instance of ${name}`;
 }
 
@@ -224,7 +242,9 @@ function prepareArray(array: unknown[], walk: Walk, depth: number): unknown {
   if (!holes) return copy ?? array;
   const entries: unknown[] = [array.length];
   const source = copy ?? array;
-  source.forEach((item, i) => entries.push(i, item));
+  source.forEach((item, i) => {
+    entries.push(i, item);
+  });
   return new Special(Kind.Sparse, entries);
 }
 

@@ -25,8 +25,6 @@ function backendFor(url: string, options: CachekitIOBackendOptions = {}): Cachek
   return backend;
 }
 
-
-
 /** A raw request to the fake, as another client (e.g. the Python SDK) would send it. */
 async function raw(method: string, path: string, headers: Record<string, string> = {}, body?: string | Uint8Array) {
   const res = await request(`${fake.url}${path}`, {
@@ -47,36 +45,39 @@ afterAll(async () => {
   await fake.stop();
 });
 
-testBackendConformance({
-  name: 'CachekitIOBackend',
-  capabilities: ['ttl', 'locks'],
-  backendType: 'cachekitio',
-  create: () => backendFor(fake.url),
-  optOut: {
-    deleteReportsMissing: 'the current CachekitIO server answers DELETE with 200 whether or not the key existed',
+testBackendConformance(
+  {
+    name: 'CachekitIOBackend',
+    capabilities: ['ttl', 'locks'],
+    backendType: 'cachekitio',
+    create: () => backendFor(fake.url),
+    optOut: {
+      deleteReportsMissing: 'the current CachekitIO server answers DELETE with 200 whether or not the key existed',
+    },
+    unreachable: {
+      stopped: async () => {
+        const doomed = await FakeCachekitIO.start();
+        const backend = backendFor(doomed.url, { timeoutMs: DOWN_TIMEOUT_MS });
+        await backend.set('k', bytes('v'));
+        await doomed.stop();
+        return { backend, boundMs: DOWN_TIMEOUT_MS };
+      },
+      refused: async () => {
+        const { address } = await refusedAddress();
+        return { backend: backendFor(`http://${address}`, { timeoutMs: DOWN_TIMEOUT_MS }), boundMs: DOWN_TIMEOUT_MS };
+      },
+      blackhole: async () => {
+        const hole = await startBlackhole();
+        return {
+          backend: backendFor(`http://${hole.address}`, { timeoutMs: DOWN_TIMEOUT_MS }),
+          boundMs: DOWN_TIMEOUT_MS,
+          cleanup: () => hole.stop(),
+        };
+      },
+    },
   },
-  unreachable: {
-    stopped: async () => {
-      const doomed = await FakeCachekitIO.start();
-      const backend = backendFor(doomed.url, { timeoutMs: DOWN_TIMEOUT_MS });
-      await backend.set('k', bytes('v'));
-      await doomed.stop();
-      return { backend, boundMs: DOWN_TIMEOUT_MS };
-    },
-    refused: async () => {
-      const { address } = await refusedAddress();
-      return { backend: backendFor(`http://${address}`, { timeoutMs: DOWN_TIMEOUT_MS }), boundMs: DOWN_TIMEOUT_MS };
-    },
-    blackhole: async () => {
-      const hole = await startBlackhole();
-      return {
-        backend: backendFor(`http://${hole.address}`, { timeoutMs: DOWN_TIMEOUT_MS }),
-        boundMs: DOWN_TIMEOUT_MS,
-        cleanup: () => hole.stop(),
-      };
-    },
-  },
-}, { describe, it, beforeAll, afterAll });
+  { describe, it, beforeAll, afterAll },
+);
 
 describe('CachekitIOBackend: HTTP API specifics', () => {
   let backend: CachekitIOBackend;
@@ -294,9 +295,7 @@ describe('CachekitIOBackend: HTTP API specifics', () => {
       expect(make({ apiUrl: 'https://cache.internal.example', allowCustomHost: true }).apiUrl).toBe('https://cache.internal.example');
       expect(make({ apiUrl: 'http://127.0.0.1:8080/base/', allowCustomHost: true }).apiUrl).toBe('http://127.0.0.1:8080/base');
       expect(configError(() => make({ apiUrl: 'http://api.cachekit.io', allowCustomHost: true })).option).toBe('apiUrl');
-      expect(
-        make({ apiUrl: 'http://127.0.0.1:8080' }, { CACHEKIT_ALLOW_CUSTOM_HOST: 'true' }).apiUrl,
-      ).toBe('http://127.0.0.1:8080');
+      expect(make({ apiUrl: 'http://127.0.0.1:8080' }, { CACHEKIT_ALLOW_CUSTOM_HOST: 'true' }).apiUrl).toBe('http://127.0.0.1:8080');
       const fromEnv = configError(() => make({}, { CACHEKIT_API_URL: 'http://127.0.0.1:8080' }));
       expect(fromEnv.option).toBe('apiUrl');
       expect(fromEnv.message).toContain('CACHEKIT_API_URL');
@@ -329,9 +328,7 @@ describe('CachekitIOBackend: HTTP API specifics', () => {
       expect(CachekitIOBackend.fromEnv({ CACHEKIT_API_KEY: API_KEY }).timeoutMs).toBe(5_000);
       expect(configError(() => CachekitIOBackend.fromEnv({ ...env, CACHEKIT_TIMEOUT: 'soon' })).option).toBe('CACHEKIT_TIMEOUT');
       expect(configError(() => CachekitIOBackend.fromEnv({ ...env, CACHEKIT_TIMEOUT: '0' })).option).toBe('CACHEKIT_TIMEOUT');
-      expect(configError(() => CachekitIOBackend.fromEnv({ ...env, CACHEKIT_ALLOW_CUSTOM_HOST: 'maybe' })).option).toBe(
-        'CACHEKIT_ALLOW_CUSTOM_HOST',
-      );
+      expect(configError(() => CachekitIOBackend.fromEnv({ ...env, CACHEKIT_ALLOW_CUSTOM_HOST: 'maybe' })).option).toBe('CACHEKIT_ALLOW_CUSTOM_HOST');
     });
 
     it('rejects unknown and invalid options by name', () => {

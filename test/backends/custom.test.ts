@@ -13,22 +13,25 @@ afterAll(async () => {
   await kv.stop();
 });
 
-testBackendConformance({
-  name: 'custom HTTP backend (a plain object)',
-  capabilities: [],
-  backendType: 'http',
-  create: () => httpBackend(kv.url, 10_000),
-  unreachable: {
-    refused: async () => {
-      const { address } = await refusedAddress();
-      return { backend: httpBackend(`http://${address}`, 500), boundMs: 500 };
-    },
-    blackhole: async () => {
-      const hole = await startBlackhole();
-      return { backend: httpBackend(`http://${hole.address}`, 500), boundMs: 500, cleanup: () => hole.stop() };
+testBackendConformance(
+  {
+    name: 'custom HTTP backend (a plain object)',
+    capabilities: [],
+    backendType: 'http',
+    create: () => httpBackend(kv.url, 10_000),
+    unreachable: {
+      refused: async () => {
+        const { address } = await refusedAddress();
+        return { backend: httpBackend(`http://${address}`, 500), boundMs: 500 };
+      },
+      blackhole: async () => {
+        const hole = await startBlackhole();
+        return { backend: httpBackend(`http://${hole.address}`, 500), boundMs: 500, cleanup: () => hole.stop() };
+      },
     },
   },
-}, { describe, it, beforeAll, afterAll });
+  { describe, it, beforeAll, afterAll },
+);
 
 describe('a custom backend works everywhere a built-in one does', () => {
   it('behind the tiered cache', async () => {

@@ -35,8 +35,6 @@ async function entryNames(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((name) => /^[0-9a-f]{64}$/.test(name));
 }
 
-
-
 beforeAll(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), 'ck-file-disk-'));
 });
@@ -470,9 +468,7 @@ describe('FileBackend: options', () => {
     expect(configError(() => FileBackend.fromEnv({ CACHEKIT_FILE_MAX_SIZE_MB: 'big' })).option).toBe('CACHEKIT_FILE_MAX_SIZE_MB');
     expect(configError(() => FileBackend.fromEnv({ CACHEKIT_FILE_MAX_ENTRY_COUNT: '-3' })).option).toBe('CACHEKIT_FILE_MAX_ENTRY_COUNT');
     expect(configError(() => FileBackend.fromEnv({ CACHEKIT_FILE_MAX_VALUE_MB: '0' })).option).toBe('CACHEKIT_FILE_MAX_VALUE_MB');
-    expect(configError(() => FileBackend.fromEnv({ CACHEKIT_FILE_MAX_SIZE_MB: '1', CACHEKIT_FILE_MAX_VALUE_MB: '2' })).option).toBe(
-      'maxValueMb',
-    );
+    expect(configError(() => FileBackend.fromEnv({ CACHEKIT_FILE_MAX_SIZE_MB: '1', CACHEKIT_FILE_MAX_VALUE_MB: '2' })).option).toBe('maxValueMb');
   });
 
   it('rejects invalid TTLs with a permanent error', async () => {

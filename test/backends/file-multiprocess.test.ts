@@ -83,9 +83,7 @@ describe('FileBackend: several processes on one directory', () => {
     const dir = path.join(root, 'add-race');
     const keys = 40;
     const startAt = Date.now() + 1_500; // all four processes start adding at the same moment
-    const results = await Promise.all(
-      [1, 2, 3, 4].map((id) => runWorker<boolean[]>(script, { mode: 'add', dir, id, keys, startAt })),
-    );
+    const results = await Promise.all([1, 2, 3, 4].map((id) => runWorker<boolean[]>(script, { mode: 'add', dir, id, keys, startAt })));
     const backend = new FileBackend({ cacheDir: dir });
     for (let k = 0; k < keys; k++) {
       const winners = results.flatMap((won, i) => (won[k] ? [i + 1] : []));
@@ -102,9 +100,7 @@ describe('FileBackend: several processes on one directory', () => {
     await writeFile(counterFile, '0');
     const rounds = 25;
     const results = await Promise.all(
-      [1, 2, 3].map((id) =>
-        runWorker<{ acquired: number; busy: number }>(script, { mode: 'lock', dir, id, rounds, counterFile }),
-      ),
+      [1, 2, 3].map((id) => runWorker<{ acquired: number; busy: number }>(script, { mode: 'lock', dir, id, rounds, counterFile })),
     );
     expect(results.map((r) => r.acquired)).toEqual([rounds, rounds, rounds]);
     // Non-atomic read-modify-write under the lock: two holders at once would lose increments.

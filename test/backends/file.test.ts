@@ -13,9 +13,12 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-testBackendConformance({
-  name: 'FileBackend',
-  capabilities: ['batch', 'ttl', 'add', 'locks', 'counter'],
-  backendType: 'file',
-  create: () => new FileBackend({ cacheDir: path.join(root, 'cache') }),
-}, { describe, it, beforeAll, afterAll });
+testBackendConformance(
+  {
+    name: 'FileBackend',
+    capabilities: ['batch', 'ttl', 'add', 'locks', 'counter'],
+    backendType: 'file',
+    create: () => new FileBackend({ cacheDir: path.join(root, 'cache') }),
+  },
+  { describe, it, beforeAll, afterAll },
+);

@@ -6,7 +6,6 @@ import { configError } from '../support/errors.js';
 
 const NO_ENV: NodeJS.ProcessEnv = {};
 
-
 describe('MemcachedBackend options', () => {
   const invalid: [string, MemcachedBackendOptions | Record<string, unknown>][] = [
     ['servers', { servers: 'localhost:11211' as unknown as string[] }],
@@ -45,10 +44,7 @@ describe('MemcachedBackend options', () => {
   }
 
   it('accepts hostnames, IPv4, bracketed IPv6 and a 178-byte prefix', async () => {
-    const backend = new MemcachedBackend(
-      { servers: ['cache-1.internal:11211', '10.0.0.2:11212', '[::1]:11213'], keyPrefix: 'p'.repeat(178) },
-      NO_ENV,
-    );
+    const backend = new MemcachedBackend({ servers: ['cache-1.internal:11211', '10.0.0.2:11212', '[::1]:11213'], keyPrefix: 'p'.repeat(178) }, NO_ENV);
     expect(backend.keyFor('k')).toBe(`${'p'.repeat(178)}k`);
     await backend.close();
   });
@@ -78,8 +74,7 @@ describe('MemcachedBackend.fromEnv', () => {
     await Promise.all([a?.stop(), b?.stop()]);
   });
 
-  const servers = (backend: MemcachedBackend) =>
-    backend.healthCheck().then(([, details]) => (details.servers as { server: string }[]).map((s) => s.server));
+  const servers = (backend: MemcachedBackend) => backend.healthCheck().then(([, details]) => (details.servers as { server: string }[]).map((s) => s.server));
 
   it('reads a JSON list of servers and uses all of them', async () => {
     const backend = MemcachedBackend.fromEnv({ CACHEKIT_MEMCACHED_SERVERS: JSON.stringify([a.address, b.address]) });

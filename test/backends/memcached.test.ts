@@ -1,12 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HASHED_KEY_MARKER, MEMCACHED_MAX_TTL_SECONDS, MemcachedBackend } from '../../src/backends/memcached.js';
-import {
-  memcachedStats,
-  serverTtl,
-  startMemcachedAt,
-  startTruncatingServer,
-} from '../support/memcached-servers.js';
+import { memcachedStats, serverTtl, startMemcachedAt, startTruncatingServer } from '../support/memcached-servers.js';
 import { refusedAddress, startBlackhole, startMemcached, type ServerHandle } from '../support/servers.js';
 import { testBackendConformance } from '../../src/testing.js';
 import { rejection } from '../support/errors.js';
@@ -16,7 +11,6 @@ const FAST = { timeoutMs: 500, connectTimeoutMs: 500 };
 const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (value: Uint8Array | null) => (value === null ? null : Buffer.from(value).toString('utf8'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 
 /** TTL on whichever of `servers` holds the stored key; fails when not exactly one holds it. */
 async function ttlOnServers(servers: ServerHandle[], storedKey: string): Promise<number> {
@@ -36,30 +30,33 @@ afterAll(async () => {
   await Promise.all([first?.stop(), second?.stop()]);
 });
 
-testBackendConformance({
-  name: 'MemcachedBackend (two servers)',
-  capabilities: ['ttl', 'add', 'counter'],
-  backendType: 'memcached',
-  create: () => new MemcachedBackend({ servers: [first.address, second.address], maxItemSizeBytes: 8 * MiB }),
-  unreachable: {
-    stopped: async () => {
-      const server = await startMemcached();
-      const backend = new MemcachedBackend({ servers: [server.address], ...FAST });
-      await backend.set('warm', bytes('v'));
-      await server.stop();
-      return { backend, boundMs: backend.boundMs };
-    },
-    refused: async () => {
-      const backend = new MemcachedBackend({ servers: [(await refusedAddress()).address], ...FAST });
-      return { backend, boundMs: backend.boundMs };
-    },
-    blackhole: async () => {
-      const hole = await startBlackhole();
-      const backend = new MemcachedBackend({ servers: [hole.address], ...FAST });
-      return { backend, boundMs: backend.boundMs, cleanup: () => hole.stop() };
+testBackendConformance(
+  {
+    name: 'MemcachedBackend (two servers)',
+    capabilities: ['ttl', 'add', 'counter'],
+    backendType: 'memcached',
+    create: () => new MemcachedBackend({ servers: [first.address, second.address], maxItemSizeBytes: 8 * MiB }),
+    unreachable: {
+      stopped: async () => {
+        const server = await startMemcached();
+        const backend = new MemcachedBackend({ servers: [server.address], ...FAST });
+        await backend.set('warm', bytes('v'));
+        await server.stop();
+        return { backend, boundMs: backend.boundMs };
+      },
+      refused: async () => {
+        const backend = new MemcachedBackend({ servers: [(await refusedAddress()).address], ...FAST });
+        return { backend, boundMs: backend.boundMs };
+      },
+      blackhole: async () => {
+        const hole = await startBlackhole();
+        const backend = new MemcachedBackend({ servers: [hole.address], ...FAST });
+        return { backend, boundMs: backend.boundMs, cleanup: () => hole.stop() };
+      },
     },
   },
-}, { describe, it, beforeAll, afterAll });
+  { describe, it, beforeAll, afterAll },
+);
 
 describe('MemcachedBackend specifics', () => {
   let backend: MemcachedBackend;

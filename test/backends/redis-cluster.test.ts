@@ -28,23 +28,26 @@ async function holderOf(key: string): Promise<number[]> {
   return holders;
 }
 
-testBackendConformance({
-  name: 'RedisBackend (cluster)',
-  capabilities: ['batch', 'ttl', 'locks', 'add', 'invalidation'],
-  backendType: 'redis',
-  // One startup node is enough: the others are discovered.
-  create: () => new RedisBackend({ nodes: [cluster.nodes[0]!], keyPrefix: 'conformance:' }),
-  unreachable: {
-    refused: async () => {
-      const addresses = await Promise.all([refusedAddress(), refusedAddress()]);
-      return { backend: new RedisBackend({ nodes: addresses.map((a) => a.address), ...FAST }), boundMs: FAST.connectTimeoutMs };
-    },
-    blackhole: async () => {
-      const hole = await startBlackhole();
-      return { backend: new RedisBackend({ nodes: [{ host: hole.host, port: hole.port }], ...FAST }), boundMs: FAST.connectTimeoutMs, cleanup: hole.stop };
+testBackendConformance(
+  {
+    name: 'RedisBackend (cluster)',
+    capabilities: ['batch', 'ttl', 'locks', 'add', 'invalidation'],
+    backendType: 'redis',
+    // One startup node is enough: the others are discovered.
+    create: () => new RedisBackend({ nodes: [cluster.nodes[0]!], keyPrefix: 'conformance:' }),
+    unreachable: {
+      refused: async () => {
+        const addresses = await Promise.all([refusedAddress(), refusedAddress()]);
+        return { backend: new RedisBackend({ nodes: addresses.map((a) => a.address), ...FAST }), boundMs: FAST.connectTimeoutMs };
+      },
+      blackhole: async () => {
+        const hole = await startBlackhole();
+        return { backend: new RedisBackend({ nodes: [{ host: hole.host, port: hole.port }], ...FAST }), boundMs: FAST.connectTimeoutMs, cleanup: hole.stop };
+      },
     },
   },
-}, { describe, it, beforeAll, afterAll });
+  { describe, it, beforeAll, afterAll },
+);
 
 describe('RedisBackend (cluster): slots', () => {
   it('spreads keys over the masters and reads them back across slots in one getMany', async () => {
@@ -143,7 +146,11 @@ describe('RedisBackend (cluster): slots', () => {
     try {
       const got: string[] = [];
       let resyncs = 0;
-      await backend.subscribe('invalidate', (m) => got.push(m), () => resyncs++);
+      await backend.subscribe(
+        'invalidate',
+        (m) => got.push(m),
+        () => resyncs++,
+      );
       const nodePorts = own.nodes.map((node) => Number(node.split(':')[1]));
       const subscriberPorts: number[] = [];
       for (const port of nodePorts) if ((await redisCli(port, 'client', 'list')).includes('name=cachekit-next:sub ')) subscriberPorts.push(port);

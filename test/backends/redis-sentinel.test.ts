@@ -29,7 +29,11 @@ describe('RedisBackend (sentinel)', () => {
       expect(await backend.delete('k')).toBe(true);
 
       const got: string[] = [];
-      const sub = await backend.subscribe('news', (m) => got.push(m), () => {});
+      const sub = await backend.subscribe(
+        'news',
+        (m) => got.push(m),
+        () => {},
+      );
       await backend.publish('news', 'hello');
       const deadline = Date.now() + 3_000;
       while (got.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -45,7 +49,12 @@ describe('RedisBackend (sentinel)', () => {
   });
 
   it('fails fast, classified, when the master name is unknown to the sentinels', async () => {
-    const backend = new RedisBackend({ sentinels: [`${sentinel.host}:${sentinel.port}`], name: 'no-such-master', connectTimeoutMs: 1_000, commandTimeoutMs: 500 });
+    const backend = new RedisBackend({
+      sentinels: [`${sentinel.host}:${sentinel.port}`],
+      name: 'no-such-master',
+      connectTimeoutMs: 1_000,
+      commandTimeoutMs: 500,
+    });
     try {
       const started = Date.now();
       const error = await backend.get('k').then(

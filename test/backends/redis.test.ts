@@ -18,7 +18,6 @@ const registry = () => (globalThis as Record<symbol, unknown>)[Symbol.for('cache
 const FAST = { connectTimeoutMs: 1_000, commandTimeoutMs: 500 } satisfies RedisBackendOptions;
 const FAST_BOUND_MS = 1_000;
 
-
 async function until<T>(probe: () => Promise<T>, accept: (value: T) => boolean, timeoutMs: number, label: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -49,29 +48,32 @@ afterAll(async () => {
   await server?.stop();
 });
 
-testBackendConformance({
-  name: 'RedisBackend (standalone)',
-  capabilities: ['batch', 'ttl', 'locks', 'add', 'invalidation'],
-  backendType: 'redis',
-  create: () => new RedisBackend({ url: server.url, keyPrefix: 'conformance:' }),
-  unreachable: {
-    stopped: async () => {
-      const doomed = await startRedis();
-      const backend = new RedisBackend({ url: doomed.url, ...FAST });
-      await backend.set('k', bytes('v'));
-      await doomed.stop();
-      return { backend, boundMs: FAST_BOUND_MS };
-    },
-    refused: async () => {
-      const { port } = await refusedAddress();
-      return { backend: new RedisBackend({ url: `redis://127.0.0.1:${port}`, ...FAST }), boundMs: FAST_BOUND_MS };
-    },
-    blackhole: async () => {
-      const hole = await startBlackhole();
-      return { backend: new RedisBackend({ url: `redis://${hole.address}`, ...FAST }), boundMs: FAST_BOUND_MS, cleanup: hole.stop };
+testBackendConformance(
+  {
+    name: 'RedisBackend (standalone)',
+    capabilities: ['batch', 'ttl', 'locks', 'add', 'invalidation'],
+    backendType: 'redis',
+    create: () => new RedisBackend({ url: server.url, keyPrefix: 'conformance:' }),
+    unreachable: {
+      stopped: async () => {
+        const doomed = await startRedis();
+        const backend = new RedisBackend({ url: doomed.url, ...FAST });
+        await backend.set('k', bytes('v'));
+        await doomed.stop();
+        return { backend, boundMs: FAST_BOUND_MS };
+      },
+      refused: async () => {
+        const { port } = await refusedAddress();
+        return { backend: new RedisBackend({ url: `redis://127.0.0.1:${port}`, ...FAST }), boundMs: FAST_BOUND_MS };
+      },
+      blackhole: async () => {
+        const hole = await startBlackhole();
+        return { backend: new RedisBackend({ url: `redis://${hole.address}`, ...FAST }), boundMs: FAST_BOUND_MS, cleanup: hole.stop };
+      },
     },
   },
-}, { describe, it, beforeAll, afterAll });
+  { describe, it, beforeAll, afterAll },
+);
 
 describe('RedisBackend: one shared connection set per configuration', () => {
   it('shares one client among backends with equal options and closes it with the last reference', async () => {
@@ -95,7 +97,12 @@ describe('RedisBackend: one shared connection set per configuration', () => {
 
     await backends[0]!.close();
     expect([...registry().values()]).not.toContain(entry);
-    await until(() => clientCount(server.port), (n) => n === before, 3_000, 'the connection was not closed');
+    await until(
+      () => clientCount(server.port),
+      (n) => n === before,
+      3_000,
+      'the connection was not closed',
+    );
     const error = await rejection(backends[0]!.get('k'));
     expect(error.kind).toBe('permanent');
     expect(error.message).toContain('closed');
@@ -114,26 +121,53 @@ describe('RedisBackend: one shared connection set per configuration', () => {
     await a.exists('warm');
     expect(await clientCount(server.port, 'cachekit-next:sub')).toBe(before);
     const got: string[] = [];
-    const subA = await a.subscribe('chan', (m) => got.push(`a:${m}`), () => {});
-    const subB = await b.subscribe('chan', (m) => got.push(`b:${m}`), () => {});
-    const subB2 = await b.subscribe('other', (m) => got.push(`b2:${m}`), () => {});
+    const subA = await a.subscribe(
+      'chan',
+      (m) => got.push(`a:${m}`),
+      () => {},
+    );
+    const subB = await b.subscribe(
+      'chan',
+      (m) => got.push(`b:${m}`),
+      () => {},
+    );
+    const subB2 = await b.subscribe(
+      'other',
+      (m) => got.push(`b2:${m}`),
+      () => {},
+    );
     expect(await clientCount(server.port, 'cachekit-next:sub')).toBe(before + 1);
     await a.publish('chan', 'one');
     await a.publish('other', 'two');
-    await until(async () => got.length, (n) => n === 3, 3_000, 'messages did not arrive');
+    await until(
+      async () => got.length,
+      (n) => n === 3,
+      3_000,
+      'messages did not arrive',
+    );
     expect(got.sort()).toEqual(['a:one', 'b2:two', 'b:one']);
 
     await subA.unsubscribe();
     await subA.unsubscribe(); // idempotent
     await a.publish('chan', 'three');
-    await until(async () => got.length, (n) => n === 4, 3_000, 'message after unsubscribe did not arrive');
+    await until(
+      async () => got.length,
+      (n) => n === 4,
+      3_000,
+      'message after unsubscribe did not arrive',
+    );
     expect(got).toContain('b:three');
     expect(got).not.toContain('a:three');
     await subB.unsubscribe();
     await subB2.unsubscribe();
     await a.close();
     await b.close();
-    await until(() => clientCount(server.port, 'cachekit-next:sub'), (n) => n === before, 3_000, 'the subscriber was not closed');
+    await until(
+      () => clientCount(server.port, 'cachekit-next:sub'),
+      (n) => n === before,
+      3_000,
+      'the subscriber was not closed',
+    );
   });
 
   it('shares the connection with a second copy of the module (as when Next loads ESM and CJS)', async () => {
@@ -150,7 +184,12 @@ describe('RedisBackend: one shared connection set per configuration', () => {
     await first.close();
     expect(text(await second.get('copy'))).toBe('from the first copy');
     await second.close();
-    await until(() => clientCount(server.port), (n) => n === before, 3_000, 'the connection was not closed');
+    await until(
+      () => clientCount(server.port),
+      (n) => n === before,
+      3_000,
+      'the connection was not closed',
+    );
   });
 });
 
@@ -161,7 +200,11 @@ describe('RedisBackend: recovery after Redis restarts', () => {
     try {
       const messages: string[] = [];
       let resyncs = 0;
-      await backend.subscribe('events', (m) => messages.push(m), () => resyncs++);
+      await backend.subscribe(
+        'events',
+        (m) => messages.push(m),
+        () => resyncs++,
+      );
       await backend.set('k', bytes('before'));
       expect(resyncs).toBe(0); // not after the first connection
 
@@ -182,12 +225,27 @@ describe('RedisBackend: recovery after Redis restarts', () => {
       const restarted = await startRedis({ port: own.port });
       try {
         // No persistence: the restarted server is empty, but the same backend object works again.
-        await until(() => backend.set('k', bytes('after')), () => true, 10_000, 'the backend did not recover');
+        await until(
+          () => backend.set('k', bytes('after')),
+          () => true,
+          10_000,
+          'the backend did not recover',
+        );
         expect(text(await backend.get('k'))).toBe('after');
-        await until(async () => resyncs, (n) => n >= 1, 5_000, 'onResync was not called');
+        await until(
+          async () => resyncs,
+          (n) => n >= 1,
+          5_000,
+          'onResync was not called',
+        );
         // Resubscribed: messages flow again.
         await backend.publish('events', 'hello again');
-        await until(async () => messages, (m) => m.includes('hello again'), 3_000, 'no message after the restart');
+        await until(
+          async () => messages,
+          (m) => m.includes('hello again'),
+          3_000,
+          'no message after the restart',
+        );
         expect((await backend.healthCheck())[0]).toBe(true);
       } finally {
         await restarted.stop();
@@ -203,7 +261,15 @@ describe('RedisBackend: pub/sub while Redis is down', () => {
     const { port } = await refusedAddress();
     const backend = new RedisBackend({ url: `redis://127.0.0.1:${port}`, ...FAST });
     try {
-      for (const op of [() => backend.subscribe('c', () => {}, () => {}), () => backend.publish('c', 'm')]) {
+      for (const op of [
+        () =>
+          backend.subscribe(
+            'c',
+            () => {},
+            () => {},
+          ),
+        () => backend.publish('c', 'm'),
+      ]) {
         const started = Date.now();
         expect((await rejection(op())).kind).toBe('transient');
         expect(Date.now() - started).toBeLessThan(FAST_BOUND_MS);
@@ -223,7 +289,11 @@ describe('RedisBackend: a server that stops answering', () => {
     try {
       const messages: string[] = [];
       let resyncs = 0;
-      await backend.subscribe('events', (m) => messages.push(m), () => resyncs++);
+      await backend.subscribe(
+        'events',
+        (m) => messages.push(m),
+        () => resyncs++,
+      );
       await backend.set('k', bytes('v'));
 
       process.kill(pid, 'SIGSTOP'); // TCP stays up (the kernel even accepts new connections), nothing answers
@@ -239,10 +309,25 @@ describe('RedisBackend: a server that stops answering', () => {
 
       process.kill(pid, 'SIGCONT');
       frozen = false;
-      await until(() => backend.get('k'), (v) => text(v) === 'v', 10_000, 'the backend did not recover');
-      await until(async () => resyncs, (n) => n >= 1, 10_000, 'the frozen subscriber was not replaced and resynced');
+      await until(
+        () => backend.get('k'),
+        (v) => text(v) === 'v',
+        10_000,
+        'the backend did not recover',
+      );
+      await until(
+        async () => resyncs,
+        (n) => n >= 1,
+        10_000,
+        'the frozen subscriber was not replaced and resynced',
+      );
       await backend.publish('events', 'after thaw');
-      await until(async () => messages, (m) => m.includes('after thaw'), 3_000, 'no message after the thaw');
+      await until(
+        async () => messages,
+        (m) => m.includes('after thaw'),
+        3_000,
+        'no message after the thaw',
+      );
     } finally {
       if (frozen) process.kill(pid, 'SIGCONT');
       await backend.close();
@@ -301,7 +386,7 @@ describe('RedisBackend: authentication', () => {
 });
 
 describe('RedisBackend: keys', () => {
-  it('stores values under `${keyPrefix}${key}` and keeps prefixes apart', async () => {
+  it('stores values under keyPrefix + key and keeps prefixes apart', async () => {
     const a = new RedisBackend({ url: server.url, keyPrefix: 'app-a:' });
     const b = new RedisBackend({ url: server.url, keyPrefix: 'app-b:' });
     try {
@@ -318,10 +403,19 @@ describe('RedisBackend: keys', () => {
 
       // Channels are prefixed too.
       const heardByB: string[] = [];
-      const sub = await b.subscribe('news', (m) => heardByB.push(m), () => {});
+      const sub = await b.subscribe(
+        'news',
+        (m) => heardByB.push(m),
+        () => {},
+      );
       await a.publish('news', 'for app a only');
       await b.publish('news', 'for app b');
-      await until(async () => heardByB, (m) => m.length > 0, 3_000, 'no message');
+      await until(
+        async () => heardByB,
+        (m) => m.length > 0,
+        3_000,
+        'no message',
+      );
       await sleep(100);
       expect(heardByB).toEqual(['for app b']);
       await sub.unsubscribe();

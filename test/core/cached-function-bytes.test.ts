@@ -20,7 +20,13 @@ import { redisFixture } from '../support/redis-fixture.js';
 import { hex, loadVectors, untag } from './vectors.js';
 
 const plainNumbers = (v: unknown): unknown =>
-  v instanceof Float64 ? v.value : Array.isArray(v) ? v.map(plainNumbers) : v && typeof v === 'object' && v.constructor === Object ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plainNumbers(x)])) : v;
+  v instanceof Float64
+    ? v.value
+    : Array.isArray(v)
+      ? v.map(plainNumbers)
+      : v && typeof v === 'object' && v.constructor === Object
+        ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plainNumbers(x)]))
+        : v;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const KEY_A = randomBytes(32).toString('hex');
 const KEY_B = randomBytes(32).toString('hex');
@@ -42,7 +48,13 @@ describe('cache(fn) entries: the ByteStorage envelope', () => {
   it('stores the record as MessagePack in a checked envelope; a corrupt byte is a miss and a new call, never a wrong value', async () => {
     const backend = new MemoryBackend();
     let calls = 0;
-    const f = cache(async function report(n: number) { calls++; return { rows: Array.from({ length: n }, (_, i) => `row ${i}`) }; }, { backend, ttl: 60, l1: false });
+    const f = cache(
+      async function report(n: number) {
+        calls++;
+        return { rows: Array.from({ length: n }, (_, i) => `row ${i}`) };
+      },
+      { backend, ttl: 60, l1: false },
+    );
     await f(200);
     const stored = (await backend.get(f.keyFor(200)))!;
     const { data, format } = (await createEnvelopeCodec()).decode(stored);
@@ -50,7 +62,12 @@ describe('cache(fn) entries: the ByteStorage envelope', () => {
     expect(decodeRecord(data)).toMatchObject({ v: { rows: expect.arrayContaining(['row 199']) } });
     expect(stored.length).toBeLessThan(data.length); // compressed
     // Layout: [bin data, [8 checksum bytes], original size (uint16 here), "cachekit-next/2" (16 bytes)].
-    const places: [string, (n: number) => number][] = [['format', (n) => n - 1], ['checksum', (n) => n - 16 - 3 - 1], ['middle of the data', (n) => Math.floor(n / 2)], ['start of the data', () => 10]];
+    const places: [string, (n: number) => number][] = [
+      ['format', (n) => n - 1],
+      ['checksum', (n) => n - 16 - 3 - 1],
+      ['middle of the data', (n) => Math.floor(n / 2)],
+      ['start of the data', () => 10],
+    ];
     for (const [place, at] of places) {
       await tamper(backend, f.keyFor(200), at);
       const before = calls;
@@ -83,7 +100,12 @@ describe('cache(fn): every call gets its own copy', () => {
     ];
     for (const [variant, options] of variants) {
       const backend = new MemoryBackend();
-      const f = cache(async (n: number) => ({ items: Array.from({ length: n }, (_, i) => i), meta: { sorted: true } }), { name: `copies${variant}`, backend, ttl: 60, ...options });
+      const f = cache(async (n: number) => ({ items: Array.from({ length: n }, (_, i) => i), meta: { sorted: true } }), {
+        name: `copies${variant}`,
+        backend,
+        ttl: 60,
+        ...options,
+      });
       const first = await f(3); // the computed value itself
       first.items.push(99);
       const fromL1 = await f.detailed(3);
@@ -92,7 +114,12 @@ describe('cache(fn): every call gets its own copy', () => {
       fromL1.value.items.reverse();
       fromL1.value.meta.sorted = false;
       expect((await f(3)).items, variant).toEqual([0, 1, 2]);
-      const other = cache(async (_n: number) => ({ items: [] as number[], meta: { sorted: true } }), { name: `copies${variant}`, backend: anotherInstance(backend), ttl: 60, ...options });
+      const other = cache(async (_n: number) => ({ items: [] as number[], meta: { sorted: true } }), {
+        name: `copies${variant}`,
+        backend: anotherInstance(backend),
+        ttl: 60,
+        ...options,
+      });
       const fromL2 = await other.detailed(3);
       expect(fromL2.status, variant).toBe('l2');
       fromL2.value.items.length = 0;
@@ -112,12 +139,47 @@ describe('cache.secure', () => {
 
   it('without a master key it is a ConfigError naming CACHEKIT_MASTER_KEY; a bad key names the variable, never echoes it', () => {
     delete process.env.CACHEKIT_MASTER_KEY;
-    expect(() => cache.secure(async function f() { return 1; }, { backend: null })).toThrow(ConfigError);
-    expect(() => cache.secure(async function f() { return 1; }, { backend: null })).toThrow(/CACHEKIT_MASTER_KEY/);
+    expect(() =>
+      cache.secure(
+        async function f() {
+          return 1;
+        },
+        { backend: null },
+      ),
+    ).toThrow(ConfigError);
+    expect(() =>
+      cache.secure(
+        async function f() {
+          return 1;
+        },
+        { backend: null },
+      ),
+    ).toThrow(/CACHEKIT_MASTER_KEY/);
     process.env.CACHEKIT_MASTER_KEY = 'abcd';
-    expect(() => cache.secure(async function f() { return 1; }, { backend: null })).toThrow(/CACHEKIT_MASTER_KEY.*32 bytes/);
-    expect(() => cache(async function f() { return 1; }, { backend: null, encryption: { masterKey: KEY_A, bogus: 1 } as never })).toThrow(/bogus/);
-    expect(() => cache(async function f() { return 1; }, { backend: null, encryption: { masterKey: KEY_A }, tenant: 3 as never })).toThrow(/tenant/);
+    expect(() =>
+      cache.secure(
+        async function f() {
+          return 1;
+        },
+        { backend: null },
+      ),
+    ).toThrow(/CACHEKIT_MASTER_KEY.*32 bytes/);
+    expect(() =>
+      cache(
+        async function f() {
+          return 1;
+        },
+        { backend: null, encryption: { masterKey: KEY_A, bogus: 1 } as never },
+      ),
+    ).toThrow(/bogus/);
+    expect(() =>
+      cache(
+        async function f() {
+          return 1;
+        },
+        { backend: null, encryption: { masterKey: KEY_A }, tenant: 3 as never },
+      ),
+    ).toThrow(/tenant/);
   });
 
   it('stores only ciphertext (L2 and L1) and reads it back on every instance with the key', async () => {
@@ -125,7 +187,10 @@ describe('cache.secure', () => {
     const backend = new MemoryBackend();
     let calls = 0;
     const secret = { card: '4111-1111-1111-1111', owner: 'alice' };
-    const fn = async function account(id: number) { calls++; return { id, ...secret }; };
+    const fn = async function account(id: number) {
+      calls++;
+      return { id, ...secret };
+    };
     const a = cache.secure(fn, { backend, ttl: 60 });
     expect(await a(7)).toEqual({ id: 7, ...secret });
     const stored = Buffer.from((await backend.get(a.keyFor(7)))!);
@@ -157,11 +222,24 @@ describe('cache.secure', () => {
     const backend = new MemoryBackend();
     let calls = 0;
     const make = (options: CacheOptions<[string]> = {}) =>
-      cache(async function profile(id: string) { calls++; return `profile of ${id}`; }, { backend, ttl: 60, l1: false, encryption: { masterKey: KEY_A }, tenant: (id: string) => `org-${id.slice(0, 1)}`, ...options });
+      cache(
+        async function profile(id: string) {
+          calls++;
+          return `profile of ${id}`;
+        },
+        { backend, ttl: 60, l1: false, encryption: { masterKey: KEY_A }, tenant: (id: string) => `org-${id.slice(0, 1)}`, ...options },
+      );
     const f = make();
     // Header, fingerprint, nonce, ciphertext body and tag: each region tampered once. (Lengths vary by a few bytes:
     // the envelope's checksum bytes take one or two bytes each.)
-    const regions: [string, (n: number) => number][] = [['magic', () => 0], ['version', () => 2], ['fingerprint', () => 5], ['nonce', () => 3 + 16 + 3], ['body', (n) => Math.floor(n / 2)], ['tag', (n) => n - 1]];
+    const regions: [string, (n: number) => number][] = [
+      ['magic', () => 0],
+      ['version', () => 2],
+      ['fingerprint', () => 5],
+      ['nonce', () => 3 + 16 + 3],
+      ['body', (n) => Math.floor(n / 2)],
+      ['tag', (n) => n - 1],
+    ];
     for (const [region, at] of regions) {
       await f('a1');
       const before = calls;
@@ -194,7 +272,10 @@ describe('cache.secure', () => {
   it('rotation: values of a previous master key are read (picked by fingerprint); new writes use the current key', async () => {
     const backend = new MemoryBackend();
     let calls = 0;
-    const fn = async function rates() { calls++; return { eur: 1.08 }; };
+    const fn = async function rates() {
+      calls++;
+      return { eur: 1.08 };
+    };
     const old = cache(fn, { backend, ttl: 60, encryption: { masterKey: KEY_A } });
     await old();
     const rotated = cache(fn, { backend, ttl: 60, l1: false, encryption: { masterKey: KEY_B, previousMasterKeys: [KEY_A] } });
@@ -210,7 +291,12 @@ describe('cache.secure', () => {
     process.env.CACHEKIT_MASTER_KEY = KEY_A;
     process.env.CACHEKIT_ENCRYPTION_FAIL_CLOSED = 'true';
     const backend = new MemoryBackend();
-    const f = cache.secure(async function balance() { return 100; }, { backend, ttl: 60, l1: false });
+    const f = cache.secure(
+      async function balance() {
+        return 100;
+      },
+      { backend, ttl: 60, l1: false },
+    );
     await f();
     await tamper(backend, f.keyFor(), (n) => n - 3);
     await expect(f()).rejects.toBeInstanceOf(EncryptionError);
@@ -231,7 +317,13 @@ describe('cache(fn, { interop }): shares entries with a Python cachekit service'
   it('writes the plain canonical MessagePack value under the shared key, and reads what Python wrote', async () => {
     const backend = redisBackend();
     let calls = 0;
-    const getUser = cache(async (id: number) => { calls++; return { name: 'alice', age: 30 + id - 42 }; }, { backend, ttl: 60, interop: { namespace: 'users', operation: 'get_user' } });
+    const getUser = cache(
+      async (id: number) => {
+        calls++;
+        return { name: 'alice', age: 30 + id - 42 };
+      },
+      { backend, ttl: 60, interop: { namespace: 'users', operation: 'get_user' } },
+    );
     expect(await getUser(42)).toEqual({ name: 'alice', age: 30 });
     const key = 'users:get_user:61598716255080080f6456eb065c2e51badfaa4320b0efe97469c29cffee8875';
     expect(getUser.keyFor(42)).toBe(key);
@@ -242,7 +334,13 @@ describe('cache(fn, { interop }): shares entries with a Python cachekit service'
     expect(ttl).toBeLessThanOrEqual(60);
 
     // A Python service wrote every value vector under its own key: each is read as the value, without a call.
-    const reader = cache(async (n: number) => { calls++; return n; }, { backend, ttl: 60, interop: { namespace: 'py', operation: 'values' } });
+    const reader = cache(
+      async (n: number) => {
+        calls++;
+        return n;
+      },
+      { backend, ttl: 60, interop: { namespace: 'py', operation: 'values' } },
+    );
     for (const [i, v] of (vectors.value_vectors as { name: string; value: unknown; canonical_msgpack_hex: string }[]).entries()) {
       await backend.set(interopKey('py', 'values', [i]), hex(v.canonical_msgpack_hex), 60);
       const before = calls;
@@ -273,7 +371,11 @@ describe('cache(fn, { interop }): shares entries with a Python cachekit service'
     const big = cache(async (n: bigint) => ({ n, next: n + 1n }), { backend, ttl: 60, interop: { namespace: 't', operation: 'big' } });
     const value = 18446744073709551614n;
     expect(await big(value)).toEqual({ n: value, next: value + 1n });
-    const other = cache(async (_n: bigint) => ({ n: 0n, next: 0n }), { backend: anotherInstance(backend), ttl: 60, interop: { namespace: 't', operation: 'big' } });
+    const other = cache(async (_n: bigint) => ({ n: 0n, next: 0n }), {
+      backend: anotherInstance(backend),
+      ttl: 60,
+      interop: { namespace: 't', operation: 'big' },
+    });
     expect(await other.detailed(value)).toMatchObject({ status: 'l2', value: { n: value, next: value + 1n } });
   });
 
@@ -282,8 +384,17 @@ describe('cache(fn, { interop }): shares entries with a Python cachekit service'
     const v = vectors.encryption_vectors[0];
     await backend.set(v.cache_key, hex(v.ciphertext_hex), 60);
     let calls = 0;
-    const options = { backend, ttl: 60, interop: { namespace: 'users', operation: 'get_user' }, encryption: { masterKey: v.master_key_hex }, tenant: v.tenant_id };
-    const getUser = cache(async (_id: number) => { calls++; return { name: 'bob', age: 1 }; }, options);
+    const options = {
+      backend,
+      ttl: 60,
+      interop: { namespace: 'users', operation: 'get_user' },
+      encryption: { masterKey: v.master_key_hex },
+      tenant: v.tenant_id,
+    };
+    const getUser = cache(async (_id: number) => {
+      calls++;
+      return { name: 'bob', age: 1 };
+    }, options);
     expect(await getUser.detailed(42)).toMatchObject({ status: 'l2', value: { name: 'alice', age: 30 } });
     expect(calls).toBe(0);
     // Our write: nonce || ciphertext || tag over the plain value, AAD over the interop key: the vector's layout.
@@ -304,16 +415,31 @@ describe('cache(fn, { interop }): shares entries with a Python cachekit service'
     expect(() => cache(async () => 1, { ...base, staleTtl: 5 })).toThrow(/staleTtl/);
     expect(() => cache(async () => 1, { ...base, key: 'k' })).toThrow(/key/);
     expect(() => cache(async () => 1, { backend: null, interop: { namespace: 'Users', operation: 'y' } })).toThrow(/interop\.namespace/);
-    expect(() => cache(async function getUser() { return 1; }, { backend: null, interop: { namespace: 'users' } })).toThrow(/interop\.operation/);
-    expect(cache(async function get_user() { return 1; }, { backend: null, interop: { namespace: 'users' } }).keyFor()).toMatch(/^users:get_user:/);
+    expect(() =>
+      cache(
+        async function getUser() {
+          return 1;
+        },
+        { backend: null, interop: { namespace: 'users' } },
+      ),
+    ).toThrow(/interop\.operation/);
+    expect(
+      cache(
+        async function get_user() {
+          return 1;
+        },
+        { backend: null, interop: { namespace: 'users' } },
+      ).keyFor(),
+    ).toMatch(/^users:get_user:/);
   });
 });
 
 describe('cache(fn): other instances and Next', () => {
-
   it('on Redis, invalidate() and writes on one instance reach the L1 of the others at once', async () => {
     let version = 1;
-    const fn = async function settings() { return version; };
+    const fn = async function settings() {
+      return version;
+    };
     // Two backend objects: two instances' connections and subscriptions.
     const a = cache(fn, { backend: redisBackend(), ttl: 300 });
     const b = cache(fn, { backend: redisBackend(), ttl: 300 });
@@ -334,9 +460,17 @@ describe('cache(fn): other instances and Next', () => {
   it('over backends without messages, an L1 copy is trusted 1 s by default (l1.maxTtlSeconds)', async () => {
     // Memcached, File and CachekitIO carry no messages; a custom backend stands for them (MemoryBackend is process-local).
     const store = new MemoryBackend();
-    const shared = { get: (k: string) => store.get(k), set: (k: string, v: Uint8Array, t?: number) => store.set(k, v, t), delete: (k: string) => store.delete(k), exists: (k: string) => store.exists(k), healthCheck: () => store.healthCheck() };
+    const shared = {
+      get: (k: string) => store.get(k),
+      set: (k: string, v: Uint8Array, t?: number) => store.set(k, v, t),
+      delete: (k: string) => store.delete(k),
+      exists: (k: string) => store.exists(k),
+      healthCheck: () => store.healthCheck(),
+    };
     let version = 1;
-    const fn = async function flags() { return version; };
+    const fn = async function flags() {
+      return version;
+    };
     const a = cache(fn, { backend: shared, ttl: 300 });
     const b = cache(fn, { backend: anotherInstance(shared), ttl: 300 });
     await a();
@@ -356,7 +490,10 @@ describe('cache(fn): other instances and Next', () => {
     expect(pathTag('/café')).toBe('_N_T_/caf%C3%A9');
     expect(() => pathTag('blog')).toThrow(/paths/);
     let calls = 0;
-    const fn = async function posts() { calls++; return calls; };
+    const fn = async function posts() {
+      calls++;
+      return calls;
+    };
     const a = cache(fn, { backend, stack, ttl: 300, paths: ['/blog'] });
     const b = cache(fn, { backend: redisBackend(), stack, ttl: 300, paths: ['/blog'] });
     expect(await a()).toBe(1);
@@ -372,7 +509,12 @@ describe('cache(fn): other instances and Next', () => {
     const saved = process.env.CACHEKIT_NEXT_OPTIONS;
     process.env.CACHEKIT_NEXT_OPTIONS = JSON.stringify({ backend: { type: 'redis', url: redis.url() }, namespace: 'shop' });
     try {
-      const f = cache(async function price(sku: string) { return sku.length; }, { ttl: 60 });
+      const f = cache(
+        async function price(sku: string) {
+          return sku.length;
+        },
+        { ttl: 60 },
+      );
       expect(f.keyFor('abc')).toMatch(/^cachekit:shop:fn:price:/);
       expect(f.info().backend).toBe('unresolved');
       expect(await f('abc')).toBe(3);
@@ -389,7 +531,10 @@ describe('cache(fn): other instances and Next', () => {
   it('copies of one wrapper in a process (one per Next route bundle) share one L1, one single-flight and one info()', async () => {
     const backend = redisBackend();
     let version = 1;
-    const load = async function menu() { await sleep(20); return version; };
+    const load = async function menu() {
+      await sleep(20);
+      return version;
+    };
     const inPage = cache(load, { backend, ttl: 300 });
     const inRoute = cache(load, { backend, ttl: 300 });
     const [x, y] = await Promise.all([inPage.detailed(), inRoute.detailed()]);
@@ -406,7 +551,12 @@ describe('cache(fn): other instances and Next', () => {
     const backend = redisBackend();
     const CacheHandler = createCacheHandler({ backend, namespace: 'shop-module', deploymentId: 'd1' });
     let n = 0;
-    const price = cache(async function price(sku: string) { return `${sku}:${++n}`; }, { stack: CacheHandler.stack, tags: ['prices'], ttl: 300 });
+    const price = cache(
+      async function price(sku: string) {
+        return `${sku}:${++n}`;
+      },
+      { stack: CacheHandler.stack, tags: ['prices'], ttl: 300 },
+    );
     expect(await price('a')).toBe('a:1');
     expect(price.info().backend).toBe('redis');
     expect(await backend.exists(price.keyFor('a'))).toBe(true);
@@ -422,8 +572,18 @@ describe('cache(fn): other instances and Next', () => {
     try {
       let n = 0;
       // Both on the Next handlers' stack by default; only the tagged one needs it for tag checks.
-      const untagged = cache(async function stock() { return ++n; }, { ttl: 300 });
-      const tagged = cache(async function stock() { return ++n; }, { ttl: 300, tags: ['stock'] });
+      const untagged = cache(
+        async function stock() {
+          return ++n;
+        },
+        { ttl: 300 },
+      );
+      const tagged = cache(
+        async function stock() {
+          return ++n;
+        },
+        { ttl: 300, tags: ['stock'] },
+      );
       await untagged.invalidate();
       expect(await tagged()).toBe(1);
       await sleep(5);
@@ -439,12 +599,15 @@ describe('cache(fn): other instances and Next', () => {
   it('detailed(): status, stale and time of each call; joined callers share the status of the call they joined', async () => {
     const backend = new MemoryBackend();
     let computeMs = 0;
-    const f = cache(async function slow(n: number) {
-      const started = performance.now();
-      await sleep(30);
-      computeMs = performance.now() - started;
-      return n * 2;
-    }, { backend, ttl: 0.2, staleTtl: 60 });
+    const f = cache(
+      async function slow(n: number) {
+        const started = performance.now();
+        await sleep(30);
+        computeMs = performance.now() - started;
+        return n * 2;
+      },
+      { backend, ttl: 0.2, staleTtl: 60 },
+    );
     const [first, joined] = await Promise.all([f.detailed(2), f.detailed(2)]);
     expect(first).toMatchObject({ value: 4, status: 'miss', stale: false });
     expect(joined).toMatchObject({ value: 4, status: 'miss' });

@@ -15,11 +15,16 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 describe('cache(fn): keys', () => {
   it('hashes arguments canonically: object key order does not matter, values do', () => {
-    expect(hashArgs([{ a: 1, b: [2, { c: 3, d: 4 }] }])).toBe(hashArgs([{ b: [2, { d: 4, c: 3 }] , a: 1 }]));
+    expect(hashArgs([{ a: 1, b: [2, { c: 3, d: 4 }] }])).toBe(hashArgs([{ b: [2, { d: 4, c: 3 }], a: 1 }]));
     expect(hashArgs([{ a: 1 }])).not.toBe(hashArgs([{ a: 2 }]));
     expect(hashArgs([1, 2])).not.toBe(hashArgs([2, 1]));
     expect(hashArgs(['x', undefined])).toBe(hashArgs(['x']));
-    const f = cache(async function load(q: { a: number; b: string }) { return q.a; }, { backend: null });
+    const f = cache(
+      async function load(q: { a: number; b: string }) {
+        return q.a;
+      },
+      { backend: null },
+    );
     expect(f.keyFor({ a: 1, b: 'x' })).toBe(f.keyFor({ b: 'x', a: 1 }));
     expect(f.keyFor({ a: 1, b: 'x' })).toMatch(/^cachekit:default:fn:load:[0-9a-f]{64}$/);
   });
@@ -33,10 +38,38 @@ describe('cache(fn): keys', () => {
 
   it('rejects bad options naming them', () => {
     expect(() => cache(async () => 1, { backend: null })).toThrow(ConfigError);
-    expect(() => cache(async function f() { return 1; }, { backend: null, ttl: -1 })).toThrow(/ttl/);
-    expect(() => cache(async function f() { return 1; }, { backend: null, tags: [''] })).toThrow(/tags/);
-    expect(() => cache(async function f() { return 1; }, { backend: null, stack: 3 as never })).toThrow(/stack/);
-    expect(() => cache(async function f() { return 1; }, { backend: null, bogus: 1 } as never)).toThrow(/bogus/);
+    expect(() =>
+      cache(
+        async function f() {
+          return 1;
+        },
+        { backend: null, ttl: -1 },
+      ),
+    ).toThrow(/ttl/);
+    expect(() =>
+      cache(
+        async function f() {
+          return 1;
+        },
+        { backend: null, tags: [''] },
+      ),
+    ).toThrow(/tags/);
+    expect(() =>
+      cache(
+        async function f() {
+          return 1;
+        },
+        { backend: null, stack: 3 as never },
+      ),
+    ).toThrow(/stack/);
+    expect(() =>
+      cache(
+        async function f() {
+          return 1;
+        },
+        { backend: null, bogus: 1 } as never,
+      ),
+    ).toThrow(/bogus/);
   });
 });
 
@@ -48,8 +81,23 @@ describe("cache(fn, keyParts, { revalidate, tags }): Next's unstable_cache form"
       let calls = 0;
       const anonymous = cache(async (id: number) => ({ id, call: ++calls }), ['products', 'v2'], { revalidate: 0.2, tags: ['products'] });
       expect(anonymous.keyFor(1)).toMatch(/^cachekit:default:fn:products:v2:[0-9a-f]{64}$/);
-      expect(cache(async function load() { return 1; }, ['v2']).keyFor()).toMatch(/^cachekit:default:fn:load:v2:/);
-      expect(cache(async function load() { return 1; }, undefined, { revalidate: false }).keyFor()).toMatch(/^cachekit:default:fn:load:/);
+      expect(
+        cache(
+          async function load() {
+            return 1;
+          },
+          ['v2'],
+        ).keyFor(),
+      ).toMatch(/^cachekit:default:fn:load:v2:/);
+      expect(
+        cache(
+          async function load() {
+            return 1;
+          },
+          undefined,
+          { revalidate: false },
+        ).keyFor(),
+      ).toMatch(/^cachekit:default:fn:load:/);
 
       expect(await anonymous(1)).toEqual({ id: 1, call: 1 });
       expect(await anonymous(1)).toEqual({ id: 1, call: 1 });
@@ -80,13 +128,25 @@ describe('cache(fn) on MemoryBackend', () => {
   it('counts hits and misses (L1 and L2), invalidates', async () => {
     const backend = new MemoryBackend();
     let calls = 0;
-    const f = cache(async function add(a: number, b: number) { calls++; return { sum: a + b }; }, { backend, ttl: 60 });
+    const f = cache(
+      async function add(a: number, b: number) {
+        calls++;
+        return { sum: a + b };
+      },
+      { backend, ttl: 60 },
+    );
     expect(await f(1, 2)).toEqual({ sum: 3 });
     expect(await f(1, 2)).toEqual({ sum: 3 });
     expect(calls).toBe(1);
     expect(f.info()).toMatchObject({ hits: 1, misses: 1, l1Hits: 1, l2Hits: 0, calls: 1 });
     // A second wrapper (another process's L1) reads L2.
-    const g = cache(async function add(a: number, b: number) { calls++; return { sum: a + b }; }, { backend: anotherInstance(backend), ttl: 60 });
+    const g = cache(
+      async function add(a: number, b: number) {
+        calls++;
+        return { sum: a + b };
+      },
+      { backend: anotherInstance(backend), ttl: 60 },
+    );
     expect(await g(1, 2)).toEqual({ sum: 3 });
     expect(g.info()).toMatchObject({ hits: 1, l2Hits: 1, misses: 0 });
     expect(await f.invalidate(1, 2)).toBe(true);
@@ -99,7 +159,9 @@ describe('cache(fn) on MemoryBackend', () => {
   it('invalidate on one instance reaches the others within l1.maxTtlSeconds', async () => {
     const backend = new MemoryBackend();
     let version = 1;
-    const fn = async function settings() { return version; };
+    const fn = async function settings() {
+      return version;
+    };
     const a = cache(fn, { backend, l1: { maxTtlSeconds: 0.15 } });
     const b = cache(fn, { backend: anotherInstance(backend), l1: { maxTtlSeconds: 0.15 } });
     expect(await a()).toBe(1);
@@ -113,7 +175,12 @@ describe('cache(fn) on MemoryBackend', () => {
 
   it('expires after ttl', async () => {
     let calls = 0;
-    const f = cache(async function now() { return ++calls; }, { backend: new MemoryBackend(), ttl: 0.15 });
+    const f = cache(
+      async function now() {
+        return ++calls;
+      },
+      { backend: new MemoryBackend(), ttl: 0.15 },
+    );
     expect(await f()).toBe(1);
     expect(await f()).toBe(1);
     await sleep(250);
@@ -122,7 +189,14 @@ describe('cache(fn) on MemoryBackend', () => {
 
   it('single-flight: 100 concurrent calls make one call', async () => {
     let calls = 0;
-    const f = cache(async function slow(x: string) { calls++; await sleep(50); return x.toUpperCase(); }, { backend: new MemoryBackend() });
+    const f = cache(
+      async function slow(x: string) {
+        calls++;
+        await sleep(50);
+        return x.toUpperCase();
+      },
+      { backend: new MemoryBackend() },
+    );
     const results = await Promise.all(Array.from({ length: 100 }, () => f('a')));
     expect(new Set(results)).toEqual(new Set(['A']));
     expect(calls).toBe(1);
@@ -130,7 +204,15 @@ describe('cache(fn) on MemoryBackend', () => {
 
   it('errors propagate to every waiter and are not cached', async () => {
     let calls = 0;
-    const f = cache(async function boom() { calls++; await sleep(10); if (calls === 1) throw new Error('nope'); return 'ok'; }, { backend: new MemoryBackend() });
+    const f = cache(
+      async function boom() {
+        calls++;
+        await sleep(10);
+        if (calls === 1) throw new Error('nope');
+        return 'ok';
+      },
+      { backend: new MemoryBackend() },
+    );
     const settled = await Promise.allSettled([f(), f(), f()]);
     expect(settled.every((s) => s.status === 'rejected')).toBe(true);
     expect(await f()).toBe('ok');
@@ -139,7 +221,14 @@ describe('cache(fn) on MemoryBackend', () => {
 
   it('stale-while-revalidate: serves the stale value and refreshes once in the background', async () => {
     let calls = 0;
-    const f = cache(async function version() { calls++; await sleep(30); return calls; }, { backend: new MemoryBackend(), ttl: 0.4, staleTtl: 5 });
+    const f = cache(
+      async function version() {
+        calls++;
+        await sleep(30);
+        return calls;
+      },
+      { backend: new MemoryBackend(), ttl: 0.4, staleTtl: 5 },
+    );
     expect(await f()).toBe(1);
     await sleep(450);
     const stale = await Promise.all([f(), f(), f(), f()]);
@@ -157,7 +246,11 @@ describe('cache(fn) on Redis (cross-instance)', () => {
 
   it('stampede: concurrent callers on two instances make one call', async () => {
     let calls = 0;
-    const fn = async function report(id: number) { calls++; await sleep(200); return { id, at: calls }; };
+    const fn = async function report(id: number) {
+      calls++;
+      await sleep(200);
+      return { id, at: calls };
+    };
     const a = cache(fn, { backend: make(), namespace: 'stampede' });
     const b = cache(fn, { backend: make(), namespace: 'stampede' });
     const results = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b)(9)));
@@ -168,7 +261,13 @@ describe('cache(fn) on Redis (cross-instance)', () => {
   it('a crashed holder blocks only until its lease expires', async () => {
     const backend = make();
     let calls = 0;
-    const f = cache(async function crash() { calls++; return 'computed'; }, { backend, namespace: 'crash', lockTimeoutMs: 300, lockWaitMs: 5000 });
+    const f = cache(
+      async function crash() {
+        calls++;
+        return 'computed';
+      },
+      { backend, namespace: 'crash', lockTimeoutMs: 300, lockWaitMs: 5000 },
+    );
     // Simulates an instance that took the lock and died: nobody releases it.
     const token = await make().acquireLock(f.keyFor(), 300);
     expect(token).not.toBeNull();
@@ -181,7 +280,13 @@ describe('cache(fn) on Redis (cross-instance)', () => {
   it('never hangs: past lockWaitMs a waiter computes itself', async () => {
     const backend = make();
     let calls = 0;
-    const f = cache(async function held() { calls++; return 'x'; }, { backend, namespace: 'wait', lockTimeoutMs: 60_000, lockWaitMs: 200 });
+    const f = cache(
+      async function held() {
+        calls++;
+        return 'x';
+      },
+      { backend, namespace: 'wait', lockTimeoutMs: 60_000, lockWaitMs: 200 },
+    );
     await make().acquireLock(f.keyFor(), 60_000);
     expect(await f()).toBe('x');
     expect(calls).toBe(1);
@@ -189,7 +294,11 @@ describe('cache(fn) on Redis (cross-instance)', () => {
 
   it('stale-while-revalidate across instances: one background refresh in total', async () => {
     let calls = 0;
-    const fn = async function feed() { calls++; await sleep(100); return calls; };
+    const fn = async function feed() {
+      calls++;
+      await sleep(100);
+      return calls;
+    };
     const a = cache(fn, { backend: make(), namespace: 'swr', ttl: 0.3, staleTtl: 30 });
     const b = cache(fn, { backend: make(), namespace: 'swr', ttl: 0.3, staleTtl: 30 });
     expect(await a()).toBe(1);
@@ -206,7 +315,11 @@ describe('cache(fn) on Redis (cross-instance)', () => {
 
   it('presets: minimal takes no cross-instance lock, production does', async () => {
     let calls = 0;
-    const fn = async function preset() { calls++; await sleep(100); return calls; };
+    const fn = async function preset() {
+      calls++;
+      await sleep(100);
+      return calls;
+    };
     const m1 = cache.minimal(fn, { backend: make(), namespace: 'min' });
     const m2 = cache.minimal(fn, { backend: make(), namespace: 'min' });
     await Promise.all([m1(), m2()]);
@@ -221,7 +334,14 @@ describe('cache(fn) on Redis (cross-instance)', () => {
   it('tags: a revalidation with an expire duration serves the old value once while one call refreshes it', async () => {
     const stack = getStack({ backend: make(), namespace: 'tag-stale-app' });
     let calls = 0;
-    const f = cache(async function page() { calls++; await sleep(30); return calls; }, { backend: make(), stack, tags: ['pages'] });
+    const f = cache(
+      async function page() {
+        calls++;
+        await sleep(30);
+        return calls;
+      },
+      { backend: make(), stack, tags: ['pages'] },
+    );
     expect(await f()).toBe(1);
     await sleep(5);
     await stack.revalidateTags(['pages'], { expire: 3600 });
@@ -235,7 +355,10 @@ describe('cache(fn) on Redis (cross-instance)', () => {
   it('tags: CacheStack.revalidateTags invalidates entries on every instance', async () => {
     const stack = getStack({ backend: make(), namespace: 'tagged-app' });
     let calls = 0;
-    const fn = async function product(id: number) { calls++; return `p${id}@${calls}`; };
+    const fn = async function product(id: number) {
+      calls++;
+      return `p${id}@${calls}`;
+    };
     const a = cache(fn, { backend: make(), stack, tags: ['products'] });
     const b = cache(fn, { backend: make(), stack, tags: ['products'] });
     expect(a.keyFor(1)).toMatch(/^cachekit:tagged-app:fn:product:/);
@@ -265,7 +388,11 @@ describe('cache.io on a CachekitIO API (local fake server)', () => {
 
   it('without CACHEKIT_API_KEY it throws a ConfigError naming it', () => {
     delete process.env.CACHEKIT_API_KEY;
-    expect(() => cache.io(async function noKey() { return 1; })).toThrow(/CACHEKIT_API_KEY/);
+    expect(() =>
+      cache.io(async function noKey() {
+        return 1;
+      }),
+    ).toThrow(/CACHEKIT_API_KEY/);
   });
 
   it('uses CachekitIOBackend.fromEnv(): entries land in the API, its lock endpoints stop a stampede', async () => {
@@ -273,7 +400,11 @@ describe('cache.io on a CachekitIO API (local fake server)', () => {
     process.env.CACHEKIT_API_URL = fake.url;
     process.env.CACHEKIT_ALLOW_CUSTOM_HOST = 'true';
     let calls = 0;
-    const fn = async function ioFn(n: number) { calls++; await sleep(150); return n * 2; };
+    const fn = async function ioFn(n: number) {
+      calls++;
+      await sleep(150);
+      return n * 2;
+    };
     const a = cache.io(fn, { namespace: 'io' });
     const b = cache.io(fn, { namespace: 'io', l1: false });
     expect(await Promise.all([a(21), b(21), a(21), b(21)])).toEqual([42, 42, 42, 42]);
@@ -289,7 +420,12 @@ describe('cache.io on a CachekitIO API (local fake server)', () => {
     const backend = CachekitIOBackend.fromEnv();
     try {
       const secret = 'patient record 4711: diagnosis confidential';
-      const f = cache.secure(async function chart(id: number) { return { id, secret }; }, { backend, namespace: 'zk', encryption: { masterKey: 'ab'.repeat(32) } });
+      const f = cache.secure(
+        async function chart(id: number) {
+          return { id, secret };
+        },
+        { backend, namespace: 'zk', encryption: { masterKey: 'ab'.repeat(32) } },
+      );
       expect(await f(4711)).toEqual({ id: 4711, secret });
       const uploads = fake.requests.filter((r) => r.method === 'PUT');
       expect(uploads.length).toBeGreaterThan(0);
@@ -299,7 +435,12 @@ describe('cache.io on a CachekitIO API (local fake server)', () => {
         expect(Buffer.from(entry.value).includes(Buffer.from('confidential'))).toBe(false);
         expect(Buffer.from(entry.value).subarray(0, 2).toString('latin1')).toBe('cE');
       }
-      const reader = cache.secure(async function chart(_id: number) { return { id: 0, secret: '' }; }, { backend: CachekitIOBackend.fromEnv(), namespace: 'zk', l1: false, encryption: { masterKey: 'ab'.repeat(32) } });
+      const reader = cache.secure(
+        async function chart(_id: number) {
+          return { id: 0, secret: '' };
+        },
+        { backend: CachekitIOBackend.fromEnv(), namespace: 'zk', l1: false, encryption: { masterKey: 'ab'.repeat(32) } },
+      );
       expect(await reader.detailed(4711)).toMatchObject({ status: 'l2', value: { id: 4711, secret } });
     } finally {
       await backend.close();
@@ -313,7 +454,12 @@ describe('cache(fn) with an unreachable backend', () => {
     const backend = new RedisBackend({ url: `redis://${address}`, connectTimeoutMs: 500 });
     try {
       let calls = 0;
-      const f = cache(async function offline() { return ++calls; }, { backend, l1: false, breaker: false });
+      const f = cache(
+        async function offline() {
+          return ++calls;
+        },
+        { backend, l1: false, breaker: false },
+      );
       expect(await f()).toBe(1);
       expect(await f()).toBe(2);
     } finally {

@@ -22,7 +22,12 @@ describe('the entry frame', () => {
   const payload = (n: number) => packValue({ html: '<p>cachekit</p>'.repeat(n), n });
 
   it('carries a CRC-32 of the stored body: any corrupted byte is refused, never decoded into another value', () => {
-    for (const [size, compression] of [[2, {}], [2_000, {}], [2_000, { algorithm: 'deflate' as const }], [2_000, { thresholdBytes: false as const }]] as const) {
+    for (const [size, compression] of [
+      [2, {}],
+      [2_000, {}],
+      [2_000, { algorithm: 'deflate' as const }],
+      [2_000, { thresholdBytes: false as const }],
+    ] as const) {
       const framed = frame(payload(size), compression);
       expect(framed[2]! & 0x04, 'checksum flag').toBe(0x04);
       expect(unpackValue(unframe(framed))).toEqual({ html: '<p>cachekit</p>'.repeat(size), n: size });

@@ -1,15 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/shared/options.js';
-import {
-  buildAad,
-  deriveTenantKey,
-  EncryptionError,
-  Encryptor,
-  keyFingerprint,
-  openFrame,
-  sealFrame,
-} from '../../src/wire/encryption.js';
+import { buildAad, deriveTenantKey, EncryptionError, Encryptor, keyFingerprint, openFrame, sealFrame } from '../../src/wire/encryption.js';
 import { decodeInteropValue, encodeInteropValue } from '../../src/wire/interop.js';
 import { MemoryBackend } from '../../src/backends/memory.js';
 import type { Backend } from '../../src/protocol/backend.js';
@@ -80,7 +72,12 @@ describe('our aad vector: the AAD binds the logical backend key, every client-si
     };
   }
   const sealedOn = (backend: Backend, failClosed = false) =>
-    new SealedCache(new TieredCache<Uint8Array>({ backend, codec: bytesCodec, l1: false }), bytesCodec, entryCipher(new Encryptor({ masterKey: v.master_key_hex, failClosed }), context), v.tenant_id);
+    new SealedCache(
+      new TieredCache<Uint8Array>({ backend, codec: bytesCodec, l1: false }),
+      bytesCodec,
+      entryCipher(new Encryptor({ masterKey: v.master_key_hex, failClosed }), context),
+      v.tenant_id,
+    );
 
   it('aad and cipher frame are the vector bytes; the frame opens under the prefixed key only', () => {
     expect(toHex(aadOf(logical))).toBe(v.aad_hex);

@@ -110,4 +110,3 @@ function envelopeWith(block: Uint8Array, size: number): Uint8Array {
   const sizeBytes = [0xce, (size >>> 24) & 0xff, (size >>> 16) & 0xff, (size >>> 8) & 0xff, size & 0xff];
   return Uint8Array.from([...head, ...block, 0x98, 0, 0, 0, 0, 0, 0, 0, 0, ...sizeBytes, 0xa7, ...Buffer.from('msgpack')]);
 }
-

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: vectors are JSON files of the Python SDK, read field by field
 /**
  * Side by side on one real Redis with a Python peer (test/support/cachekit_peer.py: a cachekit-py interop service
  * written from the protocol text, stdlib only; cachekit-ts and cachekit-py themselves cannot be installed here):
@@ -53,7 +54,13 @@ function jsView(value: unknown): unknown {
 
 /** The peer's view with Python floats that are integral read as JS reads them (an int), -0 excepted. */
 const asJsReads = (v: unknown): unknown =>
-  typeof v === 'string' && /^float -?\d+$/.test(v) && v !== 'float -0' ? `int ${v.slice(6)}` : Array.isArray(v) ? v.map(asJsReads) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, asJsReads(x)])) : v;
+  typeof v === 'string' && /^float -?\d+$/.test(v) && v !== 'float -0'
+    ? `int ${v.slice(6)}`
+    : Array.isArray(v)
+      ? v.map(asJsReads)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, asJsReads(x)]))
+        : v;
 
 type Pair = [Tagged, unknown];
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -65,8 +72,14 @@ function pairs(kind: 'args' | 'value'): fc.Arbitrary<Pair> {
     fc.boolean().map((b): Pair => [b, b]),
     fc.integer().map((n): Pair => [{ $int: String(n) }, n]),
     fc.maxSafeInteger().map((n): Pair => [{ $int: String(n) }, n]),
-    fc.bigInt({ min: -(2n ** 63n), max: 2n ** 64n - 1n }).filter((n) => n > 2n ** 53n || n < -(2n ** 53n)).map((n): Pair => [{ $int: String(n) }, n]),
-    fc.double({ noNaN: true, noDefaultInfinity: true }).filter((d) => !Number.isInteger(d)).map((d): Pair => [{ $float: String(d) }, d]),
+    fc
+      .bigInt({ min: -(2n ** 63n), max: 2n ** 64n - 1n })
+      .filter((n) => n > 2n ** 53n || n < -(2n ** 53n))
+      .map((n): Pair => [{ $int: String(n) }, n]),
+    fc
+      .double({ noNaN: true, noDefaultInfinity: true })
+      .filter((d) => !Number.isInteger(d))
+      .map((d): Pair => [{ $float: String(d) }, d]),
     fc.constant<Pair>([{ $float: '-0.0' }, -0]),
     fc.integer().map((n): Pair => [{ $float: `${n}.0` }, new Float64(n)]),
     fc.string({ unit: 'binary', maxLength: 40 }).map((s): Pair => [s, s]),
@@ -86,9 +99,13 @@ function pairs(kind: 'args' | 'value'): fc.Arbitrary<Pair> {
       ...extra,
       fc.array(tie('v'), { maxLength: 6 }).map((items): Pair => [items.map((p) => p[0]), items.map((p) => p[1])]),
       // No "$"-keys: a one-key map {"$int": ...} is a tag in the tagged JSON.
-      fc.dictionary(fc.string({ unit: 'binary', maxLength: 8 }).filter((k) => !k.startsWith('$')), tie('v'), { maxKeys: 6 }).map(
-        (d): Pair => [Object.fromEntries(Object.entries(d).map(([k, p]) => [k, p[0]])), Object.fromEntries(Object.entries(d).map(([k, p]) => [k, p[1]]))],
-      ),
+      fc
+        .dictionary(
+          fc.string({ unit: 'binary', maxLength: 8 }).filter((k) => !k.startsWith('$')),
+          tie('v'),
+          { maxKeys: 6 },
+        )
+        .map((d): Pair => [Object.fromEntries(Object.entries(d).map(([k, p]) => [k, p[0]])), Object.fromEntries(Object.entries(d).map(([k, p]) => [k, p[1]]))]),
     ),
   })).v;
 }
@@ -113,7 +130,10 @@ describe(`side by side with a Python interop peer on one Redis (seed ${SEED})`, 
   it('the peer reproduces the shared vectors and ours (it is a protocol implementation, not a copy of this one)', () => {
     const shared = loadVectors('interop-mode.json');
     const own = loadOurVectors();
-    const jsnumber = (v: unknown): unknown => JSON.parse(JSON.stringify(v), (_k, x) => (x && typeof x === 'object' && '$jsnumber' in x ? (x.$jsnumber === '-0' ? { $float: '-0.0' } : { $int: x.$jsnumber }) : x));
+    const jsnumber = (v: unknown): unknown =>
+      JSON.parse(JSON.stringify(v), (_k, x) =>
+        x && typeof x === 'object' && '$jsnumber' in x ? (x.$jsnumber === '-0' ? { $float: '-0.0' } : { $int: x.$jsnumber }) : x,
+      );
     const keyVectors = [...shared.key_vectors, ...own.key_vectors];
     const results = peer([
       ...keyVectors.map((v: any) => ({ op: 'key', namespace: v.namespace, operation: v.operation, args: jsnumber(v.args) })),
@@ -131,7 +151,15 @@ describe(`side by side with a Python interop peer on one Redis (seed ${SEED})`, 
   it('keys: 400 argument lists hash to the same key on both sides', () => {
     const cases = sample(fc.array(pairs('args'), { maxLength: 4 }), 400, 1);
     const results = peer(cases.map((args) => ({ op: 'key', namespace: 'xc', operation: 'keys', args: args.map((p) => p[0]) })));
-    cases.forEach((args, i) => expect(interopKey('xc', 'keys', args.map((p) => p[1])), JSON.stringify(results[i])).toBe(results[i]!.key));
+    for (const [i, args] of cases.entries())
+      expect(
+        interopKey(
+          'xc',
+          'keys',
+          args.map((p) => p[1]),
+        ),
+        JSON.stringify(results[i]),
+      ).toBe(results[i]!.key);
   });
 
   it('values written here are read by the peer: 300 cases, plain and encrypted', async () => {
@@ -139,15 +167,30 @@ describe(`side by side with a Python interop peer on one Redis (seed ${SEED})`, 
     const values = sample(pairs('value'), 300, 2);
     const tenants = ['default', 'org-1', 'tenant ✓'];
     const plain = cache(async (i: number) => values[i]![1], { backend, ttl: 60, l1: false, interop: { namespace: 'xc', operation: 'ts_to_py' } });
-    const sealed = cache(async (i: number) => values[i]![1], { backend, ttl: 60, l1: false, interop: { namespace: 'xc', operation: 'ts_to_py_sealed' }, encryption: { masterKey: MASTER }, tenant: (i: number) => tenants[i % 3]! });
+    const sealed = cache(async (i: number) => values[i]![1], {
+      backend,
+      ttl: 60,
+      l1: false,
+      interop: { namespace: 'xc', operation: 'ts_to_py_sealed' },
+      encryption: { masterKey: MASTER },
+      tenant: (i: number) => tenants[i % 3]!,
+    });
     const stored: { plain: Uint8Array; sealed: Uint8Array }[] = [];
     for (let i = 0; i < values.length; i++) {
       await plain(i);
       await sealed(i);
       stored.push({ plain: (await backend.get(plain.keyFor(i)))!, sealed: (await backend.get(sealed.keyFor(i)))! });
     }
-    const keys = peer(values.flatMap((_, i) => [{ op: 'key', namespace: 'xc', operation: 'ts_to_py', args: [{ $int: String(i) }] }, { op: 'key', namespace: 'xc', operation: 'ts_to_py_sealed', args: [{ $int: String(i) }] }]));
-    const crypto = peer([...tenants.map((tenant) => ({ op: 'tenant_key', master_hex: MASTER, tenant })), ...values.map((_, i) => ({ op: 'aad', tenant: tenants[i % 3], cache_key: keys[2 * i + 1]!.key, format: 'msgpack', compressed: false }))]);
+    const keys = peer(
+      values.flatMap((_, i) => [
+        { op: 'key', namespace: 'xc', operation: 'ts_to_py', args: [{ $int: String(i) }] },
+        { op: 'key', namespace: 'xc', operation: 'ts_to_py_sealed', args: [{ $int: String(i) }] },
+      ]),
+    );
+    const crypto = peer([
+      ...tenants.map((tenant) => ({ op: 'tenant_key', master_hex: MASTER, tenant })),
+      ...values.map((_, i) => ({ op: 'aad', tenant: tenants[i % 3], cache_key: keys[2 * i + 1]!.key, format: 'msgpack', compressed: false })),
+    ]);
     const opened = stored.map((s, i) => open(Buffer.from(crypto[i % 3]!.key_hex!, 'hex'), Buffer.from(crypto[3 + i]!.hex!, 'hex'), s.sealed));
     const read = peer([...stored.map((s) => ({ op: 'decode', hex: hex(s.plain) })), ...opened.map((b) => ({ op: 'decode', hex: hex(b) }))]);
     values.forEach(([tagged], i) => {
@@ -167,7 +210,12 @@ describe(`side by side with a Python interop peer on one Redis (seed ${SEED})`, 
       throw new Error('the loader ran: the entry was not read');
     };
     const plain = cache(never, { ...opts, interop: { namespace: 'xc', operation: 'py_to_ts' } });
-    const sealed = cache(never, { ...opts, interop: { namespace: 'xc', operation: 'py_to_ts_sealed' }, encryption: { masterKey: MASTER }, tenant: (i: number) => tenants[i % 2]! });
+    const sealed = cache(never, {
+      ...opts,
+      interop: { namespace: 'xc', operation: 'py_to_ts_sealed' },
+      encryption: { masterKey: MASTER },
+      tenant: (i: number) => tenants[i % 2]!,
+    });
     const encoded = peer([
       ...values.map(([tagged]) => ({ op: 'encode', value: tagged })),
       ...values.map((_, i) => ({ op: 'key', namespace: 'xc', operation: 'py_to_ts', args: [{ $int: String(i) }] })),
@@ -194,13 +242,23 @@ describe(`side by side with a Python interop peer on one Redis (seed ${SEED})`, 
   it('cache.secure on a prefixed Redis: the peer opens each entry with the AAD over prefix + key, never the bare key (100 keys)', async () => {
     const backend = redis.backend({ keyPrefix: 'app:' });
     const raw = redis.backend();
-    const f = cache(async function note(i: number) { return `note ${i}`; }, { backend, ttl: 60, l1: false, encryption: { masterKey: MASTER } });
+    const f = cache(
+      async function note(i: number) {
+        return `note ${i}`;
+      },
+      { backend, ttl: 60, l1: false, encryption: { masterKey: MASTER } },
+    );
     const keys: string[] = [];
     for (let i = 0; i < 100; i++) {
       await f(i);
       keys.push(f.keyFor(i));
     }
-    const results = peer([{ op: 'tenant_key', master_hex: MASTER, tenant: 'default' }, ...keys.flatMap((key) => [`app:${key}`, key].map((cacheKey) => ({ op: 'aad', tenant: 'default', cache_key: cacheKey, format: 'msgpack', compressed: true })))]);
+    const results = peer([
+      { op: 'tenant_key', master_hex: MASTER, tenant: 'default' },
+      ...keys.flatMap((key) =>
+        [`app:${key}`, key].map((cacheKey) => ({ op: 'aad', tenant: 'default', cache_key: cacheKey, format: 'msgpack', compressed: true })),
+      ),
+    ]);
     const tenantKey = Buffer.from(results[0]!.key_hex!, 'hex');
     for (const [i, key] of keys.entries()) {
       const frame = (await raw.get(`app:${key}`))!.subarray(19); // after this project's entry header (magic, version, fingerprint)

@@ -28,7 +28,12 @@ describe('interop values and arguments', () => {
     const backend = redis.backend();
     const v = ours.value_vectors.find((x: { name: string }) => x.name === 'negative_zero_in_array_and_map');
     // The L1 copy is trusted a minute here (1 s by default in interop mode: a loaded machine could pass that).
-    const f = cache(async (_id: number) => ({ a: [-0, 0], b: -0 }), { backend, ttl: 60, l1: { maxTtlSeconds: 60 }, interop: { namespace: 't', operation: 'signs' } });
+    const f = cache(async (_id: number) => ({ a: [-0, 0], b: -0 }), {
+      backend,
+      ttl: 60,
+      l1: { maxTtlSeconds: 60 },
+      interop: { namespace: 't', operation: 'signs' },
+    });
     expect(await f(1)).toEqual({ a: [-0, 0], b: -0 });
     expect(toHex((await backend.get(f.keyFor(1)))!)).toBe(v.canonical_msgpack_hex);
     const l1 = await f.detailed(1);
@@ -47,7 +52,12 @@ describe('interop values and arguments', () => {
   it('a Date in a loader value comes back a Date from L2 and L1 (sentinel map on the wire, as cachekit-ts reads it); a Python-written sentinel with microseconds too', async () => {
     const backend = redis.backend();
     const at = new Date(Date.UTC(2024, 0, 1, 12, 30, 45, 123));
-    const f = cache(async (_id: number) => ({ at, list: [at], n: 1 }), { backend, ttl: 60, l1: { maxTtlSeconds: 60 }, interop: { namespace: 't', operation: 'dates' } });
+    const f = cache(async (_id: number) => ({ at, list: [at], n: 1 }), {
+      backend,
+      ttl: 60,
+      l1: { maxTtlSeconds: 60 },
+      interop: { namespace: 't', operation: 'dates' },
+    });
     const miss = await f.detailed(1);
     expect(miss.status).toBe('miss');
     const stored = toHex((await backend.get(f.keyFor(1)))!);
@@ -80,12 +90,20 @@ describe('interop values and arguments', () => {
       expect(make, v.name).toThrow(`option \`${v.option}\``);
     }
     expect(cache(async () => 1, { backend: null, interop: { namespace: 'nsx', operation: 'ns' } }).keyFor()).toMatch(/^nsx:ns:/);
-    expect(() => cache(async () => 1, { backend: null, interop: { namespace: ['ns'] as never, operation: 'op' } })).toThrow(/`interop.namespace` must be a string, got object/);
+    expect(() => cache(async () => 1, { backend: null, interop: { namespace: ['ns'] as never, operation: 'op' } })).toThrow(
+      /`interop.namespace` must be a string, got object/,
+    );
   });
 
   it('a number past 2^53 in the arguments rejects the call naming the argument, before the loader runs; a BigInt is the way', async () => {
     let calls = 0;
-    const f = cache(async (id: number | bigint, _opts?: { ids: (number | bigint)[] }) => (calls++, String(id)), { backend: redis.backend(), ttl: 60, interop: { namespace: 't', operation: 'ids' } });
+    const f = cache(
+      async (id: number | bigint, _opts?: { ids: (number | bigint)[] }) => {
+        calls++;
+        return String(id);
+      },
+      { backend: redis.backend(), ttl: 60, interop: { namespace: 't', operation: 'ids' } },
+    );
     await expect(f(2 ** 53)).rejects.toThrow(CanonicalMsgpackError);
     await expect(f(2 ** 53)).rejects.toThrow(/BigInt \(9007199254740992n\).*\(at args\[0\]\)/);
     await expect(f(1, { ids: [2, 2 ** 60] })).rejects.toThrow('(at args[1].ids[1])');
@@ -140,7 +158,13 @@ describe('cache.secure: the AAD binds the logical backend key (backend keyPrefix
       const store = raw();
       let calls = 0;
       const rates = (backend: ReturnType<typeof make>) =>
-        cache(async function rates(day: number) { calls++; return { day, eur: 1.08 }; }, { backend, ttl: 60, l1: false, encryption: { masterKey: KEY } });
+        cache(
+          async function rates(day: number) {
+            calls++;
+            return { day, eur: 1.08 };
+          },
+          { backend, ttl: 60, l1: false, encryption: { masterKey: KEY } },
+        );
       const a = rates(make('app-a:'));
       await a(1);
       const key = a.keyFor(1);
@@ -183,7 +207,13 @@ describe('ByteStorage envelope on the wire (protocol 1.1)', () => {
   it('cache(fn) writes the compressed payload as MessagePack bin, and reads an entry in the legacy array-of-integers form', async () => {
     const backend = redis.backend();
     let calls = 0;
-    const f = cache(async function listing(n: number) { calls++; return { rows: Array.from({ length: n }, (_, i) => `row ${i}`) }; }, { backend, ttl: 60, l1: false });
+    const f = cache(
+      async function listing(n: number) {
+        calls++;
+        return { rows: Array.from({ length: n }, (_, i) => `row ${i}`) };
+      },
+      { backend, ttl: 60, l1: false },
+    );
     for (const n of [0, 3, 2000]) {
       await f(n);
       const stored = Buffer.from((await backend.get(f.keyFor(n)))!);

@@ -11,7 +11,6 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FileBackend } from '../../src/backends/file.js';
 
 const execFileAsync = promisify(execFile);
 const root = path.resolve(__dirname, '..', '..');
@@ -97,9 +96,14 @@ describe('instances with and without native LZ4 on one store', () => {
       expect((wrote.loaders[kind] as { by: string }).by).toBe(kind);
       // What it says about its compressor: nothing natively, once otherwise.
       expect(wrote.warnings.filter((w) => w.includes('LZ4')).length, kind).toBe(kind === 'native' ? 0 : 1);
-      stored[kind] = { page: wrote.writes.find((w) => w.key.endsWith(`page-${kind}`))!, loader: wrote.writes.find((w) => w.key.includes(`:fn:rows-${kind}:`))! };
+      stored[kind] = {
+        page: wrote.writes.find((w) => w.key.endsWith(`page-${kind}`))!,
+        loader: wrote.writes.find((w) => w.key.includes(`:fn:rows-${kind}:`))!,
+      };
     }
-    console.log(`[lz4 fleet] bytes stored (page frame / cache(fn) envelope): ${KINDS.map((k) => `${k} ${stored[k]!.page.bytes} / ${stored[k]!.loader.bytes}`).join(', ')}`);
+    console.log(
+      `[lz4 fleet] bytes stored (page frame / cache(fn) envelope): ${KINDS.map((k) => `${k} ${stored[k]!.page.bytes} / ${stored[k]!.loader.bytes}`).join(', ')}`,
+    );
     // Frames: LZ4 with the native module or without it; deflate only where no LZ4 loads.
     expect(KINDS.map((k) => stored[k]!.page.flags & 0x03)).toEqual([0x02, 0x02, 0x01]);
     // Envelopes stay compressed without the native module; only with no LZ4 at all are they stored literally.

@@ -3,16 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { backendFromEnv, resolveBackend } from '../../src/protocol.js';
-import {
-  CachekitIOBackend,
-  ConfigError,
-  FileBackend,
-  MemcachedBackend,
-  MemoryBackend,
-  RedisBackend,
-  setDefaultBackend,
-  setLogger,
-} from '../../src/index.js';
+import { CachekitIOBackend, ConfigError, FileBackend, MemcachedBackend, MemoryBackend, RedisBackend, setDefaultBackend, setLogger } from '../../src/index.js';
 
 const closeAll: { close(): Promise<void> }[] = [];
 afterEach(async () => {

@@ -76,7 +76,10 @@ describe('TieredCache', () => {
     const backend = new MemoryBackend();
     let withTtl = 0;
     const getWithTtl = backend.getWithTtl.bind(backend);
-    backend.getWithTtl = (key) => (withTtl++, getWithTtl(key));
+    backend.getWithTtl = (key) => {
+      withTtl++;
+      return getWithTtl(key);
+    };
     const codec: Codec<{ until: number | null }> = {
       encode: (value) => bytes(JSON.stringify(value)),
       decode: (data) => JSON.parse(text(data)!) as { until: number | null },

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: vectors are JSON files of the Python SDK, read field by field
 /** Loads the shared cachekit protocol vectors (CI clones the repo with shared/ beside it). */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -32,14 +33,22 @@ export function untag(v: unknown): unknown {
   if (entries.length === 1 && entries[0]![0].startsWith('$')) {
     const [tag, raw] = entries[0]! as [string, any];
     switch (tag) {
-      case '$set': return new Set((raw as unknown[]).map(untag));
-      case '$bytes': return hex(raw as string);
-      case '$datetime': return InteropDateTime.fromISO(raw as string);
-      case '$uuid': return new InteropUuid(raw as string);
-      case '$float': return new Float64(Number(raw));
-      case '$int': return BigInt(raw as string);
-      case '$jsnumber': return Number(raw as string); // a JS number, not a BigInt (ours: -0, integers past 2^53)
-      default: throw new Error(`unknown tag ${tag}`);
+      case '$set':
+        return new Set((raw as unknown[]).map(untag));
+      case '$bytes':
+        return hex(raw as string);
+      case '$datetime':
+        return InteropDateTime.fromISO(raw as string);
+      case '$uuid':
+        return new InteropUuid(raw as string);
+      case '$float':
+        return new Float64(Number(raw));
+      case '$int':
+        return BigInt(raw as string);
+      case '$jsnumber':
+        return Number(raw as string); // a JS number, not a BigInt (ours: -0, integers past 2^53)
+      default:
+        throw new Error(`unknown tag ${tag}`);
     }
   }
   return Object.fromEntries(entries.map(([k, x]) => [k, untag(x)]));

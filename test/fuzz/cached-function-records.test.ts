@@ -38,7 +38,15 @@ async function fuzzStore(name: string, options: CacheOptions<[string]>, verified
   for (const id of ['a', 'b', 'c']) await validBytes(id);
   // Under each key: random bytes, or that key's own value mutated (values moved between keys are the encryption
   // tests' business: only sealed entries are bound to their key).
-  const stored = fc.constantFrom('a', 'b', 'c').chain((id) => fc.tuple(fc.constant(id), fc.oneof(randomBytes, mutated(fc.constant(id), (i) => written.get(i)!))));
+  const stored = fc.constantFrom('a', 'b', 'c').chain((id) =>
+    fc.tuple(
+      fc.constant(id),
+      fc.oneof(
+        randomBytes,
+        mutated(fc.constant(id), (i) => written.get(i)!),
+      ),
+    ),
+  );
   let intact = 0;
   let recomputed = 0;
   await fc.assert(

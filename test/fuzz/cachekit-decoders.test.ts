@@ -18,7 +18,10 @@ beforeAll(async () => {
 });
 
 function check(stats: FuzzStats, arb: fc.Arbitrary<Uint8Array>, numRuns: number, decode: (input: Uint8Array) => unknown): void {
-  fc.assert(fc.property(arb, (input) => cleanOutcome(stats, decode, input)), { numRuns });
+  fc.assert(
+    fc.property(arb, (input) => cleanOutcome(stats, decode, input)),
+    { numRuns },
+  );
 }
 
 const envelopeInput: fc.Arbitrary<Uint8Array> = fc.oneof(
@@ -38,9 +41,24 @@ describe('fuzz: cachekit decoders', () => {
     const decode = (input: Uint8Array) => codec.decode(input).data;
     check(stats, randomBytes, 5000, decode);
     check(stats, prefixed(Uint8Array.of(0x94, 0xc4)), 2000, decode);
-    check(stats, mutated(envelopeInput, (d) => codec.encode(d)), 10_000, decode);
-    check(stats, mutated(envelopeInput, (d) => nativeCodec.encode(d)), 3000, (input) => nativeCodec.decode(input).data);
-    check(stats, mutated(envelopeInput, (d) => toLegacyEnvelope(codec.encode(d))), 5000, decode);
+    check(
+      stats,
+      mutated(envelopeInput, (d) => codec.encode(d)),
+      10_000,
+      decode,
+    );
+    check(
+      stats,
+      mutated(envelopeInput, (d) => nativeCodec.encode(d)),
+      3000,
+      (input) => nativeCodec.decode(input).data,
+    );
+    check(
+      stats,
+      mutated(envelopeInput, (d) => toLegacyEnvelope(codec.encode(d))),
+      5000,
+      decode,
+    );
     report('envelope', stats, started);
     expect(stats.runs).toBe(25_000);
     expect(stats.values).toBeGreaterThan(0);
@@ -50,8 +68,11 @@ describe('fuzz: cachekit decoders', () => {
   it('LZ4 block decode: 5,000 random blocks', () => {
     const stats = newStats();
     const started = performance.now();
-    check(stats, fc.tuple(randomBytes, fc.nat({ max: 100_000 })).map(([b, n]) => Buffer.concat([Buffer.of(n & 0xff, (n >> 8) & 0xff, n >> 16), b])), 5000, (input) =>
-      lz4DecodeBlock(input.subarray(3), input[0]! | (input[1]! << 8) | (input[2]! << 16)),
+    check(
+      stats,
+      fc.tuple(randomBytes, fc.nat({ max: 100_000 })).map(([b, n]) => Buffer.concat([Buffer.of(n & 0xff, (n >> 8) & 0xff, n >> 16), b])),
+      5000,
+      (input) => lz4DecodeBlock(input.subarray(3), input[0]! | (input[1]! << 8) | (input[2]! << 16)),
     );
     report('lz4 block', stats, started);
     expect(stats.runs).toBe(5000);
@@ -65,11 +86,24 @@ describe('fuzz: cachekit decoders', () => {
     const decrypt = (input: Uint8Array) => enc.decrypt(input, ctx);
     check(stats, randomBytes, 3000, decrypt);
     check(stats, prefixed(enc.encrypt(Buffer.alloc(0), ctx).subarray(0, 19)), 2000, decrypt);
-    check(stats, mutated(fc.uint8Array({ maxLength: 300 }), (p) => enc.encrypt(p, ctx)), 4000, decrypt);
-    check(stats, mutated(fc.uint8Array({ maxLength: 300 }), (p) => old.encrypt(p, ctx)), 2000, decrypt);
+    check(
+      stats,
+      mutated(fc.uint8Array({ maxLength: 300 }), (p) => enc.encrypt(p, ctx)),
+      4000,
+      decrypt,
+    );
+    check(
+      stats,
+      mutated(fc.uint8Array({ maxLength: 300 }), (p) => old.encrypt(p, ctx)),
+      2000,
+      decrypt,
+    );
     check(stats, randomBytes, 2000, (input) => enc.decryptInterop(input, ctx.tenantId, ctx.cacheKey));
-    check(stats, mutated(fc.uint8Array({ maxLength: 300 }), (p) => enc.encryptInterop(p, ctx.tenantId, ctx.cacheKey)), 2000, (input) =>
-      enc.decryptInterop(input, ctx.tenantId, ctx.cacheKey),
+    check(
+      stats,
+      mutated(fc.uint8Array({ maxLength: 300 }), (p) => enc.encryptInterop(p, ctx.tenantId, ctx.cacheKey)),
+      2000,
+      (input) => enc.decryptInterop(input, ctx.tenantId, ctx.cacheKey),
     );
     report('encryption', stats, started);
     expect(stats.runs).toBe(15_000);
@@ -80,7 +114,12 @@ describe('fuzz: cachekit decoders', () => {
     const started = performance.now();
     check(stats, randomBytes, 8000, decodeInteropValue);
     // Container headers with lying counts: array32 / map32 / str32 / bin32 followed by little.
-    check(stats, fc.constantFrom(0xdd, 0xdf, 0xdb, 0xc6, 0xdc, 0xde).chain((t) => prefixed(Uint8Array.of(t))), 2000, decodeInteropValue);
+    check(
+      stats,
+      fc.constantFrom(0xdd, 0xdf, 0xdb, 0xc6, 0xdc, 0xde).chain((t) => prefixed(Uint8Array.of(t))),
+      2000,
+      decodeInteropValue,
+    );
     check(stats, mutated(interopValue, encodeInteropValue), 15_000, decodeInteropValue);
     report('interop value', stats, started);
     expect(stats.runs).toBe(25_000);

@@ -19,7 +19,10 @@ function withValidChecksum(input: Uint8Array): Uint8Array {
 }
 
 function check(stats: FuzzStats, arb: fc.Arbitrary<Uint8Array>, numRuns: number, decode: (input: Uint8Array) => unknown): void {
-  fc.assert(fc.property(arb, (input) => cleanOutcome(stats, decode, input)), { numRuns });
+  fc.assert(
+    fc.property(arb, (input) => cleanOutcome(stats, decode, input)),
+    { numRuns },
+  );
 }
 
 const text = fc.string({ maxLength: 60 });
@@ -27,12 +30,27 @@ const bytes = fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b));
 const headers = fc.dictionary(fc.constantFrom('content-type', 'x-next-cache-tags', 'etag'), text, { maxKeys: 3 });
 
 const nextValue: fc.Arbitrary<IncrementalCacheValue> = fc.oneof(
-  fc.record({ kind: fc.constant('APP_PAGE' as const), html: text, rscData: bytes, headers, status: fc.constant(200), segmentData: fc.array(fc.tuple(text, bytes), { maxLength: 3 }).map((e) => new Map(e)) }),
+  fc.record({
+    kind: fc.constant('APP_PAGE' as const),
+    html: text,
+    rscData: bytes,
+    headers,
+    status: fc.constant(200),
+    segmentData: fc.array(fc.tuple(text, bytes), { maxLength: 3 }).map((e) => new Map(e)),
+  }),
   fc.record({ kind: fc.constant('APP_ROUTE' as const), body: bytes, status: fc.constantFrom(200, 404), headers }),
   fc.record({ kind: fc.constant('PAGES' as const), html: text, pageData: fc.jsonValue({ maxDepth: 2 }) }),
   fc.record({
     kind: fc.constant('FETCH' as const),
-    data: fc.record({ headers, body: fc.oneof(text, bytes.map((b) => b.toString('base64'))), url: fc.webUrl(), status: fc.constant(200) }),
+    data: fc.record({
+      headers,
+      body: fc.oneof(
+        text,
+        bytes.map((b) => b.toString('base64')),
+      ),
+      url: fc.webUrl(),
+      status: fc.constant(200),
+    }),
     tags: fc.array(text, { maxLength: 3 }),
     revalidate: fc.nat({ max: 86_400 }),
   }),
@@ -54,9 +72,24 @@ describe('fuzz: existing decoders', () => {
     const started = performance.now();
     check(stats, randomBytes, 6000, plain.decode);
     // Past the magic, into the flags/inflate and msgpackr paths.
-    check(stats, fc.constantFrom(0, 1).chain((flags) => prefixed(Uint8Array.of(0xc4, 0x4b, flags))), 4000, plain.decode);
-    check(stats, mutated(handlerEntry, (e) => plain.encode(e)), 8000, plain.decode);
-    check(stats, mutated(handlerEntry, (e) => deflating.encode(e)), 4000, plain.decode);
+    check(
+      stats,
+      fc.constantFrom(0, 1).chain((flags) => prefixed(Uint8Array.of(0xc4, 0x4b, flags))),
+      4000,
+      plain.decode,
+    );
+    check(
+      stats,
+      mutated(handlerEntry, (e) => plain.encode(e)),
+      8000,
+      plain.decode,
+    );
+    check(
+      stats,
+      mutated(handlerEntry, (e) => deflating.encode(e)),
+      4000,
+      plain.decode,
+    );
     // The checksum stops the mutations above at the door; a hostile writer recomputes it: the decoders behind it.
     check(stats, mutated(handlerEntry, (e) => plain.encode(e)).map(withValidChecksum), 6000, plain.decode);
     check(stats, mutated(handlerEntry, (e) => deflating.encode(e)).map(withValidChecksum), 4000, plain.decode);
@@ -71,12 +104,17 @@ describe('fuzz: existing decoders', () => {
     const parse = (input: Uint8Array) => parseHeader(Buffer.from(input.buffer, input.byteOffset, input.byteLength));
     check(stats, randomBytes, 5000, parse);
     check(stats, prefixed(Uint8Array.of(0x43, 0x4b, 1, 0)), 3000, parse);
-    check(stats, mutated(fc.tuple(fc.uint8Array({ maxLength: 64 }), fc.nat()), ([value, expiry]) => encodeEntry(value, expiry)), 7000, (input) => {
-      const expiry = parse(input);
-      // A header it accepts yields a whole non-negative number of seconds.
-      if (expiry !== null) expect(Number.isInteger(expiry) && expiry >= 0).toBe(true);
-      return expiry;
-    });
+    check(
+      stats,
+      mutated(fc.tuple(fc.uint8Array({ maxLength: 64 }), fc.nat()), ([value, expiry]) => encodeEntry(value, expiry)),
+      7000,
+      (input) => {
+        const expiry = parse(input);
+        // A header it accepts yields a whole non-negative number of seconds.
+        if (expiry !== null) expect(Number.isInteger(expiry) && expiry >= 0).toBe(true);
+        return expiry;
+      },
+    );
     report('file header', stats, started);
     expect(stats.runs).toBe(15_000);
     expect(stats.misses).toBeGreaterThan(0);

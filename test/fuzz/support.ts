@@ -17,7 +17,11 @@ type Mutation =
 const position = fc.nat({ max: 1 << 20 });
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ op: fc.constant('flip' as const), at: position, bit: fc.nat({ max: 7 }) }),
-  fc.record({ op: fc.constant('set' as const), at: position, value: fc.oneof(fc.constantFrom(0, 0xff, 0x7f, 0x80, 0xc1, 0xdd, 0xdf, 0xc6, 0xcf), fc.nat({ max: 255 })) }),
+  fc.record({
+    op: fc.constant('set' as const),
+    at: position,
+    value: fc.oneof(fc.constantFrom(0, 0xff, 0x7f, 0x80, 0xc1, 0xdd, 0xdf, 0xc6, 0xcf), fc.nat({ max: 255 })),
+  }),
   fc.record({ op: fc.constant('truncate' as const), at: position }),
   fc.record({ op: fc.constant('extend' as const), bytes: fc.uint8Array({ minLength: 1, maxLength: 16 }) }),
   fc.record({ op: fc.constant('insert' as const), at: position, bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }) }),
@@ -108,5 +112,11 @@ export function cleanOutcome(stats: FuzzStats, decode: (input: Uint8Array) => un
 
 export function report(name: string, stats: FuzzStats, started: number): void {
   const seconds = ((performance.now() - started) / 1000).toFixed(2);
-  console.log(`[fuzz] ${name}: ${stats.runs} inputs (${stats.values} values, ${stats.misses} misses, ${stats.errors} errors) in ${seconds}s, slowest ${stats.slowestMs.toFixed(1)}ms (${stats.slowestInput?.length ?? 0} bytes: ${Buffer.from(stats.slowestInput ?? []).toString('hex').slice(0, 48)})`);
+  console.log(
+    `[fuzz] ${name}: ${stats.runs} inputs (${stats.values} values, ${stats.misses} misses, ${stats.errors} errors) in ${seconds}s, slowest ${stats.slowestMs.toFixed(1)}ms (${stats.slowestInput?.length ?? 0} bytes: ${Buffer.from(
+      stats.slowestInput ?? [],
+    )
+      .toString('hex')
+      .slice(0, 48)})`,
+  );
 }

@@ -19,8 +19,27 @@ describe('fuzz: cache(fn) record decoder', () => {
     const stats = newStats();
     const started = performance.now();
     // 0x95 0xcb ...: past the array header and the expiry, into the fields and the value.
-    const inputs = fc.oneof(randomBytes, prefixed(Uint8Array.of(0x95, 0xcb, 0x42, 0x7d, 0x1a, 0x94, 0xa0, 0x00, 0x00, 0x00)), mutated(record.map((b) => b), (b) => b));
-    fc.assert(fc.property(inputs, (input) => cleanOutcome(stats, (bytes) => (assertBounded(bytes), decodeRecord(bytes)), input)), { numRuns: RUNS * 3 });
+    const inputs = fc.oneof(
+      randomBytes,
+      prefixed(Uint8Array.of(0x95, 0xcb, 0x42, 0x7d, 0x1a, 0x94, 0xa0, 0x00, 0x00, 0x00)),
+      mutated(
+        record.map((b) => b),
+        (b) => b,
+      ),
+    );
+    fc.assert(
+      fc.property(inputs, (input) =>
+        cleanOutcome(
+          stats,
+          (bytes) => {
+            assertBounded(bytes);
+            return decodeRecord(bytes);
+          },
+          input,
+        ),
+      ),
+      { numRuns: RUNS * 3 },
+    );
     report('cache(fn) records', stats, started);
   });
 });

@@ -21,7 +21,13 @@ function instances(backend: Backend, options: CachekitNextOptions = {}) {
 
 const pageCtx: GetContext = { kind: 'APP_PAGE', isRoutePPREnabled: false, isFallback: false };
 const fetchCtx = (extra: Partial<GetContext> = {}): GetContext => ({
-  kind: 'FETCH', revalidate: 60, fetchUrl: 'https://api.example.com/posts/1', fetchIdx: 0, tags: ['posts'], softTags: ['_N_T_/layout', '_N_T_/blog'], ...extra,
+  kind: 'FETCH',
+  revalidate: 60,
+  fetchUrl: 'https://api.example.com/posts/1',
+  fetchIdx: 0,
+  tags: ['posts'],
+  softTags: ['_N_T_/layout', '_N_T_/blog'],
+  ...extra,
 });
 const cacheControl = { revalidate: 60, expire: 3600 };
 
@@ -175,7 +181,7 @@ describe('cache handler', () => {
       expect(await a.handler().get('/blog', pageCtx)).toBeNull();
     });
 
-    it("revalidateTag(t, { expire }) serves the entry stale (backdated) until expire, then misses", async () => {
+    it('revalidateTag(t, { expire }) serves the entry stale (backdated) until expire, then misses', async () => {
       const [a, b] = instances(new MemoryBackend());
       await a.handler().set('/blog', appPage(), { cacheControl });
       await a.handler().set('fetch-1', fetchValue(), { fetchCache: true, tags: ['posts'] });

@@ -57,7 +57,9 @@ describe('L1 coherence over Redis pub/sub', () => {
     expect(b.rt.entries.hasLocal(`cachekit:coh1:d1:r:/p`)).toBe(true);
 
     await a.handler().set('/p', appPage('v2'), { cacheControl });
-    await until(async () => ((await b.handler().get('/p', pageCtx))?.value as { headers: Record<string, string> }).headers['x-next-cache-tags'] === 'v2');
+    await until(
+      async () => ((await b.handler().get('/p', pageCtx))?.value as { headers: Record<string, string> } | undefined)?.headers['x-next-cache-tags'] === 'v2',
+    );
     expect(a.rt.bus.sent).toBeGreaterThanOrEqual(2);
     expect(b.rt.bus.received).toBeGreaterThanOrEqual(2);
   });
@@ -129,4 +131,3 @@ describe('L1 coherence over Redis pub/sub', () => {
     }
   });
 });
-

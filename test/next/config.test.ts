@@ -10,7 +10,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { FileBackend } from '../../src/backends/file.js';
+import type { FileBackend } from '../../src/backends/file.js';
 import { MemoryBackend } from '../../src/backends/memory.js';
 import { setDefaultBackend } from '../../src/stack/resolve.js';
 import type { Backend } from '../../src/protocol/backend.js';
@@ -54,7 +54,7 @@ function writeModule(name: string, source: string): string {
 }
 
 describe('withCachekit', () => {
-  it('points Next at this package\'s handler modules by absolute, existing paths, with cacheMaxMemorySize 0', () => {
+  it("points Next at this package's handler modules by absolute, existing paths, with cacheMaxMemorySize 0", () => {
     const config = withCachekit({ reactStrictMode: true, cacheHandlers: { custom: '/somewhere/custom.js' } });
     expect(config.reactStrictMode).toBe(true);
     expect(config.cacheMaxMemorySize).toBe(0);
@@ -126,10 +126,13 @@ describe('withCachekit', () => {
     expect(withCachekit(ours).cacheHandlers).toEqual(ours.cacheHandlers);
   });
 
-  it('keeps the user\'s experimental.cacheHandlers where they are (Next 16 moves them over top-level ones)', () => {
+  it("keeps the user's experimental.cacheHandlers where they are (Next 16 moves them over top-level ones)", () => {
     const config = withCachekit({ experimental: { cacheHandlers: { custom: '/c.js' }, useCache: true } });
     expect(config.cacheHandlers).toBeUndefined();
-    expect(config.experimental).toEqual({ useCache: true, cacheHandlers: { custom: '/c.js', default: path.join(dist, 'use-cache.cjs'), remote: path.join(dist, 'use-cache.cjs') } });
+    expect(config.experimental).toEqual({
+      useCache: true,
+      cacheHandlers: { custom: '/c.js', default: path.join(dist, 'use-cache.cjs'), remote: path.join(dist, 'use-cache.cjs') },
+    });
   });
 
   it('wraps a config function, applying to what it returns', async () => {
@@ -168,11 +171,15 @@ describe('withCachekit', () => {
       withCachekit({}, { backend: null });
       expect(JSON.parse(process.env[OPTIONS_ENV]!).backend).toBeNull();
 
-      expect(configError(() => withCachekit({}, { backend: { type: 'redis', url: 'redis://x:1', comandTimeoutMs: 5 } as never })).option).toBe('comandTimeoutMs');
+      expect(configError(() => withCachekit({}, { backend: { type: 'redis', url: 'redis://x:1', comandTimeoutMs: 5 } as never })).option).toBe(
+        'comandTimeoutMs',
+      );
       expect(configError(() => withCachekit({}, { backend: { type: 'file', maxSizeMb: -1 } })).option).toBe('maxSizeMb');
       expect(configError(() => withCachekit({}, { backend: { type: 'memcached', timeoutMs: 0 } })).option).toBe('timeoutMs');
       expect(configError(() => withCachekit({}, { backend: { type: 'dynamo' } as never })).option).toBe('backend.type');
-      expect(configError(() => withCachekit({}, { backend: { type: 'redis', url: 'redis://x:1', tls: { ca: Buffer.from('x') } } as never })).message).toMatch(/JSON/);
+      expect(configError(() => withCachekit({}, { backend: { type: 'redis', url: 'redis://x:1', tls: { ca: Buffer.from('x') } } as never })).message).toMatch(
+        /JSON/,
+      );
     });
   });
 });
@@ -314,7 +321,8 @@ describe('next.config files loaded by Next itself', () => {
     expect(handlers?.default).toBe(path.join(dist, 'use-cache.cjs'));
     expect(handlers?.remote).toBe(path.join(dist, 'use-cache.cjs'));
   };
-  const backendFile = 'export default { get: async () => null, set: async () => {}, delete: async () => false, exists: async () => false, healthCheck: async () => [true, { latency_ms: 0, backend_type: "noop" }] };\n';
+  const backendFile =
+    'export default { get: async () => null, set: async () => {}, delete: async () => false, exists: async () => false, healthCheck: async () => [true, { latency_ms: 0, backend_type: "noop" }] };\n';
 
   it('next.config.js (CommonJS, require)', async () => {
     const dir = app('js-app', {
@@ -348,14 +356,14 @@ describe('next.config files loaded by Next itself', () => {
     expect(loaded.options).toEqual({ namespace: 'ts-app', timeoutMs: 800, backend: null });
   });
 
-  it('a bad option fails Next\'s config loading with the option named', async () => {
+  it("a bad option fails Next's config loading with the option named", async () => {
     const dir = app('bad-app', {
       'next.config.mjs': `import { withCachekit } from 'cachekit-next/config';\nexport default withCachekit({}, { maxTtlSeconds: -5 });\n`,
     });
     await expect(loadLikeNext(dir)).rejects.toThrow(/option `maxTtlSeconds` must be >= 1/);
   });
 
-  it('Next 15 (by the app\'s installed version): experimental.cacheHandlers', async () => {
+  it("Next 15 (by the app's installed version): experimental.cacheHandlers", async () => {
     // A stand-in `next` that only has its package.json: withCachekit reads the version, nothing else.
     const fake = path.join(tmp, 'next15');
     mkdirSync(fake, { recursive: true });

@@ -68,7 +68,12 @@ describe('Next handlers with encryption', () => {
     const backend = new MemoryBackend();
     const a = instance(backend);
     const encoder = new TextEncoder();
-    const value = new ReadableStream<Uint8Array>({ start: (c) => (c.enqueue(encoder.encode('rsc payload: card 4111')), c.close()) });
+    const value = new ReadableStream<Uint8Array>({
+      start: (c) => {
+        c.enqueue(encoder.encode('rsc payload: card 4111'));
+        c.close();
+      },
+    });
     await a.useCache.set('["build","fn",[]]', Promise.resolve({ value, tags: [], stale: 300, timestamp: Date.now(), expire: 3600, revalidate: 900 }));
     const stored = Buffer.from((await backend.get(useCacheStoreKey(a.rt, '["build","fn",[]]')))!);
     expect(stored.subarray(0, 2).toString('latin1')).toBe('cE');

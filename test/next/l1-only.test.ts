@@ -36,7 +36,12 @@ describe('backend: null keeps entries and tag states past coherenceTtlSeconds', 
     const rt = new CacheStack({ backend: null, coherenceTtlSeconds: 0.05, namespace: 'l1only-uc' });
     const handler = useCacheHandlerFor(() => rt);
     const entry = () => ({
-      value: new ReadableStream<Uint8Array>({ start: (c) => (c.enqueue(new Uint8Array([1, 2, 3])), c.close()) }),
+      value: new ReadableStream<Uint8Array>({
+        start: (c) => {
+          c.enqueue(new Uint8Array([1, 2, 3]));
+          c.close();
+        },
+      }),
       tags: ['u'],
       stale: 0,
       timestamp: performance.timeOrigin + performance.now(),

@@ -89,7 +89,10 @@ function aborted(from: number): string[] {
     .filter((r) => r.controller.signal.aborted)
     .map((r) => {
       const stack = r.tracking.syncDynamicErrorWithStack?.stack ?? String(r.controller.signal.reason);
-      const frames = stack.split('\n').filter((line) => line.includes(' at ') && !line.includes('next/dist/server/')).slice(0, 8);
+      const frames = stack
+        .split('\n')
+        .filter((line) => line.includes(' at ') && !line.includes('next/dist/server/'))
+        .slice(0, 8);
       return `${r.label}: ${r.tracking.dynamicAccesses.map((a) => a.expression).join(', ')}\n${frames.join('\n')}`;
     });
 }
@@ -139,7 +142,14 @@ const stores: Record<string, () => Promise<(() => Backend | null) | null>> = {
 };
 
 const routeCtx: GetContext = { kind: 'APP_ROUTE', isRoutePPREnabled: false, isFallback: false };
-const fetchCtx: GetContext = { kind: 'FETCH', revalidate: 60, fetchUrl: 'https://api.example.com/posts/1', fetchIdx: 0, tags: ['posts'], softTags: ['_N_T_/api/x'] };
+const fetchCtx: GetContext = {
+  kind: 'FETCH',
+  revalidate: 60,
+  fetchUrl: 'https://api.example.com/posts/1',
+  fetchIdx: 0,
+  tags: ['posts'],
+  softTags: ['_N_T_/api/x'],
+};
 const cacheControl = { revalidate: 60, expire: 3600 };
 
 function useCacheEntry(text: string, tags: string[], overrides: Partial<UseCacheEntry> = {}): UseCacheEntry {

@@ -11,7 +11,16 @@ import { describe, expect, it } from 'vitest';
 import { randomBytes, randomFraction, randomUUID } from '../../src/shared/random.js';
 
 const SRC = path.resolve(import.meta.dirname, '../../src');
-const RANDOM_SOURCES = new Set(['randomBytes', 'randomUUID', 'randomFillSync', 'randomInt', 'getRandomValues', 'generateKeySync', 'generatePrimeSync', 'generateKeyPairSync']);
+const RANDOM_SOURCES = new Set([
+  'randomBytes',
+  'randomUUID',
+  'randomFillSync',
+  'randomInt',
+  'getRandomValues',
+  'generateKeySync',
+  'generatePrimeSync',
+  'generateKeyPairSync',
+]);
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
@@ -41,7 +50,8 @@ function usesIn(file: string, text = readFileSync(file, 'utf8')): Use[] {
       const callee = node.expression;
       if (isDate(callee)) add(node, 'clock');
       if (ts.isPropertyAccessExpression(callee) && isDate(callee.expression) && callee.name.text === 'now') add(node, 'clock');
-      if (ts.isPropertyAccessExpression(callee) && ts.isIdentifier(callee.expression) && callee.expression.text === 'Math' && callee.name.text === 'random') add(node, 'random');
+      if (ts.isPropertyAccessExpression(callee) && ts.isIdentifier(callee.expression) && callee.expression.text === 'Math' && callee.name.text === 'random')
+        add(node, 'random');
     }
     // Any reference to Date.now (passed as a function, aliased) or to a crypto random source (imported, called).
     if (ts.isPropertyAccessExpression(node) && isDate(node.expression) && node.name.text === 'now' && !ts.isCallExpression(node.parent)) add(node, 'clock');

@@ -255,7 +255,13 @@ describe('read-your-own-writes when the epoch cannot be read', () => {
     const store = new EpochDown();
     const errors: string[] = [];
     const make = () => {
-      const rt = new CacheStack({ backend: store, namespace: 'down', deploymentId: 'd', coherenceTtlSeconds: 0.2, onError: (e) => void errors.push(e.message) });
+      const rt = new CacheStack({
+        backend: store,
+        namespace: 'down',
+        deploymentId: 'd',
+        coherenceTtlSeconds: 0.2,
+        onError: (e) => void errors.push(e.message),
+      });
       stacks.push(rt);
       const Legacy = handlerClassFor(() => rt);
       return { rt, request: () => new Legacy({}) };

@@ -58,7 +58,8 @@ async function loadLikeNext(dir: string): Promise<{ cacheHandler: string; cacheH
   return JSON.parse(await run(dir, script, { NEXT_TELEMETRY_DISABLED: '1' })) as never;
 }
 
-const backendModule = 'export default { get: async () => null, set: async () => {}, delete: async () => false, exists: async () => false, healthCheck: async () => [true, { latency_ms: 0, backend_type: "noop" }] };\n';
+const backendModule =
+  'export default { get: async () => null, set: async () => {}, delete: async () => false, exists: async () => false, healthCheck: async () => [true, { latency_ms: 0, backend_type: "noop" }] };\n';
 
 describe("withCachekit with output: 'standalone'", () => {
   it('points cacheHandler and cacheHandlers at generated modules inside the project, next to the options they carry', async () => {
@@ -84,7 +85,10 @@ describe("withCachekit with output: 'standalone'", () => {
     } finally {
       process.chdir(root);
     }
-    for (const [file, kind] of [[paths.cacheHandler!, 'legacy'], [paths.cacheHandlers!.default!, 'use-cache']] as const) {
+    for (const [file, kind] of [
+      [paths.cacheHandler!, 'legacy'],
+      [paths.cacheHandlers!.default!, 'use-cache'],
+    ] as const) {
       // What Next does with a handler path: interopDefault(await import(file)).
       const script = `import(${JSON.stringify(file)}).then((m) => {
         const handler = m.default.default || m.default;
@@ -92,7 +96,13 @@ describe("withCachekit with output: 'standalone'", () => {
         console.log(JSON.stringify({ env: process.env.CACHEKIT_NEXT_OPTIONS, get: typeof (handler.prototype?.get ?? handler.get), namespace: stack.namespace, keyPrefix: stack.keyPrefix, backend: stack.backend }));
       })`;
       const seen = JSON.parse(await run(dir, script)) as Record<string, unknown>;
-      expect(seen, kind).toEqual({ env: JSON.stringify({ namespace: 'sa-import', keyPrefix: 'ck:', backend: null }), get: 'function', namespace: 'sa-import', keyPrefix: 'ck:', backend: null });
+      expect(seen, kind).toEqual({
+        env: JSON.stringify({ namespace: 'sa-import', keyPrefix: 'ck:', backend: null }),
+        get: 'function',
+        namespace: 'sa-import',
+        keyPrefix: 'ck:',
+        backend: null,
+      });
     }
   });
 
@@ -114,7 +124,13 @@ describe("withCachekit with output: 'standalone'", () => {
       env: JSON.stringify({ namespace: 'sa-early-ns', backend: null }),
     });
     // Without generated modules (a zero-config standalone server): the environment decides, as before.
-    expect(JSON.parse(await run(dir, script, { __NEXT_PRIVATE_STANDALONE_CONFIG: JSON.stringify({ distDir: './.next', cacheHandler: '../node_modules/cachekit-next/dist/handler.cjs' }) })).namespace).toBe('sa-early');
+    expect(
+      JSON.parse(
+        await run(dir, script, {
+          __NEXT_PRIVATE_STANDALONE_CONFIG: JSON.stringify({ distDir: './.next', cacheHandler: '../node_modules/cachekit-next/dist/handler.cjs' }),
+        }),
+      ).namespace,
+    ).toBe('sa-early');
   });
 
   it('the built options win over a different CACHEKIT_NEXT_OPTIONS set by hand, with a warning that does not print it', async () => {
@@ -173,7 +189,11 @@ describe("withCachekit with output: 'standalone'", () => {
       ['a password option', { type: 'redis', url: 'redis://cache:6379', password: 's3cret' }, /`backend\.password` is a secret/],
       ['a Sentinel password', { type: 'redis', sentinels: ['s:26379'], name: 'm', sentinelPassword: 's3cret' }, /`backend\.sentinelPassword` is a secret/],
       ['a password in a Redis Cluster node URL', { type: 'redis', nodes: ['redis://:s3cret@n1:6379'] }, /`backend\.nodes\[0\]` holds a password/],
-      ['a TLS private key', { type: 'redis', url: 'rediss://cache:6380', tls: { key: '-----BEGIN PRIVATE KEY-----s3cret' } }, /`backend\.tls\.key` is a secret/],
+      [
+        'a TLS private key',
+        { type: 'redis', url: 'rediss://cache:6380', tls: { key: '-----BEGIN PRIVATE KEY-----s3cret' } },
+        /`backend\.tls\.key` is a secret/,
+      ],
       ['an API key', { type: 'cachekitio', apiKey: 'ck_live_s3cret' }, /`backend\.apiKey` is a secret/],
     ];
     for (const [what, backend, message] of cases) {

@@ -159,7 +159,10 @@ describe("'use cache' handler (cacheHandlers)", () => {
     const [a, b] = instances(new MemoryBackend());
     const binary = new Uint8Array([0, 1, 2, 255, 254, 0x0a]);
     const timestamp = Date.now() - 1_000;
-    await a.handler.set('key-1', Promise.resolve(entryOf(streamOf('chunk-1|', binary, '|chunk-3'), { tags: ['posts', 'post-1'], timestamp, stale: 30, revalidate: 60, expire: 600 })));
+    await a.handler.set(
+      'key-1',
+      Promise.resolve(entryOf(streamOf('chunk-1|', binary, '|chunk-3'), { tags: ['posts', 'post-1'], timestamp, stale: 30, revalidate: 60, expire: 600 })),
+    );
     const first = await b.handler.get('key-1', []);
     const second = await b.handler.get('key-1', []);
     expect(first!.value).not.toBe(second!.value);
@@ -278,7 +281,12 @@ describe("'use cache' handler (cacheHandlers)", () => {
 
   describe('keys', () => {
     // React-encoded keys can hold lone UTF-16 surrogates, which UTF-8 cannot carry.
-    const keys = ['["build-1","fn",[{"s":"\uD800"}]]', '["build-1","fn",[{"s":"\uDC00"}]]', '["build-1","fn",[{"s":"\uFFFD"}]]', '["build-1","fn",[{"s":"\uD83D\uDE00"}]]'];
+    const keys = [
+      '["build-1","fn",[{"s":"\uD800"}]]',
+      '["build-1","fn",[{"s":"\uDC00"}]]',
+      '["build-1","fn",[{"s":"\uFFFD"}]]',
+      '["build-1","fn",[{"s":"\uD83D\uDE00"}]]',
+    ];
 
     it('hashes the UTF-16 code units: keys differing only in a lone surrogate stay apart (Memory)', async () => {
       const [a, b] = instances(new MemoryBackend());
@@ -549,11 +557,14 @@ describe("'use cache' handler on Redis: two instances, tag events and L1 invalid
   /** Two instances, each with its own RedisBackend, subscribed before the test starts. */
   async function redisInstances(options: CachekitNextOptions = {}) {
     const namespace = `redis-app-${++namespaceSeq}`;
-    const pair = instances(() => {
-      const backend = new RedisBackend({ url: redis.url });
-      closables.push(backend);
-      return backend;
-    }, { namespace, ...options });
+    const pair = instances(
+      () => {
+        const backend = new RedisBackend({ url: redis.url });
+        closables.push(backend);
+        return backend;
+      },
+      { namespace, ...options },
+    );
     expect(await Promise.all(pair.map((i) => i.rt.ready))).toEqual([true, true]);
     return pair;
   }
@@ -632,4 +643,5 @@ describe("'use cache' handler on Redis: two instances, tag events and L1 invalid
 });
 
 // Keeps the type import honest: our handler type is assignable to Next's.
+// biome-ignore lint/suspicious/noExportsInTest: exported so TypeScript checks it (an unused local type is not)
 export type _Assignable = UseCacheHandler extends NextCacheHandler ? true : never;

@@ -22,29 +22,38 @@ beforeAll(async () => {
   const app = path.join(serverDir, 'app');
   await mkdir(path.join(app, 'isr.segments', 'isr'), { recursive: true });
   await mkdir(path.join(app, 'api'), { recursive: true });
-  await writeFile(path.join(dist, 'prerender-manifest.json'), JSON.stringify({
-    version: 4,
-    routes: {
-      '/isr': { initialRevalidateSeconds: 3600, initialExpireSeconds: 31536000, srcRoute: '/isr', dataRoute: '/isr.rsc' },
-      '/api/time': { initialRevalidateSeconds: 60, initialExpireSeconds: 600, srcRoute: '/api/time', dataRoute: null },
-      '/legacy': { initialRevalidateSeconds: 60, srcRoute: '/legacy', dataRoute: '/legacy.rsc' },
-    },
-  }));
+  await writeFile(
+    path.join(dist, 'prerender-manifest.json'),
+    JSON.stringify({
+      version: 4,
+      routes: {
+        '/isr': { initialRevalidateSeconds: 3600, initialExpireSeconds: 31536000, srcRoute: '/isr', dataRoute: '/isr.rsc' },
+        '/api/time': { initialRevalidateSeconds: 60, initialExpireSeconds: 600, srcRoute: '/api/time', dataRoute: null },
+        '/legacy': { initialRevalidateSeconds: 60, srcRoute: '/legacy', dataRoute: '/legacy.rsc' },
+      },
+    }),
+  );
   await writeFile(path.join(app, 'isr.html'), '<html>prerendered ✓</html>');
   await writeFile(path.join(app, 'isr.rsc'), Buffer.from([1, 2, 3, 0, 255]));
   await writeFile(path.join(app, 'isr.segments', '_tree.segment.rsc'), 'tree');
   await writeFile(path.join(app, 'isr.segments', 'isr', '__PAGE__.segment.rsc'), Buffer.from([9, 9]));
-  await writeFile(path.join(app, 'isr.meta'), JSON.stringify({
-    headers: { 'x-nextjs-prerender': '1', 'x-next-cache-tags': tags },
-    segmentPaths: ['/_tree', '/isr/__PAGE__'],
-    routeCache: { key: PAGE_KEY, owner: { kind: 'APP_PAGE', sourceRoute: '/isr/page' }, isFallback: false },
-  }));
+  await writeFile(
+    path.join(app, 'isr.meta'),
+    JSON.stringify({
+      headers: { 'x-nextjs-prerender': '1', 'x-next-cache-tags': tags },
+      segmentPaths: ['/_tree', '/isr/__PAGE__'],
+      routeCache: { key: PAGE_KEY, owner: { kind: 'APP_PAGE', sourceRoute: '/isr/page' }, isFallback: false },
+    }),
+  );
   await writeFile(path.join(app, 'api', 'time.body'), '{"id":"built"}');
-  await writeFile(path.join(app, 'api', 'time.meta'), JSON.stringify({
-    status: 200,
-    headers: { 'content-type': 'application/json', 'x-next-cache-tags': '_N_T_/api/time' },
-    routeCache: { key: ROUTE_KEY, owner: { kind: 'APP_ROUTE', sourceRoute: '/api/time/route' }, isFallback: false },
-  }));
+  await writeFile(
+    path.join(app, 'api', 'time.meta'),
+    JSON.stringify({
+      status: 200,
+      headers: { 'content-type': 'application/json', 'x-next-cache-tags': '_N_T_/api/time' },
+      routeCache: { key: ROUTE_KEY, owner: { kind: 'APP_ROUTE', sourceRoute: '/api/time/route' }, isFallback: false },
+    }),
+  );
   // Next 15-style output without routeCache: skipped, never guessed.
   await writeFile(path.join(app, 'legacy.html'), '<html>old</html>');
   await writeFile(path.join(app, 'legacy.meta'), JSON.stringify({ headers: {} }));
@@ -74,7 +83,10 @@ describe('warm start from the build output', () => {
       html: '<html>prerendered ✓</html>',
       rscData: Buffer.from([1, 2, 3, 0, 255]),
       headers: { 'x-nextjs-prerender': '1', 'x-next-cache-tags': tags },
-      segmentData: new Map([['/_tree', Buffer.from('tree')], ['/isr/__PAGE__', Buffer.from([9, 9])]]),
+      segmentData: new Map([
+        ['/_tree', Buffer.from('tree')],
+        ['/isr/__PAGE__', Buffer.from([9, 9])],
+      ]),
     });
     expect(page!.cacheControl).toEqual({ revalidate: 3600, expire: 31536000 });
     const route = await b.handler().get(ROUTE_KEY, { kind: 'APP_ROUTE' });

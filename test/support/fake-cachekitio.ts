@@ -263,7 +263,8 @@ export class FakeCachekitIO {
     const keyProblem = validateKey(key);
     if (keyProblem) return this.#json(res, 400, { error: `invalid key: ${keyProblem}` });
     const mutation = !(method === 'GET' || method === 'HEAD');
-    if (mutation && apiKey.startsWith('ck_sdk_') && key.startsWith('nsapi:')) return this.#json(res, 403, { error: 'nsapi: keys are not writable by SDK keys' });
+    if (mutation && apiKey.startsWith('ck_sdk_') && key.startsWith('nsapi:'))
+      return this.#json(res, 403, { error: 'nsapi: keys are not writable by SDK keys' });
     if (mutation && apiKey.startsWith('ck_api_') && key.startsWith('ns:')) return this.#json(res, 403, { error: 'ns: keys are not writable by API keys' });
 
     if (route === 'entry') return this.#entry(req, res, method, key, body);

@@ -18,7 +18,10 @@ export function difference(a: unknown, b: unknown, path = 'value', seen = new Ma
   if (x instanceof Date) return Object.is(x.getTime(), (y as Date).getTime()) ? null : `${path}: ${x.getTime()} vs ${(y as Date).getTime()}`;
   if (x instanceof URL) return x.href === (y as URL).href ? null : `${path}: ${x.href} vs ${(y as URL).href}`;
   if (x instanceof ArrayBuffer || ArrayBuffer.isView(x)) {
-    const bytes = (v: object) => (v instanceof ArrayBuffer ? new Uint8Array(v) : new Uint8Array((v as ArrayBufferView).buffer, (v as ArrayBufferView).byteOffset, (v as ArrayBufferView).byteLength));
+    const bytes = (v: object) =>
+      v instanceof ArrayBuffer
+        ? new Uint8Array(v)
+        : new Uint8Array((v as ArrayBufferView).buffer, (v as ArrayBufferView).byteOffset, (v as ArrayBufferView).byteLength);
     return Buffer.compare(bytes(x), bytes(y)) === 0 ? null : `${path}: bytes differ`;
   }
   if (x instanceof Map) {

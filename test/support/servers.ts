@@ -79,13 +79,7 @@ function track(child: ChildProcess): ChildProcess {
  * Spawns `command` (a server that will listen on `port`), waits until the port answers, and returns a handle whose
  * `stop()` kills it and then runs `cleanup` (e.g. removing its temp dir).
  */
-export async function startProcess(
-  label: string,
-  command: string,
-  args: string[],
-  port: number,
-  cleanup?: () => Promise<void>,
-): Promise<ServerHandle> {
+export async function startProcess(label: string, command: string, args: string[], port: number, cleanup?: () => Promise<void>): Promise<ServerHandle> {
   const child = track(spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] }));
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
@@ -142,8 +136,22 @@ export async function startRedisCluster(masters = 3): Promise<ClusterHandle> {
           'redis-server (cluster)',
           'redis-server',
           [
-            '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
-            '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000',
+            '--port',
+            String(port),
+            '--bind',
+            '127.0.0.1',
+            '--save',
+            '',
+            '--appendonly',
+            'no',
+            '--dir',
+            dir,
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            `nodes-${port}.conf`,
+            '--cluster-node-timeout',
+            '2000',
           ],
           port,
         ),

@@ -39,11 +39,13 @@ export const leaf: fc.Arbitrary<unknown> = fc.oneof(
 );
 
 /** Any storable value, nested up to a few levels. */
-export const storableValue: fc.Arbitrary<unknown> = fc.letrec<{ value: unknown; array: unknown; sparse: unknown; object: unknown; map: unknown; set: unknown }>((tie) => ({
-  value: fc.oneof({ depthSize: 'small', withCrossShrink: true }, leaf, tie('array'), tie('sparse'), tie('object'), tie('map'), tie('set')),
-  array: fc.array(tie('value'), { maxLength: 5 }),
-  sparse: fc.sparseArray(tie('value'), { maxLength: 6, maxNumElements: 3 }),
-  object: fc.dictionary(key, tie('value'), { maxKeys: 5, noNullPrototype: false }),
-  map: fc.array(fc.tuple(tie('value'), tie('value')), { maxLength: 4 }).map((entries) => new Map(entries)),
-  set: fc.array(tie('value'), { maxLength: 4 }).map((items) => new Set(items)),
-})).value;
+export const storableValue: fc.Arbitrary<unknown> = fc.letrec<{ value: unknown; array: unknown; sparse: unknown; object: unknown; map: unknown; set: unknown }>(
+  (tie) => ({
+    value: fc.oneof({ depthSize: 'small', withCrossShrink: true }, leaf, tie('array'), tie('sparse'), tie('object'), tie('map'), tie('set')),
+    array: fc.array(tie('value'), { maxLength: 5 }),
+    sparse: fc.sparseArray(tie('value'), { maxLength: 6, maxNumElements: 3 }),
+    object: fc.dictionary(key, tie('value'), { maxKeys: 5, noNullPrototype: false }),
+    map: fc.array(fc.tuple(tie('value'), tie('value')), { maxLength: 4 }).map((entries) => new Map(entries)),
+    set: fc.array(tie('value'), { maxLength: 4 }).map((items) => new Set(items)),
+  }),
+).value;
