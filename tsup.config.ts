@@ -28,6 +28,9 @@ export default defineConfig({
     'use-cache': 'src/use-cache.ts',
     // `withCachekit` for next.config (.mjs imports the ESM build; .js and the transpiled .ts require the CJS one).
     config: 'src/next/config.ts',
+    // Prometheus metrics, stats() and tracing; the health check: each with its ready route handler.
+    metrics: 'src/metrics.ts',
+    health: 'src/health.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

@@ -8,6 +8,7 @@
  *   store      L1 + L2 (tiered), the L2 guard, sealing, tags, coherence       (never a concrete backend)
  *   testing    the conformance suite for backend authors
  *   stack      the composition root: options -> backend + stores; default backend resolution
+ *   observe    metrics (prom-client), stats(), tracing (OpenTelemetry), health: adapters over shared/telemetry.ts
  *   loaders    cache(fn), cachedFetch                                         (never a concrete backend)
  *   next       the Next.js handlers, withCachekit, warm start                 (nothing imports it)
  *   src/*.ts   the package's entry points
@@ -18,11 +19,12 @@ import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 const SRC = path.resolve(__dirname, '../src');
-const RANK: Record<string, number> = { protocol: 0, shared: 1, wire: 2, backends: 3, store: 3, testing: 3, stack: 4, loaders: 5, next: 6, '.': 7 };
+// observe sits on the stack (it reads its caches and backend) and under every caller it instruments (loaders, next).
+const RANK: Record<string, number> = { protocol: 0, shared: 1, wire: 2, backends: 3, store: 3, testing: 3, stack: 4, observe: 5, loaders: 6, next: 7, '.': 8 };
 /** Besides rank: folders a layer must not import although they sit lower. */
 const FORBIDDEN: Record<string, string[]> = { loaders: ['backends'], store: ['backends'], wire: ['backends', 'store'] };
 /** Packages a layer may import at module load (anything else must be `import type` or a lazy `import()`). */
-const CLIENTS = ['ioredis', 'memjs', 'undici'];
+const CLIENTS = ['ioredis', 'memjs', 'undici', 'prom-client', '@opentelemetry/api'];
 
 interface Edge {
   from: string;
@@ -103,7 +105,7 @@ describe('architecture: the layers of src/', () => {
     expect(importers.map((f) => f.rel)).toEqual([]);
   });
 
-  it('backend clients load lazily: ioredis, memjs and undici only as `import type` or `import()`', () => {
+  it('backend clients and optional peers load lazily: ioredis, memjs, undici, prom-client, @opentelemetry/api only as `import type` or `import()`', () => {
     const eager = files.flatMap((f) =>
       importsOf(f.rel, f.text)
         .filter((e) => CLIENTS.some((c) => e.to === c || e.to.startsWith(`${c}/`)) && !e.typeOnly && !e.dynamic)

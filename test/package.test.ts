@@ -124,6 +124,8 @@ describe('the built package', () => {
     './handler': ['applyBuiltOptions', 'createCacheHandler', 'default'],
     './use-cache': ['applyBuiltOptions', 'createUseCacheHandler', 'default'],
     './config': ['handlerPaths', 'withCachekit'],
+    './metrics': ['GET', 'createMetricsRoute', 'disableTracing', 'enableTracing', 'registerMetrics', 'stats'],
+    './health': ['GET', 'createHealthRoute', 'healthCheck'],
   };
 
   it('pins the export list of every entry point, ESM and CJS', async () => {
@@ -223,7 +225,7 @@ describe('the built package', () => {
         }
       }
     }
-  });
+  }, 120_000);
 
   it('loads no backend client (ioredis, memjs, undici) for an app that caches in memory or on disk', () => {
     // A fresh process per build: what an app on the File or Memory backend pays at import and first call.

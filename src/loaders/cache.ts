@@ -35,6 +35,9 @@ import { interopStore, plainStore, sealedStore, type RecordStore, type StoredRec
 import { backendTypeOf, type ErrorContext, type HitSource } from '../store/tiered.js';
 import { UnstorableValueError } from '../wire/value-codec.js';
 import { nowMs } from '../shared/clock.js';
+import { backendName, spanAttributes } from '../observe/labels.js';
+import { lookup, traced } from '../shared/telemetry.js';
+import { autoTrace } from '../observe/tracing.js';
 
 export interface CacheOptions<A extends unknown[] = unknown[]> {
   /** Seconds an entry is fresh (and, without `staleTtl`, stored). @default 300 */
@@ -329,7 +332,12 @@ export class CachedCore {
     // Without messages: the invalidation epoch read this request (or the age bound) needs before the L1 is trusted.
     const synced = bus?.synced();
     if (synced) await synced;
-    return this.#get(key, compute, policy, tenant);
+    autoTrace();
+    return traced(
+      'cachekit.loader',
+      () => spanAttributes('loader', key),
+      () => this.#get(key, compute, policy, tenant),
+    );
   }
 
   /** Deletes `key` everywhere: L1, L2, and the L1 of other instances. */
@@ -350,9 +358,11 @@ export class CachedCore {
       if (found.source === 'l1') this.stats.l1Hits++;
       else this.stats.l2Hits++;
       if (found.state === 'stale') this.#refreshInBackground(key, compute, policy, tenant);
+      lookup('loader', found.state === 'stale' ? 'stale' : 'hit', found.source, backendName(this.#w.store.tiered.backend), key, started, null);
       return { value: found.record.v, status: found.source, stale: found.state === 'stale' };
     }
     this.stats.misses++;
+    lookup('loader', 'miss', 'none', backendName(this.#w.store.tiered.backend), key, started, null);
     return { value: await this.#computeLocked(key, compute, policy, tenant), status: 'miss', stale: false };
   }
 

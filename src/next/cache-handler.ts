@@ -21,6 +21,9 @@ import { warnRateLimited } from '../shared/log.js';
 import { seedFromBuild } from './warm-start.js';
 import { nowMs } from '../shared/clock.js';
 import { requestBegan } from '../store/epoch.js';
+import { backendName, entryKind, spanAttributes } from '../observe/labels.js';
+import { autoTrace } from '../observe/tracing.js';
+import { lookup, lookupStarted, revalidateProfile, traced } from '../shared/telemetry.js';
 
 const SUPPORTED_KINDS = new Set(['APP_PAGE', 'APP_ROUTE', 'PAGES', 'FETCH', 'REDIRECT', 'IMAGE']);
 
@@ -71,6 +74,7 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
     constructor(ctx: CacheHandlerContext = {}) {
       // Next constructs the handler for every request: reads from here on must see every change made before it.
       requestBegan();
+      autoTrace(); // picks up a tracer provider the app registered (instrumentation.ts)
       // Never throws into the render: a broken configuration is reported by each call, which answers a miss.
       this.#stack = stackOf(stack);
       if (this.#stack instanceof Promise) this.#stack.catch(() => {});
@@ -94,7 +98,17 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
       return `${base}${rt.deploymentId(this.#serverDistDir)}:r:${key}`;
     }
 
-    async get(key: string, ctx: GetContext = { kind: 'APP_PAGE' }): Promise<CacheHandlerValue | null> {
+    get(key: string, ctx: GetContext = { kind: 'APP_PAGE' }): Promise<CacheHandlerValue | null> {
+      return traced(
+        'cachekit.get',
+        () => spanAttributes(entryKind(ctx.kind), key),
+        () => this.#get(key, ctx),
+      );
+    }
+
+    async #get(key: string, ctx: GetContext): Promise<CacheHandlerValue | null> {
+      const started = lookupStarted();
+      const kind = entryKind(ctx.kind);
       const rt = await this.#rt('get');
       if (!rt) return null;
       try {
@@ -109,29 +123,29 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
         const scope: Scope = ctx.kind === 'FETCH' ? 'fetch' : ctx.kind === 'IMAGE' ? 'image' : 'response';
         const storeKey = this.#storeKey(rt, key, scope);
         let hit = await rt.entries.lookup(storeKey);
-        if (!hit) return null;
+        if (!hit) return lookup(kind, 'miss', 'none', backendName(rt.backend), key, started, null);
         const tagsOfHit = (entry: HandlerEntry) => (scope === 'fetch' ? [...entry.tags, ...(ctx.tags ?? []), ...(ctx.softTags ?? [])] : entry.tags);
         let verdict = await rt.tags.verdict(tagsOfHit(hit.value), hit.value.lastModified);
         if (verdict !== 'fresh' && hit.source === 'l1' && rt.backend !== null) {
           // Another instance may already have regenerated it: look in the L2 (if any: L1-only has no other copy) first.
           rt.entries.invalidateLocal(storeKey);
           hit = await rt.entries.lookup(storeKey);
-          if (!hit) return null;
+          if (!hit) return lookup(kind, 'miss', 'none', backendName(rt.backend), key, started, null);
           verdict = await rt.tags.verdict(tagsOfHit(hit.value), hit.value.lastModified);
         }
         const entry = hit.value;
         // A value of the wrong kind makes Next throw an InvariantError: for us it is a miss.
-        if ((scope === 'fetch') !== (entry.value?.kind === 'FETCH')) return null;
-        if (verdict === 'expired') return null;
+        if ((scope === 'fetch') !== (entry.value?.kind === 'FETCH') || verdict === 'expired')
+          return lookup(kind, 'miss', 'none', backendName(rt.backend), key, started, null);
         const result: CacheHandlerValue = { lastModified: entry.lastModified, value: servedValue(entry, ctx) };
         if (entry.cacheControl) result.cacheControl = entry.cacheControl;
         if (verdict === 'stale') backdate(result, entry, ctx);
-        return result;
+        return lookup(kind, verdict === 'stale' ? 'stale' : 'hit', hit.source, backendName(rt.backend), key, started, result);
       } catch (error) {
         // Only fail-closed encryption throws it: the user chose a failing page over a silent miss.
         if (error instanceof EncryptionError) throw error;
         rt.report(error, 'get', key);
-        return null;
+        return lookup(kind, 'miss', 'none', backendName(rt.backend), key, started, null);
       }
     }
 
@@ -153,7 +167,15 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
       clearTimeout(timer);
     }
 
-    async set(key: string, data: IncrementalCacheValue | null, ctx: SetContext = {}): Promise<void> {
+    set(key: string, data: IncrementalCacheValue | null, ctx: SetContext = {}): Promise<void> {
+      return traced(
+        'cachekit.set',
+        () => spanAttributes(entryKind(data?.kind ?? ctx.kind), key),
+        () => this.#set(key, data, ctx),
+      );
+    }
+
+    async #set(key: string, data: IncrementalCacheValue | null, ctx: SetContext): Promise<void> {
       const rt = await this.#rt('set');
       if (!rt) return;
       try {
@@ -175,10 +197,16 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
       }
     }
 
-    async revalidateTag(tags: string | string[], durations?: { expire?: number }): Promise<void> {
+    revalidateTag(tags: string | string[], durations?: { expire?: number }): Promise<void> {
       // The same event as the 'use cache' handler's updateTags: one tag store, one announcement.
-      const rt = await this.#rt('revalidateTag');
-      await rt?.revalidateTags(typeof tags === 'string' ? [tags] : Array.isArray(tags) ? tags : [], durations);
+      return traced(
+        'cachekit.revalidate_tag',
+        () => ({ 'cachekit.profile': revalidateProfile(durations) }),
+        async () => {
+          const rt = await this.#rt('revalidateTag');
+          await rt?.revalidateTags(typeof tags === 'string' ? [tags] : Array.isArray(tags) ? tags : [], durations);
+        },
+      );
     }
 
     resetRequestCache(): void {

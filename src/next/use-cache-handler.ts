@@ -18,6 +18,9 @@ import { createHash } from 'node:crypto';
 import { configuredStack, getStack, reportUnavailable, stackOf, validateOptions, type CachekitNextOptions, type CacheStack } from '../stack/stack.js';
 import type { UseCacheStoredEntry } from '../wire/use-cache-entry.js';
 import { nowMs } from '../shared/clock.js';
+import { backendName, tracedUseCacheHandler } from '../observe/labels.js';
+import { autoTrace } from '../observe/tracing.js';
+import { lookup, lookupStarted } from '../shared/telemetry.js';
 
 export type { CachekitNextOptions } from '../stack/stack.js';
 export type { UseCacheStoredEntry } from '../wire/use-cache-entry.js';
@@ -96,6 +99,7 @@ export function createUseCacheHandler(options: CachekitNextOptions | (() => Cach
 export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(stack: () => R): UseCacheHandler<R> {
   /** The stack, or `undefined` (reported) when there is none. Synchronous when it is ready, so `set` registers its pending marker in the same tick as before. */
   const ready = (operation: string): CacheStack | Promise<CacheStack | undefined> | undefined => {
+    autoTrace();
     const rt = stackOf(stack);
     if (!(rt instanceof Promise)) return rt;
     return rt.catch((error: unknown) => {
@@ -103,10 +107,11 @@ export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(s
       return undefined;
     });
   };
-  return {
+  return tracedUseCacheHandler({
     stack,
 
     async get(cacheKey: string, softTags: string[] = []): Promise<UseCacheEntry | undefined> {
+      const started = lookupStarted();
       const got = ready('get');
       const rt = got instanceof Promise ? await got : got;
       if (!rt) return undefined;
@@ -119,21 +124,22 @@ export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(s
         if (fresh) await fresh;
         const cache = rt.useCacheEntries;
         let hit = await cache.lookup(storeKey);
-        if (!hit) return undefined;
+        if (!hit) return lookup('use-cache', 'miss', 'none', backendName(rt.backend), cacheKey, started, undefined);
         const tagsOf = (entry: UseCacheStoredEntry) => (softTags.length > 0 ? [...entry.tags, ...softTags] : entry.tags);
         let verdict = await rt.tags.verdict(tagsOf(hit.value), hit.value.timestamp);
         if (verdict !== 'fresh' && hit.source === 'l1' && rt.backend !== null) {
           // Another instance may already have regenerated it: look in the L2 (if any: L1-only has no other copy) first.
           cache.invalidateLocal(storeKey);
           hit = await cache.lookup(storeKey);
-          if (!hit) return undefined;
+          if (!hit) return lookup('use-cache', 'miss', 'none', backendName(rt.backend), cacheKey, started, undefined);
           verdict = await rt.tags.verdict(tagsOf(hit.value), hit.value.timestamp);
         }
         const entry = hit.value;
         // A negative expire is Next's eviction sentinel (its dev tiered handler overwrites entries with one).
-        if (verdict === 'expired' || entry.expire < 0) return undefined;
+        if (verdict === 'expired' || entry.expire < 0) return lookup('use-cache', 'miss', 'none', backendName(rt.backend), cacheKey, started, undefined);
         // Neither age nor expiry is checked here: Next compares `timestamp` with `revalidate` (background refresh) and
         // `expire` (miss) on every read, and a shared store can serve until `expire` (its TTL evicts the entry).
+        lookup('use-cache', verdict === 'stale' ? 'stale' : 'hit', hit.source, backendName(rt.backend), cacheKey, started, null);
         return {
           value: streamOf(entry.value),
           tags: [...entry.tags],
@@ -147,7 +153,7 @@ export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(s
         // Only fail-closed encryption throws it: the user chose a failing page over a silent miss.
         if (error instanceof EncryptionError) throw error;
         rt.report(error, 'get', cacheKey);
-        return undefined;
+        return lookup('use-cache', 'miss', 'none', backendName(rt.backend), cacheKey, started, undefined);
       }
     },
 
@@ -246,7 +252,7 @@ export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(s
     async expireTags(...tags: string[]): Promise<void> {
       await (await ready('expireTags'))?.revalidateTags(tags.flat());
     },
-  };
+  });
 }
 
 /**

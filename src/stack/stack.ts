@@ -26,6 +26,8 @@ import { backendFromDescription, loadBackendModule, validateBackendSpec, type Ba
 import { applyBuiltOptionsFromStandalone } from './built-options.js';
 import { entryCodec, type HandlerEntry } from '../wire/next-entry.js';
 import { useCacheCodec, type UseCacheStoredEntry } from '../wire/use-cache-entry.js';
+import { l2Call, record, revalidateProfile } from '../shared/telemetry.js';
+import { startDebugLogFromEnv } from '../shared/debug-log.js';
 
 export interface CachekitNextOptions {
   /** The L2. `null` = L1 only (per process). @default resolved: setDefaultBackend > environment > embedded File */
@@ -161,6 +163,9 @@ export function validateOptions(options: CachekitNextOptions): void {
   }
 }
 
+/** Metric names of the tag store's calls (the others keep theirs: get, set, delete, epoch...). */
+const L2_OPERATION: Record<string, string> = { getTags: 'tag_read', revalidateTag: 'tag_write' };
+
 export class CacheStack {
   readonly options: CachekitNextOptions;
   readonly backend: Backend | null;
@@ -183,6 +188,7 @@ export class CacheStack {
 
   constructor(options: CachekitNextOptions) {
     validateOptions(options);
+    startDebugLogFromEnv();
     this.options = options;
     const backend = resolveBackend(options.backend, { defaultFileCacheDir: path.join(process.cwd(), '.next', 'cache', 'cachekit') });
     // Its connections open lazily, in whichever request calls first: they must not keep that request alive.
@@ -206,7 +212,9 @@ export class CacheStack {
     // Tag keys and the invalidation epoch: the same deadline and breaker as the entries.
     const call = <R>(operation: string, run: () => Promise<R>): Promise<R> => {
       const guarded = () => withDeadline(run(), timeoutMs, backendType, operation);
-      return breaker ? breaker.run(backendType, operation, guarded) : guarded();
+      return l2Call(backendType, L2_OPERATION[operation] ?? operation, undefined, 0, () =>
+        breaker ? breaker.run(backendType, operation, guarded) : guarded(),
+      );
     };
     this.bus = new CoherenceBus(building ? null : this.backend, `${this.keyPrefix}${this.namespace}:invalidate`, report, {
       epoch: options.readYourWrites === false ? false : { maxAgeMs: coherenceTtl * 1000, call },
@@ -269,6 +277,12 @@ export class CacheStack {
     ));
   }
 
+  /** The entry caches created so far, by name (metrics and health read their L1 figures). */
+  get caches(): { name: string; cache: EntryCache<unknown> }[] {
+    const all = [{ name: 'cachekit-next', cache: this.entries as EntryCache<unknown> }];
+    return this.#useCacheEntries ? [...all, { name: 'cachekit-next:use-cache', cache: this.#useCacheEntries as EntryCache<unknown> }] : all;
+  }
+
   /** A tiered cache of entries, sealed (the L1 keeps ciphertext) when encryption is on. */
   #entryCache<T>(codec: Codec<T>, l1: L1Options | false, name: string): EntryCache<T> {
     const settings = { backend: this.backend, l1, timeoutMs: this.#timeoutMs, breaker: this.options.breaker, onError: this.#onError, name };
@@ -286,6 +300,7 @@ export class CacheStack {
   async revalidateTags(tags: readonly string[], durations?: { expire?: number }): Promise<void> {
     const list = tags.filter((tag) => typeof tag === 'string' && tag.length > 0);
     if (list.length === 0) return;
+    record({ type: 'revalidate', profile: revalidateProfile(durations), tags: list.length });
     try {
       await this.tags.revalidate(list, durations);
     } catch (error) {
@@ -375,6 +390,11 @@ export function getStack(options: CachekitNextOptions = {}): CacheStack {
     map.set(signature, stack);
   }
   return stack;
+}
+
+/** Every stack of this process (metrics and health read them). */
+export function liveStacks(): CacheStack[] {
+  return [...((globalThis as Holder)[RUNTIMES]?.values() ?? [])];
 }
 
 /** Drops every stack of this process (tests). */

@@ -1,5 +1,6 @@
 import { BackendError, type Backend } from '../protocol/backend.js';
 import { nowMs } from '../shared/clock.js';
+import { breakerTransition } from '../shared/telemetry.js';
 
 export interface BreakerOptions {
   /** Consecutive transient/timeout failures that open the circuit. @default 5 */
@@ -47,20 +48,24 @@ export class CircuitBreaker {
     }
     const probe = state === 'half-open';
     if (probe) this.#probing = true;
+    if (probe) breakerTransition(backendType, 'open', 'half-open');
     try {
       const result = await call();
       this.#failures = 0;
+      breakerTransition(backendType, probe ? 'half-open' : this.#state, 'closed');
       this.#state = 'closed';
       return result;
     } catch (error) {
       if (BackendError.is(error) && !error.retryable) {
         // The backend answered: it is available even if this call was refused.
         this.#failures = 0;
+        breakerTransition(backendType, probe ? 'half-open' : this.#state, 'closed');
         this.#state = 'closed';
       } else {
         this.#failures++;
         if (probe || this.#failures >= this.failureThreshold) {
           if (this.#state !== 'open' || probe) this.opened++;
+          breakerTransition(backendType, probe ? 'half-open' : this.#state, 'open');
           this.#state = 'open';
           this.#openedAt = nowMs();
         }

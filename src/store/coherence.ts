@@ -12,6 +12,8 @@ import { hasInvalidation, type Backend, type InvalidationCapable, type Subscript
 import { withDeadline } from './deadline.js';
 import { Epoch, requestGeneration, type EpochOptions } from './epoch.js';
 import { backendTypeOf } from './tiered.js';
+import { nowMs } from '../shared/clock.js';
+import { record } from '../shared/telemetry.js';
 
 export interface CoherenceListener {
   /** Entries under `keys` changed elsewhere. */
@@ -27,6 +29,8 @@ interface Message {
   o: string;
   k?: string[];
   t?: string[];
+  /** Sent at (epoch ms): receivers measure the invalidation lag. */
+  s?: number;
 }
 
 export interface CoherenceOptions {
@@ -52,6 +56,7 @@ export class CoherenceBus {
   #subscription: Promise<Subscription | null> | null = null;
   #retry: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
+  #live = false;
   /** Messages sent and received, for metrics and tests. */
   sent = 0;
   received = 0;
@@ -77,6 +82,11 @@ export class CoherenceBus {
               flush: () => this.#flush(),
             },
           });
+  }
+
+  /** The invalidation channel: `none` (no messages), `live`, or `down` (not subscribed yet, or retrying). */
+  get subscription(): 'none' | 'live' | 'down' {
+    return this.#backend === null ? 'none' : this.#live ? 'live' : 'down';
   }
 
   /** Whether the backend carries messages at all. */
@@ -137,6 +147,7 @@ export class CoherenceBus {
       )
       .then(
         (subscription) => {
+          this.#live = !this.#stopped;
           this.#flush();
           if (this.#stopped) void subscription.unsubscribe();
           return subscription;
@@ -164,12 +175,12 @@ export class CoherenceBus {
 
   announceKeys(keys: string[]): Promise<void> {
     if (this.epoch) return this.epoch.announce({ keys });
-    return this.#publish({ o: this.origin, k: keys });
+    return this.#publish({ o: this.origin, k: keys, s: nowMs() });
   }
 
   announceTags(tags: string[]): Promise<void> {
     if (this.epoch) return this.epoch.announce({ tags });
-    return this.#publish({ o: this.origin, t: tags });
+    return this.#publish({ o: this.origin, t: tags, s: nowMs() });
   }
 
   async #publish(message: Message): Promise<void> {
@@ -178,6 +189,7 @@ export class CoherenceBus {
     try {
       await backend.publish(this.channel, JSON.stringify(message));
       this.sent++;
+      record({ type: 'invalidation', direction: 'sent', lagMs: null });
     } catch (error) {
       this.#onError(error, 'publish');
     }
@@ -191,6 +203,7 @@ export class CoherenceBus {
       return; // not one of ours: someone else publishes on this channel
     }
     if (message.o === this.origin) return;
+    record({ type: 'invalidation', direction: 'received', lagMs: typeof message.s === 'number' ? Math.max(0, nowMs() - message.s) : null });
     this.#dispatch(message);
   }
 
@@ -208,6 +221,7 @@ export class CoherenceBus {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#live = false;
     clearTimeout(this.#retry);
     const subscription = await this.#subscription;
     this.#subscription = null;

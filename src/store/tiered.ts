@@ -7,6 +7,7 @@ import { Metrics, type MetricsSnapshot } from './metrics.js';
 import { assertKnownOptions, ConfigError, envNumber, numberOption } from '../shared/options.js';
 import { nowMs } from '../shared/clock.js';
 import { bytesCodec, type Codec } from '../wire/frame.js';
+import { l2Call, record } from '../shared/telemetry.js';
 
 export interface ErrorContext {
   operation: string;
@@ -129,6 +130,7 @@ export class TieredCache<T = Uint8Array> {
         ttlAutopurge: false,
         allowStale: false,
         updateAgeOnGet: false,
+        dispose: (_entry, _key, reason) => reason === 'evict' && record({ type: 'l1-eviction', cache: this.name }),
       });
     }
   }
@@ -224,7 +226,7 @@ export class TieredCache<T = Uint8Array> {
     const backend = this.backend;
     if (backend === null) return true;
     try {
-      await this.#call('set', key, () => backend.set(key, bytes, ttlSeconds));
+      await this.#call('set', key, () => backend.set(key, bytes, ttlSeconds), bytes.byteLength);
       return true;
     } catch (error) {
       this.#report(error, 'set', key);
@@ -324,9 +326,9 @@ export class TieredCache<T = Uint8Array> {
     return true;
   }
 
-  #call<R>(operation: string, _key: string, call: () => Promise<R>): Promise<R> {
+  #call<R>(operation: string, key: string, call: () => Promise<R>, written = 0): Promise<R> {
     const guarded = () => withDeadline(Promise.resolve().then(call), this.#timeoutMs, this.#backendType, operation);
-    return this.#breaker ? this.#breaker.run(this.#backendType, operation, guarded) : guarded();
+    return l2Call(this.#backendType, operation, key, written, () => (this.#breaker ? this.#breaker.run(this.#backendType, operation, guarded) : guarded()));
   }
 
   #report(error: unknown, operation: string, key: string): void {

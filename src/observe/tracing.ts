@@ -1,0 +1,93 @@
+/**
+ * OpenTelemetry spans for handler calls, loader calls and L2 operations, through `@opentelemetry/api` (an optional peer
+ * dependency, imported lazily). Spans start under the active context, so they nest under Next's own request spans
+ * when the app registers a tracer provider (`@vercel/otel` or the SDK, in instrumentation.ts). Nothing is installed
+ * until a provider is registered: without one, the hot path pays one boolean check.
+ */
+import { setTracer, type SpanAttributes, type SpanRunner } from '../shared/telemetry.js';
+
+type OtelApi = typeof import('@opentelemetry/api');
+
+/** Where @opentelemetry/api 1.x keeps what `trace.setGlobalTracerProvider` registered (shared by every copy of it). */
+const OTEL_GLOBAL = Symbol.for('opentelemetry.js.api.1');
+const STATE = Symbol.for('cachekit-next.tracing');
+interface TracingState {
+  api: OtelApi | null | undefined;
+  loading: Promise<OtelApi | null> | undefined;
+  installed: boolean;
+}
+const state: TracingState = ((globalThis as { [STATE]?: TracingState })[STATE] ??= { api: undefined, loading: undefined, installed: false });
+
+/** Whether an app registered a global tracer provider (cheap: one property read). */
+function providerRegistered(): boolean {
+  return Boolean((globalThis as { [OTEL_GLOBAL]?: { trace?: unknown } })[OTEL_GLOBAL]?.trace);
+}
+
+function loadApi(): Promise<OtelApi | null> {
+  state.loading ??= import('@opentelemetry/api').then(
+    (api) => (state.api = (api as OtelApi & { default?: OtelApi }).trace ? api : ((api as { default?: OtelApi }).default ?? null)),
+    () => (state.api = null),
+  );
+  return state.loading;
+}
+
+/** The span runner over the api: CLIENT spans for L2 calls (they carry db.system.name), INTERNAL for the rest. */
+function runnerOf(api: OtelApi): SpanRunner {
+  const tracer = api.trace.getTracer('cachekit-next');
+  return {
+    run(name, attributes, fn) {
+      if (!providerRegistered()) {
+        // The app removed its provider (trace.disable()): back to no tracing.
+        state.installed = false;
+        setTracer(null);
+        return fn();
+      }
+      const kind = 'db.system.name' in attributes ? api.SpanKind.CLIENT : api.SpanKind.INTERNAL;
+      return tracer.startActiveSpan(name, { kind, attributes }, async (span) => {
+        try {
+          return await fn();
+        } catch (error) {
+          const errorKind = (error as { kind?: unknown } | null)?.kind;
+          span.setAttribute('error.type', typeof errorKind === 'string' ? errorKind : ((error as Error)?.name ?? 'Error'));
+          span.setStatus({ code: api.SpanStatusCode.ERROR, message: (error as Error)?.message });
+          throw error;
+        } finally {
+          span.end();
+        }
+      });
+    },
+    annotate(attributes: SpanAttributes) {
+      api.trace.getActiveSpan()?.setAttributes(attributes);
+    },
+  };
+}
+
+/**
+ * Installs the tracer when an app has registered a provider; else nothing (called again later, e.g. per request, it
+ * picks up a provider registered since). Cheap when already decided: a few property reads.
+ */
+export function autoTrace(): void {
+  if (state.installed || state.api === null || !providerRegistered()) return;
+  if (state.api) {
+    state.installed = true;
+    setTracer(runnerOf(state.api));
+    return;
+  }
+  void loadApi().then(() => autoTrace());
+}
+
+/**
+ * Starts tracing now (awaits the import of @opentelemetry/api): `true` when spans will be recorded, `false` when the
+ * api is not installed or no provider is registered yet.
+ */
+export async function enableTracing(): Promise<boolean> {
+  await loadApi();
+  autoTrace();
+  return state.installed;
+}
+
+/** Stops tracing (tests, or an app turning it off). */
+export function disableTracing(): void {
+  state.installed = false;
+  setTracer(null);
+}

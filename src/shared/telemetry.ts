@@ -1,0 +1,153 @@
+/**
+ * The instrumentation sink every layer calls: cache decisions, L2 calls, breaker transitions, invalidations and
+ * revalidations become events for whoever listens (Prometheus adapter, `stats()`, debug log), and spans for a tracer
+ * when one is installed (src/observe/tracing.ts). Dependency-free and process-wide (the ESM and CJS builds, and a
+ * bundled copy, share one state). With no listener and no tracer every call is one boolean check.
+ */
+import type { BackendErrorKind } from '../protocol/backend.js';
+
+/** What a lookup was for: the Next.js entry kinds, 'use cache' entries, and `cache(fn)` loaders. */
+export type CacheKind = 'page' | 'route' | 'fetch' | 'image' | 'use-cache' | 'loader';
+export type LookupOutcome = 'hit' | 'stale' | 'miss';
+/** Where a hit was found; `none` for a miss. */
+export type Layer = 'l1' | 'l2' | 'none';
+export type BreakerStateName = 'closed' | 'open' | 'half-open';
+/** How a tag was revalidated: expired now (`hard`), stale-while-revalidate (`max`), or with explicit durations. */
+export type RevalidateProfile = 'hard' | 'max' | 'durations';
+
+export type TelemetryEvent =
+  | { type: 'lookup'; kind: CacheKind; outcome: LookupOutcome; layer: Layer; backend: string; key: string; ms: number }
+  | {
+      type: 'l2';
+      backend: string;
+      operation: string;
+      ms: number;
+      bytesRead: number;
+      bytesWritten: number;
+      errorKind: BackendErrorKind | null;
+      key: string | undefined;
+    }
+  | { type: 'breaker'; backend: string; from: BreakerStateName; to: BreakerStateName }
+  | { type: 'invalidation'; direction: 'sent' | 'received'; lagMs: number | null }
+  | { type: 'revalidate'; profile: RevalidateProfile; tags: number }
+  | { type: 'l1-eviction'; cache: string };
+
+export type TelemetryListener = (event: TelemetryEvent) => void;
+
+export type SpanAttributes = Record<string, string | number | boolean>;
+
+/** What the tracing adapter installs: spans around async work, and attributes on the current one. */
+export interface SpanRunner {
+  /** Runs `fn` inside a span named `name` (nested under the active one); the span ends when `fn` settles. */
+  run<R>(name: string, attributes: SpanAttributes, fn: () => Promise<R>): Promise<R>;
+  /** Adds attributes to the innermost active span (one of ours when called inside `run`). */
+  annotate(attributes: SpanAttributes): void;
+}
+
+interface State {
+  /** `true` while at least one listener is registered: call sites check this before building an event. */
+  active: boolean;
+  listeners: TelemetryListener[];
+  tracer: SpanRunner | null;
+}
+
+const GLOBAL = Symbol.for('cachekit-next.telemetry');
+const state: State = ((globalThis as { [GLOBAL]?: State })[GLOBAL] ??= { active: false, listeners: [], tracer: null });
+
+/** Whether anyone listens (or traces): the one check on the hot path. */
+export function telemetryOn(): boolean {
+  return state.active || state.tracer !== null;
+}
+
+/** Registers `listener` for every event; returns the function that removes it. */
+export function subscribe(listener: TelemetryListener): () => void {
+  state.listeners = [...state.listeners, listener];
+  state.active = true;
+  return () => {
+    state.listeners = state.listeners.filter((l) => l !== listener);
+    state.active = state.listeners.length > 0;
+  };
+}
+
+/** Installs (or, with `null`, removes) the tracer. */
+export function setTracer(tracer: SpanRunner | null): void {
+  state.tracer = tracer;
+}
+
+export function emit(event: TelemetryEvent): void {
+  for (const listener of state.listeners) {
+    try {
+      listener(event);
+    } catch {
+      // A failing metrics adapter must never turn a cache call into a page error.
+    }
+  }
+}
+
+/** `performance.now()` when anyone listens, else 0 (no clock read). Pass it to `lookup`. */
+export function lookupStarted(): number {
+  return state.active || state.tracer !== null ? performance.now() : 0;
+}
+
+/** Records where a lookup was answered; returns `value` so a call site can `return lookup(..., null)`. */
+export function lookup<V>(kind: CacheKind, outcome: LookupOutcome, layer: Layer, backend: string, key: string, started: number, value: V): V {
+  if (state.tracer) state.tracer.annotate({ 'cachekit.kind': kind, 'cachekit.outcome': outcome, 'cachekit.layer': layer, 'cachekit.hit': outcome !== 'miss' });
+  if (state.active) emit({ type: 'lookup', kind, outcome, layer, backend, key, ms: performance.now() - started });
+  return value;
+}
+
+/** Runs `fn` in a span when a tracer is installed; otherwise calls it. `attributes` is only called when tracing. */
+export function traced<R>(name: string, attributes: () => SpanAttributes, fn: () => Promise<R>): Promise<R> {
+  const tracer = state.tracer;
+  return tracer ? tracer.run(name, attributes(), fn) : fn();
+}
+
+/** The byte length of what an L2 read returned (bytes, an entry with a TTL, or anything else: 0). */
+function bytesOf(result: unknown): number {
+  if (result instanceof Uint8Array) return result.byteLength;
+  const value = (result as { value?: unknown } | null)?.value;
+  return value instanceof Uint8Array ? value.byteLength : 0;
+}
+
+/**
+ * One L2 call (`run`, already guarded by deadline and breaker): timed, sized and classified for the listeners, in a
+ * database client span for the tracer. `written` is the byte length sent (writes).
+ */
+export function l2Call<R>(backend: string, operation: string, key: string | undefined, written: number, run: () => Promise<R>): Promise<R> {
+  if (!state.active && state.tracer === null) return run();
+  const timed = async (): Promise<R> => {
+    const started = performance.now();
+    try {
+      const result = await run();
+      if (state.active)
+        emit({ type: 'l2', backend, operation, ms: performance.now() - started, bytesRead: bytesOf(result), bytesWritten: written, errorKind: null, key });
+      return result;
+    } catch (error) {
+      const kind = (error as { kind?: unknown } | null)?.kind;
+      const errorKind: BackendErrorKind = typeof kind === 'string' ? (kind as BackendErrorKind) : 'unknown';
+      if (state.active) emit({ type: 'l2', backend, operation, ms: performance.now() - started, bytesRead: 0, bytesWritten: 0, errorKind, key });
+      throw error;
+    }
+  };
+  const tracer = state.tracer;
+  // OpenTelemetry database client conventions: span named by the operation, the store in db.system.name.
+  return tracer ? tracer.run(operation, { 'db.system.name': backend, 'db.operation.name': operation, 'cachekit.span': 'l2' }, timed) : timed();
+}
+
+/** Reports a breaker transition. */
+export function breakerTransition(backend: string, from: BreakerStateName, to: BreakerStateName): void {
+  if (state.active && from !== to) emit({ type: 'breaker', backend, from, to });
+}
+
+export function record(event: TelemetryEvent): void {
+  if (state.active) emit(event);
+}
+
+/** Next's `max` profile expires after a year (its default cacheLife `max`). */
+const MAX_PROFILE_EXPIRE_SECONDS = 60 * 60 * 24 * 365;
+
+/** The bounded label of a revalidation: `hard` (expired now), `max`, or other `durations`. */
+export function revalidateProfile(durations: { expire?: number } | undefined): RevalidateProfile {
+  if (!durations || durations.expire === 0) return 'hard';
+  return durations.expire === MAX_PROFILE_EXPIRE_SECONDS ? 'max' : 'durations';
+}
