@@ -125,3 +125,16 @@ test("the page names the backend in use: the embedded File backend in the app's 
   await expect(page.getByTestId('backend')).toHaveText('file');
   await expect(page.getByTestId('backend-where')).toHaveText(STORE);
 });
+
+test('the page links the metrics and health routes, and they answer', async ({ request }) => {
+  const links = page.getByTestId('observe-links');
+  const metricsHref = await links.getByRole('link', { name: 'Prometheus metrics' }).getAttribute('href');
+  const healthHref = await links.getByRole('link', { name: 'health check' }).getAttribute('href');
+  const metrics = await request.get(new URL(metricsHref!, url).href);
+  expect(metrics.status()).toBe(200);
+  // The loaders of this test's page loads were counted (counting starts with the first scrape or registerMetrics()).
+  expect(await metrics.text()).toMatch(/^cachekit_l1_entries\{cache="cachekit-next",backend="file"\} \d+$/m);
+  const health = await request.get(new URL(healthHref!, url).href);
+  expect(health.status()).toBe(200);
+  expect(await health.json()).toMatchObject({ status: 'ok', degraded: false, l2: { backend: 'file', healthy: true }, subscription: 'none' });
+});

@@ -67,7 +67,8 @@ export async function healthCheck(options: HealthOptions = {}): Promise<HealthRe
   const breaker: HealthReport['breaker'] =
     stack.backend && stack.options.breaker !== false ? breakerFor(stack.backend, stack.options.breaker || undefined).state : 'none';
   const subscription = stack.bus.subscription;
-  const degraded = (l2 !== null && !l2.healthy) || breaker === 'open' || breaker === 'half-open' || subscription === 'down';
+  // Half-open: the cooldown is over and the next call probes; the probe above tells whether the store answers.
+  const degraded = (l2 !== null && !l2.healthy) || breaker === 'open' || subscription === 'down';
   return {
     status: degraded ? 'degraded' : 'ok',
     degraded,

@@ -77,7 +77,9 @@ export class CircuitBreaker {
   }
 }
 
-const breakers = new WeakMap<Backend, CircuitBreaker>();
+// On globalThis: the ESM and CJS builds (the handlers load one, app code and routes the other) share one breaker per backend.
+const BREAKERS = Symbol.for('cachekit-next.breakers');
+const breakers: WeakMap<Backend, CircuitBreaker> = ((globalThis as { [BREAKERS]?: WeakMap<Backend, CircuitBreaker> })[BREAKERS] ??= new WeakMap());
 
 /** The breaker shared by every cache over `backend` in this process (created with `options` on first use). */
 export function breakerFor(backend: Backend, options?: BreakerOptions): CircuitBreaker {

@@ -95,6 +95,24 @@ describe('metrics on a real Redis', () => {
     expect(JSON.parse(JSON.stringify(plain))).toEqual(plain);
   });
 
+  it('counts invalidation messages sent and received, and their lag', async () => {
+    const otherBackend = new RedisBackend({ url: redis.url });
+    const other = getStack({ backend: otherBackend, namespace: 'metrics', deploymentId: 'd1' });
+    await other.ready;
+    const sent = await value('cachekit_invalidation_messages_total', { direction: 'sent' });
+    const received = await value('cachekit_invalidation_messages_total', { direction: 'received' });
+    const lags = await value('cachekit_invalidation_lag_seconds_count', {});
+    await handler().set('/announced', appPage('a'), { cacheControl });
+    const deadline = Date.now() + 5_000;
+    while ((await value('cachekit_invalidation_messages_total', { direction: 'received' })) === received && Date.now() < deadline) await sleep(10);
+    expect((await value('cachekit_invalidation_messages_total', { direction: 'sent' })) - sent).toBe(1);
+    expect((await value('cachekit_invalidation_messages_total', { direction: 'received' })) - received).toBe(1);
+    expect((await value('cachekit_invalidation_lag_seconds_count', {})) - lags).toBe(1);
+    expect(stats().invalidations.meanLagMs).toBeGreaterThanOrEqual(0);
+    await other.close();
+    await otherBackend.close();
+  });
+
   it('adds no series for 1,000 distinct keys, and never names a key', async () => {
     await handler().get('/card-0', pageCtx);
     await handler().set('/card-0', appPage('card'), { cacheControl });

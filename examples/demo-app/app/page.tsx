@@ -63,6 +63,11 @@ export default async function Home() {
 
       <h2>Hit ratios of this server, live</h2>
       <LiveStats initial={stats} />
+      <p className="note" data-testid="observe-links">
+        For operators: <a href="/api/cachekit/metrics">Prometheus metrics</a> (
+        <a href="/api/cachekit/metrics?format=json">as JSON</a>) and the <a href="/api/cachekit/health">health check</a>; a
+        Prometheus + Grafana setup is in examples/observability.
+      </p>
     </main>
   );
 }

@@ -1,0 +1,162 @@
+import { expect, test } from '@playwright/test';
+import { startRedis } from '../test/support/servers.js';
+import { buildApp, installApp, startDataServer, startNext, type NextServer } from './support/apps.js';
+
+// examples/observability built once and served by `next start` on a real Redis, with load from the test: its metrics
+// route moves as the requests dictate (hits, misses, a revalidation, errors and the breaker while Redis is stopped),
+// its health routes turn degraded (200) and not ready (503) while Redis is down and back after, and its spans
+// (an in-memory exporter registered in instrumentation.ts) nest under Next's request spans.
+test.describe.configure({ mode: 'serial' });
+
+const APP = 'observability';
+let redis: Awaited<ReturnType<typeof startRedis>>;
+let data: Awaited<ReturnType<typeof startDataServer>>;
+let server: NextServer;
+
+/** `name{labels} value` lines of the Prometheus text format, as one number per series (0 when absent). */
+async function scrape(): Promise<(name: string, labels?: Record<string, string>) => number> {
+  const res = await fetch(`${server.url}/api/cachekit/metrics`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toContain('text/plain');
+  const text = await res.text();
+  const series = text
+    .split('\n')
+    .filter((line) => line && !line.startsWith('#'))
+    .map((line) => {
+      const m = /^([a-zA-Z0-9_:]+)(?:\{(.*)\})? (\S+)$/.exec(line)!;
+      const labels = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+      return { name: m[1]!, labels, value: Number(m[3]) };
+    });
+  return (name, labels = {}) =>
+    series.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((n, s) => n + s.value, 0);
+}
+
+const get = async (path: string) => {
+  const res = await fetch(`${server.url}${path}`);
+  await res.arrayBuffer();
+  return res.status;
+};
+
+test.beforeAll(async () => {
+  test.setTimeout(300_000);
+  await installApp(APP);
+  redis = await startRedis();
+  data = await startDataServer();
+  const env = { REDIS_URL: redis.url, UPSTREAM_URL: data.url };
+  await buildApp(APP, { distDir: '.next-e2e-obs', buildId: 'e2e-obs', env });
+  server = await startNext(APP, { distDir: '.next-e2e-obs', env: { ...env, CACHEKIT_DEMO_TRACES: 'memory' } });
+});
+
+test.afterAll(async () => {
+  await server?.stop();
+  await data?.stop();
+  await redis?.stop();
+});
+
+test('the metrics route counts misses, L1 and L2 hits and a revalidation as the requests dictate', async () => {
+  let m = await scrape();
+  const page = (layer: string, outcome: string) => m('cachekit_lookups_total', { kind: 'page', layer, outcome, backend: 'redis' });
+  const before = { miss: page('none', 'miss'), l1: page('l1', 'hit'), revalidations: m('cachekit_revalidations_total', { profile: 'hard' }) };
+
+  expect(await get('/items/a1')).toBe(200); // never rendered: a miss, rendered and stored
+  m = await scrape();
+  expect(page('none', 'miss') - before.miss).toBe(1);
+  // Its fetch was stored by `next build` (the home page made it): found in Redis, this process's L1 being empty.
+  expect(m('cachekit_lookups_total', { kind: 'fetch', layer: 'l2', outcome: 'hit' })).toBeGreaterThanOrEqual(1);
+  expect(m('cachekit_lookups_total', { kind: 'loader', outcome: 'miss' })).toBeGreaterThanOrEqual(1);
+  expect(m('cachekit_l2_written_bytes_total', { backend: 'redis', operation: 'set' })).toBeGreaterThan(0);
+
+  for (let i = 0; i < 3; i++) expect(await get('/items/a1')).toBe(200); // from this process's L1
+  m = await scrape();
+  expect(page('l1', 'hit') - before.l1).toBe(3);
+  expect(page('none', 'miss') - before.miss).toBe(1);
+  expect(m('cachekit_l2_operation_duration_seconds_count', { backend: 'redis', operation: 'get', outcome: 'ok' })).toBeGreaterThan(0);
+
+  const res = await fetch(`${server.url}/api/revalidate`, { method: 'POST' });
+  expect(res.status).toBe(200);
+  m = await scrape();
+  // Next hands one revalidateTag to both interfaces (cacheHandler, and cacheHandlers for 'use cache'): each marks it.
+  expect(m('cachekit_revalidations_total', { profile: 'hard' }) - before.revalidations).toBe(2);
+  expect(m('cachekit_invalidation_messages_total', { direction: 'sent' })).toBeGreaterThanOrEqual(1);
+  expect(m('cachekit_l2_operation_duration_seconds_count', { backend: 'redis', operation: 'tag_write', outcome: 'ok' })).toBeGreaterThanOrEqual(1);
+  // No key, tag or path ever becomes a label.
+  const text = await (await fetch(`${server.url}/api/cachekit/metrics`)).text();
+  expect(text).not.toMatch(/a1|items|upstream/);
+});
+
+test('while Redis is stopped: errors by kind, the breaker opens, health is degraded and not ready; all back after', async () => {
+  const health = async (path: string) => {
+    const res = await fetch(`${server.url}${path}`);
+    return { status: res.status, body: (await res.json()) as { status: string; degraded: boolean; breaker: string; l2: { healthy: boolean } } };
+  };
+  expect(await health('/api/cachekit/health')).toMatchObject({
+    status: 200,
+    body: { status: 'ok', degraded: false, breaker: 'closed', l2: { healthy: true } },
+  });
+  expect((await health('/api/cachekit/ready')).status).toBe(200);
+  let m = await scrape();
+  const opened = m('cachekit_breaker_transitions_total', { backend: 'redis', to: 'open' });
+  const closed = m('cachekit_breaker_transitions_total', { backend: 'redis', to: 'closed' });
+
+  const port = redis.port;
+  await redis.stop();
+  // The site still serves: misses render anew, never an error page.
+  for (let i = 0; i < 4; i++) expect(await get(`/items/down-${i}`)).toBe(200);
+  m = await scrape();
+  expect(m('cachekit_l2_errors_total', { backend: 'redis', error_kind: 'transient' })).toBeGreaterThan(0);
+  expect(m('cachekit_breaker_transitions_total', { backend: 'redis', to: 'open' }) - opened).toBeGreaterThanOrEqual(1);
+  expect(m('cachekit_breaker_state', { backend: 'redis' })).toBe(2);
+  const degraded = await health('/api/cachekit/health');
+  expect(degraded).toMatchObject({ status: 200, body: { status: 'degraded', degraded: true, l2: { healthy: false } } });
+  expect((await health('/api/cachekit/ready')).status).toBe(503);
+
+  redis = await startRedis({ port });
+  // After the cooldown one request probes the store; its success closes the circuit.
+  await expect
+    .poll(
+      async () => {
+        await get('/items/a1');
+        return (await scrape())('cachekit_breaker_state', { backend: 'redis' });
+      },
+      { timeout: 20_000 },
+    )
+    .toBe(0);
+  m = await scrape();
+  expect(m('cachekit_breaker_transitions_total', { backend: 'redis', to: 'closed' }) - closed).toBeGreaterThanOrEqual(1);
+  await expect.poll(async () => JSON.stringify((await health('/api/cachekit/health')).body), { timeout: 10_000 }).toContain('"status":"ok"');
+  expect((await health('/api/cachekit/ready')).status).toBe(200);
+});
+
+test('spans nest under Next.js request spans, with the documented attributes and no key content', async () => {
+  expect(await get('/items/traced')).toBe(200);
+  expect(await get('/items/traced')).toBe(200);
+  const spans = (await (await fetch(`${server.url}/api/test/spans`)).json()) as {
+    name: string;
+    traceId: string;
+    spanId: string;
+    parentSpanId: string | null;
+    kind: number;
+    attributes: Record<string, unknown>;
+  }[];
+  const byId = new Map(spans.map((s) => [s.spanId, s]));
+  const root = (span: (typeof spans)[number]) => {
+    let current = span;
+    while (current.parentSpanId && byId.has(current.parentSpanId)) current = byId.get(current.parentSpanId)!;
+    return current;
+  };
+  const gets = spans.filter((s) => s.name === 'cachekit.get' && s.attributes['cachekit.kind'] === 'page');
+  expect(gets.length).toBeGreaterThan(0);
+  for (const span of gets) {
+    // Next's request span (BaseServer.handleRequest: "GET /items/[id]") is the root of the trace.
+    expect(root(span).name).toMatch(/^GET \//);
+    expect(root(span).attributes['next.span_type']).toBe('BaseServer.handleRequest');
+    expect(span.attributes['cachekit.key_hash']).toMatch(/^[0-9a-f]{16}$/);
+  }
+  expect(gets.some((s) => s.attributes['cachekit.outcome'] === 'hit' && s.attributes['cachekit.layer'] === 'l1')).toBe(true);
+  const l2 = spans.filter((s) => s.attributes['db.system.name'] === 'redis');
+  expect(l2.length).toBeGreaterThan(0);
+  expect(l2.every((s) => s.kind === 2 && byId.get(s.parentSpanId!)?.name.startsWith('cachekit.'))).toBe(true);
+  expect(spans.some((s) => s.name === 'cachekit.loader')).toBe(true);
+  const ours = spans.filter((s) => s.name.startsWith('cachekit.') || s.attributes['db.system.name']);
+  expect(JSON.stringify(ours.map((s) => s.attributes))).not.toMatch(/traced|items|upstream/);
+});

@@ -1,0 +1,2 @@
+// Prometheus scrapes this (see prometheus.yml); `?format=json` answers stats() instead.
+export { GET } from 'cachekit-next/metrics';
