@@ -33,9 +33,19 @@ export interface CachekitStats {
   caches: (MetricsSnapshot & { name: string; backend: string; l1Evictions: number })[];
 }
 
+export interface LookupRow {
+  kind: CacheKind;
+  backend: string;
+  l1Hits: number;
+  l2Hits: number;
+  stale: number;
+  misses: number;
+}
+
 interface Counts {
   since: number;
-  lookups: Map<CacheKind, { l1Hits: number; l2Hits: number; stale: number; misses: number }>;
+  /** Per kind and backend (key `kind backend`): the hot path's one Map read and increment. */
+  lookups: Map<string, LookupRow>;
   l2: Map<string, Map<string, OperationFigures>>;
   errors: Map<string, Map<string, number>>;
   breakers: Map<string, { state: BreakerStateName; opened: number; transitions: number }>;
@@ -54,8 +64,9 @@ function bump<K>(map: Map<K, number>, key: K, by = 1): void {
 function count(c: Counts, event: TelemetryEvent): void {
   switch (event.type) {
     case 'lookup': {
-      let row = c.lookups.get(event.kind);
-      if (!row) c.lookups.set(event.kind, (row = { l1Hits: 0, l2Hits: 0, stale: 0, misses: 0 }));
+      const key = `${event.kind} ${event.backend}`;
+      let row = c.lookups.get(key);
+      if (!row) c.lookups.set(key, (row = { kind: event.kind, backend: event.backend, l1Hits: 0, l2Hits: 0, stale: 0, misses: 0 }));
       if (event.outcome === 'miss') row.misses++;
       else if (event.outcome === 'stale') row.stale++;
       else if (event.layer === 'l1') row.l1Hits++;
@@ -123,6 +134,27 @@ export function startCollecting(): Counts {
   return counts;
 }
 
+/** The lookup counts per kind and backend (the Prometheus counter reads them at scrape time). */
+export function lookupRows(): Iterable<LookupRow> {
+  return startCollecting().lookups.values();
+}
+
+function lookupsByKind(c: Counts): CachekitStats['lookups'] {
+  const byKind: CachekitStats['lookups'] = {};
+  for (const r of c.lookups.values()) {
+    const row = (byKind[r.kind] ??= { l1Hits: 0, l2Hits: 0, stale: 0, misses: 0, hitRatio: 0 });
+    row.l1Hits += r.l1Hits;
+    row.l2Hits += r.l2Hits;
+    row.stale += r.stale;
+    row.misses += r.misses;
+  }
+  for (const row of Object.values(byKind)) {
+    const total = row.l1Hits + row.l2Hits + row.stale + row.misses;
+    row.hitRatio = total === 0 ? 0 : (row.l1Hits + row.l2Hits + row.stale) / total;
+  }
+  return byKind;
+}
+
 const mapOf = <V, R>(map: Map<string, V>, f: (v: V) => R): Record<string, R> => Object.fromEntries([...map].map(([k, v]) => [k, f(v)]));
 
 /** The figures of this process as a plain object (JSON-serialisable). */
@@ -138,12 +170,7 @@ export function stats(): CachekitStats {
   }
   return {
     countingSinceMs: c.since,
-    lookups: Object.fromEntries(
-      [...c.lookups].map(([kind, r]) => {
-        const total = r.l1Hits + r.l2Hits + r.stale + r.misses;
-        return [kind, { ...r, hitRatio: total === 0 ? 0 : (r.l1Hits + r.l2Hits + r.stale) / total }];
-      }),
-    ),
+    lookups: lookupsByKind(c),
     l2: mapOf(c.l2, (ops) =>
       mapOf(ops, (op) => ({
         calls: op.calls,

@@ -5,7 +5,7 @@
  */
 import { subscribe, type TelemetryEvent } from '../shared/telemetry.js';
 import { liveStacks } from '../stack/stack.js';
-import { startCollecting, stats } from './collector.js';
+import { lookupRows, startCollecting, stats } from './collector.js';
 import { backendName } from './labels.js';
 
 type PromClient = typeof import('prom-client');
@@ -66,11 +66,22 @@ export async function registerMetrics(options: MetricsOptions = {}): Promise<Reg
   const p = options.prefix ?? 'cachekit_';
   const on = { registers: [registry] };
 
-  const lookups = new prom.Counter({
+  // Read from the collector's counts at scrape time: the hot path (an L1 hit) pays one Map increment, no label hashing.
+  new prom.Counter({
     name: `${p}lookups_total`,
     help: 'Cache lookups by kind, layer answering and outcome',
     labelNames: ['kind', 'layer', 'outcome', 'backend'],
     ...on,
+    collect() {
+      this.reset();
+      for (const r of lookupRows()) {
+        const add = (layer: string, outcome: string, n: number) => n > 0 && this.inc({ kind: r.kind, layer, outcome, backend: r.backend }, n);
+        add('l1', 'hit', r.l1Hits);
+        add('l2', 'hit', r.l2Hits);
+        add('l2', 'stale', r.stale);
+        add('none', 'miss', r.misses);
+      }
+    },
   });
   const l2Duration = new prom.Histogram({
     name: `${p}l2_operation_duration_seconds`,
@@ -141,9 +152,6 @@ export async function registerMetrics(options: MetricsOptions = {}): Promise<Reg
 
   const handle = (event: TelemetryEvent): void => {
     switch (event.type) {
-      case 'lookup':
-        lookups.inc({ kind: event.kind, layer: event.layer, outcome: event.outcome, backend: event.backend });
-        return;
       case 'l2':
         l2Duration.observe({ backend: event.backend, operation: event.operation, outcome: event.errorKind === null ? 'ok' : 'error' }, event.ms / 1000);
         if (event.bytesRead > 0) bytesRead.inc({ backend: event.backend, operation: event.operation }, event.bytesRead);

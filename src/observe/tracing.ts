@@ -1,8 +1,9 @@
 /**
  * OpenTelemetry spans for handler calls, loader calls and L2 operations, through `@opentelemetry/api` (an optional peer
- * dependency, imported lazily). Spans start under the active context, so they nest under Next's own request spans
- * when the app registers a tracer provider (`@vercel/otel` or the SDK, in instrumentation.ts). Nothing is installed
- * until a provider is registered: without one, the hot path pays one boolean check.
+ * dependency, imported lazily). Spans are children only: they start under the active span when it is recording, so they
+ * nest under Next's own request spans when the app registers a tracer provider (`@vercel/otel` or the SDK, in
+ * instrumentation.ts), and a request the sampler dropped pays one check. Nothing is installed until a provider is
+ * registered: without one, the hot path pays one boolean check.
  */
 import { setTracer, type SpanAttributes, type SpanRunner } from '../shared/telemetry.js';
 
@@ -15,8 +16,10 @@ interface TracingState {
   api: OtelApi | null | undefined;
   loading: Promise<OtelApi | null> | undefined;
   installed: boolean;
+  /** Set by disableTracing(): no tracing until enableTracing(), whatever the app registers. */
+  off: boolean;
 }
-const state: TracingState = ((globalThis as { [STATE]?: TracingState })[STATE] ??= { api: undefined, loading: undefined, installed: false });
+const state: TracingState = ((globalThis as { [STATE]?: TracingState })[STATE] ??= { api: undefined, loading: undefined, installed: false, off: false });
 
 /** Whether an app registered a global tracer provider (cheap: one property read). */
 function providerRegistered(): boolean {
@@ -42,6 +45,8 @@ function runnerOf(api: OtelApi): SpanRunner {
         setTracer(null);
         return fn();
       }
+      // Only under a recorded span (Next's request span, sampled): a request the sampler dropped costs this check.
+      if (!api.trace.getActiveSpan()?.isRecording()) return fn();
       const kind = 'db.system.name' in attributes ? api.SpanKind.CLIENT : api.SpanKind.INTERNAL;
       return tracer.startActiveSpan(name, { kind, attributes }, async (span) => {
         try {
@@ -67,7 +72,7 @@ function runnerOf(api: OtelApi): SpanRunner {
  * picks up a provider registered since). Cheap when already decided: a few property reads.
  */
 export function autoTrace(): void {
-  if (state.installed || state.api === null || !providerRegistered()) return;
+  if (state.installed || state.off || state.api === null || !providerRegistered()) return;
   if (state.api) {
     state.installed = true;
     setTracer(runnerOf(state.api));
@@ -81,13 +86,15 @@ export function autoTrace(): void {
  * api is not installed or no provider is registered yet.
  */
 export async function enableTracing(): Promise<boolean> {
+  state.off = false;
   await loadApi();
   autoTrace();
   return state.installed;
 }
 
-/** Stops tracing (tests, or an app turning it off). */
+/** Stops tracing until `enableTracing()` (tests, or an app turning it off). */
 export function disableTracing(): void {
+  state.off = true;
   state.installed = false;
   setTracer(null);
 }
