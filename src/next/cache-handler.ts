@@ -23,7 +23,7 @@ import { nowMs } from '../shared/clock.js';
 import { requestBegan } from '../store/epoch.js';
 import { backendName, entryKind, spanAttributes } from '../observe/labels.js';
 import { autoTrace } from '../observe/tracing.js';
-import { lookup, lookupStarted, revalidateProfile, traced } from '../shared/telemetry.js';
+import { lookup, lookupStarted, revalidateProfile, traced, tracing } from '../shared/telemetry.js';
 
 const SUPPORTED_KINDS = new Set(['APP_PAGE', 'APP_ROUTE', 'PAGES', 'FETCH', 'REDIRECT', 'IMAGE']);
 
@@ -99,6 +99,7 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
     }
 
     get(key: string, ctx: GetContext = { kind: 'APP_PAGE' }): Promise<CacheHandlerValue | null> {
+      if (!tracing()) return this.#get(key, ctx); // the hot path: no span closures without a tracer
       return traced(
         'cachekit.get',
         () => spanAttributes(entryKind(ctx.kind), key),

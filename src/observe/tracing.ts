@@ -47,8 +47,9 @@ function runnerOf(api: OtelApi): SpanRunner {
       }
       // Only under a recorded span (Next's request span, sampled): a request the sampler dropped costs this check.
       if (!api.trace.getActiveSpan()?.isRecording()) return fn();
-      const kind = 'db.system.name' in attributes ? api.SpanKind.CLIENT : api.SpanKind.INTERNAL;
-      return tracer.startActiveSpan(name, { kind, attributes }, async (span) => {
+      const attrs = typeof attributes === 'function' ? attributes() : attributes;
+      const kind = 'db.system.name' in attrs ? api.SpanKind.CLIENT : api.SpanKind.INTERNAL;
+      return tracer.startActiveSpan(name, { kind, attributes: attrs }, async (span) => {
         try {
           return await fn();
         } catch (error) {
@@ -62,7 +63,8 @@ function runnerOf(api: OtelApi): SpanRunner {
       });
     },
     annotate(attributes: SpanAttributes) {
-      api.trace.getActiveSpan()?.setAttributes(attributes);
+      const span = api.trace.getActiveSpan();
+      if (span?.isRecording()) span.setAttributes(attributes);
     },
   };
 }

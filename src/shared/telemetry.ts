@@ -38,8 +38,11 @@ export type SpanAttributes = Record<string, string | number | boolean>;
 
 /** What the tracing adapter installs: spans around async work, and attributes on the current one. */
 export interface SpanRunner {
-  /** Runs `fn` inside a span named `name` (nested under the active one); the span ends when `fn` settles. */
-  run<R>(name: string, attributes: SpanAttributes, fn: () => Promise<R>): Promise<R>;
+  /**
+   * Runs `fn` inside a span named `name` (nested under the active one); the span ends when `fn` settles. `attributes`
+   * (or the function giving them) is only read when the span is made.
+   */
+  run<R>(name: string, attributes: SpanAttributes | (() => SpanAttributes), fn: () => Promise<R>): Promise<R>;
   /** Adds attributes to the innermost active span (one of ours when called inside `run`). */
   annotate(attributes: SpanAttributes): void;
 }
@@ -99,7 +102,12 @@ export function lookup<V>(kind: CacheKind, outcome: LookupOutcome, layer: Layer,
 /** Runs `fn` in a span when a tracer is installed; otherwise calls it. `attributes` is only called when tracing. */
 export function traced<R>(name: string, attributes: () => SpanAttributes, fn: () => Promise<R>): Promise<R> {
   const tracer = state.tracer;
-  return tracer ? tracer.run(name, attributes(), fn) : fn();
+  return tracer ? tracer.run(name, attributes, fn) : fn();
+}
+
+/** Whether a tracer is installed: call sites skip building their span closures without one. */
+export function tracing(): boolean {
+  return state.tracer !== null;
 }
 
 /** The byte length of what an L2 read returned (bytes, an entry with a TTL, or anything else: 0). */

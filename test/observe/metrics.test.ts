@@ -40,8 +40,8 @@ async function seriesLines(): Promise<string[]> {
 
 beforeAll(async () => {
   redis = await startRedis();
-  backend = new RedisBackend({ url: redis.url, commandTimeoutMs: 300, connectTimeoutMs: 300 });
-  stack = getStack({ backend, namespace: 'metrics', deploymentId: 'd1', timeoutMs: 400, breaker: { failureThreshold: 2, cooldownMs: 300 } });
+  backend = new RedisBackend({ url: redis.url, commandTimeoutMs: 2_000, connectTimeoutMs: 2_000 });
+  stack = getStack({ backend, namespace: 'metrics', deploymentId: 'd1', timeoutMs: 3_000, breaker: { failureThreshold: 2, cooldownMs: 300 } });
   await stack.ready;
   registry = new Registry();
   await registerMetrics({ registry });
