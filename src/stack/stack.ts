@@ -7,20 +7,19 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { resolveBackend } from './resolve.js';
-import { BackendError, type Backend } from '../protocol/backend.js';
+import type { Backend } from '../protocol/backend.js';
 import type { BreakerOptions } from '../store/breaker.js';
-import { breakerFor } from '../store/breaker.js';
 import { detachedFromAsyncContext, runOutsideAsyncContext } from '../shared/async-context.js';
 import type { CompressionOptions } from '../wire/frame.js';
 import { CoherenceBus } from '../store/coherence.js';
-import { withDeadline } from '../store/deadline.js';
 import { objectId } from '../shared/identity.js';
 import { Encryptor, type EncryptionOptions } from '../wire/encryption.js';
 import { infoOnce, warnRateLimited } from '../shared/log.js';
 import { assertKnownOptions, booleanOption, ConfigError, numberOption, stringOption } from '../shared/options.js';
 import { entryCipher, SealedCache } from '../store/sealed.js';
 import { TagStore, type TagVerdict } from '../store/tags.js';
-import { backendTypeOf, TieredCache, type ErrorHandler, type L1Options } from '../store/tiered.js';
+import { L2Guard, type ErrorHandler } from '../store/l2-guard.js';
+import { TieredCache, type L1Options } from '../store/tiered.js';
 import { bytesCodec, type Codec } from '../wire/frame.js';
 import { backendFromDescription, loadBackendModule, validateBackendSpec, type BackendSpec } from './backend-spec.js';
 import { applyBuiltOptionsFromStandalone } from './built-options.js';
@@ -174,6 +173,8 @@ export class CacheStack {
   readonly namespace: string;
   readonly maxTtlSeconds: number;
   readonly #onError: ErrorHandler;
+  /** Every L2 call of the stack outside the entry caches (tag keys, the epoch, messages), and every report. */
+  readonly guard: L2Guard;
   #deploymentId: string | undefined;
   #useCacheEntries: EntryCache<UseCacheStoredEntry> | undefined;
   readonly #useCacheL1: { maxSizeMb?: number } | false;
@@ -191,7 +192,6 @@ export class CacheStack {
     this.namespace = options.namespace ?? defaultNamespace();
     this.maxTtlSeconds = options.maxTtlSeconds ?? DEFAULT_MAX_TTL_SECONDS;
     this.#deploymentId = options.deploymentId ?? (process.env.NEXT_DEPLOYMENT_ID || undefined);
-    const backendType = backendTypeOf(this.backend);
     this.#onError =
       options.onError ??
       ((error, context) =>
@@ -202,14 +202,12 @@ export class CacheStack {
     const coherenceTtl = options.coherenceTtlSeconds ?? 1;
     const timeoutMs = options.timeoutMs ?? 1500;
     this.#timeoutMs = timeoutMs;
-    const breaker = this.backend && options.breaker !== false ? breakerFor(this.backend, options.breaker || undefined) : null;
-    // Tag keys and the invalidation epoch: the same deadline and breaker as the entries.
-    const call = <R>(operation: string, run: () => Promise<R>): Promise<R> => {
-      const guarded = () => withDeadline(run(), timeoutMs, backendType, operation);
-      return breaker ? breaker.run(backendType, operation, guarded) : guarded();
-    };
+    // Tag keys, the invalidation epoch and messages: the same deadline and breaker as the entries.
+    this.guard = new L2Guard({ backend: this.backend, timeoutMs, breaker: options.breaker ?? undefined, onError: this.#onError, name: COMPONENT });
+    const call = this.guard.run;
     this.bus = new CoherenceBus(building ? null : this.backend, `${this.keyPrefix}${this.namespace}:invalidate`, report, {
-      epoch: options.readYourWrites === false ? false : { maxAgeMs: coherenceTtl * 1000, call },
+      epoch: options.readYourWrites === false ? false : { maxAgeMs: coherenceTtl * 1000 },
+      call,
     });
     // Announcements reach every instance (messages, or the epoch read per request): L1 copies live as long as the L2's.
     // L1 only (no backend): nothing else holds a copy, so the L1 is bounded by entry TTLs alone.
@@ -317,22 +315,9 @@ export class CacheStack {
     return this.#deploymentId ?? 'build';
   }
 
-  /** Routes every fault to onError as a BackendError. */
+  /** Routes every fault to onError as a BackendError (through the guard: one report per fault). */
   report(error: unknown, operation: string, key?: string): void {
-    const backendError = BackendError.is(error)
-      ? error
-      : new BackendError(`${operation} failed: ${(error as Error)?.message ?? String(error)}`, {
-          kind: 'unknown',
-          backend: backendTypeOf(this.backend),
-          operation,
-          ...(key === undefined ? {} : { key }),
-          cause: error,
-        });
-    try {
-      this.#onError(backendError, { operation, cache: 'cachekit-next', ...(key === undefined ? {} : { key }) });
-    } catch {
-      // A throwing onError hook must not turn a cache fault into a page error.
-    }
+    this.guard.report(error, operation, key);
   }
 
   /** The TTL for an entry: its `expire` when given, never above maxTtlSeconds. */

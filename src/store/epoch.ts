@@ -14,6 +14,7 @@
 import { hasBatch, hasCounter, type Backend } from '../protocol/backend.js';
 import { runOutsideAsyncContext } from '../shared/async-context.js';
 import { nowMs } from '../shared/clock.js';
+import type { GuardedCall } from './l2-guard.js';
 
 /** What changed: entry keys and tags. */
 export interface EpochEvent {
@@ -41,8 +42,8 @@ export interface EpochOptions {
    * (`synced`), and while the store cannot be read.
    */
   maxAgeMs: number;
-  /** Every store call goes through this (deadline, breaker). */
-  call: <R>(operation: string, run: () => Promise<R>) => Promise<R>;
+  /** Every store call goes through this (the L2 guard: deadline, breaker). */
+  call: GuardedCall;
   onError: (error: unknown, operation: string) => void;
   target: EpochTarget;
 }
