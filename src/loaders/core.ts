@@ -11,6 +11,7 @@ import { backendKeyPrefix } from '../store/sealed.js';
 import { warnRateLimited } from '../shared/log.js';
 import { ConfigError } from '../shared/options.js';
 import { interopStore, plainStore, sealedStore, type RecordStore, type StoredRecord, type TieredSettings } from '../store/record-store.js';
+import { lookupFresh } from '../store/fresh-read.js';
 import { backendTypeOf, type HitSource } from '../store/tiered.js';
 import { UnstorableValueError } from '../wire/value-codec.js';
 import { nowMs } from '../shared/clock.js';
@@ -202,30 +203,21 @@ export class CachedCore {
     return { value: await this.#computeLocked(key, compute, policy, tenant), status: 'miss', stale: false };
   }
 
-  /** The stored record and whether it is fresh, stale (servable while refreshing) or a miss. */
-  async #read(key: string, policy: Policy, tenant: string, retry = true): Promise<Found | null> {
-    const found = await this.#readOnce(key, policy, tenant);
-    if (retry && found && found.state !== 'fresh' && found.source === 'l1') {
-      // This process's copy is stale or dead (tag event, past its time); another instance may have stored a newer one.
-      this.#w.store.tiered.invalidateLocal(key);
-      return this.#read(key, policy, tenant, false);
-    }
-    return found;
+  /** The stored record and whether it is fresh, stale (servable while refreshing) or a miss: the shared read rule. */
+  async #read(key: string, policy: Policy, tenant: string): Promise<Found | null> {
+    const store = this.#w.store;
+    const source = { lookup: (k: string) => store.lookup(k, tenant), invalidateLocal: (k: string) => store.tiered.invalidateLocal(k) };
+    const read = await lookupFresh(source, key, ({ record }) => this.#judge(record, policy));
+    return read && { record: read.hit.record, source: read.hit.source, state: read.verdict };
   }
 
-  async #readOnce(key: string, policy: Policy, tenant: string): Promise<Found | null> {
-    const hit = await this.#w.store.lookup(key, tenant);
-    if (!hit) return null;
-    const { record, source } = hit;
+  /** Fresh until `f`, stale (served while refreshing) for `staleTtl` more, then a miss; a tag event can only shorten that. */
+  #judge(record: StoredRecord, policy: Policy): Found['state'] | Promise<Found['state']> {
     const now = nowMs();
-    let state: Found['state'] = now < record.f ? 'fresh' : now < record.f + policy.staleTtl * 1000 ? 'stale' : 'miss';
-    if (state !== 'miss' && record.t && record.t.length > 0) {
-      const verdict = await this.#tagVerdict(record.t, record.s);
-      // 'stale' from the tag store (revalidateTag with an expire duration) is served once while refreshing, like Next.
-      if (verdict === 'expired') state = 'miss';
-      else if (verdict === 'stale') state = 'stale';
-    }
-    return { record, source, state };
+    const state: Found['state'] = now < record.f ? 'fresh' : now < record.f + policy.staleTtl * 1000 ? 'stale' : 'miss';
+    if (state === 'miss' || !record.t || record.t.length === 0) return state;
+    // 'stale' from the tag store (revalidateTag with an expire duration) is served once while refreshing, like Next.
+    return this.#tagVerdict(record.t, record.s).then((verdict) => (verdict === 'expired' ? 'miss' : verdict === 'stale' ? 'stale' : state));
   }
 
   async #tagVerdict(tags: readonly string[], storedAt: number): Promise<'fresh' | 'stale' | 'expired'> {

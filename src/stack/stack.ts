@@ -434,24 +434,3 @@ export function configuredStack(env: NodeJS.ProcessEnv = process.env): CacheStac
   }
   return getStack(spec === undefined ? options : { ...options, backend: spec === null ? null : backendFromDescription(spec, env) });
 }
-
-/** Where the handlers get their stack: a stack, or (default handlers with a backend module) a promise of one. */
-export type StackSource<R extends CacheStack | Promise<CacheStack> = CacheStack | Promise<CacheStack>> = () => R;
-
-/**
- * The stack of `source` without an extra tick when it is ready (ordering of a handler's synchronous first steps is
- * kept), a rejected promise when it failed.
- */
-export function stackOf(source: StackSource): CacheStack | Promise<CacheStack> {
-  try {
-    return source();
-  } catch (error) {
-    return Promise.reject(error);
-  }
-}
-
-/** Reports that no stack could be created: every cache call is then a miss (never a render error). */
-export function reportUnavailable(error: unknown, operation: string): void {
-  const message = error instanceof Error ? error.message : String(error);
-  warnRateLimited(`next:unavailable:${message}`, `${message} (cachekit-next ${operation}: not configured, served as a miss)`);
-}
