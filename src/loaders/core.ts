@@ -276,10 +276,11 @@ export class CachedCore {
   }
 
   async #acquire(key: string): Promise<string | null | 'none'> {
-    const backend = this.#w.store.tiered.backend;
+    const { backend, guard } = this.#w.store.tiered;
     if (!this.#settings.lock || !backend || !hasLocks(backend)) return 'none';
     try {
-      return await backend.acquireLock(key, this.#settings.lockTimeoutMs);
+      // Within the store's deadline and breaker, as every L2 call: a lock service that hangs must not hang the call.
+      return await guard.call('acquireLock', () => backend.acquireLock(key, this.#settings.lockTimeoutMs));
     } catch (error) {
       // Without the lock service, compute unlocked (a stampede is better than no answer).
       report(error, 'acquireLock', key, this.#settings);
@@ -288,10 +289,10 @@ export class CachedCore {
   }
 
   async #release(key: string, token: string): Promise<void> {
-    const backend = this.#w.store.tiered.backend;
+    const { backend, guard } = this.#w.store.tiered;
     if (!backend || !hasLocks(backend)) return;
     try {
-      await backend.releaseLock(key, token);
+      await guard.call('releaseLock', () => backend.releaseLock(key, token));
     } catch (error) {
       // The lease expires on its own.
       report(error, 'releaseLock', key, this.#settings);

@@ -23,7 +23,10 @@ export type L2Operation =
   /** The invalidation epoch: counter and journal reads and bumps (epoch.ts). */
   | 'epoch'
   /** An invalidation message (coherence.ts). */
-  | 'publish';
+  | 'publish'
+  /** The cross-instance compute lock of the loaders (loaders/core.ts). */
+  | 'acquireLock'
+  | 'releaseLock';
 
 export interface ErrorContext {
   operation: string;

@@ -10,6 +10,7 @@ import { getStack, resetStacks } from '../../src/stack/stack.js';
 import { L2Guard } from '../../src/store/l2-guard.js';
 import { TieredCache } from '../../src/store/tiered.js';
 import { handlerClassFor } from '../../src/next/cache-handler.js';
+import { cache } from '../../src/loaders/cache.js';
 import { rejection } from '../support/errors.js';
 import { httpBackend } from '../support/http-kv.js';
 import { refusedAddress, startBlackhole, startRedis, type Blackhole, type ServerHandle } from '../support/servers.js';
@@ -239,6 +240,28 @@ describe('every L2 call of the stack goes through the guard', () => {
       expect(reports).toContainEqual({ kind: 'timeout', operation: 'getTags' });
     } finally {
       await resetStacks();
+      await backend.close();
+    }
+  });
+
+  it("a loader's lock call that never answers: the call computes unlocked within the deadline, the fault reported", async () => {
+    class StuckLockRedis extends RedisBackend {
+      override acquireLock(): Promise<string | null> {
+        return new Promise(() => {});
+      }
+    }
+    const backend = new StuckLockRedis({ url: redis.url });
+    try {
+      const reports: { kind: string | undefined; operation: string }[] = [];
+      const f = cache(async () => 'computed', {
+        backend,
+        name: 'guardLock',
+        timeoutMs: 200,
+        onError: (error, context) => reports.push({ kind: BackendError.is(error) ? error.kind : undefined, operation: context.operation }),
+      });
+      expect(await f()).toBe('computed');
+      expect(reports).toContainEqual({ kind: 'timeout', operation: 'acquireLock' });
+    } finally {
       await backend.close();
     }
   });
