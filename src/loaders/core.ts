@@ -12,6 +12,7 @@ import { warnRateLimited } from '../shared/log.js';
 import { ConfigError } from '../shared/options.js';
 import { interopStore, plainStore, sealedStore, type RecordStore, type StoredRecord, type TieredSettings } from '../store/record-store.js';
 import { lookupFresh } from '../store/fresh-read.js';
+import type { L2Guard } from '../store/l2-guard.js';
 import { backendTypeOf, type HitSource } from '../store/tiered.js';
 import { UnstorableValueError } from '../wire/value-codec.js';
 import { nowMs } from '../shared/clock.js';
@@ -93,7 +94,9 @@ export class CachedCore {
         `must have no keyPrefix with \`interop\` (got ${JSON.stringify(backendKeyPrefix(backend))}): interop keys are shared verbatim across SDKs; give interop loaders a backend without one`,
       );
     }
-    const bus = backend ? sharedBus(backend, settings.channel, (error, operation) => report(error, operation, settings.channel, settings)) : null;
+    // L2 faults of the bus are reported as every L2 fault is: by the store's guard (set below, before any call).
+    let guard: L2Guard | undefined;
+    const bus = backend ? sharedBus(backend, settings.channel, (error, operation) => guard?.report(error, operation, settings.channel)) : null;
     const local = backend === null || isProcessLocal(backend);
     let l1 = settings.l1;
     // Writes nobody announces: other instances over a backend without messages, and Python services in interop mode.
@@ -106,6 +109,7 @@ export class CachedCore {
       : settings.encryption
         ? sealedStore(tieredSettings, settings.encryption)
         : plainStore(tieredSettings);
+    guard = store.tiered.guard;
     if (bus?.coherent) {
       // Weakly: a wrapper that is dropped (created per request by mistake) must not stay alive through the bus.
       const ref = new WeakRef(store.tiered);
@@ -283,7 +287,7 @@ export class CachedCore {
       return await guard.call('acquireLock', () => backend.acquireLock(key, this.#settings.lockTimeoutMs));
     } catch (error) {
       // Without the lock service, compute unlocked (a stampede is better than no answer).
-      report(error, 'acquireLock', key, this.#settings);
+      guard.report(error, 'acquireLock', key);
       return 'none';
     }
   }
@@ -295,7 +299,7 @@ export class CachedCore {
       await guard.call('releaseLock', () => backend.releaseLock(key, token));
     } catch (error) {
       // The lease expires on its own.
-      report(error, 'releaseLock', key, this.#settings);
+      guard.report(error, 'releaseLock', key);
     }
   }
 
@@ -345,8 +349,9 @@ export class CachedCore {
 }
 
 /**
- * A fault turned into a miss or a skipped write: to `onError` when given, else logged (rate limited). A value that was
- * not stored is always logged, naming the function and the path inside the value: it is a bug to fix in the code.
+ * A fault of the loader itself (not of an L2 call: those are reported by the store's L2 guard) turned into an answer:
+ * to `onError` when given, else logged (rate limited). A value that was not stored is always logged, naming the
+ * function and the path inside the value: it is a bug to fix in the code.
  */
 export function report(error: unknown, operation: string, key: string, settings?: Pick<CoreSettings, 'name' | 'onError'>): void {
   const message = BackendError.is(error) ? error.message : `${(error as Error)?.message ?? String(error)}`;
