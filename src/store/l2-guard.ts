@@ -20,8 +20,9 @@ export type L2Operation =
   /** Tag states: a batched read of tag keys, and the write of a tag event (tags.ts). */
   | 'getTags'
   | 'revalidateTag'
-  /** The invalidation epoch: counter and journal reads and bumps (epoch.ts). */
-  | 'epoch'
+  /** The invalidation epoch (epoch.ts): counter and journal reads; the bump and its journal entry. */
+  | 'epochRead'
+  | 'epochWrite'
   /** An invalidation message (coherence.ts). */
   | 'publish'
   /** The cross-instance compute lock of the loaders (loaders/core.ts). */

@@ -43,7 +43,7 @@ describe('the deadline', () => {
   it('does the same for a custom HTTP backend, and turns a synchronous throw into a rejection', async () => {
     const backend = httpBackend(`http://${hole.address}`, 10_000);
     const guard = new L2Guard({ backend, timeoutMs: 200, breaker: false });
-    expect(await rejection(guard.call('epoch', () => backend.get('k')))).toMatchObject({ kind: 'timeout', operation: 'epoch', backend: 'custom' });
+    expect(await rejection(guard.call('epochRead', () => backend.get('k')))).toMatchObject({ kind: 'timeout', operation: 'epochRead', backend: 'custom' });
     const thrown = guard.call('get', () => {
       throw new BackendError('refused before any I/O', { kind: 'permanent', backend: 'custom' });
     });
