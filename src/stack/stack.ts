@@ -179,7 +179,6 @@ export class CacheStack {
   #useCacheEntries: EntryCache<UseCacheStoredEntry> | undefined;
   readonly #useCacheL1: { maxSizeMb?: number } | false;
   readonly #l1MaxTtlSeconds: number;
-  readonly #timeoutMs: number;
   readonly ready: Promise<boolean>;
 
   constructor(options: CachekitNextOptions) {
@@ -201,7 +200,6 @@ export class CacheStack {
     const report = (error: unknown, operation: string) => this.report(error, operation);
     const coherenceTtl = options.coherenceTtlSeconds ?? 1;
     const timeoutMs = options.timeoutMs ?? 1500;
-    this.#timeoutMs = timeoutMs;
     // Tag keys, the invalidation epoch and messages: the same deadline and breaker as the entries.
     this.guard = new L2Guard({ backend: this.backend, timeoutMs, breaker: options.breaker ?? undefined, onError: this.#onError, name: COMPONENT });
     const call = this.guard.run;
@@ -269,7 +267,8 @@ export class CacheStack {
 
   /** A tiered cache of entries, sealed (the L1 keeps ciphertext) when encryption is on. */
   #entryCache<T>(codec: Codec<T>, l1: L1Options | false, name: string): EntryCache<T> {
-    const settings = { backend: this.backend, l1, timeoutMs: this.#timeoutMs, breaker: this.options.breaker, onError: this.#onError, name };
+    // The stack's guard: entries, tag keys, the epoch and messages share one deadline, breaker and reporter.
+    const settings = { backend: this.backend, l1, guard: this.guard, name };
     if (!this.encryptor) return new TieredCache<T>({ ...settings, codec });
     // The AAD binds each entry to this app's tenant and its key: an entry copied under another key never decrypts.
     const context = (cacheKey: string, tenantId: string) => ({ tenantId, cacheKey, format: 'cachekit-next', compressed: false });

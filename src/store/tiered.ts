@@ -33,6 +33,8 @@ export interface TieredCacheOptions<T> {
   breaker?: BreakerOptions | false;
   /** Called with every backend fault; the default logs them, rate limited. */
   onError?: ErrorHandler;
+  /** An L2 guard to share (a stack's: one choke point for all its L2 calls); `timeoutMs`, `breaker` and `onError` are then its own. */
+  guard?: L2Guard;
   /** Name used in logs and errors. @default 'cache' */
   name?: string;
   /**
@@ -81,7 +83,7 @@ export class TieredCache<T = Uint8Array> {
 
   constructor(options: TieredCacheOptions<T>) {
     const component = 'TieredCache';
-    assertKnownOptions(component, options, ['backend', 'codec', 'l1', 'timeoutMs', 'breaker', 'onError', 'name', 'expiresAt']);
+    assertKnownOptions(component, options, ['backend', 'codec', 'l1', 'timeoutMs', 'breaker', 'onError', 'guard', 'name', 'expiresAt']);
     if (options.backend === undefined) {
       throw new ConfigError(component, 'backend', 'is required (a Backend, or null for L1-only); use resolveBackend() for the default');
     }
@@ -90,13 +92,15 @@ export class TieredCache<T = Uint8Array> {
     this.#codec = options.codec ?? (bytesCodec as unknown as Codec<T>);
     this.#expiresAt = options.expiresAt;
     const timeoutMs = numberOption(component, 'timeoutMs', options.timeoutMs, 5_000, { min: 0, minInclusive: false });
-    this.guard = new L2Guard({
-      backend: options.backend,
-      timeoutMs,
-      ...(options.breaker === undefined ? {} : { breaker: options.breaker }),
-      ...(options.onError ? { onError: options.onError } : {}),
-      name: this.name,
-    });
+    this.guard =
+      options.guard ??
+      new L2Guard({
+        backend: options.backend,
+        timeoutMs,
+        ...(options.breaker === undefined ? {} : { breaker: options.breaker }),
+        ...(options.onError ? { onError: options.onError } : {}),
+        name: this.name,
+      });
 
     if (options.l1 === false) {
       if (options.backend === null) throw new ConfigError(component, 'l1', 'cannot be false when backend is null (nothing would be cached)');
@@ -319,6 +323,6 @@ export class TieredCache<T = Uint8Array> {
 
   #report(error: unknown, operation: string, key: string): void {
     this.metrics.errors++;
-    this.guard.report(error, operation, key);
+    this.guard.report(error, operation, key, this.name);
   }
 }
