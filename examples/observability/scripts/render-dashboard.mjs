@@ -9,7 +9,6 @@
  *   node examples/observability/scripts/render-dashboard.mjs   (from the repository root; writes examples/observability/dashboard.png)
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -72,7 +71,9 @@ async function scrape() {
       const m = /^([a-zA-Z0-9_:]+)(?:\{(.*)\})? (\S+)$/.exec(line);
       if (!m) continue;
       const key = `${m[1]}{${m[2] ?? ''}}`;
-      series.set(key, (series.get(key) ?? 0) + Number(m[3]));
+      // Counters and histograms add up across processes; the breaker state gauge is shown as its worst (max by).
+      const merge = m[1] === 'cachekit_breaker_state' ? Math.max : (a, b) => a + b;
+      series.set(key, series.has(key) ? merge(series.get(key), Number(m[3])) : Number(m[3]));
     }
   }
   return series;
@@ -231,7 +232,6 @@ h3{font-size:13px;margin:0 0 6px;font-weight:600} .legend{font-size:11px;color:#
 <p class="note">Rendered by scripts/render-dashboard.mjs from a real run (two next start instances on one Redis, ${scrapes.length} scrapes of their
 /api/cachekit/metrics, 2 s apart), not by Grafana: there is no Docker on the machine that made it. Queries computed as the panels' PromQL.</p>
 <div class="grid">${panels.map(svg).join('')}</div></body></html>`;
-writeFileSync(path.join(app, 'dashboard.html'), html);
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
 const page = await browser.newPage({ viewport: { width: 1232, height: 900 } });
 await page.setContent(html);
