@@ -259,6 +259,29 @@ describe('cache handler', () => {
       const rt = new CacheStack({ backend: new MemoryBackend(), namespace: 'x' });
       expect(rt.deploymentId(path.join(dir, 'server'))).toBe(process.env.NEXT_DEPLOYMENT_ID || 'abc123');
     });
+    it('reads a missing BUILD_ID once outside a build, and again on every call during one', async () => {
+      const { mkdtemp, writeFile, mkdir } = await import('node:fs/promises');
+      const os = await import('node:os');
+      const path = await import('node:path');
+      const phase = process.env.NEXT_PHASE;
+      try {
+        for (const building of [false, true]) {
+          const dir = await mkdtemp(path.join(os.tmpdir(), 'ck-build-'));
+          await mkdir(path.join(dir, 'server'));
+          if (building) process.env.NEXT_PHASE = 'phase-production-build';
+          else delete process.env.NEXT_PHASE;
+          const rt = new CacheStack({ backend: new MemoryBackend(), namespace: 'x' });
+          expect(rt.deploymentId(path.join(dir, 'server'))).toBe(process.env.NEXT_DEPLOYMENT_ID || 'build');
+          await writeFile(path.join(dir, 'BUILD_ID'), 'late\n');
+          // next start cannot run without BUILD_ID: a file that appears later is not read; during next build it is.
+          expect(rt.deploymentId(path.join(dir, 'server'))).toBe(process.env.NEXT_DEPLOYMENT_ID || (building ? 'late' : 'build'));
+          await rt.close();
+        }
+      } finally {
+        if (phase === undefined) delete process.env.NEXT_PHASE;
+        else process.env.NEXT_PHASE = phase;
+      }
+    });
   });
 
   describe('failures', () => {
