@@ -85,6 +85,7 @@ export function svg(results: Results): string {
   const y = (value: number) => top + height - (value / max) * height;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${top + height + 70}" viewBox="0 0 ${width} ${top + height + 70}" font-family="sans-serif" font-size="11">`,
+    `<title>${xml(`next start requests per second by scenario and cache handler, ${results.date}`)}</title>`,
     `<rect width="100%" height="100%" fill="#ffffff"/>`,
     `<text x="${left}" y="20" font-size="14" font-weight="bold">next start, requests/s (higher is better), ${xml(results.date)}</text>`,
     `<text x="${left}" y="38" fill="#555">${xml(`${results.machine.cpus} CPUs, Node ${results.machine.node}, Next ${results.versions.next}, ${results.settings.connections} connections, ${results.settings.seconds} s per cell`)}</text>`,
