@@ -102,13 +102,16 @@ export interface Server {
   pgid: number;
   log(): string;
   stop(): Promise<void>;
+  /** SIGTERM to the group, and the wait for `next start` to exit (a --cpu-prof profile is written on exit). */
+  terminate(): Promise<void>;
 }
 
-/** `next start` of `distDir` on a free port, waiting (60 s at most) until `/` answers. */
-export async function startServer(app: string, distDir: string, env: NodeJS.ProcessEnv): Promise<Server> {
+/** `next start` of `distDir` on a free port (`nodeArgs` for Node itself), waiting (60 s at most) until `/` answers. */
+export async function startServer(app: string, distDir: string, env: NodeJS.ProcessEnv, nodeArgs: readonly string[] = []): Promise<Server> {
   const dir = appDir(app);
   const port = await freePort();
-  const child = spawn(path.join(dir, 'node_modules', '.bin', 'next'), ['start', '-p', String(port), '-H', '127.0.0.1'], {
+  const next = path.join(dir, 'node_modules', 'next', 'dist', 'bin', 'next');
+  const child = spawn(process.execPath, [...nodeArgs, next, 'start', '-p', String(port), '-H', '127.0.0.1'], {
     cwd: dir,
     env: { ...baseEnv(), NEXT_DIST_DIR: distDir, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -144,7 +147,13 @@ export async function startServer(app: string, distDir: string, env: NodeJS.Proc
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  return { url, pgid: child.pid!, log: () => output, stop };
+  const terminate = () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      process.kill(-child.pid!, 'SIGTERM');
+    });
+  return { url, pgid: child.pid!, log: () => output, stop, terminate };
 }
 
 const CLOCK_TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim() || 100);
