@@ -6,6 +6,7 @@
  * FETCH get sends, and a CPU profile (--cpu-prof) of a child reading 5 KB FETCH entries, summarised.
  *
  *   npm run bench -- cold          BENCH_COLD_CHILDREN (8) processes x BENCH_COLD_READS (30) keys per cell
+ *                                  BENCH_COLD_KINDS=FETCH,APP_PAGE  BENCH_COLD_SHARED_TAGS=1 (no per-key tag)
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -21,8 +22,11 @@ import { createOurs } from './ours.js';
 import { summariseProfile } from './profile.js';
 import { formatNumber, loadAverage, machineLine, makePage, markdownTable, median, prng, quantile, quietTeardown } from './support.js';
 
-const KINDS = ['APP_PAGE', 'APP_ROUTE', 'FETCH', 'IMAGE', 'PAGES', 'use cache'] as const;
-type Kind = (typeof KINDS)[number];
+const ALL_KINDS = ['APP_PAGE', 'APP_ROUTE', 'FETCH', 'IMAGE', 'PAGES', 'use cache'] as const;
+type Kind = (typeof ALL_KINDS)[number];
+const KINDS = ALL_KINDS.filter((kind) => !process.env.BENCH_COLD_KINDS || process.env.BENCH_COLD_KINDS.split(',').includes(kind));
+/** BENCH_COLD_SHARED_TAGS=1: every key carries only tags all keys share (their states are read once per process). */
+const OWN_TAG = process.env.BENCH_COLD_SHARED_TAGS !== '1';
 const SIZES = [5 * 1024, 50 * 1024];
 const CHILDREN = Number(process.env.BENCH_COLD_CHILDREN ?? 8);
 const READS = Number(process.env.BENCH_COLD_READS ?? 30);
@@ -40,7 +44,7 @@ const GET_CTX: Record<Exclude<Kind, 'use cache'>, Record<string, unknown>> = {
 function sampleValue(kind: Kind, bytes: number, i: number): IncrementalCacheValue | Uint8Array {
   const page = makePage(bytes, 7);
   const rand = prng(bytes);
-  const tags = `_N_T_/layout,_N_T_/items/page,_N_T_/items/${i},items`;
+  const tags = `_N_T_/layout,_N_T_/items/page,${OWN_TAG ? `_N_T_/items/${i},` : ''}items`;
   switch (kind) {
     case 'APP_PAGE':
       return { kind, html: page.html, rscData: page.rscData, headers: { 'x-next-cache-tags': tags }, status: 200, postponed: undefined };
@@ -55,7 +59,7 @@ function sampleValue(kind: Kind, bytes: number, i: number): IncrementalCacheValu
           url: 'https://api.example.com/items',
           status: 200,
         },
-        tags: ['items', `item-${i}`],
+        tags: OWN_TAG ? ['items', `item-${i}`] : ['items'],
         revalidate: 3600,
       };
     case 'IMAGE':

@@ -9,6 +9,8 @@ import type { LoadResult, StampedeResult } from './load.js';
 export interface Cell extends LoadResult {
   scenario: string;
   contender: string;
+  /** req/s of every interleaved round (the cell's other figures are those of the median round). */
+  roundsReqPerSec?: number[];
 }
 
 export interface StampedeCell extends StampedeResult {
@@ -44,7 +46,7 @@ export function markdown(results: Results): string {
       .map(([name, value]) => `${name} ${value}`)
       .join(', ')}.`,
     '',
-    'Each cell: requests/s (x the built-in cache in the same scenario), p50 / p99 latency, server CPU per request (all processes of the servers), RSS of the servers after the run.',
+    'Each cell: requests/s of the median round (x the built-in cache in the same scenario) [range over the interleaved rounds], its p50 / p99 latency, server CPU per request (all processes of the servers), RSS of the servers after it.',
     '',
     `| scenario | ${results.contenders.join(' | ')} |`,
     `| --- | ${results.contenders.map(() => '---').join(' | ')} |`,
@@ -56,7 +58,8 @@ export function markdown(results: Results): string {
       if (!c) return 'n/a';
       const ratio = base ? ` (${(c.reqPerSec / base.reqPerSec).toFixed(2)}x)` : '';
       const failures = c.failures > 0 ? `, **${c.failures} failed**` : '';
-      return `${fmt(c.reqPerSec)} req/s${ratio}, ${fmt(c.p50Ms)} / ${fmt(c.p99Ms)} ms, ${fmt(c.cpuMsPerRequest, 2)} ms CPU, ${fmt(c.rssBytes / 2 ** 20)} MB${failures}`;
+      const spread = c.roundsReqPerSec ? ` [${fmt(Math.min(...c.roundsReqPerSec))}-${fmt(Math.max(...c.roundsReqPerSec))}]` : '';
+      return `${fmt(c.reqPerSec)} req/s${ratio}${spread}, ${fmt(c.p50Ms)} / ${fmt(c.p99Ms)} ms, ${fmt(c.cpuMsPerRequest, 2)} ms CPU, ${fmt(c.rssBytes / 2 ** 20)} MB${failures}`;
     });
     lines.push(`| ${label} | ${cells.join(' | ')} |`);
   }
