@@ -108,7 +108,12 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
         }
         const scope: Scope = ctx.kind === 'FETCH' ? 'fetch' : ctx.kind === 'IMAGE' ? 'image' : 'response';
         const storeKey = this.#storeKey(rt, key, scope);
-        let hit = await rt.entries.lookup(storeKey);
+        const lookup = rt.entries.lookup(storeKey);
+        // A fetch entry's tags come with the request: their states are read alongside the entry (one round trip on a
+        // cold read instead of two; states already known cost nothing). Failures are reported by the verdict below.
+        if (scope === 'fetch' && (ctx.tags?.length || ctx.softTags?.length))
+          void rt.tags.states([...(ctx.tags ?? []), ...(ctx.softTags ?? [])]).catch(() => {});
+        let hit = await lookup;
         if (!hit) return null;
         const tagsOfHit = (entry: HandlerEntry) => (scope === 'fetch' ? [...entry.tags, ...(ctx.tags ?? []), ...(ctx.softTags ?? [])] : entry.tags);
         let verdict = await rt.tags.verdict(tagsOfHit(hit.value), hit.value.lastModified);

@@ -284,6 +284,36 @@ describe('cache handler', () => {
     });
   });
 
+  it("reads a fetch entry's tag states alongside the entry, not after it (one round trip when cold)", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const events: string[] = [];
+    // The entry read waits until released: the tag states must have been asked for by then.
+    class Gated extends MemoryBackend {
+      override async getWithTtl(key: string) {
+        events.push('entry');
+        await gate;
+        return super.getWithTtl(key);
+      }
+      override async getMany(keys: readonly string[]) {
+        events.push('tags');
+        return super.getMany(keys);
+      }
+    }
+    const backend = new Gated();
+    const [writer] = instances(backend, { l1: false });
+    // Next passes a fetch's tags in both contexts (and in the value).
+    await writer.handler().set('fetch-1', fetchValue(), { fetchCache: true, tags: ['posts', 'post-1'] });
+    const [, reader] = instances(backend, { l1: false });
+    events.length = 0;
+    const result = reader.handler().get('fetch-1', fetchCtx({ tags: ['posts', 'post-1'] }));
+    await sleep(5);
+    expect([...events].sort()).toEqual(['entry', 'tags']); // both in flight at once
+    release();
+    expect((await result)?.value).toEqual(fetchValue());
+    expect([...events].sort()).toEqual(['entry', 'tags']); // the states read alongside served the verdict: no second read
+  });
+
   describe('failures', () => {
     const broken = (): Backend => {
       const fail = async (): Promise<never> => {
