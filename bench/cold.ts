@@ -9,7 +9,7 @@
  *                                  BENCH_COLD_KINDS=FETCH,APP_PAGE  BENCH_COLD_SHARED_TAGS=1 (no per-key tag)
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -35,7 +35,7 @@ const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: tr
 const GET_CTX: Record<Exclude<Kind, 'use cache'>, Record<string, unknown>> = {
   APP_PAGE: { kind: 'APP_PAGE', isRoutePPREnabled: false, isFallback: false },
   APP_ROUTE: { kind: 'APP_ROUTE', isRoutePPREnabled: false, isFallback: false },
-  FETCH: { kind: 'FETCH', fetchCache: true, fetchUrl: 'https://api.example.com/items', tags: [] },
+  FETCH: { kind: 'FETCH', fetchCache: true, fetchUrl: 'https://api.example.com/items' },
   IMAGE: { kind: 'IMAGE', isRoutePPREnabled: false, isFallback: false },
   PAGES: { kind: 'PAGES', isRoutePPREnabled: false, isFallback: false },
 };
@@ -59,7 +59,7 @@ function sampleValue(kind: Kind, bytes: number, i: number): IncrementalCacheValu
           url: 'https://api.example.com/items',
           status: 200,
         },
-        tags: OWN_TAG ? ['items', `item-${i}`] : ['items'],
+        tags: fetchTags(i),
         revalidate: 3600,
       };
     case 'IMAGE':
@@ -78,6 +78,7 @@ function sampleValue(kind: Kind, bytes: number, i: number): IncrementalCacheValu
   }
 }
 
+const fetchTags = (i: number) => (OWN_TAG ? ['items', `item-${i}`] : ['items']);
 const keyOf = (kind: Kind, bytes: number, i: number) => `/cold/${kind.replace(' ', '-')}/${bytes}/${i}`;
 const rawKeyOf = (kind: Kind, bytes: number, i: number) => `raw:${keyOf(kind, bytes, i)}`;
 const streamOf = (bytes: Uint8Array) =>
@@ -97,12 +98,16 @@ async function readers(url: string) {
   return {
     ours,
     raw,
-    async read(kind: Kind, key: string): Promise<void> {
+    async read(kind: Kind, key: string, i: number): Promise<void> {
       if (kind === 'use cache') {
         const entry = await useCache.get(key, []);
         if (!entry) throw new Error(`miss: ${key}`);
         await new Response(entry.value).arrayBuffer();
-      } else if (!(await ours.request().get(key, { ...GET_CTX[kind] }))) throw new Error(`miss: ${key}`);
+        return;
+      }
+      // Next passes a fetch's tags (and the page's implicit tags) in the get context.
+      const ctx = kind === 'FETCH' ? { ...GET_CTX.FETCH, tags: fetchTags(i), softTags: ['_N_T_/layout', '_N_T_/items/page'] } : { ...GET_CTX[kind] };
+      if (!(await ours.request().get(key, ctx))) throw new Error(`miss: ${key}`);
     },
     async readRaw(key: string): Promise<void> {
       const bytes = await raw.getBuffer(key);
@@ -142,7 +147,7 @@ async function child(url: string, index: number, mode: string): Promise<void> {
   // Connections open and scripts load before timing (a server has done that before its first cached read).
   await r.ours.request().get('/cold/warm-up', { ...GET_CTX.APP_PAGE });
   if (mode === 'profile') {
-    for (let i = 0; i < PROFILE_READS; i++) await r.read('FETCH', keyOf('FETCH', SIZES[0]!, 100_000 + i));
+    for (let i = 0; i < PROFILE_READS; i++) await r.read('FETCH', keyOf('FETCH', SIZES[0]!, 100_000 + i), 100_000 + i);
     await r.close();
     return;
   }
@@ -154,7 +159,7 @@ async function child(url: string, index: number, mode: string): Promise<void> {
         const cell = (samples[`${kind}|${bytes}`] ??= { ours: [], raw: [] });
         const timeOurs = async () => {
           const t0 = process.hrtime.bigint();
-          await r.read(kind, keyOf(kind, bytes, i));
+          await r.read(kind, keyOf(kind, bytes, i), i);
           cell.ours.push(Number(process.hrtime.bigint() - t0) / 1000);
         };
         const timeRaw = async () => {
@@ -172,6 +177,11 @@ async function child(url: string, index: number, mode: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  const report: string[] = [];
+  const out = (text: string) => {
+    console.log(text);
+    report.push(text);
+  };
   const redis = await startRedis();
   const loads = [loadAverage()];
   const writer = await readers(redis.url);
@@ -194,8 +204,8 @@ async function main(): Promise<void> {
     loads.push(loadAverage());
   }
 
-  console.log(`\n## cold: fresh processes, distinct keys read once each (${machineLine()})\n`);
-  console.log(
+  out(`\n## cold: fresh processes, distinct keys read once each (${machineLine()})\n`);
+  out(
     `${CHILDREN} child processes x ${READS} keys per cell, each key read once, ours and the raw GET of the same value alternating; ` +
       `load average ${Math.min(...loads).toFixed(2)}-${Math.max(...loads).toFixed(2)}. µs per read: median (p10-p90); x raw = raw median / ours median, ` +
       'and its range over the child processes (the spread).\n',
@@ -214,7 +224,7 @@ async function main(): Promise<void> {
       ]);
     }
   }
-  console.log(markdownTable(['entry', 'cachekit-next get, µs', 'raw getBuffer + unpack, µs', 'x raw', 'x raw per child'], rows));
+  out(markdownTable(['entry', 'cachekit-next get, µs', 'raw getBuffer + unpack, µs', 'x raw', 'x raw per child'], rows));
 
   // Commands one cold FETCH get sends: a fresh stack (empty L1 and tag states) reads 20 keys nobody read in it.
   const counter = new Redis(redis.url);
@@ -225,12 +235,12 @@ async function main(): Promise<void> {
       [...(await counter.info('commandstats')).matchAll(/cmdstat_(\w+(?:\|\w+)?):calls=(\d+)/g)].map((m) => [m[1]!, Number(m[2])] as const),
     ) as Record<string, number>;
   const before = await stats();
-  for (let i = 0; i < 20; i++) await fresh.read('FETCH', keyOf('FETCH', SIZES[0]!, 100_000 + PROFILE_READS + i));
+  for (let i = 0; i < 20; i++) await fresh.read('FETCH', keyOf('FETCH', SIZES[0]!, 100_000 + PROFILE_READS + i), 100_000 + PROFILE_READS + i);
   const after = await stats();
   const perGet = Object.entries(after)
     .map(([cmd, calls]) => [cmd, (calls - (before[cmd] ?? 0)) / 20] as const)
     .filter(([cmd, calls]) => calls > 0 && cmd !== 'info');
-  console.log(`\nRedis commands per cold 5 KB FETCH get (fresh stack): ${perGet.map(([cmd, calls]) => `${cmd} ${calls}`).join(', ')}`);
+  out(`\nRedis commands per cold 5 KB FETCH get (fresh stack): ${perGet.map(([cmd, calls]) => `${cmd} ${calls}`).join(', ')}`);
   await fresh.close();
   counter.disconnect();
 
@@ -243,9 +253,15 @@ async function main(): Promise<void> {
   const wallUs = ((performance.now() - started) * 1000) / PROFILE_READS;
   if (prof.status !== 0) throw new Error(`profile child exited with ${prof.status}: ${prof.stderr}`);
   const file = readdirSync(profileDir).find((name) => name.endsWith('.cpuprofile'))!;
-  console.log(`\nCPU profile of ${PROFILE_READS} cold 5 KB FETCH gets in one fresh process (${path.join('.cache/bench/profiles', file)}):`);
-  console.log(summariseProfile(JSON.parse(readFileSync(path.join(profileDir, file), 'utf8')), PROFILE_READS, wallUs));
+  out(`\nCPU profile of ${PROFILE_READS} cold 5 KB FETCH gets in one fresh process (${path.join('.cache/bench/profiles', file)}):`);
+  out(summariseProfile(JSON.parse(readFileSync(path.join(profileDir, file), 'utf8')), PROFILE_READS, wallUs));
 
+  // A full run (every kind, own tags) is kept: bench/results/cold-<date>.md.
+  if (KINDS.length === ALL_KINDS.length && OWN_TAG) {
+    const file = path.join(process.cwd(), 'bench', 'results', `cold-${new Date().toISOString().slice(0, 10)}.md`);
+    writeFileSync(file, `${report.join('\n')}\n`);
+    console.log(`\nwrote ${path.relative(process.cwd(), file)}`);
+  }
   await writer.close();
   quietTeardown();
   await redis.stop();
