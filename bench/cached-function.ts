@@ -12,7 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Packr } from 'msgpackr';
 import { RedisBackend } from '../src/backends/redis.js';
-import { cache, type CachedFunction } from '../src/loaders/cache.js';
+import { cache } from '../src/loaders/cache.js';
+import type { CachedFunction } from '../src/loaders/types.js';
 import { startRedis } from '../test/support/servers.js';
 import { formatNumber, loadAverage, loadLine, machineLine, markdownTable, median, opsPerSecond, prng, product, quietTeardown, settle } from './support.js';
 

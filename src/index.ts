@@ -3,17 +3,10 @@
  * canonical MessagePack) and the building blocks below the loaders are in `cachekit-next/protocol`; the backend
  * conformance suite is `cachekit-next/testing`.
  */
-export {
-  cache,
-  pathTag,
-  type CacheOptions,
-  type CachedFunction,
-  type CacheInfo,
-  type CacheFn,
-  type CacheResult,
-  type CacheStatus,
-  type UnstableCacheOptions,
-} from './loaders/cache.js';
+export { cache, type CacheFn } from './loaders/cache.js';
+export { pathTag } from './loaders/options.js';
+export type { CacheOptions, CachedFunction, CacheInfo, CacheResult, CacheStatus } from './loaders/types.js';
+export type { UnstableCacheOptions } from './loaders/unstable-cache.js';
 export { cachedFetch, type CachedFetchInit } from './loaders/cached-fetch.js';
 export type { CachekitNextOptions } from './stack/stack.js';
 

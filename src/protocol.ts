@@ -9,7 +9,7 @@ export { resolveBackend, backendFromEnv, BACKEND_ENV_VARS, type ResolveOptions }
 export { bytesCodec, type Codec } from './wire/frame.js';
 export { TieredCache, type TieredCacheOptions, type L1Options, type ErrorHandler, type HitSource } from './store/tiered.js';
 export { CircuitBreaker, type BreakerOptions, type BreakerState } from './store/breaker.js';
-export { hashArgs } from './loaders/cache.js';
+export { hashArgs } from './wire/loader-key.js';
 export { Encryptor, deriveTenantKey, keyFingerprint, buildAad, type EncryptionContext, type EncryptionFailure } from './wire/encryption.js';
 export { createEnvelopeCodec, EnvelopeError, ENVELOPE_LIMITS, type EnvelopeCodec, type EnvelopeContents, type EnvelopeOptions } from './wire/envelope.js';
 export {

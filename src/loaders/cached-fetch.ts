@@ -7,7 +7,10 @@
  * Key: `${keyPrefix}${namespace}:fetch:${hash of [method, url, sorted request headers]}` (the argument hash of `cache(fn)`,
  * wire/loader-key.ts).
  */
-import { coreOptions, defaultScope, sharedCore, validateCacheOptions, type CachedCore, type CacheOptions } from './cache.js';
+import type { CachedCore } from './core.js';
+import { coreOptions, defaultScope, validateCacheOptions } from './options.js';
+import { sharedCore } from './registry.js';
+import type { CacheOptions } from './types.js';
 import { objectId } from '../shared/identity.js';
 import { hashArgs } from '../wire/loader-key.js';
 import { stringOption } from '../shared/options.js';

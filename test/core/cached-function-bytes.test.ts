@@ -6,7 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../../src/backends/memory.js';
-import { cache, pathTag, type CacheOptions } from '../../src/loaders/cache.js';
+import { cache } from '../../src/loaders/cache.js';
+import { pathTag } from '../../src/loaders/options.js';
+import type { CacheOptions } from '../../src/loaders/types.js';
 import { Encryptor, EncryptionError } from '../../src/wire/encryption.js';
 import { createEnvelopeCodec } from '../../src/wire/envelope.js';
 import { encodeInteropValue, Float64, interopKey } from '../../src/wire/interop.js';

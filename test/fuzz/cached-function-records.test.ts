@@ -7,7 +7,8 @@ import { randomBytes as cryptoRandom } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../../src/backends/memory.js';
-import { cache, type CacheOptions } from '../../src/loaders/cache.js';
+import { cache } from '../../src/loaders/cache.js';
+import type { CacheOptions } from '../../src/loaders/types.js';
 import { setLogger } from '../../src/shared/log.js';
 import { mutated, randomBytes } from './support.js';
 

@@ -1,0 +1,147 @@
+/** `cache(fn)` and `cachedFetch` options: their names, defaults, validation and the scope they resolve to. */
+import { resolveBackend } from '../stack/resolve.js';
+import { configuredOptions, configuredStack, defaultNamespace, OPTIONS_ENV } from '../stack/stack.js';
+import { Encryptor } from '../wire/encryption.js';
+import { interopSegmentProblem } from '../wire/interop.js';
+import { assertKnownOptions, ConfigError, numberOption, stringOption } from '../shared/options.js';
+
+import type { CacheOptions } from './types.js';
+import type { CoreSettings } from './core.js';
+
+export const KNOWN = [
+  'ttl',
+  'staleTtl',
+  'tags',
+  'paths',
+  'encryption',
+  'tenant',
+  'interop',
+  'namespace',
+  'keyPrefix',
+  'name',
+  'key',
+  'backend',
+  'l1',
+  'lock',
+  'lockTimeoutMs',
+  'lockWaitMs',
+  'breaker',
+  'timeoutMs',
+  'stack',
+  'onError',
+];
+export const COMPONENT = 'cache';
+
+/** Next's implicit tag of a page path, the one `revalidatePath(path)` invalidates (`_N_T_/blog/post`). */
+export function pathTag(path: string): string {
+  if (typeof path !== 'string' || !path.startsWith('/')) throw new ConfigError(COMPONENT, 'paths', `entries must start with "/", got ${JSON.stringify(path)}`);
+  // As Next: trailing slash removed (but "/" stays), characters outside printable ASCII percent-encoded.
+  const trimmed = path.length > 1 ? path.replace(/\/+$/, '') || '/' : path;
+  return `_N_T_${trimmed.replace(/[^\t\x20-\x7e]+/g, (run) => encodeURIComponent(run))}`;
+}
+
+export function encryptorOf(option: CacheOptions['encryption']): Encryptor | undefined {
+  if (option === undefined) return undefined;
+  if (option instanceof Encryptor) return option;
+  if (option === null || typeof option !== 'object')
+    throw new ConfigError(COMPONENT, 'encryption', 'must be an Encryptor or its options ({ masterKey, previousMasterKeys, failClosed })');
+  assertKnownOptions(`${COMPONENT}.encryption`, option, ['masterKey', 'previousMasterKeys', 'failClosed']);
+  const encryptor = Encryptor.fromEnv(process.env, option);
+  if (!encryptor) throw new ConfigError(COMPONENT, 'encryption.masterKey', 'is required: pass it, or set CACHEKIT_MASTER_KEY (hex, at least 32 bytes)');
+  return encryptor;
+}
+
+/**
+ * Inside a Next.js process (`next build` workers, `next start`, or wherever withCachekit's options are set), entries
+ * default to the Next handlers' store and scope, so one app has one cache.
+ */
+function insideNext(env: NodeJS.ProcessEnv = process.env): boolean {
+  return Boolean(env[OPTIONS_ENV] || env.NEXT_PHASE || env.__NEXT_PRIVATE_ORIGIN);
+}
+
+/**
+ * The L2 when `backend` is not given: a given stack's (e.g. `CacheHandler.stack` of a handler module of your
+ * own), inside Next the handlers', else `setDefaultBackend` and the environment.
+ */
+function defaultBackend(options: CacheOptions<never[]>): CoreSettings['backend'] {
+  if (options.backend !== undefined) return resolveBackend(options.backend);
+  const stack = options.stack;
+  if (stack !== undefined) return typeof stack === 'function' ? async () => (await stack()).backend : stack.backend;
+  if (insideNext()) return async () => (await configuredStack()).backend;
+  return resolveBackend(undefined);
+}
+
+/** Default key prefix and namespace: a `stack` passed, else the Next handlers' inside Next, else cachekit's. */
+export function defaultScope(options: Pick<CacheOptions<never[]>, 'stack'>): { keyPrefix: string; namespace: string } {
+  const stack = options.stack && typeof options.stack !== 'function' ? options.stack : undefined;
+  if (stack) return { keyPrefix: stack.keyPrefix, namespace: stack.namespace };
+  if (insideNext()) {
+    const configured = configuredOptions();
+    return { keyPrefix: configured.keyPrefix ?? 'cachekit:', namespace: configured.namespace ?? defaultNamespace() };
+  }
+  return { keyPrefix: 'cachekit:', namespace: 'default' };
+}
+
+/** Validated options shared by `cache` and `cachedFetch`. */
+export function coreOptions(options: CacheOptions<never[]>, name: string, extra: { encryption?: Encryptor; interop?: boolean } = {}): CoreSettings {
+  const lockTimeoutMs = numberOption(COMPONENT, 'lockTimeoutMs', options.lockTimeoutMs, 10_000, { min: 0, minInclusive: false });
+  const keyPrefix = stringOption(COMPONENT, 'keyPrefix', options.keyPrefix, defaultScope(options).keyPrefix);
+  if (options.l1 !== undefined && options.l1 !== false && (options.l1 === null || typeof options.l1 !== 'object')) {
+    throw new ConfigError(COMPONENT, 'l1', 'must be { maxSizeMb, maxTtlSeconds } or false');
+  }
+  if (options.onError !== undefined && typeof options.onError !== 'function') throw new ConfigError(COMPONENT, 'onError', 'must be a function');
+  return {
+    backend: defaultBackend(options),
+    l1: options.l1 ?? {},
+    lock: options.lock ?? true,
+    lockTimeoutMs,
+    lockWaitMs: numberOption(COMPONENT, 'lockWaitMs', options.lockWaitMs, lockTimeoutMs, { min: 0 }),
+    breaker: options.breaker ?? true,
+    timeoutMs: numberOption(COMPONENT, 'timeoutMs', options.timeoutMs, 5_000, { min: 0, minInclusive: false }),
+    // Tagged entries without an explicit stack use the Next handlers' one (CACHEKIT_NEXT_OPTIONS, what withCachekit
+    // sets), so revalidateTag/updateTag in the app reach them.
+    stack: options.stack ?? (options.tags?.length || options.paths?.length ? () => configuredStack() : undefined),
+    channel: `${keyPrefix}fn:invalidate`,
+    name,
+    ...(options.onError ? { onError: options.onError } : {}),
+    ...extra,
+  };
+}
+
+export function validateCacheOptions(options: CacheOptions<never[]>): { ttl: number; staleTtl: number; tags: readonly string[] } {
+  assertKnownOptions(COMPONENT, options, KNOWN);
+  const ttl = numberOption(COMPONENT, 'ttl', options.ttl, 300, { min: 0, minInclusive: false });
+  const staleTtl = numberOption(COMPONENT, 'staleTtl', options.staleTtl, 0, { min: 0 });
+  const tags = options.tags ?? [];
+  if (!Array.isArray(tags) || tags.some((tag) => typeof tag !== 'string' || tag === '')) {
+    throw new ConfigError(COMPONENT, 'tags', 'must be an array of non-empty strings');
+  }
+  const paths = options.paths ?? [];
+  if (!Array.isArray(paths)) throw new ConfigError(COMPONENT, 'paths', 'must be an array of page paths ("/blog")');
+  if (options.stack !== undefined && (options.stack === null || (typeof options.stack !== 'function' && typeof options.stack !== 'object'))) {
+    throw new ConfigError(COMPONENT, 'stack', 'must be a CacheStack or a function returning one');
+  }
+  return { ttl, staleTtl, tags: [...new Set([...tags, ...paths.map(pathTag)])] };
+}
+
+/** The interop operation name, checked against the segment rule (Python cachekit's, so both derive one key). */
+export function interopSettings<A extends unknown[]>(options: CacheOptions<A>, fnName: string): { namespace: string; operation: string } | undefined {
+  const interop = options.interop;
+  if (interop === undefined) return undefined;
+  if (interop === null || typeof interop !== 'object') throw new ConfigError(COMPONENT, 'interop', 'must be { namespace, operation }');
+  assertKnownOptions(`${COMPONENT}.interop`, interop, ['namespace', 'operation']);
+  const operation = interop.operation ?? fnName;
+  for (const [kind, value] of [
+    ['namespace', interop.namespace],
+    ['operation', operation],
+  ] as const) {
+    const problem = interopSegmentProblem(kind, value);
+    if (problem) throw new ConfigError(COMPONENT, `interop.${kind}`, problem);
+  }
+  // Entries a Python service writes carry no stored-at time or tags, and their key is derived, never chosen.
+  for (const option of ['tags', 'paths', 'staleTtl', 'key', 'namespace'] as const) {
+    if (options[option] !== undefined)
+      throw new ConfigError(COMPONENT, option, 'does not apply with `interop` (entries are plain values; freshness is the backend TTL)');
+  }
+  return { namespace: interop.namespace, operation };
+}
