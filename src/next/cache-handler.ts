@@ -108,6 +108,10 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
         }
         const scope: Scope = ctx.kind === 'FETCH' ? 'fetch' : ctx.kind === 'IMAGE' ? 'image' : 'response';
         const tagsOf = (entry: HandlerEntry) => (scope === 'fetch' ? [...entry.tags, ...(ctx.tags ?? []), ...(ctx.softTags ?? [])] : entry.tags);
+        // A fetch entry's tags come with the request: their states are read alongside the entry (one round trip on a
+        // cold read instead of two; states already known cost nothing). Failures are reported by the verdict.
+        if (scope === 'fetch' && (ctx.tags?.length || ctx.softTags?.length))
+          void rt.tags.states([...(ctx.tags ?? []), ...(ctx.softTags ?? [])]).catch(() => {});
         const read = await readEntry(rt, rt.entries, this.#storeKey(rt, key, scope), tagsOf, lastModifiedOf);
         if (!read) return null;
         const { entry, verdict } = read;

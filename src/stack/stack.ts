@@ -176,6 +176,9 @@ export class CacheStack {
   /** Every L2 call of the stack outside the entry caches (tag keys, the epoch, messages), and every report. */
   readonly guard: L2Guard;
   #deploymentId: string | undefined;
+  /** BUILD_ID was missing and cannot appear any more (not a build): the deployment is 'build' for good. */
+  #buildIdMissing = false;
+  readonly #building: boolean;
   #useCacheEntries: EntryCache<UseCacheStoredEntry> | undefined;
   readonly #useCacheL1: { maxSizeMb?: number } | false;
   readonly #l1MaxTtlSeconds: number;
@@ -197,6 +200,7 @@ export class CacheStack {
         warnRateLimited(`next:${error.backend}:${error.kind}:${context.operation}`, `${error.message} (cachekit-next ${context.operation}; served as a miss)`));
 
     const building = process.env.NEXT_PHASE === 'phase-production-build';
+    this.#building = building;
     const report = (error: unknown, operation: string) => this.report(error, operation);
     const coherenceTtl = options.coherenceTtlSeconds ?? 1;
     const timeoutMs = options.timeoutMs ?? 1500;
@@ -304,11 +308,13 @@ export class CacheStack {
 
   /** The deployment scope of page and route entries (resolved once, from the first handler's serverDistDir). */
   deploymentId(serverDistDir?: string): string {
-    if (this.#deploymentId === undefined && serverDistDir) {
+    if (this.#deploymentId === undefined && serverDistDir && !this.#buildIdMissing) {
       try {
         this.#deploymentId = readFileSync(path.join(serverDistDir, '..', 'BUILD_ID'), 'utf8').trim() || undefined;
       } catch {
-        // No BUILD_ID yet (next build still running): entries written now are build-time only.
+        // No BUILD_ID yet (next build still running): entries written now are build-time only. Outside a build it
+        // never appears (next start refuses to run without it): read once, not on every get (a failed read is ~17 µs).
+        this.#buildIdMissing = !this.#building;
       }
     }
     return this.#deploymentId ?? 'build';

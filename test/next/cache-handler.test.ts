@@ -259,6 +259,59 @@ describe('cache handler', () => {
       const rt = new CacheStack({ backend: new MemoryBackend(), namespace: 'x' });
       expect(rt.deploymentId(path.join(dir, 'server'))).toBe(process.env.NEXT_DEPLOYMENT_ID || 'abc123');
     });
+    it('reads a missing BUILD_ID once outside a build, and again on every call during one', async () => {
+      const { mkdtemp, writeFile, mkdir } = await import('node:fs/promises');
+      const os = await import('node:os');
+      const path = await import('node:path');
+      const phase = process.env.NEXT_PHASE;
+      try {
+        for (const building of [false, true]) {
+          const dir = await mkdtemp(path.join(os.tmpdir(), 'ck-build-'));
+          await mkdir(path.join(dir, 'server'));
+          if (building) process.env.NEXT_PHASE = 'phase-production-build';
+          else delete process.env.NEXT_PHASE;
+          const rt = new CacheStack({ backend: new MemoryBackend(), namespace: 'x' });
+          expect(rt.deploymentId(path.join(dir, 'server'))).toBe(process.env.NEXT_DEPLOYMENT_ID || 'build');
+          await writeFile(path.join(dir, 'BUILD_ID'), 'late\n');
+          // next start cannot run without BUILD_ID: a file that appears later is not read; during next build it is.
+          expect(rt.deploymentId(path.join(dir, 'server'))).toBe(process.env.NEXT_DEPLOYMENT_ID || (building ? 'late' : 'build'));
+          await rt.close();
+        }
+      } finally {
+        if (phase === undefined) delete process.env.NEXT_PHASE;
+        else process.env.NEXT_PHASE = phase;
+      }
+    });
+  });
+
+  it("reads a fetch entry's tag states alongside the entry, not after it (one round trip when cold)", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const events: string[] = [];
+    // The entry read waits until released: the tag states must have been asked for by then.
+    class Gated extends MemoryBackend {
+      override async getWithTtl(key: string) {
+        events.push('entry');
+        await gate;
+        return super.getWithTtl(key);
+      }
+      override async getMany(keys: readonly string[]) {
+        events.push('tags');
+        return super.getMany(keys);
+      }
+    }
+    const backend = new Gated();
+    const [writer] = instances(backend, { l1: false });
+    // Next passes a fetch's tags in both contexts (and in the value).
+    await writer.handler().set('fetch-1', fetchValue(), { fetchCache: true, tags: ['posts', 'post-1'] });
+    const [, reader] = instances(backend, { l1: false });
+    events.length = 0;
+    const result = reader.handler().get('fetch-1', fetchCtx({ tags: ['posts', 'post-1'] }));
+    await sleep(5);
+    expect([...events].sort()).toEqual(['entry', 'tags']); // both in flight at once
+    release();
+    expect((await result)?.value).toEqual(fetchValue());
+    expect([...events].sort()).toEqual(['entry', 'tags']); // the states read alongside served the verdict: no second read
   });
 
   describe('failures', () => {
