@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { isBackend } from '../protocol/backend.js';
 import { logger } from '../shared/log.js';
 import { assertKnownOptions, ConfigError, describe } from '../shared/options.js';
+import { singleton } from '../shared/registry.js';
 import { validateBackendSpec, type BackendDescription, type BackendSpec } from '../stack/backend-spec.js';
 import { isGeneratedHandler, writeBuiltHandlers } from '../stack/built-options.js';
 import { OPTIONS_ENV, validateOptions, type CachekitNextOptions, type ConfiguredOptions } from '../stack/stack.js';
@@ -56,7 +57,6 @@ export interface CachekitNextConfig {
 type ConfigFunction<T> = (phase: string, context: { defaultConfig: object }) => T | Promise<T>;
 
 const COMPONENT = 'withCachekit';
-const WRITTEN = Symbol.for('cachekit-next.withCachekitOptions');
 const KNOWN = [
   'backend',
   'keyPrefix',
@@ -89,14 +89,14 @@ export function withCachekit<T extends object>(
 ): (T & CachekitNextConfig) | ConfigFunction<T & CachekitNextConfig> {
   const serialised = serialisedOptions(options);
   const previous = process.env[OPTIONS_ENV];
-  const holder = globalThis as { [WRITTEN]?: string };
-  if (previous !== undefined && previous !== serialised && previous !== holder[WRITTEN]) {
+  const holder = singleton<{ written?: string }>('withCachekitOptions', () => ({}));
+  if (previous !== undefined && previous !== serialised && previous !== holder.written) {
     // Set by hand (not by an earlier evaluation of next.config in this process or its parent): it loses.
     // (Its value is not printed: it may hold a credential.)
     logger().warn(`[cachekit] withCachekit replaces the ${OPTIONS_ENV} set in the environment with the options given in next.config`);
   }
   // Set now (not only when Next calls a config function): whatever Next forks after evaluating the file inherits it.
-  process.env[OPTIONS_ENV] = holder[WRITTEN] = serialised;
+  process.env[OPTIONS_ENV] = holder.written = serialised;
   if (typeof nextConfig === 'function') {
     return async (phase, context) => {
       process.env[OPTIONS_ENV] = serialised;

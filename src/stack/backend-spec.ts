@@ -12,6 +12,7 @@ import { getDefaultBackend } from './resolve.js';
 import { isBackend, isClosable, type Backend } from '../protocol/backend.js';
 import { runOutsideAsyncContext } from '../shared/async-context.js';
 import { ConfigError, describe } from '../shared/options.js';
+import { singleton } from '../shared/registry.js';
 
 /** A built-in backend and its constructor options, e.g. `{ type: 'redis', url: 'redis://cache:6379' }`. */
 export type BackendDescription =
@@ -86,15 +87,9 @@ export function validateBackendSpec(spec: unknown, option = 'backend', { probe =
   if (isClosable(backend)) void backend.close().catch(() => {});
 }
 
-// On globalThis: the ESM and CJS builds and both handler modules must end up with one backend per process.
-const BUILT = Symbol.for('cachekit-next.describedBackends');
-const MODULES = Symbol.for('cachekit-next.backendModules');
-type Holder = { [BUILT]?: Map<string, Backend>; [MODULES]?: Map<string, Promise<Backend | undefined>> };
-const holder = globalThis as Holder;
-
 /** The backend a description stands for: one per description per process. */
 export function backendFromDescription(description: BackendDescription, env: NodeJS.ProcessEnv = process.env): Backend {
-  const memo = (holder[BUILT] ??= new Map());
+  const memo = singleton('describedBackends', () => new Map<string, Backend>());
   const signature = JSON.stringify(description);
   let backend = memo.get(signature);
   if (!backend) memo.set(signature, (backend = construct(description, env)));
@@ -107,7 +102,7 @@ export function backendFromDescription(description: BackendDescription, env: Nod
  * then finds it). Rejects with a ConfigError naming `backend` when it did neither.
  */
 export function loadBackendModule(file: string): Promise<Backend | undefined> {
-  const memo = (holder[MODULES] ??= new Map());
+  const memo = singleton('backendModules', () => new Map<string, Promise<Backend | undefined>>());
   let loading = memo.get(file);
   if (!loading) {
     // Outside the request's async context: the module may open connections that live as long as the process.

@@ -18,6 +18,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import path from 'node:path';
 import { logger } from '../shared/log.js';
 import { ConfigError } from '../shared/options.js';
+import { singleton } from '../shared/registry.js';
 
 /** Where `withCachekit` generates, relative to the project directory. */
 export const BUILT_DIR = path.join('node_modules', '.cache', 'cachekit-next');
@@ -151,9 +152,9 @@ export function applyBuiltOptionsFromStandalone(env: NodeJS.ProcessEnv = process
   const raw = env.__NEXT_PRIVATE_STANDALONE_CONFIG;
   if (!raw) return false;
   // Looked up once per config: a standalone server without generated modules asks on every loader call.
-  const holder = globalThis as { [LOOKED_UP]?: string };
-  if (holder[LOOKED_UP] === raw) return false;
-  holder[LOOKED_UP] = raw;
+  const holder = singleton<{ raw?: string }>('standaloneConfigLookedUp', () => ({}));
+  if (holder.raw === raw) return false;
+  holder.raw = raw;
   let config: { distDir?: unknown; cacheHandler?: unknown; cacheHandlers?: Record<string, unknown> };
   try {
     config = JSON.parse(raw) as typeof config;
@@ -175,5 +176,3 @@ export function applyBuiltOptionsFromStandalone(env: NodeJS.ProcessEnv = process
   applyBuiltOptions(options, dir, env);
   return true;
 }
-
-const LOOKED_UP = Symbol.for('cachekit-next.standaloneConfigLookedUp');

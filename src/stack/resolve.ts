@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '../shared/options.js';
 import { infoOnce } from '../shared/log.js';
+import { singleton } from '../shared/registry.js';
 import { CachekitIOBackend } from '../backends/cachekitio.js';
 import { FileBackend } from '../backends/file.js';
 import { MemcachedBackend } from '../backends/memcached.js';
@@ -12,11 +13,7 @@ import { MemoryBackend } from '../backends/memory.js';
 import { RedisBackend } from '../backends/redis.js';
 import { isBackend, type Backend } from '../protocol/backend.js';
 
-// On globalThis so that every copy of this module (ESM and CJS builds, Next's separate bundles) sees one default.
-const DEFAULT = Symbol.for('cachekit-next.defaultBackend');
-const FROM_ENV = Symbol.for('cachekit-next.envBackends');
-type Holder = { [DEFAULT]?: Backend; [FROM_ENV]?: Map<string, Backend> };
-const holder = globalThis as Holder;
+const defaults = () => singleton<{ backend?: Backend }>('defaultBackend', () => ({}));
 
 /**
  * Sets the backend every cache uses when it is given none. `null` clears it (resolution falls back to the
@@ -26,13 +23,12 @@ export function setDefaultBackend(backend: Backend | null): void {
   if (backend !== null && !isBackend(backend)) {
     throw new ConfigError('setDefaultBackend', 'backend', 'must implement get, set, delete, exists and healthCheck (or be null to clear)');
   }
-  if (backend === null) delete holder[DEFAULT];
-  else holder[DEFAULT] = backend;
+  defaults().backend = backend ?? undefined;
 }
 
 /** The module-level default set by `setDefaultBackend`, or `undefined`. */
 export function getDefaultBackend(): Backend | undefined {
-  return holder[DEFAULT];
+  return defaults().backend;
 }
 
 /** The environment variables that each select one backend. More than one set is a configuration error. */
@@ -71,7 +67,7 @@ export function backendFromEnv(options: ResolveOptions = {}): Backend {
   const selected = set[0] ?? ((env.REDIS_URL ?? '').trim() !== '' ? 'REDIS_URL' : 'embedded-file');
   const fileDir = options.defaultFileCacheDir ?? path.join(os.tmpdir(), 'cachekit');
   const signature = JSON.stringify([selected, selected === 'embedded-file' ? fileDir : env[selected], ...relevantEnv(env)]);
-  const memo = (holder[FROM_ENV] ??= new Map());
+  const memo = singleton('envBackends', () => new Map<string, Backend>());
   const existing = memo.get(signature);
   if (existing) return existing;
 
@@ -110,7 +106,6 @@ function relevantEnv(env: NodeJS.ProcessEnv): string[] {
     .map((name) => `${name}=${env[name]}`);
 }
 
-const ioBackends = new Map<string, CachekitIOBackend>();
 /** `cache.io`'s backend: one `CachekitIOBackend.fromEnv()` (and connection pool) per CACHEKIT_* configuration. */
 export function cachekitIOFromEnv(): CachekitIOBackend {
   const signature = JSON.stringify(
@@ -119,6 +114,7 @@ export function cachekitIOFromEnv(): CachekitIOBackend {
       .sort()
       .map((name) => [name, process.env[name]]),
   );
+  const ioBackends = singleton('cachekitIOBackends', () => new Map<string, CachekitIOBackend>());
   let backend = ioBackends.get(signature);
   if (!backend) ioBackends.set(signature, (backend = CachekitIOBackend.fromEnv()));
   return backend;

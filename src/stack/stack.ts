@@ -18,6 +18,7 @@ import { objectId } from '../shared/identity.js';
 import { Encryptor, type EncryptionOptions } from '../wire/encryption.js';
 import { infoOnce, warnRateLimited } from '../shared/log.js';
 import { assertKnownOptions, booleanOption, ConfigError, numberOption, stringOption } from '../shared/options.js';
+import { singleton } from '../shared/registry.js';
 import { entryCipher, SealedCache } from '../store/sealed.js';
 import { TagStore, type TagVerdict } from '../store/tags.js';
 import { backendTypeOf, TieredCache, type ErrorHandler, type L1Options } from '../store/tiered.js';
@@ -356,12 +357,16 @@ export function defaultNamespace(): string {
   return 'app';
 }
 
-const RUNTIMES = Symbol.for('cachekit-next.stacks');
-type Holder = { [RUNTIMES]?: Map<string, CacheStack> };
+const stacks = () =>
+  singleton(
+    'stacks',
+    () => new Map<string, CacheStack>(),
+    (map) => Promise.all([...map.values()].map((stack) => stack.close())),
+  );
 
 /** One stack per process per configuration. */
 export function getStack(options: CachekitNextOptions = {}): CacheStack {
-  const map = ((globalThis as Holder)[RUNTIMES] ??= new Map());
+  const map = stacks();
   const { backend, onError, ...rest } = options;
   const signature = JSON.stringify([
     backend === undefined ? 'resolved' : backend === null ? 'none' : objectId(backend),
@@ -379,8 +384,7 @@ export function getStack(options: CachekitNextOptions = {}): CacheStack {
 
 /** Drops every stack of this process (tests). */
 export async function resetStacks(): Promise<void> {
-  const map = (globalThis as Holder)[RUNTIMES];
-  if (!map) return;
+  const map = stacks();
   const all = [...map.values()];
   map.clear();
   await Promise.all(all.map((stack) => stack.close()));
@@ -424,8 +428,7 @@ export function configuredOptions(env: NodeJS.ProcessEnv = process.env): Configu
   return parsed as ConfiguredOptions;
 }
 
-const CONFIGURED = Symbol.for('cachekit-next.configuredOptions');
-type ConfiguredHolder = { [CONFIGURED]?: { raw: string; options: ConfiguredOptions; backend?: Backend } };
+type Configured = { raw: string; options: ConfiguredOptions; backend?: Backend };
 
 /**
  * The stack of the default handler modules, configured by `CACHEKIT_NEXT_OPTIONS` (what `withCachekit` sets).
@@ -435,9 +438,9 @@ type ConfiguredHolder = { [CONFIGURED]?: { raw: string; options: ConfiguredOptio
  */
 export function configuredStack(env: NodeJS.ProcessEnv = process.env): CacheStack | Promise<CacheStack> {
   const raw = optionsText(env) ?? '';
-  const holder = globalThis as ConfiguredHolder;
-  let parsed = holder[CONFIGURED];
-  if (parsed?.raw !== raw) holder[CONFIGURED] = parsed = { raw, options: configuredOptions(env) };
+  const holder = singleton<{ parsed?: Configured }>('configuredOptions', () => ({}));
+  let parsed = holder.parsed;
+  if (parsed?.raw !== raw) holder.parsed = parsed = { raw, options: configuredOptions(env) };
   const { backend: spec, ...options } = parsed.options;
   if (spec && 'module' in spec) {
     if ('backend' in parsed) return getStack(parsed.backend === undefined ? options : { ...options, backend: parsed.backend });

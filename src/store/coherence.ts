@@ -8,6 +8,7 @@
  * before it trusts its L1. Without either (`epoch: false`), caches bound their L1 lifetime instead.
  */
 import { randomUUID } from '../shared/random.js';
+import { singleton } from '../shared/registry.js';
 import { hasInvalidation, type Backend, type InvalidationCapable, type Subscription } from '../protocol/backend.js';
 import { withDeadline } from './deadline.js';
 import { Epoch, requestGeneration, type EpochOptions } from './epoch.js';
@@ -215,8 +216,6 @@ export class CoherenceBus {
   }
 }
 
-const shared = new WeakMap<Backend, Map<string, CoherenceBus>>();
-
 /**
  * One bus (one subscription) per backend object and channel in this process, for caches that come and go with
  * their wrappers (`cache(fn)`); started on first use.
@@ -227,6 +226,7 @@ export function sharedBus(
   onError: (error: unknown, operation: string) => void,
   options: CoherenceOptions = {},
 ): CoherenceBus {
+  const shared = singleton('coherenceBuses', () => new WeakMap<Backend, Map<string, CoherenceBus>>());
   let buses = shared.get(backend);
   if (!buses) shared.set(backend, (buses = new Map()));
   let bus = buses.get(channel);
