@@ -31,6 +31,7 @@ import type {
 } from '../protocol/backend.js';
 import type { BackendError } from '../protocol/backend.js';
 import { randomBytes } from '../shared/random.js';
+import { fileLockName } from '../wire/keys.js';
 
 export type { FileBackendOptions } from './file-options.js';
 
@@ -205,7 +206,7 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
 
   #incr(key: string, name: string, initial: number): Promise<number> {
     return this.#run('incr', key, async () => {
-      const held = await withLease(this.cacheDir, `${name}.lock`, INCR_LEASE_MS, INCR_WAIT_MS, async () => {
+      const held = await withLease(this.cacheDir, fileLockName(name), INCR_LEASE_MS, INCR_WAIT_MS, async () => {
         const current = await this.#files.read(name, true, false);
         const digits = current?.payload?.toString('latin1');
         const value = digits === undefined ? initial : Number(digits) + 1;
@@ -238,11 +239,11 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
     if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
       throw this.#error('permanent', 'acquireLock', key, `timeoutMs must be a positive number, got ${timeoutMs}`);
     }
-    return this.#run('acquireLock', key, () => acquireLease(this.cacheDir, `${entryName(key)}.lock`, timeoutMs));
+    return this.#run('acquireLock', key, () => acquireLease(this.cacheDir, fileLockName(entryName(key)), timeoutMs));
   }
 
   async releaseLock(key: string, token: string): Promise<boolean> {
-    return this.#run('releaseLock', key, () => releaseLease(this.cacheDir, `${entryName(key)}.lock`, token));
+    return this.#run('releaseLock', key, () => releaseLease(this.cacheDir, fileLockName(entryName(key)), token));
   }
 
   /**

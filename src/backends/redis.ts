@@ -38,6 +38,7 @@ import type {
 } from '../protocol/backend.js';
 import { BackendError } from '../protocol/backend.js';
 import { randomUUID } from '../shared/random.js';
+import { redisLockKey } from '../wire/keys.js';
 
 export type { RedisMode } from './redis-connection.js';
 
@@ -295,9 +296,6 @@ function expiryArgs(ttlSeconds: number | undefined): (string | number)[] {
 /** Internal option key: which environment variable a URL came from, so its ConfigError names the variable. */
 const URL_SOURCE = Symbol('cachekit.redis.urlSource');
 
-/** Lock keys live after a 0xFF byte, which no UTF-8 encoded string contains, so no value key can ever equal one. */
-const LOCK_MARKER = Buffer.from([0xff, ...Buffer.from('lock:')]);
-
 /**
  * Redis (standalone, Cluster or Sentinel) as the L2. Values are stored as raw bytes under `${keyPrefix}${key}`.
  *
@@ -363,7 +361,7 @@ export class RedisBackend implements Backend, BatchCapable, TtlCapable, LockCapa
   }
 
   #lockKey(key: string): Buffer {
-    return Buffer.concat([Buffer.from(this.keyPrefix), LOCK_MARKER, Buffer.from(key)]);
+    return redisLockKey(this.keyPrefix, key);
   }
 
   #sharedOrThrow(operation: string, key?: string): SharedRedisConnection {

@@ -29,6 +29,7 @@ import type { CacheOptions, CachedFunction, CacheResult } from './types.js';
 import { COMPONENT, coreOptions, defaultScope, encryptorOf, interopSettings, validateCacheOptions } from './options.js';
 import { cacheSignature, sharedCore } from './registry.js';
 import { fromUnstableCacheForm, type UnstableCacheOptions } from './unstable-cache.js';
+import { loaderEntryKey, loaderScope } from '../wire/keys.js';
 
 function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: CacheOptions<A> = {}): CachedFunction<A, R> {
   if (typeof fn !== 'function') throw new ConfigError(COMPONENT, 'fn', 'must be a function');
@@ -50,7 +51,7 @@ function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, 
   const namespace = stringOption(COMPONENT, 'namespace', options.namespace, scope.namespace);
   const encryption = encryptorOf(options.encryption);
   const settings = coreOptions(options as CacheOptions<never[]>, `cache:${name || 'fn'}`, { encryption, interop: interop !== undefined });
-  const scopeOfKeys = interop ? `interop:${interop.namespace}:${interop.operation}` : `${keyPrefix}${namespace}:fn:${name}`;
+  const scopeOfKeys = interop ? `interop:${interop.namespace}:${interop.operation}` : loaderScope({ keyPrefix, namespace }, name);
   const core = sharedCore(cacheSignature(scopeOfKeys, options as CacheOptions<never[]>, settings), () => settings);
   const explicit = options.key;
   const keyFor = (...args: A): string => {
@@ -62,7 +63,7 @@ function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, 
       if (error instanceof ArgumentKeyError) error.message = `cache(${name}): ${error.message}`;
       throw error;
     }
-    return `${keyPrefix}${namespace}:fn:${name}:${part}`;
+    return loaderEntryKey({ keyPrefix, namespace }, name, part);
   };
   const tenantFor = (args: A): string => {
     if (typeof tenant === 'string') return tenant;

@@ -7,6 +7,7 @@ import { assertKnownOptions, ConfigError, numberOption, stringOption } from '../
 
 import type { CacheOptions } from './types.js';
 import type { CoreSettings } from './core.js';
+import { loaderChannel } from '../wire/keys.js';
 
 export const KNOWN = [
   'ttl',
@@ -85,7 +86,9 @@ export function defaultScope(options: Pick<CacheOptions<never[]>, 'stack'>): { k
 /** Validated options shared by `cache` and `cachedFetch`. */
 export function coreOptions(options: CacheOptions<never[]>, name: string, extra: { encryption?: Encryptor; interop?: boolean } = {}): CoreSettings {
   const lockTimeoutMs = numberOption(COMPONENT, 'lockTimeoutMs', options.lockTimeoutMs, 10_000, { min: 0, minInclusive: false });
-  const keyPrefix = stringOption(COMPONENT, 'keyPrefix', options.keyPrefix, defaultScope(options).keyPrefix);
+  const scope = defaultScope(options);
+  const keyPrefix = stringOption(COMPONENT, 'keyPrefix', options.keyPrefix, scope.keyPrefix);
+  const namespace = stringOption(COMPONENT, 'namespace', options.namespace, scope.namespace);
   if (options.l1 !== undefined && options.l1 !== false && (options.l1 === null || typeof options.l1 !== 'object')) {
     throw new ConfigError(COMPONENT, 'l1', 'must be { maxSizeMb, maxTtlSeconds } or false');
   }
@@ -101,7 +104,8 @@ export function coreOptions(options: CacheOptions<never[]>, name: string, extra:
     // Tagged entries without an explicit stack use the Next handlers' one (CACHEKIT_NEXT_OPTIONS, what withCachekit
     // sets), so revalidateTag/updateTag in the app reach them.
     stack: options.stack ?? (options.tags?.length || options.paths?.length ? () => configuredStack() : undefined),
-    channel: `${keyPrefix}fn:invalidate`,
+    // Per namespace, as the handlers' channel: apps sharing a store never hear (or flush on) each other's writes.
+    channel: loaderChannel({ keyPrefix, namespace }),
     name,
     ...(options.onError ? { onError: options.onError } : {}),
     ...extra,

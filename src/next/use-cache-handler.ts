@@ -14,10 +14,10 @@
  * process and uses its default export, a handler object.
  */
 import { EncryptionError } from '../wire/encryption.js';
-import { createHash } from 'node:crypto';
 import { configuredStack, getStack, reportUnavailable, stackOf, validateOptions, type CachekitNextOptions, type CacheStack } from '../stack/stack.js';
 import type { UseCacheStoredEntry } from '../wire/use-cache-entry.js';
 import { nowMs } from '../shared/clock.js';
+import { useCacheEntryKey } from '../wire/keys.js';
 
 export type { CachekitNextOptions } from '../stack/stack.js';
 export type { UseCacheStoredEntry } from '../wire/use-cache-entry.js';
@@ -58,15 +58,9 @@ const INFINITE_CACHE = 0xfffffffe;
 /** Next's dev server keeps 'use cache' entries at least this long, whatever their `expire` (MIN_PRERENDERABLE_EXPIRE). */
 const DEV_MIN_EXPIRE_SECONDS = 300;
 
-/**
- * The L2 key of a 'use cache' key. Next's keys are React-encoded strings of any length that may hold lone UTF-16
- * surrogates, which UTF-8 (every backend's wire format) cannot carry: two keys differing only there would collide. So
- * the key is hashed over its UTF-16 code units, which encode any JS string injectively; the key already includes the
- * build id, so nothing more is needed to keep deployments apart.
- */
+/** The L2 key of a 'use cache' key (a hash of its UTF-16 units, see wire/keys.ts). */
 export function useCacheStoreKey(stack: CacheStack, cacheKey: string): string {
-  const digest = createHash('sha256').update(Buffer.from(cacheKey, 'utf16le')).digest('hex');
-  return `${stack.keyPrefix}${stack.namespace}:u:${digest}`;
+  return useCacheEntryKey(stack, cacheKey);
 }
 
 /**

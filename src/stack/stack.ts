@@ -27,6 +27,7 @@ import { backendFromDescription, loadBackendModule, validateBackendSpec, type Ba
 import { applyBuiltOptionsFromStandalone } from './built-options.js';
 import { entryCodec, type HandlerEntry } from '../wire/next-entry.js';
 import { useCacheCodec, type UseCacheStoredEntry } from '../wire/use-cache-entry.js';
+import { handlerChannel, tagKeyPrefix } from '../wire/keys.js';
 
 export interface CachekitNextOptions {
   /** The L2. `null` = L1 only (per process). @default resolved: setDefaultBackend > environment > embedded File */
@@ -209,7 +210,7 @@ export class CacheStack {
       const guarded = () => withDeadline(run(), timeoutMs, backendType, operation);
       return breaker ? breaker.run(backendType, operation, guarded) : guarded();
     };
-    this.bus = new CoherenceBus(building ? null : this.backend, `${this.keyPrefix}${this.namespace}:invalidate`, report, {
+    this.bus = new CoherenceBus(building ? null : this.backend, handlerChannel(this), report, {
       epoch: options.readYourWrites === false ? false : { maxAgeMs: coherenceTtl * 1000, call },
     });
     // Announcements reach every instance (messages, or the epoch read per request): L1 copies live as long as the L2's.
@@ -229,8 +230,7 @@ export class CacheStack {
     );
     this.tags = new TagStore({
       backend: this.backend,
-      // One Redis hash tag per app: every tag key on one cluster slot.
-      keyPrefix: `${this.keyPrefix}{${this.namespace}.tags}:`,
+      keyPrefix: tagKeyPrefix(this),
       maxEntryTtlSeconds: this.maxTtlSeconds,
       // L1 only: the local states are the only record of each revalidation, kept as long as an entry can live.
       localTtlMs: (alone ? this.maxTtlSeconds : this.bus.coherent ? 30 : coherenceTtl) * 1000,

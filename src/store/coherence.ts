@@ -13,6 +13,7 @@ import { hasInvalidation, type Backend, type InvalidationCapable, type Subscript
 import { withDeadline } from './deadline.js';
 import { Epoch, requestGeneration, type EpochOptions } from './epoch.js';
 import { backendTypeOf } from './tiered.js';
+import { epochKey } from '../wire/keys.js';
 
 export interface CoherenceListener {
   /** Entries under `keys` changed elsewhere. */
@@ -67,7 +68,7 @@ export class CoherenceBus {
         ? null
         : new Epoch({
             backend,
-            key: `${channel}:epoch`,
+            key: epochKey(channel),
             origin: this.origin,
             maxAgeMs: epoch.maxAgeMs ?? DEFAULT_EPOCH_MAX_AGE_MS,
             call: epoch.call ?? ((operation, run) => withDeadline(run(), DEFAULT_EPOCH_DEADLINE_MS, backendTypeOf(backend), operation)),

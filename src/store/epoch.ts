@@ -15,6 +15,7 @@ import { hasBatch, hasCounter, type Backend } from '../protocol/backend.js';
 import { runOutsideAsyncContext } from '../shared/async-context.js';
 import { nowMs } from '../shared/clock.js';
 import { singleton } from '../shared/registry.js';
+import { journalSlotKey } from '../wire/keys.js';
 
 /** What changed: entry keys and tags. */
 export interface EpochEvent {
@@ -287,7 +288,7 @@ export class Epoch {
 }
 
 function slotKey(key: string, n: number): string {
-  return `${key}:${n % RING}`;
+  return journalSlotKey(key, n % RING);
 }
 
 /** The journal entry of slot `n`, or `null` when the slot holds nothing, something else, or another round's entry. */

@@ -13,6 +13,7 @@
 import { LRUCache } from 'lru-cache';
 import { hasBatch, type Backend } from '../protocol/backend.js';
 import { nowMs } from '../shared/clock.js';
+import { tagStateKey } from '../wire/keys.js';
 
 export interface TagState {
   /** Entries written before this time (ms) are stale: served once while they regenerate. */
@@ -66,11 +67,11 @@ export class TagStore {
   }
 
   #staleKey(tag: string): string {
-    return `${this.#options.keyPrefix}s:${tag}`;
+    return tagStateKey(this.#options.keyPrefix, 'stale', tag);
   }
 
   #expiredKey(tag: string): string {
-    return `${this.#options.keyPrefix}e:${tag}`;
+    return tagStateKey(this.#options.keyPrefix, 'expired', tag);
   }
 
   /**
