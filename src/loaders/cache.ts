@@ -30,6 +30,7 @@ import { COMPONENT, coreOptions, defaultScope, encryptorOf, interopSettings, val
 import { cacheSignature, sharedCore } from './registry.js';
 import { fromUnstableCacheForm, type UnstableCacheOptions } from './unstable-cache.js';
 import { loaderEntryKey, loaderScope } from '../wire/keys.js';
+import { deprecatedTenant } from '../stack/vocabulary.js';
 
 function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: CacheOptions<A> = {}): CachedFunction<A, R> {
   if (typeof fn !== 'function') throw new ConfigError(COMPONENT, 'fn', 'must be a function');
@@ -42,10 +43,7 @@ function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, 
   if (options.key !== undefined && typeof options.key !== 'string' && typeof options.key !== 'function') {
     throw new ConfigError(COMPONENT, 'key', 'must be a string or a function of the arguments');
   }
-  const tenant = options.tenant ?? 'default';
-  if ((typeof tenant !== 'string' || tenant === '') && typeof tenant !== 'function') {
-    throw new ConfigError(COMPONENT, 'tenant', 'must be a non-empty string or a function of the arguments');
-  }
+  const tenant = options.tenant ?? deprecatedTenant(COMPONENT, options.encryption) ?? 'default';
   const scope = defaultScope(options as CacheOptions<never[]>);
   const keyPrefix = stringOption(COMPONENT, 'keyPrefix', options.keyPrefix, scope.keyPrefix);
   const namespace = stringOption(COMPONENT, 'namespace', options.namespace, scope.namespace);

@@ -15,6 +15,8 @@ import { objectId } from '../shared/identity.js';
 import { hashArgs } from '../wire/loader-key.js';
 import { stringOption } from '../shared/options.js';
 import { cachedFetchKey } from '../wire/keys.js';
+import { knownNames } from '../shared/option-schema.js';
+import { CACHED_FETCH_OPTIONS } from '../stack/vocabulary.js';
 
 export type CachedFetchInit = RequestInit &
   Pick<CacheOptions, 'ttl' | 'staleTtl' | 'tags' | 'namespace' | 'keyPrefix' | 'backend' | 'stack' | 'lockTimeoutMs' | 'lockWaitMs'>;
@@ -26,7 +28,7 @@ interface StoredResponse {
   body: Uint8Array;
 }
 
-const CACHE_KEYS = ['ttl', 'staleTtl', 'tags', 'namespace', 'keyPrefix', 'backend', 'stack', 'lockTimeoutMs', 'lockWaitMs'] as const;
+const CACHE_KEYS = knownNames(CACHED_FETCH_OPTIONS);
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 /** One core per (backend, stack, key prefix, namespace, lock settings) per process, so concurrent calls share their single-flight. */
 function coreFor(options: CacheOptions<never[]>, keyPrefix: string, namespace: string): CachedCore {

@@ -37,6 +37,7 @@ export function cacheSignature(scope: string, options: CacheOptions<never[]>, se
     settings.lockWaitMs,
     settings.breaker,
     settings.timeoutMs,
+    settings.coherenceTtlSeconds,
     onError,
   ];
 }

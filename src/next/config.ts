@@ -22,15 +22,17 @@ import { singleton } from '../shared/registry.js';
 import { validateBackendSpec, type BackendDescription, type BackendSpec } from '../stack/backend-spec.js';
 import { isGeneratedHandler, writeBuiltHandlers } from '../stack/built-options.js';
 import { OPTIONS_ENV, validateOptions, type CachekitNextOptions, type ConfiguredOptions } from '../stack/stack.js';
+import { knownNames } from '../shared/option-schema.js';
+import { WITH_CACHEKIT_OPTIONS } from '../stack/vocabulary.js';
 
 export type { BackendDescription } from '../stack/backend-spec.js';
 
 export interface WithCachekitOptions extends Omit<CachekitNextOptions, 'backend' | 'onError' | 'encryption'> {
   /**
    * Encrypts every entry; the key comes from CACHEKIT_MASTER_KEY (never from next.config, whose options are put in
-   * every process's environment). `{ failClosed, tenant }` tune it. @default false
+   * every process's environment). `{ failClosed }` tunes it; the tenant is the top-level `tenant`. @default false
    */
-  encryption?: boolean | { failClosed?: boolean; tenant?: string };
+  encryption?: boolean | { failClosed?: boolean /** @deprecated use the top-level `tenant` */; tenant?: string };
   /**
    * The L2, in a form that reaches Next's worker processes:
    * - a module of yours: a path relative to the app directory (`'./cachekit.backend.mjs'`), an absolute path or a
@@ -57,22 +59,7 @@ export interface CachekitNextConfig {
 type ConfigFunction<T> = (phase: string, context: { defaultConfig: object }) => T | Promise<T>;
 
 const COMPONENT = 'withCachekit';
-const KNOWN = [
-  'backend',
-  'keyPrefix',
-  'namespace',
-  'deploymentId',
-  'l1',
-  'useCacheL1',
-  'readYourWrites',
-  'coherenceTtlSeconds',
-  'maxTtlSeconds',
-  'timeoutMs',
-  'compression',
-  'breaker',
-  'warmStart',
-  'encryption',
-] as const;
+const KNOWN = knownNames(WITH_CACHEKIT_OPTIONS);
 
 /**
  * Sets `cacheHandler` and `cacheHandlers.default`/`.remote` (`experimental.cacheHandlers` on Next 15) to the absolute

@@ -49,3 +49,11 @@ export function infoOnce(topic: string, message: string): void {
   announced.add(topic);
   logger().info(message);
 }
+
+/** Warns `message` once per process per `topic` (deprecations). */
+export function warnOnce(topic: string, message: string): void {
+  const { announced } = throttle();
+  if (announced.has(`warn:${topic}`)) return;
+  announced.add(`warn:${topic}`);
+  logger().warn(message);
+}

@@ -3,6 +3,12 @@
  * the component and the option.
  */
 
+/**
+ * Deadline of every L2 call, handlers and loaders alike: the most a sick backend adds to one request; an answer
+ * later than that is worse than the work it saves (the loaders' former 5 s made a dead backend cost 5 s per call).
+ */
+export const DEFAULT_TIMEOUT_MS = 1_500;
+
 /** A configuration mistake. `option` names the offending option (or environment variable). */
 export class ConfigError extends TypeError {
   readonly option: string;

@@ -17,7 +17,9 @@ import { withDeadline } from '../store/deadline.js';
 import { objectId } from '../shared/identity.js';
 import { Encryptor, type EncryptionOptions } from '../wire/encryption.js';
 import { infoOnce, warnRateLimited } from '../shared/log.js';
-import { assertKnownOptions, booleanOption, ConfigError, numberOption, stringOption } from '../shared/options.js';
+import { ConfigError, DEFAULT_TIMEOUT_MS } from '../shared/options.js';
+import { validateWith } from '../shared/option-schema.js';
+import { breakerSettings, deprecatedTenant, DEFAULT_COHERENCE_TTL_SECONDS, HANDLER_OPTIONS } from './vocabulary.js';
 import { singleton } from '../shared/registry.js';
 import { entryCipher, SealedCache } from '../store/sealed.js';
 import { TagStore, type TagVerdict } from '../store/tags.js';
@@ -41,13 +43,13 @@ export interface CachekitNextOptions {
    * @default NEXT_DEPLOYMENT_ID, else the build's BUILD_ID
    */
   deploymentId?: string;
-  /** In-memory L1, or `false` for none. */
-  l1?: { maxSizeMb?: number } | false;
+  /** In-memory L1, or `false` for none. `maxTtlSeconds` bounds an L1 copy's life on top of the coherence rules. @default { maxSizeMb: 100 } */
+  l1?: L1Options | false;
   /**
    * The separate in-memory L1 of 'use cache' entries (`cacheHandlers`), or `false` for none: its own byte budget,
    * so large RSC payloads never evict pages and fetches, and the reverse. @default the `l1` setting
    */
-  useCacheL1?: { maxSizeMb?: number } | false;
+  useCacheL1?: L1Options | false;
   /**
    * Read-your-own-writes across instances on backends without invalidation messages (every backend but Redis): an
    * instance reads a small invalidation epoch from the L2 once per request and drops the L1 copies and tag states
@@ -66,12 +68,12 @@ export interface CachekitNextOptions {
   coherenceTtlSeconds?: number;
   /** The longest TTL any entry gets, in seconds; also how long tag state outlives its event. @default 2592000 (30 days) */
   maxTtlSeconds?: number;
-  /** Deadline for every L2 call in ms; past it the call is a miss. @default 1500 */
+  /** Deadline for every L2 call in ms; past it the call is a miss (the loaders' default too). @default 1500 */
   timeoutMs?: number;
   /** Compression of stored entries, or `false`. @default { thresholdBytes: 4096, level: 1 } */
   compression?: CompressionOptions | false;
-  /** Circuit breaker settings, or `false`. */
-  breaker?: BreakerOptions | false;
+  /** Circuit breaker on the backend: `true`, its settings, or `false`. @default true */
+  breaker?: boolean | BreakerOptions;
   /** Receives every backend fault the handler turned into a miss. @default logs, rate limited */
   onError?: ErrorHandler;
   /**
@@ -84,34 +86,20 @@ export interface CachekitNextOptions {
    * keeps the ciphertext. `true` or an object: the master key comes from CACHEKIT_MASTER_KEY (rotation:
    * CACHEKIT_PREVIOUS_MASTER_KEYS) unless `masterKey` is given here (only in a module of your own, never in
    * next.config: withCachekit puts its options in the environment). A value that fails to decrypt is a miss and is
-   * evicted; with `failClosed` (or CACHEKIT_ENCRYPTION_FAIL_CLOSED) the page fails instead. @default false
+   * evicted; with `failClosed` (or CACHEKIT_ENCRYPTION_FAIL_CLOSED) the page fails instead. Or an `Encryptor`.
+   * @default false
    */
-  encryption?: boolean | (Partial<EncryptionOptions> & { tenant?: string });
+  encryption?: boolean | Encryptor | (Partial<EncryptionOptions> & { /** @deprecated use the top-level `tenant` */ tenant?: string });
+  /** Tenant of the encryption keys (as the loaders' `tenant`). @default the namespace */
+  tenant?: string;
 }
-
-const KNOWN_OPTIONS = [
-  'backend',
-  'keyPrefix',
-  'namespace',
-  'deploymentId',
-  'l1',
-  'useCacheL1',
-  'readYourWrites',
-  'coherenceTtlSeconds',
-  'maxTtlSeconds',
-  'timeoutMs',
-  'compression',
-  'breaker',
-  'onError',
-  'warmStart',
-  'encryption',
-] as const;
 
 /** What the handlers need of an entry cache: a TieredCache, or a SealedCache over one. */
 export type EntryCache<T> = Pick<TieredCache<T>, 'lookup' | 'get' | 'set' | 'add' | 'delete' | 'invalidateLocal' | 'clearLocal' | 'hasLocal' | 'stats'>;
 
 function encryptorOf(option: CachekitNextOptions['encryption']): Encryptor | undefined {
   if (option === undefined || option === false) return undefined;
+  if (option instanceof Encryptor) return option;
   const { tenant: _tenant, ...overrides } = option === true ? {} : option;
   const encryptor = Encryptor.fromEnv(process.env, overrides);
   if (!encryptor) throw new ConfigError(COMPONENT, 'encryption', 'is on but there is no master key: set CACHEKIT_MASTER_KEY (hex, at least 32 bytes)');
@@ -123,44 +111,7 @@ const COMPONENT = 'cachekit-next';
 
 /** Validates options at construction (createCacheHandler / withCachekit), naming the offending option. */
 export function validateOptions(options: CachekitNextOptions): void {
-  assertKnownOptions(COMPONENT, options, KNOWN_OPTIONS);
-  stringOption(COMPONENT, 'keyPrefix', options.keyPrefix, '');
-  stringOption(COMPONENT, 'namespace', options.namespace, '');
-  stringOption(COMPONENT, 'deploymentId', options.deploymentId, '');
-  booleanOption(COMPONENT, 'readYourWrites', options.readYourWrites, true);
-  numberOption(COMPONENT, 'coherenceTtlSeconds', options.coherenceTtlSeconds, 1, { min: 0, minInclusive: false });
-  numberOption(COMPONENT, 'maxTtlSeconds', options.maxTtlSeconds, DEFAULT_MAX_TTL_SECONDS, { min: 1 });
-  numberOption(COMPONENT, 'timeoutMs', options.timeoutMs, 1500, { min: 0, minInclusive: false });
-  if (options.l1 !== undefined && options.l1 !== false) {
-    assertKnownOptions(`${COMPONENT} l1`, options.l1, ['maxSizeMb']);
-    numberOption(COMPONENT, 'l1.maxSizeMb', options.l1.maxSizeMb, 100, { min: 0, minInclusive: false });
-  }
-  if (options.useCacheL1 !== undefined && options.useCacheL1 !== false) {
-    assertKnownOptions(`${COMPONENT} useCacheL1`, options.useCacheL1, ['maxSizeMb']);
-    numberOption(COMPONENT, 'useCacheL1.maxSizeMb', options.useCacheL1.maxSizeMb, 100, { min: 0, minInclusive: false });
-  }
-  if (options.compression !== undefined && options.compression !== false) {
-    assertKnownOptions(`${COMPONENT} compression`, options.compression, ['algorithm', 'thresholdBytes', 'level']);
-    if (options.compression.algorithm !== undefined && !['lz4', 'deflate'].includes(options.compression.algorithm)) {
-      throw new ConfigError(COMPONENT, 'compression.algorithm', `must be 'lz4' or 'deflate', got ${JSON.stringify(options.compression.algorithm)}`);
-    }
-    if (options.compression.thresholdBytes !== false) {
-      numberOption(COMPONENT, 'compression.thresholdBytes', options.compression.thresholdBytes, 4096, { min: 0 });
-    }
-    numberOption(COMPONENT, 'compression.level', options.compression.level, 1, { min: 1, max: 9, integer: true });
-  }
-  booleanOption(COMPONENT, 'warmStart', options.warmStart, false);
-  if (options.encryption !== undefined && typeof options.encryption !== 'boolean') {
-    if (options.encryption === null || typeof options.encryption !== 'object') {
-      throw new ConfigError(COMPONENT, 'encryption', 'must be true, false or { failClosed, tenant, masterKey, previousMasterKeys }');
-    }
-    assertKnownOptions(`${COMPONENT} encryption`, options.encryption, ['masterKey', 'previousMasterKeys', 'failClosed', 'tenant']);
-    stringOption(COMPONENT, 'encryption.tenant', options.encryption.tenant, '');
-    booleanOption(COMPONENT, 'encryption.failClosed', options.encryption.failClosed, false);
-  }
-  if (options.onError !== undefined && typeof options.onError !== 'function') {
-    throw new ConfigError(COMPONENT, 'onError', 'must be a function');
-  }
+  validateWith(COMPONENT, HANDLER_OPTIONS, options);
 }
 
 export class CacheStack {
@@ -178,7 +129,7 @@ export class CacheStack {
   readonly #onError: ErrorHandler;
   #deploymentId: string | undefined;
   #useCacheEntries: EntryCache<UseCacheStoredEntry> | undefined;
-  readonly #useCacheL1: { maxSizeMb?: number } | false;
+  readonly #useCacheL1: L1Options | false;
   readonly #l1MaxTtlSeconds: number;
   readonly #timeoutMs: number;
   readonly ready: Promise<boolean>;
@@ -201,10 +152,10 @@ export class CacheStack {
 
     const building = process.env.NEXT_PHASE === 'phase-production-build';
     const report = (error: unknown, operation: string) => this.report(error, operation);
-    const coherenceTtl = options.coherenceTtlSeconds ?? 1;
-    const timeoutMs = options.timeoutMs ?? 1500;
+    const coherenceTtl = options.coherenceTtlSeconds ?? DEFAULT_COHERENCE_TTL_SECONDS;
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#timeoutMs = timeoutMs;
-    const breaker = this.backend && options.breaker !== false ? breakerFor(this.backend, options.breaker || undefined) : null;
+    const breaker = this.backend && options.breaker !== false ? breakerFor(this.backend, breakerSettings(options.breaker)) : null;
     // Tag keys and the invalidation epoch: the same deadline and breaker as the entries.
     const call = <R>(operation: string, run: () => Promise<R>): Promise<R> => {
       const guarded = () => withDeadline(run(), timeoutMs, backendType, operation);
@@ -222,10 +173,10 @@ export class CacheStack {
       throw new ConfigError(COMPONENT, 'useCacheL1', 'cannot be false when backend is null (nothing would be cached)');
     }
     this.encryptor = encryptorOf(options.encryption);
-    this.#tenant = (typeof options.encryption === 'object' ? options.encryption.tenant : undefined) ?? this.namespace;
+    this.#tenant = options.tenant ?? deprecatedTenant(COMPONENT, options.encryption) ?? this.namespace;
     this.entries = this.#entryCache(
       entryCodec(options.compression === false ? { thresholdBytes: false } : options.compression),
-      options.l1 === false ? false : { ...options.l1, maxTtlSeconds: this.#l1MaxTtlSeconds },
+      options.l1 === false ? false : this.#l1(options.l1),
       'cachekit-next',
     );
     this.tags = new TagStore({
@@ -264,15 +215,21 @@ export class CacheStack {
     return (this.#useCacheEntries ??= runOutsideAsyncContext(() =>
       this.#entryCache(
         useCacheCodec(this.options.compression === false ? { thresholdBytes: false } : this.options.compression),
-        this.#useCacheL1 === false ? false : { ...this.#useCacheL1, maxTtlSeconds: this.#l1MaxTtlSeconds },
+        this.#useCacheL1 === false ? false : this.#l1(this.#useCacheL1),
         'cachekit-next:use-cache',
       ),
     ));
   }
 
+  /** An L1 setting with the coherence bound applied (a given `maxTtlSeconds` can only shorten it). */
+  #l1(l1: L1Options | undefined): L1Options {
+    return { ...l1, maxTtlSeconds: Math.min(l1?.maxTtlSeconds ?? Infinity, this.#l1MaxTtlSeconds) };
+  }
+
   /** A tiered cache of entries, sealed (the L1 keeps ciphertext) when encryption is on. */
   #entryCache<T>(codec: Codec<T>, l1: L1Options | false, name: string): EntryCache<T> {
-    const settings = { backend: this.backend, l1, timeoutMs: this.#timeoutMs, breaker: this.options.breaker, onError: this.#onError, name };
+    const breaker: BreakerOptions | false | undefined = this.options.breaker === false ? false : breakerSettings(this.options.breaker);
+    const settings = { backend: this.backend, l1, timeoutMs: this.#timeoutMs, breaker, onError: this.#onError, name };
     if (!this.encryptor) return new TieredCache<T>({ ...settings, codec });
     // The AAD binds each entry to this app's tenant and its key: an entry copied under another key never decrypts.
     const context = (cacheKey: string, tenantId: string) => ({ tenantId, cacheKey, format: 'cachekit-next', compressed: false });

@@ -26,6 +26,7 @@ import { decodeInteropValue, encodeInteropValue, reviveInteropDates } from '../w
 import { bytesCodec, type Codec } from '../wire/frame.js';
 import { TieredCache, type ErrorContext, type HitSource, type L1Options } from './tiered.js';
 import { decodeValue, encodeWithHeader } from '../wire/value-codec.js';
+import type { BreakerOptions } from './breaker.js';
 
 /** What `cache(fn)` stores per entry: value, stored-at ms, fresh-until ms, expires-at ms (end of the TTL), tags. */
 export interface StoredRecord {
@@ -47,7 +48,8 @@ export interface TieredSettings {
   backend: Backend | null;
   l1: L1Options | false;
   timeoutMs: number;
-  breaker: boolean;
+  /** `true` or settings: the backend's shared breaker; `false`: none. */
+  breaker: boolean | BreakerOptions;
   name: string;
   /** Backend faults; the TieredCache logs them when absent. */
   onError?: (error: Error, context: ErrorContext) => void;
@@ -146,7 +148,7 @@ function tieredOf<T>(settings: TieredSettings, codec: Codec<T>, expiresAt?: (val
     codec,
     l1: settings.l1,
     timeoutMs: settings.timeoutMs,
-    breaker: settings.breaker ? undefined : false,
+    breaker: settings.breaker === false ? false : settings.breaker === true ? undefined : settings.breaker,
     name: settings.name,
     ...(settings.onError ? { onError: settings.onError } : {}),
   });

@@ -4,7 +4,7 @@ import { breakerFor, type BreakerOptions, type CircuitBreaker } from './breaker.
 import { withDeadline } from './deadline.js';
 import { warnRateLimited } from '../shared/log.js';
 import { Metrics, type MetricsSnapshot } from './metrics.js';
-import { assertKnownOptions, ConfigError, envNumber, numberOption } from '../shared/options.js';
+import { assertKnownOptions, ConfigError, DEFAULT_TIMEOUT_MS, envNumber, numberOption } from '../shared/options.js';
 import { nowMs } from '../shared/clock.js';
 import { bytesCodec, type Codec } from '../wire/frame.js';
 
@@ -36,7 +36,7 @@ export interface TieredCacheOptions<T> {
   codec?: Codec<T>;
   /** L1 settings, or `false` for no L1. */
   l1?: L1Options | false;
-  /** Deadline for every L2 call in ms; past it the call counts as a timeout and the cache answers a miss. @default 5000 */
+  /** Deadline for every L2 call in ms; past it the call counts as a timeout and the cache answers a miss. @default 1500 */
   timeoutMs?: number;
   /** Circuit breaker settings (shared per backend), or `false` for none. */
   breaker?: BreakerOptions | false;
@@ -104,7 +104,7 @@ export class TieredCache<T = Uint8Array> {
     this.name = options.name ?? 'cache';
     this.#codec = options.codec ?? (bytesCodec as unknown as Codec<T>);
     this.#expiresAt = options.expiresAt;
-    this.#timeoutMs = numberOption(component, 'timeoutMs', options.timeoutMs, 5_000, { min: 0, minInclusive: false });
+    this.#timeoutMs = numberOption(component, 'timeoutMs', options.timeoutMs, DEFAULT_TIMEOUT_MS, { min: 0, minInclusive: false });
     this.#onError = options.onError ?? defaultOnError;
     this.#backendType = backendTypeOf(options.backend);
     this.#breaker = options.backend && options.breaker !== false ? breakerFor(options.backend, options.breaker) : null;
