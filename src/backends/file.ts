@@ -32,6 +32,7 @@ import type {
 import type { BackendError } from '../protocol/backend.js';
 import { randomBytes } from '../shared/random.js';
 import { fileLockName } from '../wire/keys.js';
+import { processEnv } from '../shared/env.js';
 
 export type { FileBackendOptions } from './file-options.js';
 
@@ -75,7 +76,7 @@ export class FileBackend implements Backend, TtlCapable, AddCapable, LockCapable
    * Builds a backend from `CACHEKIT_FILE_CACHE_DIR`, `CACHEKIT_FILE_MAX_SIZE_MB`, `CACHEKIT_FILE_MAX_VALUE_MB` and
    * `CACHEKIT_FILE_MAX_ENTRY_COUNT`. Explicit `options` win over the environment, which wins over the defaults.
    */
-  static fromEnv(env: NodeJS.ProcessEnv = process.env, options: FileBackendOptions = {}): FileBackend {
+  static fromEnv(env: NodeJS.ProcessEnv = processEnv(), options: FileBackendOptions = {}): FileBackend {
     return new FileBackend(fileOptionsFromEnv(env, options));
   }
 

@@ -39,6 +39,7 @@ import type {
 import { BackendError } from '../protocol/backend.js';
 import { randomUUID } from '../shared/random.js';
 import { redisLockKey } from '../wire/keys.js';
+import { processEnv } from '../shared/env.js';
 
 export type { RedisMode } from './redis-connection.js';
 
@@ -333,7 +334,7 @@ export class RedisBackend implements Backend, BatchCapable, TtlCapable, LockCapa
    * A backend from the environment: `CACHEKIT_REDIS_URL`, else `REDIS_URL`. Explicit `options` win over the
    * environment (a `url`, `nodes` or `sentinels` given there is used instead of the variables).
    */
-  static fromEnv(env: NodeJS.ProcessEnv = process.env, options: RedisBackendOptions = {}): RedisBackend {
+  static fromEnv(env: NodeJS.ProcessEnv = processEnv(), options: RedisBackendOptions = {}): RedisBackend {
     if (options.url !== undefined || options.nodes !== undefined || options.sentinels !== undefined) return new RedisBackend(options);
     for (const variable of ['CACHEKIT_REDIS_URL', 'REDIS_URL']) {
       const url = env[variable]?.trim();

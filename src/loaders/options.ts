@@ -1,6 +1,6 @@
 /** `cache(fn)` and `cachedFetch` options: their names, defaults, validation and the scope they resolve to. */
 import { resolveBackend } from '../stack/resolve.js';
-import { configuredOptions, configuredStack, defaultNamespace, OPTIONS_ENV } from '../stack/stack.js';
+import { configuredOptions, configuredStack, defaultNamespace, insideNextApp } from '../stack/stack.js';
 import { Encryptor } from '../wire/encryption.js';
 import { interopSegmentProblem } from '../wire/interop.js';
 import { ConfigError, DEFAULT_TIMEOUT_MS, stringOption } from '../shared/options.js';
@@ -10,6 +10,7 @@ import { DEFAULT_COHERENCE_TTL_SECONDS, LOADER_OPTIONS } from '../stack/vocabula
 import type { CacheOptions } from './types.js';
 import type { CoreSettings } from './core.js';
 import { loaderChannel } from '../wire/keys.js';
+import { l1MaxSizeMbFromEnv, processEnv } from '../shared/env.js';
 
 export const COMPONENT = 'cache';
 
@@ -26,7 +27,7 @@ export function encryptorOf(option: CacheOptions['encryption']): Encryptor | und
   if (option instanceof Encryptor) return option;
   // Checked by the vocabulary (validateCacheOptions) already; `encryption.tenant` is the deprecated spelling of `tenant`.
   const { tenant: _tenant, ...overrides } = option === true ? {} : option;
-  const encryptor = Encryptor.fromEnv(process.env, overrides);
+  const encryptor = Encryptor.fromEnv(processEnv(), overrides);
   if (!encryptor) throw new ConfigError(COMPONENT, 'encryption.masterKey', 'is required: pass it, or set CACHEKIT_MASTER_KEY (hex, at least 32 bytes)');
   return encryptor;
 }
@@ -35,8 +36,8 @@ export function encryptorOf(option: CacheOptions['encryption']): Encryptor | und
  * Inside a Next.js process (`next build` workers, `next start`, or wherever withCachekit's options are set), entries
  * default to the Next handlers' store and scope, so one app has one cache.
  */
-function insideNext(env: NodeJS.ProcessEnv = process.env): boolean {
-  return Boolean(env[OPTIONS_ENV] || env.NEXT_PHASE || env.__NEXT_PRIVATE_ORIGIN);
+function insideNext(): boolean {
+  return insideNextApp();
 }
 
 /**
@@ -62,6 +63,11 @@ export function defaultScope(options: Pick<CacheOptions<never[]>, 'stack'>): { k
   return { keyPrefix: 'cachekit:', namespace: 'default' };
 }
 
+function envL1Budget(): { maxSizeMb?: number } {
+  const maxSizeMb = l1MaxSizeMbFromEnv(processEnv());
+  return maxSizeMb === undefined ? {} : { maxSizeMb };
+}
+
 /** Validated options shared by `cache` and `cachedFetch`. */
 export function coreOptions(options: CacheOptions<never[]>, name: string, extra: { encryption?: Encryptor; interop?: boolean } = {}): CoreSettings {
   const lockTimeoutMs = options.lockTimeoutMs ?? 10_000;
@@ -70,7 +76,8 @@ export function coreOptions(options: CacheOptions<never[]>, name: string, extra:
   const namespace = stringOption(COMPONENT, 'namespace', options.namespace, scope.namespace);
   return {
     backend: defaultBackend(options),
-    l1: options.l1 ?? {},
+    // CACHEKIT_L1_MAX_SIZE_MB is read here, at the loaders' edge, and passed down as the budget.
+    l1: options.l1 === false ? false : { ...options.l1, ...(options.l1?.maxSizeMb === undefined ? envL1Budget() : {}) },
     lock: options.lock ?? true,
     lockTimeoutMs,
     lockWaitMs: options.lockWaitMs ?? lockTimeoutMs,

@@ -137,7 +137,7 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
     async #warmStart(rt: CacheStack, serverDistDir: string): Promise<void> {
       let seeding = warmStarts.get(rt);
       if (!seeding) {
-        if (process.env.NEXT_PHASE === 'phase-production-build') {
+        if (rt.building) {
           warmStarted.add(rt); // the build writes the output it would seed from
           return;
         }

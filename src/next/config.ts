@@ -24,6 +24,7 @@ import { isGeneratedHandler, writeBuiltHandlers } from '../stack/built-options.j
 import { OPTIONS_ENV, validateOptions, type CachekitNextOptions, type ConfiguredOptions } from '../stack/stack.js';
 import { knownNames } from '../shared/option-schema.js';
 import { WITH_CACHEKIT_OPTIONS } from '../stack/vocabulary.js';
+import { processEnv } from '../shared/env.js';
 
 export type { BackendDescription } from '../stack/backend-spec.js';
 
@@ -75,7 +76,8 @@ export function withCachekit<T extends object>(
   options: WithCachekitOptions = {},
 ): (T & CachekitNextConfig) | ConfigFunction<T & CachekitNextConfig> {
   const serialised = serialisedOptions(options);
-  const previous = process.env[OPTIONS_ENV];
+  const env = processEnv();
+  const previous = env[OPTIONS_ENV];
   const holder = singleton<{ written?: string }>('withCachekitOptions', () => ({}));
   if (previous !== undefined && previous !== serialised && previous !== holder.written) {
     // Set by hand (not by an earlier evaluation of next.config in this process or its parent): it loses.
@@ -83,10 +85,10 @@ export function withCachekit<T extends object>(
     logger().warn(`[cachekit] withCachekit replaces the ${OPTIONS_ENV} set in the environment with the options given in next.config`);
   }
   // Set now (not only when Next calls a config function): whatever Next forks after evaluating the file inherits it.
-  process.env[OPTIONS_ENV] = holder.written = serialised;
+  env[OPTIONS_ENV] = holder.written = serialised;
   if (typeof nextConfig === 'function') {
     return async (phase, context) => {
-      process.env[OPTIONS_ENV] = serialised;
+      env[OPTIONS_ENV] = serialised;
       return applyTo(await (nextConfig as ConfigFunction<T>)(phase, context), serialised);
     };
   }

@@ -169,7 +169,7 @@ export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(s
           // is stored and the previous entry (if any) stays. Next reports the render error itself.
           return;
         }
-        const dev = Boolean(process.env.__NEXT_DEV_SERVER);
+        const dev = rt.devServer;
         // `expire: 0` is a dynamic entry in production: Next regenerates it on every read, storing it is wasted work.
         if (!dev && entry.expire === 0) return;
         const ttlSeconds = ttlOf(entry, dev);

@@ -12,6 +12,7 @@ import { MemcachedBackend } from '../backends/memcached.js';
 import { MemoryBackend } from '../backends/memory.js';
 import { RedisBackend } from '../backends/redis.js';
 import { isBackend, type Backend } from '../protocol/backend.js';
+import { cachekitVariables, processEnv } from '../shared/env.js';
 
 const defaults = () => singleton<{ backend?: Backend }>('defaultBackend', () => ({}));
 
@@ -59,14 +60,14 @@ export function resolveBackend(explicit?: Backend | null, options: ResolveOption
 
 /** The backend the environment selects (see {@link resolveBackend}). */
 export function backendFromEnv(options: ResolveOptions = {}): Backend {
-  const env = options.env ?? process.env;
+  const env = options.env ?? processEnv();
   const set = BACKEND_ENV_VARS.filter((name) => (env[name] ?? '').trim() !== '');
   if (set.length > 1) {
     throw new ConfigError('environment', set.join(', '), `select different backends; set only one of ${BACKEND_ENV_VARS.join(', ')}`);
   }
   const selected = set[0] ?? ((env.REDIS_URL ?? '').trim() !== '' ? 'REDIS_URL' : 'embedded-file');
   const fileDir = options.defaultFileCacheDir ?? path.join(os.tmpdir(), 'cachekit');
-  const signature = JSON.stringify([selected, selected === 'embedded-file' ? fileDir : env[selected], ...relevantEnv(env)]);
+  const signature = JSON.stringify([selected, selected === 'embedded-file' ? fileDir : env[selected], ...cachekitVariables(env)]);
   const memo = singleton('envBackends', () => new Map<string, Backend>());
   const existing = memo.get(signature);
   if (existing) return existing;
@@ -98,25 +99,13 @@ export function backendFromEnv(options: ResolveOptions = {}): Backend {
   return backend;
 }
 
-/** Every CACHEKIT_* variable, so a changed setting (e.g. a timeout) yields a new memoised backend. */
-function relevantEnv(env: NodeJS.ProcessEnv): string[] {
-  return Object.keys(env)
-    .filter((name) => name.startsWith('CACHEKIT_'))
-    .sort()
-    .map((name) => `${name}=${env[name]}`);
-}
-
 /** `cache.io`'s backend: one `CachekitIOBackend.fromEnv()` (and connection pool) per CACHEKIT_* configuration. */
 export function cachekitIOFromEnv(): CachekitIOBackend {
-  const signature = JSON.stringify(
-    Object.keys(process.env)
-      .filter((name) => name.startsWith('CACHEKIT_'))
-      .sort()
-      .map((name) => [name, process.env[name]]),
-  );
+  const env = processEnv();
+  const signature = JSON.stringify(cachekitVariables(env));
   const ioBackends = singleton('cachekitIOBackends', () => new Map<string, CachekitIOBackend>());
   let backend = ioBackends.get(signature);
-  if (!backend) ioBackends.set(signature, (backend = CachekitIOBackend.fromEnv()));
+  if (!backend) ioBackends.set(signature, (backend = CachekitIOBackend.fromEnv(env)));
   return backend;
 }
 

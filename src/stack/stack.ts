@@ -30,6 +30,7 @@ import { applyBuiltOptionsFromStandalone } from './built-options.js';
 import { entryCodec, type HandlerEntry } from '../wire/next-entry.js';
 import { useCacheCodec, type UseCacheStoredEntry } from '../wire/use-cache-entry.js';
 import { handlerChannel, tagKeyPrefix } from '../wire/keys.js';
+import { isInsideNext, isNextBuild, isNextDevServer, l1MaxSizeMbFromEnv, nextDeploymentId, OPTIONS_ENV, processEnv, type Env } from '../shared/env.js';
 
 export interface CachekitNextOptions {
   /** The L2. `null` = L1 only (per process). @default resolved: setDefaultBackend > environment > embedded File */
@@ -97,11 +98,11 @@ export interface CachekitNextOptions {
 /** What the handlers need of an entry cache: a TieredCache, or a SealedCache over one. */
 export type EntryCache<T> = Pick<TieredCache<T>, 'lookup' | 'get' | 'set' | 'add' | 'delete' | 'invalidateLocal' | 'clearLocal' | 'hasLocal' | 'stats'>;
 
-function encryptorOf(option: CachekitNextOptions['encryption']): Encryptor | undefined {
+function encryptorOf(option: CachekitNextOptions['encryption'], env: Env): Encryptor | undefined {
   if (option === undefined || option === false) return undefined;
   if (option instanceof Encryptor) return option;
   const { tenant: _tenant, ...overrides } = option === true ? {} : option;
-  const encryptor = Encryptor.fromEnv(process.env, overrides);
+  const encryptor = Encryptor.fromEnv(env, overrides);
   if (!encryptor) throw new ConfigError(COMPONENT, 'encryption', 'is on but there is no master key: set CACHEKIT_MASTER_KEY (hex, at least 32 bytes)');
   return encryptor;
 }
@@ -132,25 +133,36 @@ export class CacheStack {
   readonly #useCacheL1: L1Options | false;
   readonly #l1MaxTtlSeconds: number;
   readonly #timeoutMs: number;
+  /** `next build` is running: nothing is announced to other instances. */
+  readonly building: boolean;
+  /** `next dev`'s server. */
+  readonly devServer: boolean;
+  /** CACHEKIT_L1_MAX_SIZE_MB, the L1 budget when `l1.maxSizeMb` is not given. */
+  readonly #l1MaxSizeMb: number | undefined;
   readonly ready: Promise<boolean>;
 
   constructor(options: CachekitNextOptions) {
     validateOptions(options);
     this.options = options;
+    // The composition root is an edge: the environment is read here and passed down as values.
+    const env = processEnv();
     const backend = resolveBackend(options.backend, { defaultFileCacheDir: path.join(process.cwd(), '.next', 'cache', 'cachekit') });
     // Its connections open lazily, in whichever request calls first: they must not keep that request alive.
     this.backend = backend && detachedFromAsyncContext(backend);
     this.keyPrefix = options.keyPrefix ?? 'cachekit:';
     this.namespace = options.namespace ?? defaultNamespace();
     this.maxTtlSeconds = options.maxTtlSeconds ?? DEFAULT_MAX_TTL_SECONDS;
-    this.#deploymentId = options.deploymentId ?? (process.env.NEXT_DEPLOYMENT_ID || undefined);
+    this.#deploymentId = options.deploymentId ?? nextDeploymentId(env);
     const backendType = backendTypeOf(this.backend);
     this.#onError =
       options.onError ??
       ((error, context) =>
         warnRateLimited(`next:${error.backend}:${error.kind}:${context.operation}`, `${error.message} (cachekit-next ${context.operation}; served as a miss)`));
 
-    const building = process.env.NEXT_PHASE === 'phase-production-build';
+    const building = isNextBuild(env);
+    this.building = building;
+    this.devServer = isNextDevServer(env);
+    this.#l1MaxSizeMb = l1MaxSizeMbFromEnv(env);
     const report = (error: unknown, operation: string) => this.report(error, operation);
     const coherenceTtl = options.coherenceTtlSeconds ?? DEFAULT_COHERENCE_TTL_SECONDS;
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -172,7 +184,7 @@ export class CacheStack {
     if (options.useCacheL1 === false && this.backend === null) {
       throw new ConfigError(COMPONENT, 'useCacheL1', 'cannot be false when backend is null (nothing would be cached)');
     }
-    this.encryptor = encryptorOf(options.encryption);
+    this.encryptor = encryptorOf(options.encryption, env);
     this.#tenant = options.tenant ?? deprecatedTenant(COMPONENT, options.encryption) ?? this.namespace;
     this.entries = this.#entryCache(
       entryCodec(options.compression === false ? { thresholdBytes: false } : options.compression),
@@ -223,7 +235,8 @@ export class CacheStack {
 
   /** An L1 setting with the coherence bound applied (a given `maxTtlSeconds` can only shorten it). */
   #l1(l1: L1Options | undefined): L1Options {
-    return { ...l1, maxTtlSeconds: Math.min(l1?.maxTtlSeconds ?? Infinity, this.#l1MaxTtlSeconds) };
+    const maxSizeMb = l1?.maxSizeMb ?? this.#l1MaxSizeMb;
+    return { ...l1, ...(maxSizeMb === undefined ? {} : { maxSizeMb }), maxTtlSeconds: Math.min(l1?.maxTtlSeconds ?? Infinity, this.#l1MaxTtlSeconds) };
   }
 
   /** A tiered cache of entries, sealed (the L1 keeps ciphertext) when encryption is on. */
@@ -347,8 +360,12 @@ export async function resetStacks(): Promise<void> {
   await Promise.all(all.map((stack) => stack.close()));
 }
 
-/** Where `withCachekit` passes its (serialisable) options to every process that loads the handlers. */
-export const OPTIONS_ENV = 'CACHEKIT_NEXT_OPTIONS';
+export { OPTIONS_ENV };
+
+/** A Next.js process (or one where withCachekit's options are set): loaders default to the handlers' store and scope. */
+export function insideNextApp(env: Env = processEnv()): boolean {
+  return isInsideNext(env);
+}
 
 /** The options in `CACHEKIT_NEXT_OPTIONS`: serialisable ones, with the backend as a spec (module, description, null). */
 export type ConfiguredOptions = Omit<CachekitNextOptions, 'backend' | 'onError'> & { backend?: BackendSpec };
@@ -367,7 +384,7 @@ function optionsText(env: NodeJS.ProcessEnv): string | undefined {
  * The options configured for the default handlers: `CACHEKIT_NEXT_OPTIONS` (JSON; what withCachekit sets, or its
  * generated modules under `output: 'standalone'`), else none (environment decides).
  */
-export function configuredOptions(env: NodeJS.ProcessEnv = process.env): ConfiguredOptions {
+export function configuredOptions(env: Env = processEnv()): ConfiguredOptions {
   const raw = optionsText(env);
   if (!raw) return {};
   let parsed: unknown;
@@ -393,7 +410,7 @@ type Configured = { raw: string; options: ConfiguredOptions; backend?: Backend }
  * the stack is created; the handlers await it). Throws (or rejects) a ConfigError on a bad configuration: the
  * handlers report that and answer misses, never a render error.
  */
-export function configuredStack(env: NodeJS.ProcessEnv = process.env): CacheStack | Promise<CacheStack> {
+export function configuredStack(env: Env = processEnv()): CacheStack | Promise<CacheStack> {
   const raw = optionsText(env) ?? '';
   const holder = singleton<{ parsed?: Configured }>('configuredOptions', () => ({}));
   let parsed = holder.parsed;

@@ -4,7 +4,7 @@ import { breakerFor, type BreakerOptions, type CircuitBreaker } from './breaker.
 import { withDeadline } from './deadline.js';
 import { warnRateLimited } from '../shared/log.js';
 import { Metrics, type MetricsSnapshot } from './metrics.js';
-import { assertKnownOptions, ConfigError, DEFAULT_TIMEOUT_MS, envNumber, numberOption } from '../shared/options.js';
+import { assertKnownOptions, ConfigError, DEFAULT_TIMEOUT_MS, numberOption } from '../shared/options.js';
 import { nowMs } from '../shared/clock.js';
 import { bytesCodec, type Codec } from '../wire/frame.js';
 
@@ -19,7 +19,7 @@ export interface ErrorContext {
 export type ErrorHandler = (error: BackendError, context: ErrorContext) => void;
 
 export interface L1Options {
-  /** Byte budget of the in-memory L1. @default CACHEKIT_L1_MAX_SIZE_MB or 100 */
+  /** Byte budget of the in-memory L1, in MiB (the handlers and loaders default it from CACHEKIT_L1_MAX_SIZE_MB). @default 100 */
   maxSizeMb?: number;
   /**
    * Longest time an entry stays in L1, in seconds, whatever its L2 TTL. This bounds how stale an instance can be
@@ -116,8 +116,7 @@ export class TieredCache<T = Uint8Array> {
     } else {
       const l1 = options.l1 ?? {};
       assertKnownOptions(`${component}.l1`, l1, ['maxSizeMb', 'maxTtlSeconds']);
-      const fallbackMb = envNumber('CACHEKIT_L1_MAX_SIZE_MB') ?? 100;
-      const maxSizeMb = numberOption(component, 'l1.maxSizeMb', l1.maxSizeMb, fallbackMb, { min: 0, minInclusive: false });
+      const maxSizeMb = numberOption(component, 'l1.maxSizeMb', l1.maxSizeMb, 100, { min: 0, minInclusive: false });
       const maxTtlSeconds = numberOption(component, 'l1.maxTtlSeconds', l1.maxTtlSeconds, Infinity, { min: 0, minInclusive: false, allowInfinity: true });
       this.#maxL1TtlMs = maxTtlSeconds * 1000;
       const maxSize = Math.max(1, Math.floor(maxSizeMb * 1024 * 1024));
