@@ -8,6 +8,7 @@ import { isBackend } from '../protocol/backend.js';
 import { booleanOption, ConfigError, DEFAULT_TIMEOUT_MS, describe, numberOption, stringOption } from '../shared/options.js';
 import { nested, omit, pick, type OptionSpec, type Schema } from '../shared/option-schema.js';
 import { Encryptor } from '../wire/encryption.js';
+import { interopSegmentProblem } from '../wire/interop.js';
 import type { BreakerOptions } from '../store/breaker.js';
 import { warnOnce } from '../shared/log.js';
 
@@ -119,7 +120,17 @@ export const HANDLER_OPTIONS = {
 /** `withCachekit` options: the handlers', minus the function-valued ones (they cannot reach Next's workers). */
 export const WITH_CACHEKIT_OPTIONS = omit(HANDLER_OPTIONS, ['onError']);
 
-const INTEROP: Schema = { namespace: spec('Python cachekit namespace.', 'required', string), operation: spec('Operation name.', 'the function name', string) };
+// The segment rule is Python cachekit's, so both SDKs derive one key.
+const segment =
+  (kind: 'namespace' | 'operation') =>
+  (c: string, n: string, v: unknown): void => {
+    const problem = interopSegmentProblem(kind, v);
+    if (problem) throw new ConfigError(c, n, problem);
+  };
+const INTEROP: Schema = {
+  namespace: spec('Python cachekit namespace.', 'required', segment('namespace')),
+  operation: spec('Operation name.', 'the function name', segment('operation')),
+};
 const strings = (what: string) => (c: string, n: string, v: unknown) => {
   if (!Array.isArray(v) || v.some((item) => typeof item !== 'string' || item === '')) throw new ConfigError(c, n, `must be an array of ${what}`);
 };
