@@ -10,7 +10,7 @@
  * arguments) for those. An explicit `key` replaces the hash.
  *
  * Stored record (record-store.ts): `[expiresAt ms, storedAt ms, freshUntil ms, tags, value]` in cachekit's ByteStorage
- * envelope, the value encoded so a hit returns what the miss returned, type for type (value-codec.ts; a value that
+ * envelope, the value encoded so a hit returns what the miss returned, type for type (typed-value.ts; a value that
  * cannot come back as it is, e.g. with a function inside, is returned but not stored, and reported); encrypted with
  * `encryption` / `cache.secure`; or, with `interop`, the bare value as a Python cachekit service writes it.
  *

@@ -12,7 +12,7 @@ import { warnRateLimited } from '../shared/log.js';
 import { ConfigError } from '../shared/options.js';
 import { interopStore, plainStore, sealedStore, type RecordStore, type StoredRecord, type TieredSettings } from '../store/record-store.js';
 import { backendTypeOf, type HitSource } from '../store/tiered.js';
-import { UnstorableValueError } from '../wire/value-codec.js';
+import { UnstorableValueError } from '../wire/typed-value.js';
 import { nowMs } from '../shared/clock.js';
 
 import type { CacheOptions } from './types.js';

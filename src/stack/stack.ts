@@ -24,11 +24,11 @@ import { singleton } from '../shared/registry.js';
 import { entryCipher, SealedCache } from '../store/sealed.js';
 import { TagStore, type TagVerdict } from '../store/tags.js';
 import { backendTypeOf, TieredCache, type ErrorHandler, type L1Options } from '../store/tiered.js';
-import { bytesCodec, type Codec } from '../wire/frame.js';
+import { bytesSerializer, type Serializer } from '../wire/frame.js';
 import { backendFromDescription, loadBackendModule, validateBackendSpec, type BackendSpec } from './backend-spec.js';
 import { applyBuiltOptionsFromStandalone } from './built-options.js';
-import { entryCodec, type HandlerEntry } from '../wire/next-entry.js';
-import { useCacheCodec, type UseCacheStoredEntry } from '../wire/use-cache-entry.js';
+import { handlerEntrySerializer, type HandlerEntry } from '../wire/next-entry.js';
+import { useCacheEntrySerializer, type UseCacheStoredEntry } from '../wire/use-cache-entry.js';
 import { handlerChannel, tagKeyPrefix } from '../wire/keys.js';
 import { isInsideNext, isNextBuild, isNextDevServer, l1MaxSizeMbFromEnv, nextDeploymentId, OPTIONS_ENV, processEnv, type Env } from '../shared/env.js';
 
@@ -187,7 +187,7 @@ export class CacheStack {
     this.encryptor = encryptorOf(options.encryption, env);
     this.#tenant = options.tenant ?? deprecatedTenant(COMPONENT, options.encryption) ?? this.namespace;
     this.entries = this.#entryCache(
-      entryCodec(options.compression === false ? { thresholdBytes: false } : options.compression),
+      handlerEntrySerializer(options.compression === false ? { thresholdBytes: false } : options.compression),
       options.l1 === false ? false : this.#l1(options.l1),
       'cachekit-next',
     );
@@ -226,7 +226,7 @@ export class CacheStack {
   get useCacheEntries(): EntryCache<UseCacheStoredEntry> {
     return (this.#useCacheEntries ??= runOutsideAsyncContext(() =>
       this.#entryCache(
-        useCacheCodec(this.options.compression === false ? { thresholdBytes: false } : this.options.compression),
+        useCacheEntrySerializer(this.options.compression === false ? { thresholdBytes: false } : this.options.compression),
         this.#useCacheL1 === false ? false : this.#l1(this.#useCacheL1),
         'cachekit-next:use-cache',
       ),
@@ -240,13 +240,18 @@ export class CacheStack {
   }
 
   /** A tiered cache of entries, sealed (the L1 keeps ciphertext) when encryption is on. */
-  #entryCache<T>(codec: Codec<T>, l1: L1Options | false, name: string): EntryCache<T> {
+  #entryCache<T>(codec: Serializer<T>, l1: L1Options | false, name: string): EntryCache<T> {
     const breaker: BreakerOptions | false | undefined = this.options.breaker === false ? false : breakerSettings(this.options.breaker);
     const settings = { backend: this.backend, l1, timeoutMs: this.#timeoutMs, breaker, onError: this.#onError, name };
-    if (!this.encryptor) return new TieredCache<T>({ ...settings, codec });
+    if (!this.encryptor) return new TieredCache<T>({ ...settings, serializer: codec });
     // The AAD binds each entry to this app's tenant and its key: an entry copied under another key never decrypts.
     const context = (cacheKey: string, tenantId: string) => ({ tenantId, cacheKey, format: 'cachekit-next', compressed: false });
-    return new SealedCache<T>(new TieredCache<Uint8Array>({ ...settings, codec: bytesCodec }), codec, entryCipher(this.encryptor, context), this.#tenant);
+    return new SealedCache<T>(
+      new TieredCache<Uint8Array>({ ...settings, serializer: bytesSerializer }),
+      codec,
+      entryCipher(this.encryptor, context),
+      this.#tenant,
+    );
   }
 
   /**

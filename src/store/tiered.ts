@@ -6,7 +6,7 @@ import { warnRateLimited } from '../shared/log.js';
 import { Metrics, type MetricsSnapshot } from './metrics.js';
 import { assertKnownOptions, ConfigError, DEFAULT_TIMEOUT_MS, numberOption } from '../shared/options.js';
 import { nowMs } from '../shared/clock.js';
-import { bytesCodec, type Codec } from '../wire/frame.js';
+import { bytesSerializer, type Serializer } from '../wire/frame.js';
 
 export interface ErrorContext {
   operation: string;
@@ -32,8 +32,8 @@ export interface L1Options {
 export interface TieredCacheOptions<T> {
   /** The L2; `null` for L1-only. */
   backend: Backend | null;
-  /** @default bytesCodec (values are bytes) */
-  codec?: Codec<T>;
+  /** @default bytesSerializer (values are bytes) */
+  serializer?: Serializer<T>;
   /** L1 settings, or `false` for no L1. */
   l1?: L1Options | false;
   /** Deadline for every L2 call in ms; past it the call counts as a timeout and the cache answers a miss. @default 1500 */
@@ -83,7 +83,7 @@ const defaultOnError: ErrorHandler = (error, context) => {
 export class TieredCache<T = Uint8Array> {
   readonly backend: Backend | null;
   readonly name: string;
-  readonly #codec: Codec<T>;
+  readonly #serializer: Serializer<T>;
   readonly #l1: LRUCache<string, L1Entry<T>> | null;
   readonly #maxL1TtlMs: number;
   readonly #timeoutMs: number;
@@ -96,13 +96,13 @@ export class TieredCache<T = Uint8Array> {
 
   constructor(options: TieredCacheOptions<T>) {
     const component = 'TieredCache';
-    assertKnownOptions(component, options, ['backend', 'codec', 'l1', 'timeoutMs', 'breaker', 'onError', 'name', 'expiresAt']);
+    assertKnownOptions(component, options, ['backend', 'serializer', 'l1', 'timeoutMs', 'breaker', 'onError', 'name', 'expiresAt']);
     if (options.backend === undefined) {
       throw new ConfigError(component, 'backend', 'is required (a Backend, or null for L1-only); use resolveBackend() for the default');
     }
     this.backend = options.backend;
     this.name = options.name ?? 'cache';
-    this.#codec = options.codec ?? (bytesCodec as unknown as Codec<T>);
+    this.#serializer = options.serializer ?? (bytesSerializer as unknown as Serializer<T>);
     this.#expiresAt = options.expiresAt;
     this.#timeoutMs = numberOption(component, 'timeoutMs', options.timeoutMs, DEFAULT_TIMEOUT_MS, { min: 0, minInclusive: false });
     this.#onError = options.onError ?? defaultOnError;
@@ -185,7 +185,7 @@ export class TieredCache<T = Uint8Array> {
     }
     let value: T;
     try {
-      value = this.#codec.decode(bytes);
+      value = this.#serializer.decode(bytes);
     } catch (error) {
       this.metrics.misses++;
       this.#report(
@@ -215,7 +215,7 @@ export class TieredCache<T = Uint8Array> {
    * failed (reported through `onError`); the L1 then still holds the value for this process.
    */
   async set(key: string, value: T, ttlSeconds?: number): Promise<boolean> {
-    const bytes = this.#codec.encode(value);
+    const bytes = this.#serializer.encode(value);
     this.metrics.sets++;
     this.#invalidateFlight(key);
     const ttlMs = ttlSeconds && ttlSeconds > 0 ? ttlSeconds * 1000 : null;
@@ -236,7 +236,7 @@ export class TieredCache<T = Uint8Array> {
    * check): for seeding without overwriting newer entries. `true` when stored; faults resolve `false`.
    */
   async add(key: string, value: T, ttlSeconds?: number): Promise<boolean> {
-    const bytes = this.#codec.encode(value);
+    const bytes = this.#serializer.encode(value);
     const ttlMs = ttlSeconds && ttlSeconds > 0 ? ttlSeconds * 1000 : null;
     const backend = this.backend;
     if (backend === null) {
