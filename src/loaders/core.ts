@@ -11,6 +11,8 @@ import { backendKeyPrefix } from '../store/sealed.js';
 import { warnRateLimited } from '../shared/log.js';
 import { ConfigError } from '../shared/options.js';
 import { interopStore, plainStore, sealedStore, type RecordStore, type StoredRecord, type TieredSettings } from '../store/record-store.js';
+import { lookupFresh } from '../store/fresh-read.js';
+import type { L2Guard } from '../store/l2-guard.js';
 import { backendTypeOf, type HitSource } from '../store/tiered.js';
 import { UnstorableValueError } from '../wire/typed-value.js';
 import { nowMs } from '../shared/clock.js';
@@ -91,7 +93,9 @@ export class CachedCore {
         `must have no keyPrefix with \`interop\` (got ${JSON.stringify(backendKeyPrefix(backend))}): interop keys are shared verbatim across SDKs; give interop loaders a backend without one`,
       );
     }
-    const bus = backend ? sharedBus(backend, settings.channel, (error, operation) => report(error, operation, settings.channel, settings)) : null;
+    // L2 faults of the bus are reported as every L2 fault is: by the store's guard (set below, before any call).
+    let guard: L2Guard | undefined;
+    const bus = backend ? sharedBus(backend, settings.channel, (error, operation) => guard?.report(error, operation, settings.channel)) : null;
     const local = backend === null || isProcessLocal(backend);
     let l1 = settings.l1;
     // Writes nobody announces: other instances over a backend without messages, and Python services in interop mode.
@@ -104,6 +108,7 @@ export class CachedCore {
       : settings.encryption
         ? sealedStore(tieredSettings, settings.encryption)
         : plainStore(tieredSettings);
+    guard = store.tiered.guard;
     if (bus?.coherent) {
       // Weakly: a wrapper that is dropped (created per request by mistake) must not stay alive through the bus.
       const ref = new WeakRef(store.tiered);
@@ -201,30 +206,21 @@ export class CachedCore {
     return { value: await this.#computeLocked(key, compute, policy, tenant), status: 'miss', stale: false };
   }
 
-  /** The stored record and whether it is fresh, stale (servable while refreshing) or a miss. */
-  async #read(key: string, policy: Policy, tenant: string, retry = true): Promise<Found | null> {
-    const found = await this.#readOnce(key, policy, tenant);
-    if (retry && found && found.state !== 'fresh' && found.source === 'l1') {
-      // This process's copy is stale or dead (tag event, past its time); another instance may have stored a newer one.
-      this.#w.store.tiered.invalidateLocal(key);
-      return this.#read(key, policy, tenant, false);
-    }
-    return found;
+  /** The stored record and whether it is fresh, stale (servable while refreshing) or a miss: the shared read rule. */
+  async #read(key: string, policy: Policy, tenant: string): Promise<Found | null> {
+    const store = this.#w.store;
+    const source = { lookup: (k: string) => store.lookup(k, tenant), invalidateLocal: (k: string) => store.tiered.invalidateLocal(k) };
+    const read = await lookupFresh(source, key, ({ record }) => this.#judge(record, policy));
+    return read && { record: read.hit.record, source: read.hit.source, state: read.verdict };
   }
 
-  async #readOnce(key: string, policy: Policy, tenant: string): Promise<Found | null> {
-    const hit = await this.#w.store.lookup(key, tenant);
-    if (!hit) return null;
-    const { record, source } = hit;
+  /** Fresh until `f`, stale (served while refreshing) for `staleTtl` more, then a miss; a tag event can only shorten that. */
+  #judge(record: StoredRecord, policy: Policy): Found['state'] | Promise<Found['state']> {
     const now = nowMs();
-    let state: Found['state'] = now < record.f ? 'fresh' : now < record.f + policy.staleTtl * 1000 ? 'stale' : 'miss';
-    if (state !== 'miss' && record.t && record.t.length > 0) {
-      const verdict = await this.#tagVerdict(record.t, record.s);
-      // 'stale' from the tag store (revalidateTag with an expire duration) is served once while refreshing, like Next.
-      if (verdict === 'expired') state = 'miss';
-      else if (verdict === 'stale') state = 'stale';
-    }
-    return { record, source, state };
+    const state: Found['state'] = now < record.f ? 'fresh' : now < record.f + policy.staleTtl * 1000 ? 'stale' : 'miss';
+    if (state === 'miss' || !record.t || record.t.length === 0) return state;
+    // 'stale' from the tag store (revalidateTag with an expire duration) is served once while refreshing, like Next.
+    return this.#tagVerdict(record.t, record.s).then((verdict) => (verdict === 'expired' ? 'miss' : verdict === 'stale' ? 'stale' : state));
   }
 
   async #tagVerdict(tags: readonly string[], storedAt: number): Promise<'fresh' | 'stale' | 'expired'> {
@@ -283,25 +279,26 @@ export class CachedCore {
   }
 
   async #acquire(key: string): Promise<string | null | 'none'> {
-    const backend = this.#w.store.tiered.backend;
+    const { backend, guard } = this.#w.store.tiered;
     if (!this.#settings.lock || !backend || !hasLocks(backend)) return 'none';
     try {
-      return await backend.acquireLock(key, this.#settings.lockTimeoutMs);
+      // Within the store's deadline and breaker, as every L2 call: a lock service that hangs must not hang the call.
+      return await guard.call('acquireLock', () => backend.acquireLock(key, this.#settings.lockTimeoutMs));
     } catch (error) {
       // Without the lock service, compute unlocked (a stampede is better than no answer).
-      report(error, 'acquireLock', key, this.#settings);
+      guard.report(error, 'acquireLock', key);
       return 'none';
     }
   }
 
   async #release(key: string, token: string): Promise<void> {
-    const backend = this.#w.store.tiered.backend;
+    const { backend, guard } = this.#w.store.tiered;
     if (!backend || !hasLocks(backend)) return;
     try {
-      await backend.releaseLock(key, token);
+      await guard.call('releaseLock', () => backend.releaseLock(key, token));
     } catch (error) {
       // The lease expires on its own.
-      report(error, 'releaseLock', key, this.#settings);
+      guard.report(error, 'releaseLock', key);
     }
   }
 
@@ -351,8 +348,9 @@ export class CachedCore {
 }
 
 /**
- * A fault turned into a miss or a skipped write: to `onError` when given, else logged (rate limited). A value that was
- * not stored is always logged, naming the function and the path inside the value: it is a bug to fix in the code.
+ * A fault of the loader itself (not of an L2 call: those are reported by the store's L2 guard) turned into an answer:
+ * to `onError` when given, else logged (rate limited). A value that was not stored is always logged, naming the
+ * function and the path inside the value: it is a bug to fix in the code.
  */
 export function report(error: unknown, operation: string, key: string, settings?: Pick<CoreSettings, 'name' | 'onError'>): void {
   const message = BackendError.is(error) ? error.message : `${(error as Error)?.message ?? String(error)}`;

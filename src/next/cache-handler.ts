@@ -6,8 +6,7 @@
  *   cacheHandler: fileURLToPath(import.meta.resolve('cachekit-next/handler')),
  *   cacheMaxMemorySize: 0,
  */
-import { EncryptionError } from '../wire/encryption.js';
-import { configuredStack, getStack, reportUnavailable, stackOf, validateOptions, type CachekitNextOptions, type CacheStack } from '../stack/stack.js';
+import type { CachekitNextOptions, CacheStack } from '../stack/stack.js';
 import type { HandlerEntry } from '../wire/next-entry.js';
 import {
   NEXT_CACHE_TAGS_HEADER,
@@ -22,6 +21,7 @@ import { seedFromBuild } from './warm-start.js';
 import { nowMs } from '../shared/clock.js';
 import { requestBegan } from '../store/epoch.js';
 import { handlerEntryKey } from '../wire/keys.js';
+import { boundStack, configuredSource, readEntry, readFault, settled, stackOf, tagList, writeEntry, type StackSource } from './handler-core.js';
 
 const SUPPORTED_KINDS = new Set(['APP_PAGE', 'APP_ROUTE', 'PAGES', 'FETCH', 'REDIRECT', 'IMAGE']);
 
@@ -54,13 +54,11 @@ export interface CachekitCacheHandler {
  * Options are validated here, at construction of the class, so a typo fails `next build` at once.
  */
 export function createCacheHandler(options: CachekitNextOptions | (() => CachekitNextOptions) = {}): CacheHandlerClass {
-  if (typeof options !== 'function') validateOptions(options);
-  let resolved: CachekitNextOptions | undefined;
-  return handlerClassFor(() => getStack((resolved ??= typeof options === 'function' ? options() : options)));
+  return handlerClassFor(boundStack(options));
 }
 
 /** The handler class over a given stack (tests use it to run two "instances" in one process). */
-export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stack: () => R): CacheHandlerClass<R> {
+export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stack: StackSource<R>): CacheHandlerClass<R> {
   return class CachekitHandler implements CachekitCacheHandler {
     static stack = stack;
     /** A promise only while a backend module is imported, or when the configuration is broken (then rejected). */
@@ -80,12 +78,7 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
 
     /** The stack, or `undefined` (reported) when there is none. */
     async #rt(operation: string): Promise<CacheStack | undefined> {
-      try {
-        return await this.#stack;
-      } catch (error) {
-        reportUnavailable(error, operation);
-        return undefined;
-      }
+      return settled(this.#stack, operation);
     }
 
     #storeKey(rt: CacheStack, key: string, scope: Scope): string {
@@ -105,19 +98,10 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
           if (fresh) await fresh;
         }
         const scope: Scope = ctx.kind === 'FETCH' ? 'fetch' : ctx.kind === 'IMAGE' ? 'image' : 'response';
-        const storeKey = this.#storeKey(rt, key, scope);
-        let hit = await rt.entries.lookup(storeKey);
-        if (!hit) return null;
-        const tagsOfHit = (entry: HandlerEntry) => (scope === 'fetch' ? [...entry.tags, ...(ctx.tags ?? []), ...(ctx.softTags ?? [])] : entry.tags);
-        let verdict = await rt.tags.verdict(tagsOfHit(hit.value), hit.value.lastModified);
-        if (verdict !== 'fresh' && hit.source === 'l1' && rt.backend !== null) {
-          // Another instance may already have regenerated it: look in the L2 (if any: L1-only has no other copy) first.
-          rt.entries.invalidateLocal(storeKey);
-          hit = await rt.entries.lookup(storeKey);
-          if (!hit) return null;
-          verdict = await rt.tags.verdict(tagsOfHit(hit.value), hit.value.lastModified);
-        }
-        const entry = hit.value;
+        const tagsOf = (entry: HandlerEntry) => (scope === 'fetch' ? [...entry.tags, ...(ctx.tags ?? []), ...(ctx.softTags ?? [])] : entry.tags);
+        const read = await readEntry(rt, rt.entries, this.#storeKey(rt, key, scope), tagsOf, lastModifiedOf);
+        if (!read) return null;
+        const { entry, verdict } = read;
         // A value of the wrong kind makes Next throw an InvariantError: for us it is a miss.
         if ((scope === 'fetch') !== (entry.value?.kind === 'FETCH')) return null;
         if (verdict === 'expired') return null;
@@ -126,9 +110,7 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
         if (verdict === 'stale') backdate(result, entry, ctx);
         return result;
       } catch (error) {
-        // Only fail-closed encryption throws it: the user chose a failing page over a silent miss.
-        if (error instanceof EncryptionError) throw error;
-        rt.report(error, 'get', key);
+        readFault(rt, error, key);
         return null;
       }
     }
@@ -163,11 +145,7 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
         const entry: HandlerEntry = { lastModified: nowMs(), tags: tagsOf(data, ctx), value: data };
         const cacheControl = scope === 'fetch' ? undefined : ctx.cacheControl;
         if (cacheControl) entry.cacheControl = cacheControl;
-        const storeKey = this.#storeKey(rt, key, scope);
-        const started = rt.bus.started();
-        if (started) await started;
-        await rt.entries.set(storeKey, entry, rt.ttlFor(cacheControl?.expire));
-        await rt.bus.announceKeys([storeKey]);
+        await writeEntry(rt, rt.entries, this.#storeKey(rt, key, scope), entry, rt.ttlFor(cacheControl?.expire));
       } catch (error) {
         rt.report(error, 'set', key);
       }
@@ -176,7 +154,7 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
     async revalidateTag(tags: string | string[], durations?: { expire?: number }): Promise<void> {
       // The same event as the 'use cache' handler's updateTags: one tag store, one announcement.
       const rt = await this.#rt('revalidateTag');
-      await rt?.revalidateTags(typeof tags === 'string' ? [tags] : Array.isArray(tags) ? tags : [], durations);
+      await rt?.revalidateTags(tagList(tags), durations);
     }
 
     resetRequestCache(): void {
@@ -186,6 +164,8 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
     }
   };
 }
+
+const lastModifiedOf = (entry: HandlerEntry) => entry.lastModified;
 
 /** The tags an entry answers to: fetches carry them in ctx, pages and routes in `x-next-cache-tags`. */
 function tagsOf(data: IncrementalCacheValue | null, ctx: SetContext): string[] {
@@ -229,7 +209,7 @@ function backdate(result: CacheHandlerValue, entry: HandlerEntry, ctx: GetContex
 }
 
 /** The handler configured by `withCachekit` (or the environment): what `cacheHandler: require.resolve('cachekit-next/handler')` loads. */
-const CacheHandler: CacheHandlerClass<CacheStack | Promise<CacheStack>> = handlerClassFor(() => configuredStack());
+const CacheHandler: CacheHandlerClass<CacheStack | Promise<CacheStack>> = handlerClassFor(configuredSource);
 
 /** For the modules withCachekit generates under `output: 'standalone'` (see built-options.ts). */
 export { applyBuiltOptions } from '../stack/built-options.js';

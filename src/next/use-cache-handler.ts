@@ -13,10 +13,10 @@
  * Configure both kinds: an unconfigured `remote` silently stays in process memory. Next imports the module once per
  * process and uses its default export, a handler object.
  */
-import { EncryptionError } from '../wire/encryption.js';
-import { configuredStack, getStack, reportUnavailable, stackOf, validateOptions, type CachekitNextOptions, type CacheStack } from '../stack/stack.js';
+import type { CachekitNextOptions, CacheStack } from '../stack/stack.js';
 import type { UseCacheStoredEntry } from '../wire/use-cache-entry.js';
 import { nowMs } from '../shared/clock.js';
+import { boundStack, configuredSource, readEntry, readFault, readyStack, tagList, writeEntry, type StackSource } from './handler-core.js';
 import { useCacheEntryKey } from '../wire/keys.js';
 
 export type { CachekitNextOptions } from '../stack/stack.js';
@@ -81,22 +81,13 @@ function pendingOf(stack: CacheStack): Map<string, Promise<void>> {
  * Options are validated here, so a typo fails `next build` at once.
  */
 export function createUseCacheHandler(options: CachekitNextOptions | (() => CachekitNextOptions) = {}): UseCacheHandler {
-  if (typeof options !== 'function') validateOptions(options);
-  let resolved: CachekitNextOptions | undefined;
-  return useCacheHandlerFor(() => getStack((resolved ??= typeof options === 'function' ? options() : options)));
+  return useCacheHandlerFor(boundStack(options));
 }
 
 /** The handler over a given stack (tests use it to run two "instances" in one process). */
-export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(stack: () => R): UseCacheHandler<R> {
-  /** The stack, or `undefined` (reported) when there is none. Synchronous when it is ready, so `set` registers its pending marker in the same tick as before. */
-  const ready = (operation: string): CacheStack | Promise<CacheStack | undefined> | undefined => {
-    const rt = stackOf(stack);
-    if (!(rt instanceof Promise)) return rt;
-    return rt.catch((error: unknown) => {
-      reportUnavailable(error, operation);
-      return undefined;
-    });
-  };
+export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(stack: StackSource<R>): UseCacheHandler<R> {
+  // Synchronous when the stack is ready, so `set` registers its pending marker in the same tick as it is called.
+  const ready = (operation: string) => readyStack(stack, operation);
   return {
     stack,
 
@@ -111,19 +102,10 @@ export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(s
         // refreshTags read the invalidation epoch for this request; a get without one still keeps the age bound.
         const fresh = rt.bus.fresh();
         if (fresh) await fresh;
-        const cache = rt.useCacheEntries;
-        let hit = await cache.lookup(storeKey);
-        if (!hit) return undefined;
         const tagsOf = (entry: UseCacheStoredEntry) => (softTags.length > 0 ? [...entry.tags, ...softTags] : entry.tags);
-        let verdict = await rt.tags.verdict(tagsOf(hit.value), hit.value.timestamp);
-        if (verdict !== 'fresh' && hit.source === 'l1' && rt.backend !== null) {
-          // Another instance may already have regenerated it: look in the L2 (if any: L1-only has no other copy) first.
-          cache.invalidateLocal(storeKey);
-          hit = await cache.lookup(storeKey);
-          if (!hit) return undefined;
-          verdict = await rt.tags.verdict(tagsOf(hit.value), hit.value.timestamp);
-        }
-        const entry = hit.value;
+        const read = await readEntry(rt, rt.useCacheEntries, storeKey, tagsOf, timestampOf);
+        if (!read) return undefined;
+        const { entry, verdict } = read;
         // A negative expire is Next's eviction sentinel (its dev tiered handler overwrites entries with one).
         if (verdict === 'expired' || entry.expire < 0) return undefined;
         // Neither age nor expiry is checked here: Next compares `timestamp` with `revalidate` (background refresh) and
@@ -138,9 +120,7 @@ export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(s
           revalidate: verdict === 'stale' ? -1 : entry.revalidate,
         };
       } catch (error) {
-        // Only fail-closed encryption throws it: the user chose a failing page over a silent miss.
-        if (error instanceof EncryptionError) throw error;
-        rt.report(error, 'get', cacheKey);
+        readFault(rt, error, cacheKey);
         return undefined;
       }
     },
@@ -182,11 +162,8 @@ export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(s
           expire: entry.expire,
           revalidate: entry.revalidate,
         };
-        const started = rt.bus.started();
-        if (started) await started;
-        await rt.useCacheEntries.set(storeKey, stored, rt.ttlFor(ttlSeconds));
-        release(); // readers in this process can go on; other instances drop their L1 copy on the announcement
-        await rt.bus.announceKeys([storeKey]);
+        // Once stored, readers in this process go on; other instances drop their L1 copy on the announcement.
+        await writeEntry(rt, rt.useCacheEntries, storeKey, stored, rt.ttlFor(ttlSeconds), release);
       } catch (error) {
         rt.report(error, 'set', cacheKey);
       } finally {
@@ -233,8 +210,7 @@ export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(s
     },
 
     async updateTags(tags: string[], durations?: { expire?: number }): Promise<void> {
-      const list = typeof tags === 'string' ? [tags] : Array.isArray(tags) ? tags : [];
-      await (await ready('updateTags'))?.revalidateTags(list, durations);
+      await (await ready('updateTags'))?.revalidateTags(tagList(tags), durations);
     },
 
     async expireTags(...tags: string[]): Promise<void> {
@@ -242,6 +218,8 @@ export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(s
     },
   };
 }
+
+const timestampOf = (entry: UseCacheStoredEntry) => entry.timestamp;
 
 /**
  * Seconds the entry may live from now, or `undefined` for "forever" (the stack caps it at maxTtlSeconds). The dev
@@ -292,7 +270,7 @@ function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
 }
 
 /** The handler configured by `withCachekit` (or the environment): what `cacheHandlers.default`/`.remote` load. */
-const useCacheHandler: UseCacheHandler<CacheStack | Promise<CacheStack>> = useCacheHandlerFor(() => configuredStack());
+const useCacheHandler: UseCacheHandler<CacheStack | Promise<CacheStack>> = useCacheHandlerFor(configuredSource);
 
 /** For the modules withCachekit generates under `output: 'standalone'` (see built-options.ts). */
 export { applyBuiltOptions } from '../stack/built-options.js';

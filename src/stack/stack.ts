@@ -7,13 +7,11 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { resolveBackend } from './resolve.js';
-import { BackendError, type Backend } from '../protocol/backend.js';
+import type { Backend } from '../protocol/backend.js';
 import type { BreakerOptions } from '../store/breaker.js';
-import { breakerFor } from '../store/breaker.js';
 import { detachedFromAsyncContext, runOutsideAsyncContext } from '../shared/async-context.js';
 import type { CompressionOptions } from '../wire/frame.js';
 import { CoherenceBus } from '../store/coherence.js';
-import { withDeadline } from '../store/deadline.js';
 import { objectId } from '../shared/identity.js';
 import { Encryptor, type EncryptionOptions } from '../wire/encryption.js';
 import { infoOnce, warnRateLimited } from '../shared/log.js';
@@ -23,7 +21,8 @@ import { breakerSettings, deprecatedTenant, DEFAULT_COHERENCE_TTL_SECONDS, HANDL
 import { singleton } from '../shared/registry.js';
 import { entryCipher, SealedCache } from '../store/sealed.js';
 import { TagStore, type TagVerdict } from '../store/tags.js';
-import { backendTypeOf, TieredCache, type ErrorHandler, type L1Options } from '../store/tiered.js';
+import { L2Guard, type ErrorHandler } from '../store/l2-guard.js';
+import { TieredCache, type L1Options } from '../store/tiered.js';
 import { bytesSerializer, type Serializer } from '../wire/frame.js';
 import { backendFromDescription, loadBackendModule, validateBackendSpec, type BackendSpec } from './backend-spec.js';
 import { applyBuiltOptionsFromStandalone } from './built-options.js';
@@ -128,11 +127,12 @@ export class CacheStack {
   readonly namespace: string;
   readonly maxTtlSeconds: number;
   readonly #onError: ErrorHandler;
+  /** Every L2 call of the stack outside the entry caches (tag keys, the epoch, messages), and every report. */
+  readonly guard: L2Guard;
   #deploymentId: string | undefined;
   #useCacheEntries: EntryCache<UseCacheStoredEntry> | undefined;
   readonly #useCacheL1: L1Options | false;
   readonly #l1MaxTtlSeconds: number;
-  readonly #timeoutMs: number;
   /** `next build` is running: nothing is announced to other instances. */
   readonly building: boolean;
   /** `next dev`'s server. */
@@ -153,7 +153,6 @@ export class CacheStack {
     this.namespace = options.namespace ?? defaultNamespace();
     this.maxTtlSeconds = options.maxTtlSeconds ?? DEFAULT_MAX_TTL_SECONDS;
     this.#deploymentId = options.deploymentId ?? nextDeploymentId(env);
-    const backendType = backendTypeOf(this.backend);
     this.#onError =
       options.onError ??
       ((error, context) =>
@@ -166,15 +165,13 @@ export class CacheStack {
     const report = (error: unknown, operation: string) => this.report(error, operation);
     const coherenceTtl = options.coherenceTtlSeconds ?? DEFAULT_COHERENCE_TTL_SECONDS;
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.#timeoutMs = timeoutMs;
-    const breaker = this.backend && options.breaker !== false ? breakerFor(this.backend, breakerSettings(options.breaker)) : null;
-    // Tag keys and the invalidation epoch: the same deadline and breaker as the entries.
-    const call = <R>(operation: string, run: () => Promise<R>): Promise<R> => {
-      const guarded = () => withDeadline(run(), timeoutMs, backendType, operation);
-      return breaker ? breaker.run(backendType, operation, guarded) : guarded();
-    };
+    // Tag keys, the invalidation epoch and messages: the same deadline and breaker as the entries.
+    const breaker: BreakerOptions | false | undefined = options.breaker === false ? false : breakerSettings(options.breaker);
+    this.guard = new L2Guard({ backend: this.backend, timeoutMs, breaker, onError: this.#onError, name: COMPONENT });
+    const call = this.guard.run;
     this.bus = new CoherenceBus(building ? null : this.backend, handlerChannel(this), report, {
-      epoch: options.readYourWrites === false ? false : { maxAgeMs: coherenceTtl * 1000, call },
+      epoch: options.readYourWrites === false ? false : { maxAgeMs: coherenceTtl * 1000 },
+      call,
     });
     // Announcements reach every instance (messages, or the epoch read per request): L1 copies live as long as the L2's.
     // L1 only (no backend): nothing else holds a copy, so the L1 is bounded by entry TTLs alone.
@@ -240,15 +237,15 @@ export class CacheStack {
   }
 
   /** A tiered cache of entries, sealed (the L1 keeps ciphertext) when encryption is on. */
-  #entryCache<T>(codec: Serializer<T>, l1: L1Options | false, name: string): EntryCache<T> {
-    const breaker: BreakerOptions | false | undefined = this.options.breaker === false ? false : breakerSettings(this.options.breaker);
-    const settings = { backend: this.backend, l1, timeoutMs: this.#timeoutMs, breaker, onError: this.#onError, name };
-    if (!this.encryptor) return new TieredCache<T>({ ...settings, serializer: codec });
+  #entryCache<T>(serializer: Serializer<T>, l1: L1Options | false, name: string): EntryCache<T> {
+    // The stack's guard: entries, tag keys, the epoch and messages share one deadline, breaker and reporter.
+    const settings = { backend: this.backend, l1, guard: this.guard, name };
+    if (!this.encryptor) return new TieredCache<T>({ ...settings, serializer });
     // The AAD binds each entry to this app's tenant and its key: an entry copied under another key never decrypts.
     const context = (cacheKey: string, tenantId: string) => ({ tenantId, cacheKey, format: 'cachekit-next', compressed: false });
     return new SealedCache<T>(
       new TieredCache<Uint8Array>({ ...settings, serializer: bytesSerializer }),
-      codec,
+      serializer,
       entryCipher(this.encryptor, context),
       this.#tenant,
     );
@@ -293,22 +290,9 @@ export class CacheStack {
     return this.#deploymentId ?? 'build';
   }
 
-  /** Routes every fault to onError as a BackendError. */
+  /** Routes every fault to onError as a BackendError (through the guard: one report per fault). */
   report(error: unknown, operation: string, key?: string): void {
-    const backendError = BackendError.is(error)
-      ? error
-      : new BackendError(`${operation} failed: ${(error as Error)?.message ?? String(error)}`, {
-          kind: 'unknown',
-          backend: backendTypeOf(this.backend),
-          operation,
-          ...(key === undefined ? {} : { key }),
-          cause: error,
-        });
-    try {
-      this.#onError(backendError, { operation, cache: 'cachekit-next', ...(key === undefined ? {} : { key }) });
-    } catch {
-      // A throwing onError hook must not turn a cache fault into a page error.
-    }
+    this.guard.report(error, operation, key);
   }
 
   /** The TTL for an entry: its `expire` when given, never above maxTtlSeconds. */
@@ -430,25 +414,4 @@ export function configuredStack(env: Env = processEnv()): CacheStack | Promise<C
     });
   }
   return getStack(spec === undefined ? options : { ...options, backend: spec === null ? null : backendFromDescription(spec, env) });
-}
-
-/** Where the handlers get their stack: a stack, or (default handlers with a backend module) a promise of one. */
-export type StackSource<R extends CacheStack | Promise<CacheStack> = CacheStack | Promise<CacheStack>> = () => R;
-
-/**
- * The stack of `source` without an extra tick when it is ready (ordering of a handler's synchronous first steps is
- * kept), a rejected promise when it failed.
- */
-export function stackOf(source: StackSource): CacheStack | Promise<CacheStack> {
-  try {
-    return source();
-  } catch (error) {
-    return Promise.reject(error);
-  }
-}
-
-/** Reports that no stack could be created: every cache call is then a miss (never a render error). */
-export function reportUnavailable(error: unknown, operation: string): void {
-  const message = error instanceof Error ? error.message : String(error);
-  warnRateLimited(`next:unavailable:${message}`, `${message} (cachekit-next ${operation}: not configured, served as a miss)`);
 }

@@ -10,10 +10,9 @@
 import { randomUUID } from '../shared/random.js';
 import { singleton } from '../shared/registry.js';
 import { hasInvalidation, type Backend, type InvalidationCapable, type Subscription } from '../protocol/backend.js';
-import { withDeadline } from './deadline.js';
 import { Epoch, requestGeneration, type EpochOptions } from './epoch.js';
-import { backendTypeOf } from './tiered.js';
 import { epochKey } from '../wire/keys.js';
+import { L2Guard, type GuardedCall } from './l2-guard.js';
 
 export interface CoherenceListener {
   /** Entries under `keys` changed elsewhere. */
@@ -34,13 +33,15 @@ interface Message {
 export interface CoherenceOptions {
   /**
    * Over a backend without messages: the invalidation epoch, trusting local state at most `maxAgeMs` without reading
-   * it (default 1000), its store calls through `call` (default: a 1500 ms deadline); `false` for none.
+   * it (default 1000); `false` for none.
    */
-  epoch?: false | Partial<Pick<EpochOptions, 'maxAgeMs' | 'call'>>;
+  epoch?: false | Partial<Pick<EpochOptions, 'maxAgeMs'>>;
+  /** Every L2 call of the bus (epoch reads and bumps, publish) goes through this. @default a 1500 ms deadline, no breaker */
+  call?: GuardedCall;
 }
 
 const DEFAULT_EPOCH_MAX_AGE_MS = 1_000;
-const DEFAULT_EPOCH_DEADLINE_MS = 1_500;
+const DEFAULT_DEADLINE_MS = 1_500;
 
 export class CoherenceBus {
   /** This instance's id in messages. */
@@ -51,6 +52,7 @@ export class CoherenceBus {
   readonly #backend: (Backend & InvalidationCapable) | null;
   readonly #listeners = new Set<CoherenceListener>();
   readonly #onError: (error: unknown, operation: string) => void;
+  readonly #call: GuardedCall;
   #subscription: Promise<Subscription | null> | null = null;
   #retry: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
@@ -62,6 +64,7 @@ export class CoherenceBus {
     this.#backend = backend && hasInvalidation(backend) ? backend : null;
     this.channel = channel;
     this.#onError = onError;
+    this.#call = options.call ?? new L2Guard({ backend, timeoutMs: DEFAULT_DEADLINE_MS, breaker: false }).run;
     const epoch = options.epoch ?? {};
     this.epoch =
       backend === null || this.#backend !== null || epoch === false
@@ -71,7 +74,7 @@ export class CoherenceBus {
             key: epochKey(channel),
             origin: this.origin,
             maxAgeMs: epoch.maxAgeMs ?? DEFAULT_EPOCH_MAX_AGE_MS,
-            call: epoch.call ?? ((operation, run) => withDeadline(run(), DEFAULT_EPOCH_DEADLINE_MS, backendTypeOf(backend), operation)),
+            call: this.#call,
             onError,
             target: {
               keys: (keys) => this.#dispatch({ o: '', k: keys }),
@@ -178,7 +181,7 @@ export class CoherenceBus {
     const backend = this.#backend;
     if (!backend) return;
     try {
-      await backend.publish(this.channel, JSON.stringify(message));
+      await this.#call('publish', () => backend.publish(this.channel, JSON.stringify(message)));
       this.sent++;
     } catch (error) {
       this.#onError(error, 'publish');

@@ -16,6 +16,7 @@ import { runOutsideAsyncContext } from '../shared/async-context.js';
 import { nowMs } from '../shared/clock.js';
 import { singleton } from '../shared/registry.js';
 import { journalSlotKey } from '../wire/keys.js';
+import type { GuardedCall } from './l2-guard.js';
 
 /** What changed: entry keys and tags. */
 export interface EpochEvent {
@@ -43,8 +44,8 @@ export interface EpochOptions {
    * (`synced`), and while the store cannot be read.
    */
   maxAgeMs: number;
-  /** Every store call goes through this (deadline, breaker). */
-  call: <R>(operation: string, run: () => Promise<R>) => Promise<R>;
+  /** Every store call goes through this (the L2 guard: deadline, breaker). */
+  call: GuardedCall;
   onError: (error: unknown, operation: string) => void;
   target: EpochTarget;
 }
@@ -132,14 +133,14 @@ export class Epoch {
     try {
       if (hasCounter(backend)) {
         // A counter lost to eviction restarts at the clock, far ahead of what any reader saw: they flush, never miss.
-        const n = await call('epoch', () => backend.incr(key, Math.floor(nowMs())));
+        const n = await call('epochWrite', () => backend.incr(key, Math.floor(nowMs())));
         const entry: JournalEntry = { n, o: origin };
         if (keys.size > 0) entry.k = [...keys];
         if (tags.size > 0) entry.t = [...tags];
-        await call('epoch', () => backend.set(slotKey(key, n), encoder.encode(JSON.stringify(entry)), JOURNAL_TTL_SECONDS));
+        await call('epochWrite', () => backend.set(slotKey(key, n), encoder.encode(JSON.stringify(entry)), JOURNAL_TTL_SECONDS));
       } else {
         const token = `${origin}:${++this.#tokens}`;
-        await call('epoch', () => backend.set(key, encoder.encode(token)));
+        await call('epochWrite', () => backend.set(key, encoder.encode(token)));
       }
       this.stats.bumps++;
     } catch (error) {
@@ -208,7 +209,7 @@ export class Epoch {
     const startedAt = nowMs();
     const { backend, key, call } = this.#options;
     try {
-      const raw = await call('epoch', () => backend.get(key));
+      const raw = await call('epochRead', () => backend.get(key));
       this.stats.reads++;
       if (this.mode === 'token') this.#token(raw === null ? null : decoder.decode(raw));
       else await this.#counter(raw === null ? 0 : Number(decoder.decode(raw)));
@@ -245,7 +246,7 @@ export class Epoch {
     if (slots.length === 0) return;
     const { backend, key, call } = this.#options;
     const keys = slots.map((slot) => slotKey(key, slot));
-    const values = await call('epoch', () => (hasBatch(backend) ? backend.getMany(keys) : Promise.all(keys.map((k) => backend.get(k)))));
+    const values = await call('epochRead', () => (hasBatch(backend) ? backend.getMany(keys) : Promise.all(keys.map((k) => backend.get(k)))));
     this.stats.journalReads++;
     this.#last = n;
     const entries = slots.map((slot, i) => parseEntry(values[i] ?? null, slot));

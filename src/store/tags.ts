@@ -14,6 +14,7 @@ import { LRUCache } from 'lru-cache';
 import { hasBatch, type Backend } from '../protocol/backend.js';
 import { nowMs } from '../shared/clock.js';
 import { tagStateKey } from '../wire/keys.js';
+import type { GuardedCall } from './l2-guard.js';
 
 export interface TagState {
   /** Entries written before this time (ms) are stale: served once while they regenerate. */
@@ -32,8 +33,8 @@ export interface TagStoreOptions {
   maxEntryTtlSeconds: number;
   /** How long a tag state read from L2 is trusted locally, in ms (invalidation messages or the epoch cut it short). */
   localTtlMs: number;
-  /** Reads and writes of tag keys go through this (the tiered cache's deadline and breaker). */
-  call: <R>(operation: string, run: () => Promise<R>) => Promise<R>;
+  /** Reads and writes of tag keys go through this (the L2 guard: the entries' deadline and breaker). */
+  call: GuardedCall;
   onError: (error: unknown, operation: string) => void;
 }
 

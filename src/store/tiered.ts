@@ -1,22 +1,13 @@
 import { LRUCache } from 'lru-cache';
 import { BackendError, hasAdd, hasTtl, type Backend } from '../protocol/backend.js';
-import { breakerFor, type BreakerOptions, type CircuitBreaker } from './breaker.js';
-import { withDeadline } from './deadline.js';
-import { warnRateLimited } from '../shared/log.js';
+import type { BreakerOptions } from './breaker.js';
+import { L2Guard, type ErrorHandler, type L2Operation } from './l2-guard.js';
 import { Metrics, type MetricsSnapshot } from './metrics.js';
 import { assertKnownOptions, ConfigError, DEFAULT_TIMEOUT_MS, numberOption } from '../shared/options.js';
 import { nowMs } from '../shared/clock.js';
 import { bytesSerializer, type Serializer } from '../wire/frame.js';
 
-export interface ErrorContext {
-  operation: string;
-  key?: string;
-  /** Name of the cache reporting it. */
-  cache: string;
-}
-
-/** Receives every backend fault the cache turned into a miss (or a failed write). */
-export type ErrorHandler = (error: BackendError, context: ErrorContext) => void;
+export { backendTypeOf, type ErrorContext, type ErrorHandler } from './l2-guard.js';
 
 export interface L1Options {
   /** Byte budget of the in-memory L1, in MiB (the handlers and loaders default it from CACHEKIT_L1_MAX_SIZE_MB). @default 100 */
@@ -42,6 +33,8 @@ export interface TieredCacheOptions<T> {
   breaker?: BreakerOptions | false;
   /** Called with every backend fault; the default logs them, rate limited. */
   onError?: ErrorHandler;
+  /** An L2 guard to share (a stack's: one choke point for all its L2 calls); `timeoutMs`, `breaker` and `onError` are then its own. */
+  guard?: L2Guard;
   /** Name used in logs and errors. @default 'cache' */
   name?: string;
   /**
@@ -69,10 +62,6 @@ interface Flight<T> {
 /** L1 lifetime for entries read from a backend that cannot report their TTL. */
 const UNKNOWN_TTL_L1_MS = 5_000;
 
-const defaultOnError: ErrorHandler = (error, context) => {
-  warnRateLimited(`${context.cache}:${error.backend}:${error.kind}`, `${error.message} (${context.cache}.${context.operation}; served as a miss)`);
-};
-
 /**
  * An in-memory L1 (lru-cache with a byte budget) in front of any L2 backend.
  *
@@ -86,17 +75,15 @@ export class TieredCache<T = Uint8Array> {
   readonly #serializer: Serializer<T>;
   readonly #l1: LRUCache<string, L1Entry<T>> | null;
   readonly #maxL1TtlMs: number;
-  readonly #timeoutMs: number;
-  readonly #breaker: CircuitBreaker | null;
-  readonly #onError: ErrorHandler;
+  /** Deadline, breaker and reporting of every L2 call. */
+  readonly guard: L2Guard;
   readonly #flights = new Map<string, Flight<T>>();
-  readonly #backendType: string;
   readonly #expiresAt: ((value: T) => number | null | undefined) | undefined;
   readonly metrics = new Metrics();
 
   constructor(options: TieredCacheOptions<T>) {
     const component = 'TieredCache';
-    assertKnownOptions(component, options, ['backend', 'serializer', 'l1', 'timeoutMs', 'breaker', 'onError', 'name', 'expiresAt']);
+    assertKnownOptions(component, options, ['backend', 'serializer', 'l1', 'timeoutMs', 'breaker', 'onError', 'guard', 'name', 'expiresAt']);
     if (options.backend === undefined) {
       throw new ConfigError(component, 'backend', 'is required (a Backend, or null for L1-only); use resolveBackend() for the default');
     }
@@ -104,10 +91,16 @@ export class TieredCache<T = Uint8Array> {
     this.name = options.name ?? 'cache';
     this.#serializer = options.serializer ?? (bytesSerializer as unknown as Serializer<T>);
     this.#expiresAt = options.expiresAt;
-    this.#timeoutMs = numberOption(component, 'timeoutMs', options.timeoutMs, DEFAULT_TIMEOUT_MS, { min: 0, minInclusive: false });
-    this.#onError = options.onError ?? defaultOnError;
-    this.#backendType = backendTypeOf(options.backend);
-    this.#breaker = options.backend && options.breaker !== false ? breakerFor(options.backend, options.breaker) : null;
+    const timeoutMs = numberOption(component, 'timeoutMs', options.timeoutMs, DEFAULT_TIMEOUT_MS, { min: 0, minInclusive: false });
+    this.guard =
+      options.guard ??
+      new L2Guard({
+        backend: options.backend,
+        timeoutMs,
+        ...(options.breaker === undefined ? {} : { breaker: options.breaker }),
+        ...(options.onError ? { onError: options.onError } : {}),
+        name: this.name,
+      });
 
     if (options.l1 === false) {
       if (options.backend === null) throw new ConfigError(component, 'l1', 'cannot be false when backend is null (nothing would be cached)');
@@ -191,7 +184,7 @@ export class TieredCache<T = Uint8Array> {
       this.#report(
         new BackendError(`stored value could not be decoded: ${(error as Error).message}`, {
           kind: 'permanent',
-          backend: this.#backendType,
+          backend: this.guard.backendType,
           operation: 'decode',
           key,
           cause: error,
@@ -323,40 +316,12 @@ export class TieredCache<T = Uint8Array> {
     return true;
   }
 
-  #call<R>(operation: string, _key: string, call: () => Promise<R>): Promise<R> {
-    const guarded = () => withDeadline(Promise.resolve().then(call), this.#timeoutMs, this.#backendType, operation);
-    return this.#breaker ? this.#breaker.run(this.#backendType, operation, guarded) : guarded();
+  #call<R>(operation: L2Operation, _key: string, call: () => Promise<R>): Promise<R> {
+    return this.guard.call(operation, call);
   }
 
   #report(error: unknown, operation: string, key: string): void {
     this.metrics.errors++;
-    const backendError = BackendError.is(error)
-      ? error
-      : new BackendError(`${operation} failed: ${(error as Error)?.message ?? String(error)}`, {
-          kind: 'unknown',
-          backend: this.#backendType,
-          operation,
-          key,
-          cause: error,
-        });
-    try {
-      this.#onError(backendError, { operation, key, cache: this.name });
-    } catch {
-      // An onError hook that throws must not turn a miss into a page error; nothing more can be done with it.
-    }
+    this.guard.report(error, operation, key, this.name);
   }
-}
-
-/** A readable name for a backend in messages: its class name without the `Backend` suffix. */
-export function backendTypeOf(backend: Backend | null): string {
-  if (backend === null) return 'none';
-  const name = (backend as { constructor?: { name?: string } }).constructor?.name;
-  if (!name || name === 'Object') return 'custom';
-  // A bundler may rename a class `_FileBackend` to avoid a clash: the leading underscores are not part of the name.
-  return (
-    name
-      .replace(/^_+/, '')
-      .replace(/Backend$/, '')
-      .toLowerCase() || 'custom'
-  );
 }
