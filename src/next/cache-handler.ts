@@ -20,6 +20,7 @@ import { warnRateLimited } from '../shared/log.js';
 import { seedFromBuild } from './warm-start.js';
 import { nowMs } from '../shared/clock.js';
 import { requestBegan } from '../store/epoch.js';
+import { handlerEntryKey } from '../wire/keys.js';
 import { boundStack, configuredSource, readEntry, readFault, settled, stackOf, tagList, writeEntry, type StackSource } from './handler-core.js';
 
 const SUPPORTED_KINDS = new Set(['APP_PAGE', 'APP_ROUTE', 'PAGES', 'FETCH', 'REDIRECT', 'IMAGE']);
@@ -88,10 +89,7 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
     }
 
     #storeKey(rt: CacheStack, key: string, scope: Scope): string {
-      const base = `${rt.keyPrefix}${rt.namespace}:`;
-      if (scope === 'fetch') return `${base}f:${key}`;
-      if (scope === 'image') return `${base}i:${key}`;
-      return `${base}${rt.deploymentId(this.#serverDistDir)}:r:${key}`;
+      return handlerEntryKey(rt, scope, key, scope === 'response' ? rt.deploymentId(this.#serverDistDir) : '');
     }
 
     async get(key: string, ctx: GetContext = { kind: 'APP_PAGE' }): Promise<CacheHandlerValue | null> {
@@ -132,7 +130,7 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
     async #warmStart(rt: CacheStack, serverDistDir: string): Promise<void> {
       let seeding = warmStarts.get(rt);
       if (!seeding) {
-        if (process.env.NEXT_PHASE === 'phase-production-build') {
+        if (rt.building) {
           warmStarted.add(rt); // the build writes the output it would seed from
           return;
         }

@@ -13,11 +13,11 @@
  * Configure both kinds: an unconfigured `remote` silently stays in process memory. Next imports the module once per
  * process and uses its default export, a handler object.
  */
-import { createHash } from 'node:crypto';
 import type { CachekitNextOptions, CacheStack } from '../stack/stack.js';
 import type { UseCacheStoredEntry } from '../wire/use-cache-entry.js';
 import { nowMs } from '../shared/clock.js';
 import { boundStack, configuredSource, readEntry, readFault, readyStack, tagList, writeEntry, type StackSource } from './handler-core.js';
+import { useCacheEntryKey } from '../wire/keys.js';
 
 export type { CachekitNextOptions } from '../stack/stack.js';
 export type { UseCacheStoredEntry } from '../wire/use-cache-entry.js';
@@ -58,15 +58,9 @@ const INFINITE_CACHE = 0xfffffffe;
 /** Next's dev server keeps 'use cache' entries at least this long, whatever their `expire` (MIN_PRERENDERABLE_EXPIRE). */
 const DEV_MIN_EXPIRE_SECONDS = 300;
 
-/**
- * The L2 key of a 'use cache' key. Next's keys are React-encoded strings of any length that may hold lone UTF-16
- * surrogates, which UTF-8 (every backend's wire format) cannot carry: two keys differing only there would collide. So
- * the key is hashed over its UTF-16 code units, which encode any JS string injectively; the key already includes the
- * build id, so nothing more is needed to keep deployments apart.
- */
+/** The L2 key of a 'use cache' key (a hash of its UTF-16 units, see wire/keys.ts). */
 export function useCacheStoreKey(stack: CacheStack, cacheKey: string): string {
-  const digest = createHash('sha256').update(Buffer.from(cacheKey, 'utf16le')).digest('hex');
-  return `${stack.keyPrefix}${stack.namespace}:u:${digest}`;
+  return useCacheEntryKey(stack, cacheKey);
 }
 
 /**
@@ -155,7 +149,7 @@ export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(s
           // is stored and the previous entry (if any) stays. Next reports the render error itself.
           return;
         }
-        const dev = Boolean(process.env.__NEXT_DEV_SERVER);
+        const dev = rt.devServer;
         // `expire: 0` is a dynamic entry in production: Next regenerates it on every read, storing it is wasted work.
         if (!dev && entry.expire === 0) return;
         const ttlSeconds = ttlOf(entry, dev);

@@ -1,5 +1,6 @@
 import { BackendError, type Backend } from '../protocol/backend.js';
 import { nowMs } from '../shared/clock.js';
+import { singleton } from '../shared/registry.js';
 
 export interface BreakerOptions {
   /** Consecutive transient/timeout failures that open the circuit. @default 5 */
@@ -72,10 +73,9 @@ export class CircuitBreaker {
   }
 }
 
-const breakers = new WeakMap<Backend, CircuitBreaker>();
-
 /** The breaker shared by every cache over `backend` in this process (created with `options` on first use). */
 export function breakerFor(backend: Backend, options?: BreakerOptions): CircuitBreaker {
+  const breakers = singleton('breakers', () => new WeakMap<Backend, CircuitBreaker>());
   let breaker = breakers.get(backend);
   if (!breaker) {
     breaker = new CircuitBreaker(options);

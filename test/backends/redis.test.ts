@@ -6,13 +6,14 @@ import { redisCli } from '../support/redis-servers.js';
 import { refusedAddress, startBlackhole, startRedis } from '../support/servers.js';
 import { testBackendConformance } from '../../src/testing.js';
 import { rejection } from '../support/errors.js';
+import { singleton } from '../../src/shared/registry.js';
 
 type Server = Awaited<ReturnType<typeof startRedis>>;
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (value: Uint8Array | null) => (value === null ? null : Buffer.from(value).toString());
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const registry = () => (globalThis as Record<symbol, unknown>)[Symbol.for('cachekit-next.redis.connections')] as Map<string, { refs: number }>;
+const registry = () => singleton('redisConnections', () => new Map<string, { refs: number }>());
 
 /** Short bounds for the failure tests: the first connect waits at most 1 s, a command 500 ms. */
 const FAST = { connectTimeoutMs: 1_000, commandTimeoutMs: 500 } satisfies RedisBackendOptions;
