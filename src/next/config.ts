@@ -65,6 +65,7 @@ const KNOWN = [
   'l1',
   'useCacheL1',
   'readYourWrites',
+  'regenerationLeaseMs',
   'coherenceTtlSeconds',
   'maxTtlSeconds',
   'timeoutMs',

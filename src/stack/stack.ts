@@ -19,6 +19,7 @@ import { assertKnownOptions, booleanOption, ConfigError, numberOption, stringOpt
 import { entryCipher, SealedCache } from '../store/sealed.js';
 import { TagStore, type TagVerdict } from '../store/tags.js';
 import { L2Guard, type ErrorHandler } from '../store/l2-guard.js';
+import { DEFAULT_REGENERATION_LEASE_MS, RegenerationLeases } from '../store/regeneration.js';
 import { TieredCache, type L1Options } from '../store/tiered.js';
 import { bytesCodec, type Codec } from '../wire/frame.js';
 import { backendFromDescription, loadBackendModule, validateBackendSpec, type BackendSpec } from './backend-spec.js';
@@ -61,6 +62,13 @@ export interface CachekitNextOptions {
    * instances, in seconds. @default 1
    */
   coherenceTtlSeconds?: number;
+  /**
+   * One regeneration per stale entry across the fleet (backends with locks: Redis, CachekitIO, File): the first
+   * instance to see an entry stale takes a lease of this many ms and regenerates it; the others serve it as fresh
+   * until the new entry arrives or the lease ends. `0`: every instance regenerates (Next dedupes per process only).
+   * @default 15000
+   */
+  regenerationLeaseMs?: number;
   /** The longest TTL any entry gets, in seconds; also how long tag state outlives its event. @default 2592000 (30 days) */
   maxTtlSeconds?: number;
   /** Deadline for every L2 call in ms; past it the call is a miss. @default 1500 */
@@ -95,6 +103,7 @@ const KNOWN_OPTIONS = [
   'useCacheL1',
   'readYourWrites',
   'coherenceTtlSeconds',
+  'regenerationLeaseMs',
   'maxTtlSeconds',
   'timeoutMs',
   'compression',
@@ -126,6 +135,7 @@ export function validateOptions(options: CachekitNextOptions): void {
   stringOption(COMPONENT, 'deploymentId', options.deploymentId, '');
   booleanOption(COMPONENT, 'readYourWrites', options.readYourWrites, true);
   numberOption(COMPONENT, 'coherenceTtlSeconds', options.coherenceTtlSeconds, 1, { min: 0, minInclusive: false });
+  numberOption(COMPONENT, 'regenerationLeaseMs', options.regenerationLeaseMs, DEFAULT_REGENERATION_LEASE_MS, { min: 0 });
   numberOption(COMPONENT, 'maxTtlSeconds', options.maxTtlSeconds, DEFAULT_MAX_TTL_SECONDS, { min: 1 });
   numberOption(COMPONENT, 'timeoutMs', options.timeoutMs, 1500, { min: 0, minInclusive: false });
   if (options.l1 !== undefined && options.l1 !== false) {
@@ -175,6 +185,8 @@ export class CacheStack {
   readonly #onError: ErrorHandler;
   /** Every L2 call of the stack outside the entry caches (tag keys, the epoch, messages), and every report. */
   readonly guard: L2Guard;
+  /** Fleet-wide single regeneration of stale entries (store/regeneration.ts). */
+  readonly leases: RegenerationLeases;
   #deploymentId: string | undefined;
   #useCacheEntries: EntryCache<UseCacheStoredEntry> | undefined;
   readonly #useCacheL1: { maxSizeMb?: number } | false;
@@ -203,6 +215,7 @@ export class CacheStack {
     // Tag keys, the invalidation epoch and messages: the same deadline and breaker as the entries.
     this.guard = new L2Guard({ backend: this.backend, timeoutMs, breaker: options.breaker ?? undefined, onError: this.#onError, name: COMPONENT });
     const call = this.guard.run;
+    this.leases = new RegenerationLeases({ backend: building ? null : this.backend, guard: this.guard, leaseMs: options.regenerationLeaseMs });
     this.bus = new CoherenceBus(building ? null : this.backend, `${this.keyPrefix}${this.namespace}:invalidate`, report, {
       epoch: options.readYourWrites === false ? false : { maxAgeMs: coherenceTtl * 1000 },
       call,
