@@ -223,7 +223,7 @@ describe('the built package', () => {
         }
       }
     }
-  });
+  }, 120_000); // tracing every entry point reads the whole dependency tree: slow on a loaded machine
 
   it('loads no backend client (ioredis, memjs, undici) for an app that caches in memory or on disk', () => {
     // A fresh process per build: what an app on the File or Memory backend pays at import and first call.

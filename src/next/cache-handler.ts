@@ -30,6 +30,13 @@ const warmStarted = new WeakSet<CacheStack>();
 /** The longest a request waits for the warm start before going on without it. */
 const WARM_START_WAIT_MS = 3_000;
 
+/**
+ * How far past its revalidate time a stale entry is backdated. Next compares with `Date.now()`, we read
+ * `performance.timeOrigin + performance.now()` (shared/clock.ts), and the two drift apart over a process's life (ms
+ * to tens of ms; NTP slews the wall clock only): 1 ms of margin let an entry meant to be stale look fresh to Next.
+ */
+const BACKDATE_MARGIN_MS = 1_000;
+
 /** Next's "cache forever" revalidate value. */
 const INFINITE_CACHE = 0xfffffffe;
 
@@ -225,7 +232,7 @@ function backdate(result: CacheHandlerValue, entry: HandlerEntry, ctx: GetContex
   const now = nowMs();
   if (entry.value?.kind === 'FETCH') {
     const revalidate = ctx.revalidate || entry.value.revalidate;
-    result.lastModified = now - (typeof revalidate === 'number' && revalidate > 0 ? revalidate : INFINITE_CACHE) * 1000 - 1;
+    result.lastModified = now - (typeof revalidate === 'number' && revalidate > 0 ? revalidate : INFINITE_CACHE) * 1000 - BACKDATE_MARGIN_MS;
     return;
   }
   let revalidate = entry.cacheControl?.revalidate;
@@ -233,7 +240,7 @@ function backdate(result: CacheHandlerValue, entry: HandlerEntry, ctx: GetContex
     revalidate = 1;
     result.cacheControl = { ...entry.cacheControl, revalidate };
   }
-  result.lastModified = now - revalidate * 1000 - 1;
+  result.lastModified = now - revalidate * 1000 - BACKDATE_MARGIN_MS;
 }
 
 /** The handler configured by `withCachekit` (or the environment): what `cacheHandler: require.resolve('cachekit-next/handler')` loads. */
