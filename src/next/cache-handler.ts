@@ -110,7 +110,8 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
         // cold read instead of two; states already known cost nothing). Failures are reported by the verdict.
         if (scope === 'fetch' && (ctx.tags?.length || ctx.softTags?.length))
           void rt.tags.states([...(ctx.tags ?? []), ...(ctx.softTags ?? [])]).catch(() => {});
-        const read = await readEntry(rt, rt.entries, this.#storeKey(rt, key, scope), tagsOf, lastModifiedOf);
+        const storeKey = this.#storeKey(rt, key, scope);
+        const read = await readEntry(rt, rt.entries, storeKey, tagsOf, lastModifiedOf);
         if (!read) return null;
         const { entry, verdict } = read;
         // A value of the wrong kind makes Next throw an InvariantError: for us it is a miss.
@@ -118,7 +119,14 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
         if (verdict === 'expired') return null;
         const result: CacheHandlerValue = { lastModified: entry.lastModified, value: servedValue(entry, ctx) };
         if (entry.cacheControl) result.cacheControl = entry.cacheControl;
-        if (verdict === 'stale') backdate(result, entry, ctx);
+        const now = nowMs();
+        // Stale (a tag marked stale, or older than its revalidate): one instance of the fleet regenerates it (the lease
+        // holder gets it as stale), the others serve it as fresh meanwhile. Past its expire it is Next's miss anyway.
+        if (verdict === 'stale' || (rt.leases.active && pastRevalidate(entry, ctx, now))) {
+          if (pastExpire(entry, now) || (await rt.leases.claim(storeKey))) {
+            if (verdict === 'stale') backdate(result, entry, ctx);
+          } else result.lastModified = now;
+        }
         return result;
       } catch (error) {
         readFault(rt, error, key);
@@ -204,6 +212,24 @@ function servedValue(entry: HandlerEntry, ctx: GetContext): IncrementalCacheValu
  * A stale tag: make Next serve this entry as STALE and regenerate it in the background, by moving `lastModified`
  * just past the entry's revalidate window. A page that never revalidates gets a 1 s window for this answer.
  */
+/** The entry's revalidate period in seconds, when it has one Next acts on. */
+function revalidateSecondsOf(entry: HandlerEntry, ctx: GetContext): number | undefined {
+  const revalidate = entry.value?.kind === 'FETCH' ? ctx.revalidate || entry.value.revalidate : entry.cacheControl?.revalidate;
+  return typeof revalidate === 'number' && revalidate > 0 && revalidate < INFINITE_CACHE ? revalidate : undefined;
+}
+
+/** Older than its revalidate period: Next would serve it stale and regenerate it in the background. */
+function pastRevalidate(entry: HandlerEntry, ctx: GetContext, now: number): boolean {
+  const revalidate = revalidateSecondsOf(entry, ctx);
+  return revalidate !== undefined && now > entry.lastModified + revalidate * 1000;
+}
+
+/** Older than its expire period: no longer served at all. */
+function pastExpire(entry: HandlerEntry, now: number): boolean {
+  const expire = entry.cacheControl?.expire;
+  return typeof expire === 'number' && expire < INFINITE_CACHE && now > entry.lastModified + expire * 1000;
+}
+
 function backdate(result: CacheHandlerValue, entry: HandlerEntry, ctx: GetContext): void {
   const now = nowMs();
   if (entry.value?.kind === 'FETCH') {

@@ -108,17 +108,21 @@ export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(s
         const { entry, verdict } = read;
         // A negative expire is Next's eviction sentinel (its dev tiered handler overwrites entries with one).
         if (verdict === 'expired' || entry.expire < 0) return undefined;
-        // Neither age nor expiry is checked here: Next compares `timestamp` with `revalidate` (background refresh) and
-        // `expire` (miss) on every read, and a shared store can serve until `expire` (its TTL evicts the entry).
-        return {
-          value: streamOf(entry.value),
-          tags: [...entry.tags],
-          stale: entry.stale,
-          timestamp: entry.timestamp,
-          expire: entry.expire,
-          // A tag marked stale after the entry was written: serve it once more while Next regenerates it.
-          revalidate: verdict === 'stale' ? -1 : entry.revalidate,
-        };
+        // Next compares `timestamp` with `revalidate` (background refresh) and `expire` (miss) on every read, and a
+        // shared store can serve until `expire` (its TTL evicts the entry).
+        let timestamp = entry.timestamp;
+        let revalidate = entry.revalidate;
+        const now = nowMs();
+        const ageStale = rt.leases.active && revalidate > 0 && now > timestamp + revalidate * 1000;
+        if (verdict === 'stale' || ageStale) {
+          // One instance of the fleet regenerates it (the lease holder gets it as stale, a tag-stale entry with
+          // `revalidate: -1`); the others serve it as fresh until the new entry arrives or the lease ends. Past its
+          // expire it is Next's miss anyway: no lease.
+          if (now >= timestamp + entry.expire * 1000 || (await rt.leases.claim(storeKey))) {
+            if (verdict === 'stale') revalidate = -1;
+          } else timestamp = now;
+        }
+        return { value: streamOf(entry.value), tags: [...entry.tags], stale: entry.stale, timestamp, expire: entry.expire, revalidate };
       } catch (error) {
         readFault(rt, error, cacheKey);
         return undefined;

@@ -22,6 +22,7 @@ import { singleton } from '../shared/registry.js';
 import { entryCipher, SealedCache } from '../store/sealed.js';
 import { TagStore, type TagVerdict } from '../store/tags.js';
 import { L2Guard, type ErrorHandler } from '../store/l2-guard.js';
+import { RegenerationLeases } from '../store/regeneration.js';
 import { TieredCache, type L1Options } from '../store/tiered.js';
 import { bytesSerializer, type Serializer } from '../wire/frame.js';
 import { backendFromDescription, loadBackendModule, validateBackendSpec, type BackendSpec } from './backend-spec.js';
@@ -66,6 +67,13 @@ export interface CachekitNextOptions {
    * instances, in seconds. @default 1
    */
   coherenceTtlSeconds?: number;
+  /**
+   * One regeneration per stale entry across the fleet (backends with locks: Redis, CachekitIO, File): the first
+   * instance to see an entry stale takes a lease of this many ms and regenerates it; the others serve it as fresh
+   * until the new entry arrives or the lease ends. `0`: every instance regenerates (Next dedupes per process only).
+   * @default 15000
+   */
+  regenerationLeaseMs?: number;
   /** The longest TTL any entry gets, in seconds; also how long tag state outlives its event. @default 2592000 (30 days) */
   maxTtlSeconds?: number;
   /** Deadline for every L2 call in ms; past it the call is a miss (the loaders' default too). @default 1500 */
@@ -129,6 +137,8 @@ export class CacheStack {
   readonly #onError: ErrorHandler;
   /** Every L2 call of the stack outside the entry caches (tag keys, the epoch, messages), and every report. */
   readonly guard: L2Guard;
+  /** Fleet-wide single regeneration of stale entries (store/regeneration.ts). */
+  readonly leases: RegenerationLeases;
   #deploymentId: string | undefined;
   /** BUILD_ID was missing and cannot appear any more (not a build): the deployment is 'build' for good. */
   #buildIdMissing = false;
@@ -170,6 +180,7 @@ export class CacheStack {
     // Tag keys, the invalidation epoch and messages: the same deadline and breaker as the entries.
     const breaker: BreakerOptions | false | undefined = options.breaker === false ? false : breakerSettings(options.breaker);
     this.guard = new L2Guard({ backend: this.backend, timeoutMs, breaker, onError: this.#onError, name: COMPONENT });
+    this.leases = new RegenerationLeases({ backend: building ? null : this.backend, guard: this.guard, leaseMs: options.regenerationLeaseMs });
     const call = this.guard.run;
     this.bus = new CoherenceBus(building ? null : this.backend, handlerChannel(this), report, {
       epoch: options.readYourWrites === false ? false : { maxAgeMs: coherenceTtl * 1000 },

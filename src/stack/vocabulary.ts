@@ -106,6 +106,11 @@ export const HANDLER_OPTIONS = {
   deploymentId: spec('Scopes page and route entries to one deployment.', "NEXT_DEPLOYMENT_ID, else the build's BUILD_ID", string),
   useCacheL1: spec("The 'use cache' entries' own L1, or `false`.", 'the `l1` setting', nested(L1, '{ maxSizeMb, maxTtlSeconds } or false', true)),
   readYourWrites: spec('Read the invalidation epoch once per request on backends without messages.', 'true', boolean),
+  regenerationLeaseMs: spec(
+    'One regeneration per stale entry across the fleet (backends with locks): the lease of the instance that regenerates, in ms; 0 = every instance regenerates.',
+    '15000',
+    (c, n, v) => void numberOption(c, n, v, 0, { min: 0 }),
+  ),
   maxTtlSeconds: spec('The longest TTL any entry gets, in seconds; also how long tag state outlives its event.', '2592000 (30 days)', (c, n, v) => {
     numberOption(c, n, v, 0, { min: 1 });
   }),
