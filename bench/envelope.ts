@@ -6,7 +6,7 @@
  *     --outfile=.cache/bench/envelope.mjs && node .cache/bench/envelope.mjs
  */
 import { pack } from 'msgpackr';
-import { createEnvelopeCodec } from '../src/wire/envelope.js';
+import { createEnvelopeFormat } from '../src/wire/envelope.js';
 
 function jsonLike(size: number): Uint8Array {
   const rows: string[] = [];
@@ -34,8 +34,8 @@ function timeNs(fn: () => void): number {
   return Number(process.hrtime.bigint() - start) / iterations;
 }
 
-const literal = await createEnvelopeCodec({ compressThresholdBytes: Number.MAX_SAFE_INTEGER });
-const lz4 = await createEnvelopeCodec({ compressThresholdBytes: 0 });
+const literal = await createEnvelopeFormat({ compressThresholdBytes: Number.MAX_SAFE_INTEGER });
+const lz4 = await createEnvelopeFormat({ compressThresholdBytes: 0 });
 console.log('kind      size  literal:bytes  ns(enc+dec)  lz4:bytes  ns(enc+dec)');
 for (const [kind, make] of [
   ['json', jsonLike],

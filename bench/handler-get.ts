@@ -11,7 +11,7 @@ import { Packr } from 'msgpackr';
 import { createClient, RESP_TYPES } from '@redis/client';
 import { MemoryBackend } from '../src/backends/memory.js';
 import { RedisBackend } from '../src/backends/redis.js';
-import { entryCodec } from '../src/wire/next-entry.js';
+import { handlerEntrySerializer } from '../src/wire/next-entry.js';
 import { startRedis } from '../test/support/servers.js';
 import { createOurs } from './ours.js';
 import { createForte, createTrieb, type LegacyHandler } from './peers.js';
@@ -119,8 +119,8 @@ async function main(): Promise<void> {
   ];
 
   // Where an L2 read of ours goes: the backend call (Lua GET+PTTL) vs a plain GET, and the decode alone.
-  const codec = entryCodec();
-  const plainCodec = entryCodec({ thresholdBytes: false });
+  const codec = handlerEntrySerializer();
+  const plainCodec = handlerEntrySerializer({ thresholdBytes: false });
   let compressedBytes: Uint8Array = new Uint8Array();
   let plainBytes: Uint8Array = new Uint8Array();
   let floorBytes: Buffer = Buffer.alloc(0);

@@ -16,6 +16,7 @@ import { Registry } from 'prom-client';
 import { RedisBackend } from '../src/backends/redis.js';
 import { registerMetrics } from '../src/observe/prometheus.js';
 import { disableTracing, enableTracing } from '../src/observe/tracing.js';
+import { singleton } from '../src/shared/registry.js';
 import { startRedis } from '../test/support/servers.js';
 import { createOurs } from './ours.js';
 import { formatNumber, loadAverage, loadLine, machineLine, makePage, markdownTable, median, opsPerSecond, quietTeardown, settle } from './support.js';
@@ -27,7 +28,7 @@ const TAGS = '_N_T_/layout,_N_T_/blog/layout,_N_T_/blog/[slug]/page,posts';
 const GET_CTX = { kind: 'APP_PAGE', isRoutePPREnabled: false, isFallback: false };
 
 /** The process-wide telemetry sink, to switch the registered metrics listener off and on between modes. */
-const sink = (globalThis as unknown as Record<symbol, { active: boolean; listeners: unknown[] }>)[Symbol.for('cachekit-next.telemetry')];
+const sink = singleton('telemetry', (): { active: boolean; listeners: unknown[] } => ({ active: false, listeners: [] }));
 
 const dropAll: SpanExporter = { export: (_spans, done) => done({ code: 0 }), shutdown: async () => {} };
 

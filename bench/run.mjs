@@ -5,6 +5,7 @@
 //   node bench/run.mjs                      # handler-get, revalidate-tag, staleness, cached-function
 //   node bench/run.mjs handler-get          # one (or several) by name: any bench/<name>.ts
 //   npm run bench -- staleness
+//   npm run bench -- e2e                    # a directory bench/<name>/ runs its index.ts (not in the default set)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
@@ -16,8 +17,9 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ALL = ['handler-get', 'revalidate-tag', 'staleness', 'cached-function'];
 const names = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
 const selected = names.length > 0 ? names : ALL;
+const entryOf = (name) => [path.join(root, 'bench', `${name}.ts`), path.join(root, 'bench', name, 'index.ts')].find((file) => existsSync(file));
 for (const name of selected) {
-  if (!existsSync(path.join(root, 'bench', `${name}.ts`))) {
+  if (!entryOf(name)) {
     console.error(`no benchmark bench/${name}.ts (the default set is ${ALL.join(', ')})`);
     process.exit(2);
   }
@@ -26,7 +28,7 @@ for (const name of selected) {
 const outDir = path.join(root, '.cache', 'bench');
 mkdirSync(outDir, { recursive: true });
 await build({
-  entryPoints: selected.map((name) => path.join(root, 'bench', `${name}.ts`)),
+  entryPoints: Object.fromEntries(selected.map((name) => [name, entryOf(name)])),
   outdir: outDir,
   outExtension: { '.js': '.mjs' },
   bundle: true,

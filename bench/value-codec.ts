@@ -9,7 +9,7 @@
  *   npm run bench -- value-codec
  */
 import { Packr } from 'msgpackr';
-import { decodeValue, encodeValue } from '../src/wire/value-codec.js';
+import { decodeValue, encodeValue } from '../src/wire/typed-value.js';
 import { cpuMicrosPerOp, formatNumber, loadAverage, loadLine, machineLine, markdownTable, median, prng, product, settle } from './support.js';
 
 const ROUNDS = 7;

@@ -37,7 +37,7 @@ export {
 // Errors an application catches, and the types of its option hooks.
 export { ConfigError } from './shared/options.js';
 export { setLogger, type Logger } from './shared/log.js';
-export { UnstorableValueError } from './wire/value-codec.js';
+export { UnstorableValueError } from './wire/typed-value.js';
 export { ArgumentKeyError } from './wire/loader-key.js';
 export { EncryptionError, type EncryptionOptions } from './wire/encryption.js';
 export type { ErrorContext } from './store/tiered.js';

@@ -6,12 +6,12 @@
  */
 export { hasBatch, hasTtl, hasLocks, hasAdd, hasCounter, hasInvalidation, isClosable, isBackend } from './protocol/backend.js';
 export { resolveBackend, backendFromEnv, BACKEND_ENV_VARS, type ResolveOptions } from './stack/resolve.js';
-export { bytesCodec, type Codec } from './wire/frame.js';
+export { bytesSerializer, type Serializer } from './wire/frame.js';
 export { TieredCache, type TieredCacheOptions, type L1Options, type ErrorHandler, type HitSource } from './store/tiered.js';
 export { CircuitBreaker, type BreakerOptions, type BreakerState } from './store/breaker.js';
 export { hashArgs } from './wire/loader-key.js';
 export { Encryptor, deriveTenantKey, keyFingerprint, buildAad, type EncryptionContext, type EncryptionFailure } from './wire/encryption.js';
-export { createEnvelopeCodec, EnvelopeError, ENVELOPE_LIMITS, type EnvelopeCodec, type EnvelopeContents, type EnvelopeOptions } from './wire/envelope.js';
+export { createEnvelopeFormat, EnvelopeError, ENVELOPE_LIMITS, type EnvelopeFormat, type EnvelopeContents, type EnvelopeOptions } from './wire/envelope.js';
 export {
   interopKey,
   interopArgsHash,

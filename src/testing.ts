@@ -3,3 +3,5 @@
  * Runner-agnostic (pass your runner's describe/it/beforeAll/afterAll); assertions use node:assert.
  */
 export { testBackendConformance, type ConformanceTarget, type Capability, type UnreachableBackend, type TestRunner } from './testing/conformance.js';
+/** Forgets every process-wide singleton (default backend, logger, memoised backends, stacks, loader cores) between tests. */
+export { resetForTests } from './shared/registry.js';

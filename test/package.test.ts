@@ -99,9 +99,9 @@ describe('the built package', () => {
       'TieredCache',
       'backendFromEnv',
       'buildAad',
-      'bytesCodec',
+      'bytesSerializer',
       'canonicalArgs',
-      'createEnvelopeCodec',
+      'createEnvelopeFormat',
       'decodeInteropValue',
       'deriveTenantKey',
       'encodeInteropValue',
@@ -119,7 +119,7 @@ describe('the built package', () => {
       'keyFingerprint',
       'resolveBackend',
     ],
-    './testing': ['testBackendConformance'],
+    './testing': ['resetForTests', 'testBackendConformance'],
     // No test seam: the tests reach handlerClassFor / useCacheHandlerFor in src/, users never need them.
     './handler': ['applyBuiltOptions', 'createCacheHandler', 'default'],
     './use-cache': ['applyBuiltOptions', 'createUseCacheHandler', 'default'],
@@ -225,7 +225,7 @@ describe('the built package', () => {
         }
       }
     }
-  }, 120_000);
+  }, 120_000); // tracing every entry point reads the whole dependency tree: slow on a loaded machine
 
   it('loads no backend client (ioredis, memjs, undici) for an app that caches in memory or on disk', () => {
     // A fresh process per build: what an app on the File or Memory backend pays at import and first call.
@@ -254,5 +254,19 @@ describe('the built package', () => {
       expect(out.results, file).toEqual([4, 4, 2]);
       expect(out.loaded, file).toEqual([]);
     }
+  });
+
+  it('shares one process registry between the ESM and CJS builds (setDefaultBackend in one is the default of the other)', async () => {
+    type Api = { MemoryBackend: new () => object; setDefaultBackend(b: object | null): void; getDefaultBackend(): object | undefined };
+    const esm = (await import('cachekit-next')) as unknown as Api;
+    const cjs = require('cachekit-next') as Api;
+    const esmTesting = (await import('cachekit-next/testing')) as unknown as { resetForTests(): Promise<void> };
+    const backend = new esm.MemoryBackend();
+    esm.setDefaultBackend(backend);
+    expect(cjs.getDefaultBackend()).toBe(backend);
+    // One reset, from either build, clears both.
+    await esmTesting.resetForTests();
+    expect(cjs.getDefaultBackend()).toBeUndefined();
+    expect(esm.getDefaultBackend()).toBeUndefined();
   });
 });

@@ -12,6 +12,7 @@ import { BACKEND, CachekitIOHttp, header, isRecord, readJson } from './cachekiti
 import { LONE_SURROGATE, operationError } from './support.js';
 import type { Backend, EntryWithTtl, HealthDetails, LockCapable, TtlCapable } from '../protocol/backend.js';
 import { BackendError } from '../protocol/backend.js';
+import { processEnv } from '../shared/env.js';
 
 const COMPONENT = 'CachekitIOBackend';
 
@@ -118,7 +119,7 @@ export class CachekitIOBackend implements Backend, TtlCapable, LockCapable {
    * @param env The environment consulted for defaults (`CACHEKIT_API_KEY`, `CACHEKIT_API_URL`, `CACHEKIT_TIMEOUT`,
    *   `CACHEKIT_ALLOW_CUSTOM_HOST`, `CACHEKIT_MAX_RETRIES`, `CACHEKIT_CONNECTION_POOL_SIZE`).
    */
-  constructor(options: CachekitIOBackendOptions = {}, env: NodeJS.ProcessEnv = process.env) {
+  constructor(options: CachekitIOBackendOptions = {}, env: NodeJS.ProcessEnv = processEnv()) {
     assertKnownOptions(COMPONENT, options, KNOWN_OPTIONS);
 
     const envKey = env.CACHEKIT_API_KEY?.trim() ? env.CACHEKIT_API_KEY.trim() : undefined;
@@ -170,7 +171,7 @@ export class CachekitIOBackend implements Backend, TtlCapable, LockCapable {
   }
 
   /** A backend configured only from the environment (cachekit-protocol.md section 1). */
-  static fromEnv(env: NodeJS.ProcessEnv = process.env): CachekitIOBackend {
+  static fromEnv(env: NodeJS.ProcessEnv = processEnv()): CachekitIOBackend {
     return new CachekitIOBackend({}, env);
   }
 

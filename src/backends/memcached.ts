@@ -28,6 +28,7 @@ import { LONE_SURROGATE, codeOf, errorMessage, operationError } from './support.
 import type { AddCapable, Backend, CounterCapable, EntryWithTtl, HealthDetails, TtlCapable } from '../protocol/backend.js';
 import { BackendError } from '../protocol/backend.js';
 import { nowMs } from '../shared/clock.js';
+import { processEnv } from '../shared/env.js';
 
 const BACKEND = 'memcached';
 const COMPONENT = 'MemcachedBackend';
@@ -111,7 +112,7 @@ export class MemcachedBackend implements Backend, TtlCapable, AddCapable, Counte
   readonly #pending = new Set<Promise<unknown>>();
   #closed = false;
 
-  constructor(options: MemcachedBackendOptions = {}, env: NodeJS.ProcessEnv = process.env) {
+  constructor(options: MemcachedBackendOptions = {}, env: NodeJS.ProcessEnv = processEnv()) {
     this.#options = resolveOptions(options, env);
   }
 
@@ -148,7 +149,7 @@ export class MemcachedBackend implements Backend, TtlCapable, AddCapable, Counte
   }
 
   /** Builds a backend from the environment variables (explicit options are not consulted). */
-  static fromEnv(env: NodeJS.ProcessEnv = process.env): MemcachedBackend {
+  static fromEnv(env: NodeJS.ProcessEnv = processEnv()): MemcachedBackend {
     return new MemcachedBackend({}, env);
   }
 

@@ -11,6 +11,8 @@ import { codeOf, wrapError } from './support.js';
 import type { BackendError, BackendErrorKind, MessageHandler } from '../protocol/backend.js';
 import { nowMs } from '../shared/clock.js';
 import { randomFraction } from '../shared/random.js';
+import { objectId } from '../shared/identity.js';
+import { singleton } from '../shared/registry.js';
 
 export const BACKEND_TYPE = 'redis';
 
@@ -41,16 +43,10 @@ export interface ConnectionConfig {
 // Connection identity
 // ---------------------------------------------------------------------------------------------
 
-/** Identities for values JSON cannot express (functions in tls options): equal only when identical. */
-const opaqueIds = new WeakMap<object, number>();
-let nextOpaqueId = 0;
-
 function canonical(value: unknown): unknown {
   if (value === null || typeof value !== 'object') {
-    if (typeof value === 'function') {
-      if (!opaqueIds.has(value)) opaqueIds.set(value, ++nextOpaqueId);
-      return `[function#${opaqueIds.get(value)}]`;
-    }
+    // Functions in tls options: equal only when identical, numbered alike in every copy of the package.
+    if (typeof value === 'function') return `[function${objectId(value)}]`;
     return value;
   }
   if (ArrayBuffer.isView(value)) return `[bytes:${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')}]`;
@@ -459,11 +455,8 @@ function loadIoredis(): Promise<IoRedis> {
   return loading;
 }
 
-const REGISTRY = Symbol.for('cachekit-next.redis.connections');
-
 function connections(): Map<string, SharedRedisConnection> {
-  const holder = globalThis as unknown as Record<symbol, Map<string, SharedRedisConnection> | undefined>;
-  return (holder[REGISTRY] ??= new Map());
+  return singleton('redisConnections', () => new Map<string, SharedRedisConnection>());
 }
 
 /** This process's connection set for `config`, created on first use; the caller holds one reference. */

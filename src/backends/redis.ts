@@ -38,6 +38,8 @@ import type {
 } from '../protocol/backend.js';
 import { BackendError } from '../protocol/backend.js';
 import { randomUUID } from '../shared/random.js';
+import { redisLockKey } from '../wire/keys.js';
+import { processEnv } from '../shared/env.js';
 
 export type { RedisMode } from './redis-connection.js';
 
@@ -295,9 +297,6 @@ function expiryArgs(ttlSeconds: number | undefined): (string | number)[] {
 /** Internal option key: which environment variable a URL came from, so its ConfigError names the variable. */
 const URL_SOURCE = Symbol('cachekit.redis.urlSource');
 
-/** Lock keys live after a 0xFF byte, which no UTF-8 encoded string contains, so no value key can ever equal one. */
-const LOCK_MARKER = Buffer.from([0xff, ...Buffer.from('lock:')]);
-
 /**
  * Redis (standalone, Cluster or Sentinel) as the L2. Values are stored as raw bytes under `${keyPrefix}${key}`.
  *
@@ -335,7 +334,7 @@ export class RedisBackend implements Backend, BatchCapable, TtlCapable, LockCapa
    * A backend from the environment: `CACHEKIT_REDIS_URL`, else `REDIS_URL`. Explicit `options` win over the
    * environment (a `url`, `nodes` or `sentinels` given there is used instead of the variables).
    */
-  static fromEnv(env: NodeJS.ProcessEnv = process.env, options: RedisBackendOptions = {}): RedisBackend {
+  static fromEnv(env: NodeJS.ProcessEnv = processEnv(), options: RedisBackendOptions = {}): RedisBackend {
     if (options.url !== undefined || options.nodes !== undefined || options.sentinels !== undefined) return new RedisBackend(options);
     for (const variable of ['CACHEKIT_REDIS_URL', 'REDIS_URL']) {
       const url = env[variable]?.trim();
@@ -363,7 +362,7 @@ export class RedisBackend implements Backend, BatchCapable, TtlCapable, LockCapa
   }
 
   #lockKey(key: string): Buffer {
-    return Buffer.concat([Buffer.from(this.keyPrefix), LOCK_MARKER, Buffer.from(key)]);
+    return redisLockKey(this.keyPrefix, key);
   }
 
   #sharedOrThrow(operation: string, key?: string): SharedRedisConnection {

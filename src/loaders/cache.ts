@@ -10,7 +10,7 @@
  * arguments) for those. An explicit `key` replaces the hash.
  *
  * Stored record (record-store.ts): `[expiresAt ms, storedAt ms, freshUntil ms, tags, value]` in cachekit's ByteStorage
- * envelope, the value encoded so a hit returns what the miss returned, type for type (value-codec.ts; a value that
+ * envelope, the value encoded so a hit returns what the miss returned, type for type (typed-value.ts; a value that
  * cannot come back as it is, e.g. with a function inside, is returned but not stored, and reported); encrypted with
  * `encryption` / `cache.secure`; or, with `interop`, the bare value as a Python cachekit service writes it.
  *
@@ -29,6 +29,8 @@ import type { CacheOptions, CachedFunction, CacheResult } from './types.js';
 import { COMPONENT, coreOptions, defaultScope, encryptorOf, interopSettings, validateCacheOptions } from './options.js';
 import { cacheSignature, sharedCore } from './registry.js';
 import { fromUnstableCacheForm, type UnstableCacheOptions } from './unstable-cache.js';
+import { loaderEntryKey, loaderScope } from '../wire/keys.js';
+import { deprecatedTenant } from '../stack/vocabulary.js';
 
 function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: CacheOptions<A> = {}): CachedFunction<A, R> {
   if (typeof fn !== 'function') throw new ConfigError(COMPONENT, 'fn', 'must be a function');
@@ -41,16 +43,13 @@ function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, 
   if (options.key !== undefined && typeof options.key !== 'string' && typeof options.key !== 'function') {
     throw new ConfigError(COMPONENT, 'key', 'must be a string or a function of the arguments');
   }
-  const tenant = options.tenant ?? 'default';
-  if ((typeof tenant !== 'string' || tenant === '') && typeof tenant !== 'function') {
-    throw new ConfigError(COMPONENT, 'tenant', 'must be a non-empty string or a function of the arguments');
-  }
+  const tenant = options.tenant ?? deprecatedTenant(COMPONENT, options.encryption) ?? 'default';
   const scope = defaultScope(options as CacheOptions<never[]>);
   const keyPrefix = stringOption(COMPONENT, 'keyPrefix', options.keyPrefix, scope.keyPrefix);
   const namespace = stringOption(COMPONENT, 'namespace', options.namespace, scope.namespace);
   const encryption = encryptorOf(options.encryption);
   const settings = coreOptions(options as CacheOptions<never[]>, `cache:${name || 'fn'}`, { encryption, interop: interop !== undefined });
-  const scopeOfKeys = interop ? `interop:${interop.namespace}:${interop.operation}` : `${keyPrefix}${namespace}:fn:${name}`;
+  const scopeOfKeys = interop ? `interop:${interop.namespace}:${interop.operation}` : loaderScope({ keyPrefix, namespace }, name);
   const core = sharedCore(cacheSignature(scopeOfKeys, options as CacheOptions<never[]>, settings), () => settings);
   const explicit = options.key;
   const keyFor = (...args: A): string => {
@@ -62,7 +61,7 @@ function makeCached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, 
       if (error instanceof ArgumentKeyError) error.message = `cache(${name}): ${error.message}`;
       throw error;
     }
-    return `${keyPrefix}${namespace}:fn:${name}:${part}`;
+    return loaderEntryKey({ keyPrefix, namespace }, name, part);
   };
   const tenantFor = (args: A): string => {
     if (typeof tenant === 'string') return tenant;

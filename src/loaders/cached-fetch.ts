@@ -14,6 +14,9 @@ import type { CacheOptions } from './types.js';
 import { objectId } from '../shared/identity.js';
 import { hashArgs } from '../wire/loader-key.js';
 import { stringOption } from '../shared/options.js';
+import { cachedFetchKey } from '../wire/keys.js';
+import { knownNames } from '../shared/option-schema.js';
+import { CACHED_FETCH_OPTIONS } from '../stack/vocabulary.js';
 
 export type CachedFetchInit = RequestInit &
   Pick<CacheOptions, 'ttl' | 'staleTtl' | 'tags' | 'namespace' | 'keyPrefix' | 'backend' | 'stack' | 'lockTimeoutMs' | 'lockWaitMs'>;
@@ -25,13 +28,13 @@ interface StoredResponse {
   body: Uint8Array;
 }
 
-const CACHE_KEYS = ['ttl', 'staleTtl', 'tags', 'namespace', 'keyPrefix', 'backend', 'stack', 'lockTimeoutMs', 'lockWaitMs'] as const;
+const CACHE_KEYS = knownNames(CACHED_FETCH_OPTIONS);
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
-/** One core per (backend, stack, key prefix, lock settings) per process, so concurrent calls share their single-flight. */
-function coreFor(options: CacheOptions<never[]>, keyPrefix: string): CachedCore {
+/** One core per (backend, stack, key prefix, namespace, lock settings) per process, so concurrent calls share their single-flight. */
+function coreFor(options: CacheOptions<never[]>, keyPrefix: string, namespace: string): CachedCore {
   const id = (value: unknown) => (value === undefined ? 'default' : value === null ? 'none' : objectId(value as object));
-  const signature = ['cachedFetch', id(options.backend), id(options.stack), keyPrefix, options.lockTimeoutMs, options.lockWaitMs];
-  return sharedCore(signature, () => coreOptions({ ...options, keyPrefix }, 'cachedFetch'));
+  const signature = ['cachedFetch', id(options.backend), id(options.stack), keyPrefix, namespace, options.lockTimeoutMs, options.lockWaitMs];
+  return sharedCore(signature, () => coreOptions({ ...options, keyPrefix, namespace }, 'cachedFetch'));
 }
 
 export async function cachedFetch(input: string | URL | Request, init: CachedFetchInit = {}): Promise<Response> {
@@ -49,9 +52,9 @@ export async function cachedFetch(input: string | URL | Request, init: CachedFet
   const keyPrefix = stringOption('cachedFetch', 'keyPrefix', cacheOptions.keyPrefix, scope.keyPrefix);
   const namespace = stringOption('cachedFetch', 'namespace', cacheOptions.namespace, scope.namespace);
   const headers = [...request.headers].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const key = `${keyPrefix}${namespace}:fetch:${hashArgs([request.method, request.url, headers])}`;
+  const key = cachedFetchKey({ keyPrefix, namespace }, hashArgs([request.method, request.url, headers]));
 
-  const stored = (await coreFor(cacheOptions as CacheOptions<never[]>, keyPrefix).run(
+  const stored = (await coreFor(cacheOptions as CacheOptions<never[]>, keyPrefix, namespace).run(
     key,
     async (): Promise<StoredResponse> => {
       const response = await fetch(request.clone());

@@ -14,7 +14,7 @@ import { interopStore, plainStore, sealedStore, type RecordStore, type StoredRec
 import { lookupFresh } from '../store/fresh-read.js';
 import type { L2Guard } from '../store/l2-guard.js';
 import { backendTypeOf, type HitSource } from '../store/tiered.js';
-import { UnstorableValueError } from '../wire/value-codec.js';
+import { UnstorableValueError } from '../wire/typed-value.js';
 import { nowMs } from '../shared/clock.js';
 import { backendName, spanAttributes } from '../observe/labels.js';
 import { autoTrace } from '../observe/tracing.js';
@@ -55,10 +55,9 @@ export interface CoreSettings extends Omit<TieredSettings, 'backend'> {
   channel: string;
   encryption?: Encryptor;
   interop?: boolean;
+  /** L1 lifetime over shared backends without invalidation messages: how long another instance's write can go unseen. */
+  coherenceTtlSeconds: number;
 }
-
-/** L1 lifetime over shared backends without invalidation messages: how long another instance's write can go unseen. */
-const UNANNOUNCED_L1_TTL_SECONDS = 1;
 
 /** The parts of a core that need its backend. */
 interface Wired {
@@ -104,7 +103,7 @@ export class CachedCore {
     let l1 = settings.l1;
     // Writes nobody announces: other instances over a backend without messages, and Python services in interop mode.
     if (l1 !== false && !local && (!bus?.coherent || settings.interop) && l1.maxTtlSeconds === undefined) {
-      l1 = { ...l1, maxTtlSeconds: UNANNOUNCED_L1_TTL_SECONDS };
+      l1 = { ...l1, maxTtlSeconds: settings.coherenceTtlSeconds };
     }
     const tieredSettings = { ...settings, backend, l1 };
     const store = settings.interop

@@ -1,35 +1,17 @@
 /** `cache(fn)` and `cachedFetch` options: their names, defaults, validation and the scope they resolve to. */
 import { resolveBackend } from '../stack/resolve.js';
-import { configuredOptions, configuredStack, defaultNamespace, OPTIONS_ENV } from '../stack/stack.js';
+import { configuredOptions, configuredStack, defaultNamespace, insideNextApp } from '../stack/stack.js';
 import { Encryptor } from '../wire/encryption.js';
 import { interopSegmentProblem } from '../wire/interop.js';
-import { assertKnownOptions, ConfigError, numberOption, stringOption } from '../shared/options.js';
+import { ConfigError, DEFAULT_TIMEOUT_MS, stringOption } from '../shared/options.js';
+import { validateWith } from '../shared/option-schema.js';
+import { DEFAULT_COHERENCE_TTL_SECONDS, LOADER_OPTIONS } from '../stack/vocabulary.js';
 
 import type { CacheOptions } from './types.js';
 import type { CoreSettings } from './core.js';
+import { loaderChannel } from '../wire/keys.js';
+import { l1MaxSizeMbFromEnv, processEnv } from '../shared/env.js';
 
-export const KNOWN = [
-  'ttl',
-  'staleTtl',
-  'tags',
-  'paths',
-  'encryption',
-  'tenant',
-  'interop',
-  'namespace',
-  'keyPrefix',
-  'name',
-  'key',
-  'backend',
-  'l1',
-  'lock',
-  'lockTimeoutMs',
-  'lockWaitMs',
-  'breaker',
-  'timeoutMs',
-  'stack',
-  'onError',
-];
 export const COMPONENT = 'cache';
 
 /** Next's implicit tag of a page path, the one `revalidatePath(path)` invalidates (`_N_T_/blog/post`). */
@@ -41,12 +23,11 @@ export function pathTag(path: string): string {
 }
 
 export function encryptorOf(option: CacheOptions['encryption']): Encryptor | undefined {
-  if (option === undefined) return undefined;
+  if (option === undefined || option === false) return undefined;
   if (option instanceof Encryptor) return option;
-  if (option === null || typeof option !== 'object')
-    throw new ConfigError(COMPONENT, 'encryption', 'must be an Encryptor or its options ({ masterKey, previousMasterKeys, failClosed })');
-  assertKnownOptions(`${COMPONENT}.encryption`, option, ['masterKey', 'previousMasterKeys', 'failClosed']);
-  const encryptor = Encryptor.fromEnv(process.env, option);
+  // Checked by the vocabulary (validateCacheOptions) already; `encryption.tenant` is the deprecated spelling of `tenant`.
+  const { tenant: _tenant, ...overrides } = option === true ? {} : option;
+  const encryptor = Encryptor.fromEnv(processEnv(), overrides);
   if (!encryptor) throw new ConfigError(COMPONENT, 'encryption.masterKey', 'is required: pass it, or set CACHEKIT_MASTER_KEY (hex, at least 32 bytes)');
   return encryptor;
 }
@@ -55,8 +36,8 @@ export function encryptorOf(option: CacheOptions['encryption']): Encryptor | und
  * Inside a Next.js process (`next build` workers, `next start`, or wherever withCachekit's options are set), entries
  * default to the Next handlers' store and scope, so one app has one cache.
  */
-function insideNext(env: NodeJS.ProcessEnv = process.env): boolean {
-  return Boolean(env[OPTIONS_ENV] || env.NEXT_PHASE || env.__NEXT_PRIVATE_ORIGIN);
+function insideNext(): boolean {
+  return insideNextApp();
 }
 
 /**
@@ -82,26 +63,32 @@ export function defaultScope(options: Pick<CacheOptions<never[]>, 'stack'>): { k
   return { keyPrefix: 'cachekit:', namespace: 'default' };
 }
 
+function envL1Budget(): { maxSizeMb?: number } {
+  const maxSizeMb = l1MaxSizeMbFromEnv(processEnv());
+  return maxSizeMb === undefined ? {} : { maxSizeMb };
+}
+
 /** Validated options shared by `cache` and `cachedFetch`. */
 export function coreOptions(options: CacheOptions<never[]>, name: string, extra: { encryption?: Encryptor; interop?: boolean } = {}): CoreSettings {
-  const lockTimeoutMs = numberOption(COMPONENT, 'lockTimeoutMs', options.lockTimeoutMs, 10_000, { min: 0, minInclusive: false });
-  const keyPrefix = stringOption(COMPONENT, 'keyPrefix', options.keyPrefix, defaultScope(options).keyPrefix);
-  if (options.l1 !== undefined && options.l1 !== false && (options.l1 === null || typeof options.l1 !== 'object')) {
-    throw new ConfigError(COMPONENT, 'l1', 'must be { maxSizeMb, maxTtlSeconds } or false');
-  }
-  if (options.onError !== undefined && typeof options.onError !== 'function') throw new ConfigError(COMPONENT, 'onError', 'must be a function');
+  const lockTimeoutMs = options.lockTimeoutMs ?? 10_000;
+  const scope = defaultScope(options);
+  const keyPrefix = stringOption(COMPONENT, 'keyPrefix', options.keyPrefix, scope.keyPrefix);
+  const namespace = stringOption(COMPONENT, 'namespace', options.namespace, scope.namespace);
   return {
     backend: defaultBackend(options),
-    l1: options.l1 ?? {},
+    // CACHEKIT_L1_MAX_SIZE_MB is read here, at the loaders' edge, and passed down as the budget.
+    l1: options.l1 === false ? false : { ...options.l1, ...(options.l1?.maxSizeMb === undefined ? envL1Budget() : {}) },
     lock: options.lock ?? true,
     lockTimeoutMs,
-    lockWaitMs: numberOption(COMPONENT, 'lockWaitMs', options.lockWaitMs, lockTimeoutMs, { min: 0 }),
+    lockWaitMs: options.lockWaitMs ?? lockTimeoutMs,
     breaker: options.breaker ?? true,
-    timeoutMs: numberOption(COMPONENT, 'timeoutMs', options.timeoutMs, 5_000, { min: 0, minInclusive: false }),
+    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    coherenceTtlSeconds: options.coherenceTtlSeconds ?? DEFAULT_COHERENCE_TTL_SECONDS,
     // Tagged entries without an explicit stack use the Next handlers' one (CACHEKIT_NEXT_OPTIONS, what withCachekit
     // sets), so revalidateTag/updateTag in the app reach them.
     stack: options.stack ?? (options.tags?.length || options.paths?.length ? () => configuredStack() : undefined),
-    channel: `${keyPrefix}fn:invalidate`,
+    // Per namespace, as the handlers' channel: apps sharing a store never hear (or flush on) each other's writes.
+    channel: loaderChannel({ keyPrefix, namespace }),
     name,
     ...(options.onError ? { onError: options.onError } : {}),
     ...extra,
@@ -109,18 +96,11 @@ export function coreOptions(options: CacheOptions<never[]>, name: string, extra:
 }
 
 export function validateCacheOptions(options: CacheOptions<never[]>): { ttl: number; staleTtl: number; tags: readonly string[] } {
-  assertKnownOptions(COMPONENT, options, KNOWN);
-  const ttl = numberOption(COMPONENT, 'ttl', options.ttl, 300, { min: 0, minInclusive: false });
-  const staleTtl = numberOption(COMPONENT, 'staleTtl', options.staleTtl, 0, { min: 0 });
+  validateWith(COMPONENT, LOADER_OPTIONS, options);
+  const ttl = options.ttl ?? 300;
+  const staleTtl = options.staleTtl ?? 0;
   const tags = options.tags ?? [];
-  if (!Array.isArray(tags) || tags.some((tag) => typeof tag !== 'string' || tag === '')) {
-    throw new ConfigError(COMPONENT, 'tags', 'must be an array of non-empty strings');
-  }
   const paths = options.paths ?? [];
-  if (!Array.isArray(paths)) throw new ConfigError(COMPONENT, 'paths', 'must be an array of page paths ("/blog")');
-  if (options.stack !== undefined && (options.stack === null || (typeof options.stack !== 'function' && typeof options.stack !== 'object'))) {
-    throw new ConfigError(COMPONENT, 'stack', 'must be a CacheStack or a function returning one');
-  }
   return { ttl, staleTtl, tags: [...new Set([...tags, ...paths.map(pathTag)])] };
 }
 
@@ -128,8 +108,6 @@ export function validateCacheOptions(options: CacheOptions<never[]>): { ttl: num
 export function interopSettings<A extends unknown[]>(options: CacheOptions<A>, fnName: string): { namespace: string; operation: string } | undefined {
   const interop = options.interop;
   if (interop === undefined) return undefined;
-  if (interop === null || typeof interop !== 'object') throw new ConfigError(COMPONENT, 'interop', 'must be { namespace, operation }');
-  assertKnownOptions(`${COMPONENT}.interop`, interop, ['namespace', 'operation']);
   const operation = interop.operation ?? fnName;
   for (const [kind, value] of [
     ['namespace', interop.namespace],

@@ -1,18 +1,15 @@
 import { objectId } from '../shared/identity.js';
+import { singleton } from '../shared/registry.js';
 
 import type { CacheOptions } from './types.js';
 import { CachedCore, type CoreSettings } from './core.js';
-
-// Process-wide, across copies of this module: Next bundles a module-scope `cache(fn)` into every route that imports it.
-const CORES = Symbol.for('cachekit-next.cachedCores');
 
 /**
  * The core of a configuration, one per process: every copy of a wrapper (one per route bundle) shares its L1,
  * single-flight and statistics and hears the others' writes. `create` runs only for a configuration not seen yet.
  */
 export function sharedCore(signature: readonly unknown[], create: () => CoreSettings): CachedCore {
-  const holder = globalThis as { [CORES]?: Map<string, WeakRef<CachedCore>> };
-  const cores = (holder[CORES] ??= new Map());
+  const cores = singleton('cachedCores', () => new Map<string, WeakRef<CachedCore>>());
   const key = JSON.stringify(signature);
   const existing = cores.get(key)?.deref();
   if (existing) return existing;
@@ -40,6 +37,7 @@ export function cacheSignature(scope: string, options: CacheOptions<never[]>, se
     settings.lockWaitMs,
     settings.breaker,
     settings.timeoutMs,
+    settings.coherenceTtlSeconds,
     onError,
   ];
 }

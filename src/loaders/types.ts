@@ -2,6 +2,7 @@ import type { Backend } from '../protocol/backend.js';
 import type { CacheStack } from '../stack/stack.js';
 import type { Encryptor, EncryptionOptions } from '../wire/encryption.js';
 import type { ErrorContext } from '../store/tiered.js';
+import type { BreakerOptions } from '../store/breaker.js';
 
 export interface CacheOptions<A extends unknown[] = unknown[]> {
   /** Seconds an entry is fresh (and, without `staleTtl`, stored). @default 300 */
@@ -33,7 +34,7 @@ export interface CacheOptions<A extends unknown[] = unknown[]> {
    * with invalidation messages (Redis), and at their next request's read of the invalidation epoch over others (at
    * most 1 s later outside a Next request); `maxTtlSeconds` bounds an L1 copy's life on top. Tag invalidations reach
    * every instance through the tag store either way.
-   * @default { maxTtlSeconds: the entry's TTL (1 s with `interop`, or a backend that has neither messages nor epoch) }
+   * @default { maxTtlSeconds: the entry's TTL (`coherenceTtlSeconds` with `interop`, or a backend that has neither messages nor epoch) }
    */
   l1?: { maxSizeMb?: number; maxTtlSeconds?: number } | false;
   /**
@@ -45,9 +46,14 @@ export interface CacheOptions<A extends unknown[] = unknown[]> {
   lockTimeoutMs?: number;
   /** Longest a waiter polls before computing itself (never hangs). @default lockTimeoutMs */
   lockWaitMs?: number;
-  /** Circuit breaker on the backend. @default true */
-  breaker?: boolean;
-  /** Deadline for every L2 call, ms. @default 5000 */
+  /**
+   * Over a backend without invalidation messages (or with `interop`): the longest an L1 copy is trusted unannounced,
+   * in seconds (the handlers' option of the same name). @default 1
+   */
+  coherenceTtlSeconds?: number;
+  /** Circuit breaker on the backend: `true`, its settings, or `false`. @default true */
+  breaker?: boolean | BreakerOptions;
+  /** Deadline for every L2 call in ms; past it the call is a miss (the handlers' default too). @default 1500 */
   timeoutMs?: number;
   /**
    * Tag store of `tags`: a cache stack (e.g. `getStack(options)`), or a function returning one.
@@ -57,9 +63,9 @@ export interface CacheOptions<A extends unknown[] = unknown[]> {
   /**
    * Encrypts entries (AES-256-GCM, per-tenant keys by HKDF, AAD = tenant + key): an `Encryptor`, or its options, each
    * falling back to CACHEKIT_MASTER_KEY, CACHEKIT_PREVIOUS_MASTER_KEYS and CACHEKIT_ENCRYPTION_FAIL_CLOSED. The L1 then
-   * keeps ciphertext. `cache.secure` sets it. @default none
+   * keeps ciphertext. `true`: from the environment alone; `false`: none. `cache.secure` sets it. @default false
    */
-  encryption?: Encryptor | Partial<EncryptionOptions>;
+  encryption?: boolean | Encryptor | (Partial<EncryptionOptions> & { /** @deprecated use `tenant` */ tenant?: string });
   /** Tenant of the encryption keys: a string, or a function of the arguments. @default 'default' */
   tenant?: string | ((...args: A) => string);
   /**

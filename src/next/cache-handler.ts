@@ -23,6 +23,7 @@ import { requestBegan } from '../store/epoch.js';
 import { backendName, entryKind, spanAttributes } from '../observe/labels.js';
 import { autoTrace } from '../observe/tracing.js';
 import { lookup, lookupStarted, revalidateProfile, traced, tracing } from '../shared/telemetry.js';
+import { handlerEntryKey } from '../wire/keys.js';
 import { boundStack, configuredSource, readEntry, readFault, settled, stackOf, tagList, writeEntry, type StackSource } from './handler-core.js';
 
 const SUPPORTED_KINDS = new Set(['APP_PAGE', 'APP_ROUTE', 'PAGES', 'FETCH', 'REDIRECT', 'IMAGE']);
@@ -32,6 +33,13 @@ const warmStarts = new WeakMap<CacheStack, Promise<unknown>>();
 const warmStarted = new WeakSet<CacheStack>();
 /** The longest a request waits for the warm start before going on without it. */
 const WARM_START_WAIT_MS = 3_000;
+
+/**
+ * How far past its revalidate time a stale entry is backdated. Next compares with `Date.now()`, we read
+ * `performance.timeOrigin + performance.now()` (shared/clock.ts), and the two drift apart over a process's life (ms
+ * to tens of ms; NTP slews the wall clock only): 1 ms of margin let an entry meant to be stale look fresh to Next.
+ */
+const BACKDATE_MARGIN_MS = 1_000;
 
 /** Next's "cache forever" revalidate value. */
 const INFINITE_CACHE = 0xfffffffe;
@@ -85,10 +93,7 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
     }
 
     #storeKey(rt: CacheStack, key: string, scope: Scope): string {
-      const base = `${rt.keyPrefix}${rt.namespace}:`;
-      if (scope === 'fetch') return `${base}f:${key}`;
-      if (scope === 'image') return `${base}i:${key}`;
-      return `${base}${rt.deploymentId(this.#serverDistDir)}:r:${key}`;
+      return handlerEntryKey(rt, scope, key, scope === 'response' ? rt.deploymentId(this.#serverDistDir) : '');
     }
 
     get(key: string, ctx: GetContext = { kind: 'APP_PAGE' }): Promise<CacheHandlerValue | null> {
@@ -116,7 +121,12 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
         }
         const scope: Scope = ctx.kind === 'FETCH' ? 'fetch' : ctx.kind === 'IMAGE' ? 'image' : 'response';
         const tagsOf = (entry: HandlerEntry) => (scope === 'fetch' ? [...entry.tags, ...(ctx.tags ?? []), ...(ctx.softTags ?? [])] : entry.tags);
-        const read = await readEntry(rt, rt.entries, this.#storeKey(rt, key, scope), tagsOf, lastModifiedOf);
+        // A fetch entry's tags come with the request: their states are read alongside the entry (one round trip on a
+        // cold read instead of two; states already known cost nothing). Failures are reported by the verdict.
+        if (scope === 'fetch' && (ctx.tags?.length || ctx.softTags?.length))
+          void rt.tags.states([...(ctx.tags ?? []), ...(ctx.softTags ?? [])]).catch(() => {});
+        const storeKey = this.#storeKey(rt, key, scope);
+        const read = await readEntry(rt, rt.entries, storeKey, tagsOf, lastModifiedOf);
         if (!read) return lookup(kind, 'miss', 'none', backendName(rt.backend), key, started, null);
         const { entry, verdict } = read;
         // A value of the wrong kind makes Next throw an InvariantError: for us it is a miss.
@@ -124,7 +134,14 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
           return lookup(kind, 'miss', 'none', backendName(rt.backend), key, started, null);
         const result: CacheHandlerValue = { lastModified: entry.lastModified, value: servedValue(entry, ctx) };
         if (entry.cacheControl) result.cacheControl = entry.cacheControl;
-        if (verdict === 'stale') backdate(result, entry, ctx);
+        const now = nowMs();
+        // Stale (a tag marked stale, or older than its revalidate): one instance of the fleet regenerates it (the lease
+        // holder gets it as stale), the others serve it as fresh meanwhile. Past its expire it is Next's miss anyway.
+        if (verdict === 'stale' || (rt.leases.active && pastRevalidate(entry, ctx, now))) {
+          if (pastExpire(entry, now) || (await rt.leases.claim(storeKey))) {
+            if (verdict === 'stale') backdate(result, entry, ctx);
+          } else result.lastModified = now;
+        }
         return lookup(kind, verdict === 'stale' ? 'stale' : 'hit', read.source, backendName(rt.backend), key, started, result);
       } catch (error) {
         readFault(rt, error, key);
@@ -136,7 +153,7 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
     async #warmStart(rt: CacheStack, serverDistDir: string): Promise<void> {
       let seeding = warmStarts.get(rt);
       if (!seeding) {
-        if (process.env.NEXT_PHASE === 'phase-production-build') {
+        if (rt.building) {
           warmStarted.add(rt); // the build writes the output it would seed from
           return;
         }
@@ -224,11 +241,29 @@ function servedValue(entry: HandlerEntry, ctx: GetContext): IncrementalCacheValu
  * A stale tag: make Next serve this entry as STALE and regenerate it in the background, by moving `lastModified`
  * just past the entry's revalidate window. A page that never revalidates gets a 1 s window for this answer.
  */
+/** The entry's revalidate period in seconds, when it has one Next acts on. */
+function revalidateSecondsOf(entry: HandlerEntry, ctx: GetContext): number | undefined {
+  const revalidate = entry.value?.kind === 'FETCH' ? ctx.revalidate || entry.value.revalidate : entry.cacheControl?.revalidate;
+  return typeof revalidate === 'number' && revalidate > 0 && revalidate < INFINITE_CACHE ? revalidate : undefined;
+}
+
+/** Older than its revalidate period: Next would serve it stale and regenerate it in the background. */
+function pastRevalidate(entry: HandlerEntry, ctx: GetContext, now: number): boolean {
+  const revalidate = revalidateSecondsOf(entry, ctx);
+  return revalidate !== undefined && now > entry.lastModified + revalidate * 1000;
+}
+
+/** Older than its expire period: no longer served at all. */
+function pastExpire(entry: HandlerEntry, now: number): boolean {
+  const expire = entry.cacheControl?.expire;
+  return typeof expire === 'number' && expire < INFINITE_CACHE && now > entry.lastModified + expire * 1000;
+}
+
 function backdate(result: CacheHandlerValue, entry: HandlerEntry, ctx: GetContext): void {
   const now = nowMs();
   if (entry.value?.kind === 'FETCH') {
     const revalidate = ctx.revalidate || entry.value.revalidate;
-    result.lastModified = now - (typeof revalidate === 'number' && revalidate > 0 ? revalidate : INFINITE_CACHE) * 1000 - 1;
+    result.lastModified = now - (typeof revalidate === 'number' && revalidate > 0 ? revalidate : INFINITE_CACHE) * 1000 - BACKDATE_MARGIN_MS;
     return;
   }
   let revalidate = entry.cacheControl?.revalidate;
@@ -236,7 +271,7 @@ function backdate(result: CacheHandlerValue, entry: HandlerEntry, ctx: GetContex
     revalidate = 1;
     result.cacheControl = { ...entry.cacheControl, revalidate };
   }
-  result.lastModified = now - revalidate * 1000 - 1;
+  result.lastModified = now - revalidate * 1000 - BACKDATE_MARGIN_MS;
 }
 
 /** The handler configured by `withCachekit` (or the environment): what `cacheHandler: require.resolve('cachekit-next/handler')` loads. */

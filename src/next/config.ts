@@ -18,18 +18,22 @@ import { fileURLToPath } from 'node:url';
 import { isBackend } from '../protocol/backend.js';
 import { logger } from '../shared/log.js';
 import { assertKnownOptions, ConfigError, describe } from '../shared/options.js';
+import { singleton } from '../shared/registry.js';
 import { validateBackendSpec, type BackendDescription, type BackendSpec } from '../stack/backend-spec.js';
 import { isGeneratedHandler, writeBuiltHandlers } from '../stack/built-options.js';
 import { OPTIONS_ENV, validateOptions, type CachekitNextOptions, type ConfiguredOptions } from '../stack/stack.js';
+import { knownNames } from '../shared/option-schema.js';
+import { WITH_CACHEKIT_OPTIONS } from '../stack/vocabulary.js';
+import { processEnv } from '../shared/env.js';
 
 export type { BackendDescription } from '../stack/backend-spec.js';
 
 export interface WithCachekitOptions extends Omit<CachekitNextOptions, 'backend' | 'onError' | 'encryption'> {
   /**
    * Encrypts every entry; the key comes from CACHEKIT_MASTER_KEY (never from next.config, whose options are put in
-   * every process's environment). `{ failClosed, tenant }` tune it. @default false
+   * every process's environment). `{ failClosed }` tunes it; the tenant is the top-level `tenant`. @default false
    */
-  encryption?: boolean | { failClosed?: boolean; tenant?: string };
+  encryption?: boolean | { failClosed?: boolean /** @deprecated use the top-level `tenant` */; tenant?: string };
   /**
    * The L2, in a form that reaches Next's worker processes:
    * - a module of yours: a path relative to the app directory (`'./cachekit.backend.mjs'`), an absolute path or a
@@ -56,23 +60,7 @@ export interface CachekitNextConfig {
 type ConfigFunction<T> = (phase: string, context: { defaultConfig: object }) => T | Promise<T>;
 
 const COMPONENT = 'withCachekit';
-const WRITTEN = Symbol.for('cachekit-next.withCachekitOptions');
-const KNOWN = [
-  'backend',
-  'keyPrefix',
-  'namespace',
-  'deploymentId',
-  'l1',
-  'useCacheL1',
-  'readYourWrites',
-  'coherenceTtlSeconds',
-  'maxTtlSeconds',
-  'timeoutMs',
-  'compression',
-  'breaker',
-  'warmStart',
-  'encryption',
-] as const;
+const KNOWN = knownNames(WITH_CACHEKIT_OPTIONS);
 
 /**
  * Sets `cacheHandler` and `cacheHandlers.default`/`.remote` (`experimental.cacheHandlers` on Next 15) to the absolute
@@ -88,18 +76,19 @@ export function withCachekit<T extends object>(
   options: WithCachekitOptions = {},
 ): (T & CachekitNextConfig) | ConfigFunction<T & CachekitNextConfig> {
   const serialised = serialisedOptions(options);
-  const previous = process.env[OPTIONS_ENV];
-  const holder = globalThis as { [WRITTEN]?: string };
-  if (previous !== undefined && previous !== serialised && previous !== holder[WRITTEN]) {
+  const env = processEnv();
+  const previous = env[OPTIONS_ENV];
+  const holder = singleton<{ written?: string }>('withCachekitOptions', () => ({}));
+  if (previous !== undefined && previous !== serialised && previous !== holder.written) {
     // Set by hand (not by an earlier evaluation of next.config in this process or its parent): it loses.
     // (Its value is not printed: it may hold a credential.)
     logger().warn(`[cachekit] withCachekit replaces the ${OPTIONS_ENV} set in the environment with the options given in next.config`);
   }
   // Set now (not only when Next calls a config function): whatever Next forks after evaluating the file inherits it.
-  process.env[OPTIONS_ENV] = holder[WRITTEN] = serialised;
+  env[OPTIONS_ENV] = holder.written = serialised;
   if (typeof nextConfig === 'function') {
     return async (phase, context) => {
-      process.env[OPTIONS_ENV] = serialised;
+      env[OPTIONS_ENV] = serialised;
       return applyTo(await (nextConfig as ConfigFunction<T>)(phase, context), serialised);
     };
   }

@@ -13,7 +13,6 @@
  * Configure both kinds: an unconfigured `remote` silently stays in process memory. Next imports the module once per
  * process and uses its default export, a handler object.
  */
-import { createHash } from 'node:crypto';
 import type { CachekitNextOptions, CacheStack } from '../stack/stack.js';
 import type { UseCacheStoredEntry } from '../wire/use-cache-entry.js';
 import { nowMs } from '../shared/clock.js';
@@ -21,6 +20,7 @@ import { backendName, tracedUseCacheHandler } from '../observe/labels.js';
 import { autoTrace } from '../observe/tracing.js';
 import { lookup, lookupStarted } from '../shared/telemetry.js';
 import { boundStack, configuredSource, readEntry, readFault, readyStack, tagList, writeEntry, type StackSource } from './handler-core.js';
+import { useCacheEntryKey } from '../wire/keys.js';
 
 export type { CachekitNextOptions } from '../stack/stack.js';
 export type { UseCacheStoredEntry } from '../wire/use-cache-entry.js';
@@ -61,15 +61,9 @@ const INFINITE_CACHE = 0xfffffffe;
 /** Next's dev server keeps 'use cache' entries at least this long, whatever their `expire` (MIN_PRERENDERABLE_EXPIRE). */
 const DEV_MIN_EXPIRE_SECONDS = 300;
 
-/**
- * The L2 key of a 'use cache' key. Next's keys are React-encoded strings of any length that may hold lone UTF-16
- * surrogates, which UTF-8 (every backend's wire format) cannot carry: two keys differing only there would collide. So
- * the key is hashed over its UTF-16 code units, which encode any JS string injectively; the key already includes the
- * build id, so nothing more is needed to keep deployments apart.
- */
+/** The L2 key of a 'use cache' key (a hash of its UTF-16 units, see wire/keys.ts). */
 export function useCacheStoreKey(stack: CacheStack, cacheKey: string): string {
-  const digest = createHash('sha256').update(Buffer.from(cacheKey, 'utf16le')).digest('hex');
-  return `${stack.keyPrefix}${stack.namespace}:u:${digest}`;
+  return useCacheEntryKey(stack, cacheKey);
 }
 
 /**
@@ -122,17 +116,21 @@ export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(s
         // A negative expire is Next's eviction sentinel (its dev tiered handler overwrites entries with one).
         if (verdict === 'expired' || entry.expire < 0) return lookup('use-cache', 'miss', 'none', backendName(rt.backend), cacheKey, started, undefined);
         lookup('use-cache', verdict === 'stale' ? 'stale' : 'hit', read.source, backendName(rt.backend), cacheKey, started, null);
-        // Neither age nor expiry is checked here: Next compares `timestamp` with `revalidate` (background refresh) and
-        // `expire` (miss) on every read, and a shared store can serve until `expire` (its TTL evicts the entry).
-        return {
-          value: streamOf(entry.value),
-          tags: [...entry.tags],
-          stale: entry.stale,
-          timestamp: entry.timestamp,
-          expire: entry.expire,
-          // A tag marked stale after the entry was written: serve it once more while Next regenerates it.
-          revalidate: verdict === 'stale' ? -1 : entry.revalidate,
-        };
+        // Next compares `timestamp` with `revalidate` (background refresh) and `expire` (miss) on every read, and a
+        // shared store can serve until `expire` (its TTL evicts the entry).
+        let timestamp = entry.timestamp;
+        let revalidate = entry.revalidate;
+        const now = nowMs();
+        const ageStale = rt.leases.active && revalidate > 0 && now > timestamp + revalidate * 1000;
+        if (verdict === 'stale' || ageStale) {
+          // One instance of the fleet regenerates it (the lease holder gets it as stale, a tag-stale entry with
+          // `revalidate: -1`); the others serve it as fresh until the new entry arrives or the lease ends. Past its
+          // expire it is Next's miss anyway: no lease.
+          if (now >= timestamp + entry.expire * 1000 || (await rt.leases.claim(storeKey))) {
+            if (verdict === 'stale') revalidate = -1;
+          } else timestamp = now;
+        }
+        return { value: streamOf(entry.value), tags: [...entry.tags], stale: entry.stale, timestamp, expire: entry.expire, revalidate };
       } catch (error) {
         readFault(rt, error, cacheKey);
         return lookup('use-cache', 'miss', 'none', backendName(rt.backend), cacheKey, started, undefined);
@@ -163,7 +161,7 @@ export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(s
           // is stored and the previous entry (if any) stays. Next reports the render error itself.
           return;
         }
-        const dev = Boolean(process.env.__NEXT_DEV_SERVER);
+        const dev = rt.devServer;
         // `expire: 0` is a dynamic entry in production: Next regenerates it on every read, storing it is wasted work.
         if (!dev && entry.expire === 0) return;
         const ttlSeconds = ttlOf(entry, dev);

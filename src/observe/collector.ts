@@ -5,6 +5,7 @@
  */
 import { subscribe, type BreakerStateName, type CacheKind, type TelemetryEvent } from '../shared/telemetry.js';
 import { liveStacks } from '../stack/stack.js';
+import { singleton } from '../shared/registry.js';
 import { backendName } from './labels.js';
 import type { MetricsSnapshot } from '../store/metrics.js';
 
@@ -53,9 +54,6 @@ interface Counts {
   revalidations: { hard: number; max: number; durations: number };
   evictions: Map<string, number>;
 }
-
-const GLOBAL = Symbol.for('cachekit-next.stats');
-type Holder = { [GLOBAL]?: Counts };
 
 function bump<K>(map: Map<K, number>, key: K, by = 1): void {
   map.set(key, (map.get(key) ?? 0) + by);
@@ -117,8 +115,8 @@ function count(c: Counts, event: TelemetryEvent): void {
 
 /** Starts counting (once per process); later calls return the same counts. */
 export function startCollecting(): Counts {
-  const holder = globalThis as Holder;
-  if (holder[GLOBAL]) return holder[GLOBAL];
+  const holder = singleton('stats', (): { counts?: Counts } => ({}));
+  if (holder.counts) return holder.counts;
   const counts: Counts = {
     since: performance.now(),
     lookups: new Map(),
@@ -129,7 +127,7 @@ export function startCollecting(): Counts {
     revalidations: { hard: 0, max: 0, durations: 0 },
     evictions: new Map(),
   };
-  holder[GLOBAL] = counts;
+  holder.counts = counts;
   subscribe((event) => count(counts, event));
   return counts;
 }

@@ -4,7 +4,6 @@
  */
 import { isBackend, type HealthDetails } from '../protocol/backend.js';
 import { configuredStack, type CacheStack } from '../stack/stack.js';
-import { breakerFor } from '../store/breaker.js';
 import { withDeadline } from '../store/deadline.js';
 import type { BreakerStateName } from '../shared/telemetry.js';
 import { backendName } from './labels.js';
@@ -64,8 +63,7 @@ export async function healthCheck(options: HealthOptions = {}): Promise<HealthRe
     };
   }
   const l2 = await probe(stack, options.timeoutMs ?? 1_000);
-  const breaker: HealthReport['breaker'] =
-    stack.backend && stack.options.breaker !== false ? breakerFor(stack.backend, stack.options.breaker || undefined).state : 'none';
+  const breaker: HealthReport['breaker'] = stack.guard.breaker?.state ?? 'none';
   const subscription = stack.bus.subscription;
   // Half-open: the cooldown is over and the next call probes; the probe above tells whether the store answers.
   const degraded = (l2 !== null && !l2.healthy) || breaker === 'open' || subscription === 'down';

@@ -7,6 +7,7 @@ import { subscribe, type TelemetryEvent } from '../shared/telemetry.js';
 import { liveStacks } from '../stack/stack.js';
 import { lookupRows, startCollecting, stats } from './collector.js';
 import { backendName } from './labels.js';
+import { singleton } from '../shared/registry.js';
 
 type PromClient = typeof import('prom-client');
 type Registry = import('prom-client').Registry;
@@ -24,14 +25,13 @@ const DEFAULT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 const LAG_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const BREAKER_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
 
-const GLOBAL = Symbol.for('cachekit-next.prometheus');
 interface PromState {
   /** Registries already carrying our metrics (registering twice would throw). */
   registered: WeakSet<Registry>;
   /** The registry the metrics route serves: the first one registered. */
   served: Registry | undefined;
 }
-const state: PromState = ((globalThis as { [GLOBAL]?: PromState })[GLOBAL] ??= { registered: new WeakSet(), served: undefined });
+const state: PromState = singleton('prometheus', (): PromState => ({ registered: new WeakSet(), served: undefined }));
 
 export class MissingPeerError extends Error {
   constructor(name: string, cause: unknown) {

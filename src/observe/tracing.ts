@@ -6,12 +6,12 @@
  * registered: without one, the hot path pays one boolean check.
  */
 import { setTracer, type SpanAttributes, type SpanRunner } from '../shared/telemetry.js';
+import { singleton } from '../shared/registry.js';
 
 type OtelApi = typeof import('@opentelemetry/api');
 
 /** Where @opentelemetry/api 1.x keeps what `trace.setGlobalTracerProvider` registered (shared by every copy of it). */
 const OTEL_GLOBAL = Symbol.for('opentelemetry.js.api.1');
-const STATE = Symbol.for('cachekit-next.tracing');
 interface TracingState {
   api: OtelApi | null | undefined;
   loading: Promise<OtelApi | null> | undefined;
@@ -19,7 +19,7 @@ interface TracingState {
   /** Set by disableTracing(): no tracing until enableTracing(), whatever the app registers. */
   off: boolean;
 }
-const state: TracingState = ((globalThis as { [STATE]?: TracingState })[STATE] ??= { api: undefined, loading: undefined, installed: false, off: false });
+const state: TracingState = singleton('tracing', (): TracingState => ({ api: undefined, loading: undefined, installed: false, off: false }));
 
 /** Whether an app registered a global tracer provider (cheap: one property read). */
 function providerRegistered(): boolean {

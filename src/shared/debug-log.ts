@@ -5,9 +5,10 @@
 import { createHash } from 'node:crypto';
 import { logger } from './log.js';
 import { subscribe, type TelemetryEvent } from './telemetry.js';
+import { singleton } from './registry.js';
 
-const STARTED = Symbol.for('cachekit-next.debugLog');
-type Holder = { [STARTED]?: () => void };
+/** The running debug listener's stop function, if any. */
+const holder = () => singleton('debugLog', (): { stop?: () => void } => ({}));
 
 /** The first 16 hex digits of the key's SHA-256: enough to follow one key through the log, nothing to read it by. */
 export function keyHash(key: string): string {
@@ -50,9 +51,9 @@ export function debugLine(event: TelemetryEvent): string | null {
 
 /** Starts the debug log once per process when `CACHEKIT_DEBUG` is `1` (or `true`). */
 export function startDebugLogFromEnv(env: NodeJS.ProcessEnv = process.env): void {
-  const holder = globalThis as Holder;
-  if (holder[STARTED] || !(env.CACHEKIT_DEBUG === '1' || env.CACHEKIT_DEBUG === 'true')) return;
-  holder[STARTED] = subscribe((event) => {
+  const started = holder();
+  if (started.stop || !(env.CACHEKIT_DEBUG === '1' || env.CACHEKIT_DEBUG === 'true')) return;
+  started.stop = subscribe((event) => {
     const line = debugLine(event);
     if (line !== null) logger().info(`[cachekit:debug] ${line}`);
   });
@@ -60,7 +61,7 @@ export function startDebugLogFromEnv(env: NodeJS.ProcessEnv = process.env): void
 
 /** Stops the debug log (tests). */
 export function stopDebugLog(): void {
-  const holder = globalThis as Holder;
-  holder[STARTED]?.();
-  holder[STARTED] = undefined;
+  const started = holder();
+  started.stop?.();
+  started.stop = undefined;
 }

@@ -3,14 +3,14 @@
  * under traffic cannot flood the server's output.
  */
 import { nowMs } from './clock.js';
+import { singleton } from './registry.js';
 
 export interface Logger {
   info(message: string): void;
   warn(message: string): void;
 }
 
-const GLOBAL = Symbol.for('cachekit-next.logger');
-type Holder = { [GLOBAL]?: Logger };
+const current = () => singleton<{ logger?: Logger }>('logger', () => ({}));
 
 const consoleLogger: Logger = {
   info: (message) => console.info(message),
@@ -19,18 +19,19 @@ const consoleLogger: Logger = {
 
 /** Replaces the logger (e.g. with pino), process-wide. Pass `null` to restore the console. */
 export function setLogger(logger: Logger | null): void {
-  (globalThis as Holder)[GLOBAL] = logger ?? undefined;
+  current().logger = logger ?? undefined;
 }
 
 export function logger(): Logger {
-  return (globalThis as Holder)[GLOBAL] ?? consoleLogger;
+  return current().logger ?? consoleLogger;
 }
 
-const lastLogged = new Map<string, { at: number; suppressed: number }>();
+const throttle = () => singleton('logThrottle', () => ({ lastLogged: new Map<string, { at: number; suppressed: number }>(), announced: new Set<string>() }));
 
 /** Logs `message` unless a message with the same `topic` was logged within `intervalMs`. */
 export function warnRateLimited(topic: string, message: string, intervalMs = 10_000): void {
   const now = nowMs();
+  const { lastLogged } = throttle();
   const last = lastLogged.get(topic);
   if (last && now - last.at < intervalMs) {
     last.suppressed++;
@@ -41,11 +42,18 @@ export function warnRateLimited(topic: string, message: string, intervalMs = 10_
   logger().warn(`${message}${suffix}`);
 }
 
-const announced = new Set<string>();
-
 /** Logs `message` once per process per `topic`. */
 export function infoOnce(topic: string, message: string): void {
+  const { announced } = throttle();
   if (announced.has(topic)) return;
   announced.add(topic);
   logger().info(message);
+}
+
+/** Warns `message` once per process per `topic` (deprecations). */
+export function warnOnce(topic: string, message: string): void {
+  const { announced } = throttle();
+  if (announced.has(`warn:${topic}`)) return;
+  announced.add(`warn:${topic}`);
+  logger().warn(message);
 }

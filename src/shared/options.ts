@@ -3,6 +3,12 @@
  * the component and the option.
  */
 
+/**
+ * Deadline of every L2 call, handlers and loaders alike: the most a sick backend adds to one request; an answer
+ * later than that is worse than the work it saves (the loaders' former 5 s made a dead backend cost 5 s per call).
+ */
+export const DEFAULT_TIMEOUT_MS = 1_500;
+
 /** A configuration mistake. `option` names the offending option (or environment variable). */
 export class ConfigError extends TypeError {
   readonly option: string;
@@ -69,7 +75,7 @@ export function booleanOption(component: string, option: string, value: unknown,
 }
 
 /** Parses a numeric environment variable, naming the variable when it is not a number. */
-export function envNumber(name: string, env: NodeJS.ProcessEnv = process.env): number | undefined {
+export function envNumber(name: string, env: NodeJS.ProcessEnv): number | undefined {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return undefined;
   const value = Number(raw);
@@ -87,7 +93,7 @@ export function envNumberOption(name: string, env: NodeJS.ProcessEnv, rule: Numb
 }
 
 /** Parses a boolean environment variable (`true`/`1`/`yes` or `false`/`0`/`no`). */
-export function envBoolean(name: string, env: NodeJS.ProcessEnv = process.env): boolean | undefined {
+export function envBoolean(name: string, env: NodeJS.ProcessEnv): boolean | undefined {
   const raw = env[name]?.trim().toLowerCase();
   if (raw === undefined || raw === '') return undefined;
   if (['true', '1', 'yes', 'on'].includes(raw)) return true;

@@ -5,6 +5,7 @@
  * bundled copy, share one state). With no listener and no tracer every call is one boolean check.
  */
 import type { BackendErrorKind } from '../protocol/backend.js';
+import { singleton } from './registry.js';
 
 /** What a lookup was for: the Next.js entry kinds, 'use cache' entries, and `cache(fn)` loaders. */
 export type CacheKind = 'page' | 'route' | 'fetch' | 'image' | 'use-cache' | 'loader';
@@ -54,8 +55,8 @@ interface State {
   tracer: SpanRunner | null;
 }
 
-const GLOBAL = Symbol.for('cachekit-next.telemetry');
-const state: State = ((globalThis as { [GLOBAL]?: State })[GLOBAL] ??= { active: false, listeners: [], tracer: null });
+// Read once per module copy: the hot path checks a field, not the registry.
+const state: State = singleton('telemetry', (): State => ({ active: false, listeners: [], tracer: null }));
 
 /** Whether anyone listens (or traces): the one check on the hot path. */
 export function telemetryOn(): boolean {

@@ -12,6 +12,8 @@ import { getDefaultBackend } from './resolve.js';
 import { isBackend, isClosable, type Backend } from '../protocol/backend.js';
 import { runOutsideAsyncContext } from '../shared/async-context.js';
 import { ConfigError, describe } from '../shared/options.js';
+import { singleton } from '../shared/registry.js';
+import { processEnv, type Env } from '../shared/env.js';
 
 /** A built-in backend and its constructor options, e.g. `{ type: 'redis', url: 'redis://cache:6379' }`. */
 export type BackendDescription =
@@ -76,25 +78,20 @@ export function validateBackendSpec(spec: unknown, option = 'backend', { probe =
   // The constructor's own validation, naming the backend option. The API key of CachekitIO may legitimately come
   // from the environment of the server only, so a missing one is not an error here.
   const trial = { ...spec } as BackendDescription;
-  if (trial.type === 'cachekitio' && trial.apiKey === undefined && !process.env.CACHEKIT_API_KEY?.trim()) trial.apiKey = 'validation-only';
+  const env = processEnv();
+  if (trial.type === 'cachekitio' && trial.apiKey === undefined && !env.CACHEKIT_API_KEY?.trim()) trial.apiKey = 'validation-only';
   // Likewise the URL of Redis, from CACHEKIT_REDIS_URL or REDIS_URL where the server runs.
-  const redisEnv = !process.env.CACHEKIT_REDIS_URL?.trim() && !process.env.REDIS_URL?.trim();
+  const redisEnv = !env.CACHEKIT_REDIS_URL?.trim() && !env.REDIS_URL?.trim();
   if (trial.type === 'redis' && redisEnv && trial.url === undefined && trial.nodes === undefined && trial.sentinels === undefined)
     trial.url = 'redis://validation-only';
-  const backend = construct(trial, process.env);
+  const backend = construct(trial, env);
   // Connections open lazily: nothing was opened, but release what the constructor holds (Redis's shared set).
   if (isClosable(backend)) void backend.close().catch(() => {});
 }
 
-// On globalThis: the ESM and CJS builds and both handler modules must end up with one backend per process.
-const BUILT = Symbol.for('cachekit-next.describedBackends');
-const MODULES = Symbol.for('cachekit-next.backendModules');
-type Holder = { [BUILT]?: Map<string, Backend>; [MODULES]?: Map<string, Promise<Backend | undefined>> };
-const holder = globalThis as Holder;
-
 /** The backend a description stands for: one per description per process. */
-export function backendFromDescription(description: BackendDescription, env: NodeJS.ProcessEnv = process.env): Backend {
-  const memo = (holder[BUILT] ??= new Map());
+export function backendFromDescription(description: BackendDescription, env: Env): Backend {
+  const memo = singleton('describedBackends', () => new Map<string, Backend>());
   const signature = JSON.stringify(description);
   let backend = memo.get(signature);
   if (!backend) memo.set(signature, (backend = construct(description, env)));
@@ -107,7 +104,7 @@ export function backendFromDescription(description: BackendDescription, env: Nod
  * then finds it). Rejects with a ConfigError naming `backend` when it did neither.
  */
 export function loadBackendModule(file: string): Promise<Backend | undefined> {
-  const memo = (holder[MODULES] ??= new Map());
+  const memo = singleton('backendModules', () => new Map<string, Promise<Backend | undefined>>());
   let loading = memo.get(file);
   if (!loading) {
     // Outside the request's async context: the module may open connections that live as long as the process.

@@ -18,6 +18,8 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import path from 'node:path';
 import { logger } from '../shared/log.js';
 import { ConfigError } from '../shared/options.js';
+import { singleton } from '../shared/registry.js';
+import { processEnv, standaloneConfig, type Env } from '../shared/env.js';
 
 /** Where `withCachekit` generates, relative to the project directory. */
 export const BUILT_DIR = path.join('node_modules', '.cache', 'cachekit-next');
@@ -126,7 +128,7 @@ function toPosix(file: string): string {
  * to `dir`) in CACHEKIT_NEXT_OPTIONS, where every handler and loader of the process reads them. They win over a
  * different value set by hand, with a warning, as withCachekit's do under `next start`.
  */
-export function applyBuiltOptions(options: Record<string, unknown>, dir: string, env: NodeJS.ProcessEnv = process.env): void {
+export function applyBuiltOptions(options: Record<string, unknown>, dir: string, env: Env = processEnv()): void {
   const backend = options.backend as { module?: unknown } | null | undefined;
   const resolved =
     backend && typeof backend.module === 'string' && backend.module.startsWith('.')
@@ -147,13 +149,13 @@ export function applyBuiltOptions(options: Record<string, unknown>, dir: string,
  * loader defined at startup): found through the standalone server's serialised config, which names the generated
  * modules. Applies them and returns true, or returns false (not a standalone server of a withCachekit app).
  */
-export function applyBuiltOptionsFromStandalone(env: NodeJS.ProcessEnv = process.env): boolean {
-  const raw = env.__NEXT_PRIVATE_STANDALONE_CONFIG;
+export function applyBuiltOptionsFromStandalone(env: Env): boolean {
+  const raw = standaloneConfig(env);
   if (!raw) return false;
   // Looked up once per config: a standalone server without generated modules asks on every loader call.
-  const holder = globalThis as { [LOOKED_UP]?: string };
-  if (holder[LOOKED_UP] === raw) return false;
-  holder[LOOKED_UP] = raw;
+  const holder = singleton<{ raw?: string }>('standaloneConfigLookedUp', () => ({}));
+  if (holder.raw === raw) return false;
+  holder.raw = raw;
   let config: { distDir?: unknown; cacheHandler?: unknown; cacheHandlers?: Record<string, unknown> };
   try {
     config = JSON.parse(raw) as typeof config;
@@ -175,5 +177,3 @@ export function applyBuiltOptionsFromStandalone(env: NodeJS.ProcessEnv = process
   applyBuiltOptions(options, dir, env);
   return true;
 }
-
-const LOOKED_UP = Symbol.for('cachekit-next.standaloneConfigLookedUp');

@@ -5,18 +5,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '../shared/options.js';
 import { infoOnce } from '../shared/log.js';
+import { singleton } from '../shared/registry.js';
 import { CachekitIOBackend } from '../backends/cachekitio.js';
 import { FileBackend } from '../backends/file.js';
 import { MemcachedBackend } from '../backends/memcached.js';
 import { MemoryBackend } from '../backends/memory.js';
 import { RedisBackend } from '../backends/redis.js';
 import { isBackend, type Backend } from '../protocol/backend.js';
+import { cachekitVariables, processEnv } from '../shared/env.js';
 
-// On globalThis so that every copy of this module (ESM and CJS builds, Next's separate bundles) sees one default.
-const DEFAULT = Symbol.for('cachekit-next.defaultBackend');
-const FROM_ENV = Symbol.for('cachekit-next.envBackends');
-type Holder = { [DEFAULT]?: Backend; [FROM_ENV]?: Map<string, Backend> };
-const holder = globalThis as Holder;
+const defaults = () => singleton<{ backend?: Backend }>('defaultBackend', () => ({}));
 
 /**
  * Sets the backend every cache uses when it is given none. `null` clears it (resolution falls back to the
@@ -26,13 +24,12 @@ export function setDefaultBackend(backend: Backend | null): void {
   if (backend !== null && !isBackend(backend)) {
     throw new ConfigError('setDefaultBackend', 'backend', 'must implement get, set, delete, exists and healthCheck (or be null to clear)');
   }
-  if (backend === null) delete holder[DEFAULT];
-  else holder[DEFAULT] = backend;
+  defaults().backend = backend ?? undefined;
 }
 
 /** The module-level default set by `setDefaultBackend`, or `undefined`. */
 export function getDefaultBackend(): Backend | undefined {
-  return holder[DEFAULT];
+  return defaults().backend;
 }
 
 /** The environment variables that each select one backend. More than one set is a configuration error. */
@@ -63,15 +60,15 @@ export function resolveBackend(explicit?: Backend | null, options: ResolveOption
 
 /** The backend the environment selects (see {@link resolveBackend}). */
 export function backendFromEnv(options: ResolveOptions = {}): Backend {
-  const env = options.env ?? process.env;
+  const env = options.env ?? processEnv();
   const set = BACKEND_ENV_VARS.filter((name) => (env[name] ?? '').trim() !== '');
   if (set.length > 1) {
     throw new ConfigError('environment', set.join(', '), `select different backends; set only one of ${BACKEND_ENV_VARS.join(', ')}`);
   }
   const selected = set[0] ?? ((env.REDIS_URL ?? '').trim() !== '' ? 'REDIS_URL' : 'embedded-file');
   const fileDir = options.defaultFileCacheDir ?? path.join(os.tmpdir(), 'cachekit');
-  const signature = JSON.stringify([selected, selected === 'embedded-file' ? fileDir : env[selected], ...relevantEnv(env)]);
-  const memo = (holder[FROM_ENV] ??= new Map());
+  const signature = JSON.stringify([selected, selected === 'embedded-file' ? fileDir : env[selected], ...cachekitVariables(env)]);
+  const memo = singleton('envBackends', () => new Map<string, Backend>());
   const existing = memo.get(signature);
   if (existing) return existing;
 
@@ -102,25 +99,13 @@ export function backendFromEnv(options: ResolveOptions = {}): Backend {
   return backend;
 }
 
-/** Every CACHEKIT_* variable, so a changed setting (e.g. a timeout) yields a new memoised backend. */
-function relevantEnv(env: NodeJS.ProcessEnv): string[] {
-  return Object.keys(env)
-    .filter((name) => name.startsWith('CACHEKIT_'))
-    .sort()
-    .map((name) => `${name}=${env[name]}`);
-}
-
-const ioBackends = new Map<string, CachekitIOBackend>();
 /** `cache.io`'s backend: one `CachekitIOBackend.fromEnv()` (and connection pool) per CACHEKIT_* configuration. */
 export function cachekitIOFromEnv(): CachekitIOBackend {
-  const signature = JSON.stringify(
-    Object.keys(process.env)
-      .filter((name) => name.startsWith('CACHEKIT_'))
-      .sort()
-      .map((name) => [name, process.env[name]]),
-  );
+  const env = processEnv();
+  const signature = JSON.stringify(cachekitVariables(env));
+  const ioBackends = singleton('cachekitIOBackends', () => new Map<string, CachekitIOBackend>());
   let backend = ioBackends.get(signature);
-  if (!backend) ioBackends.set(signature, (backend = CachekitIOBackend.fromEnv()));
+  if (!backend) ioBackends.set(signature, (backend = CachekitIOBackend.fromEnv(env)));
   return backend;
 }
 

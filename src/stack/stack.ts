@@ -15,18 +15,24 @@ import { CoherenceBus } from '../store/coherence.js';
 import { objectId } from '../shared/identity.js';
 import { Encryptor, type EncryptionOptions } from '../wire/encryption.js';
 import { infoOnce, warnRateLimited } from '../shared/log.js';
-import { assertKnownOptions, booleanOption, ConfigError, numberOption, stringOption } from '../shared/options.js';
+import { ConfigError, DEFAULT_TIMEOUT_MS } from '../shared/options.js';
+import { validateWith } from '../shared/option-schema.js';
+import { breakerSettings, deprecatedTenant, DEFAULT_COHERENCE_TTL_SECONDS, HANDLER_OPTIONS } from './vocabulary.js';
+import { singleton } from '../shared/registry.js';
 import { entryCipher, SealedCache } from '../store/sealed.js';
 import { TagStore, type TagVerdict } from '../store/tags.js';
 import { L2Guard, type ErrorHandler } from '../store/l2-guard.js';
+import { RegenerationLeases } from '../store/regeneration.js';
 import { TieredCache, type L1Options } from '../store/tiered.js';
-import { bytesCodec, type Codec } from '../wire/frame.js';
+import { bytesSerializer, type Serializer } from '../wire/frame.js';
 import { backendFromDescription, loadBackendModule, validateBackendSpec, type BackendSpec } from './backend-spec.js';
 import { applyBuiltOptionsFromStandalone } from './built-options.js';
-import { entryCodec, type HandlerEntry } from '../wire/next-entry.js';
-import { useCacheCodec, type UseCacheStoredEntry } from '../wire/use-cache-entry.js';
 import { record, revalidateProfile } from '../shared/telemetry.js';
 import { startDebugLogFromEnv } from '../shared/debug-log.js';
+import { handlerEntrySerializer, type HandlerEntry } from '../wire/next-entry.js';
+import { useCacheEntrySerializer, type UseCacheStoredEntry } from '../wire/use-cache-entry.js';
+import { handlerChannel, tagKeyPrefix } from '../wire/keys.js';
+import { isInsideNext, isNextBuild, isNextDevServer, l1MaxSizeMbFromEnv, nextDeploymentId, OPTIONS_ENV, processEnv, type Env } from '../shared/env.js';
 
 export interface CachekitNextOptions {
   /** The L2. `null` = L1 only (per process). @default resolved: setDefaultBackend > environment > embedded File */
@@ -40,13 +46,13 @@ export interface CachekitNextOptions {
    * @default NEXT_DEPLOYMENT_ID, else the build's BUILD_ID
    */
   deploymentId?: string;
-  /** In-memory L1, or `false` for none. */
-  l1?: { maxSizeMb?: number } | false;
+  /** In-memory L1, or `false` for none. `maxTtlSeconds` bounds an L1 copy's life on top of the coherence rules. @default { maxSizeMb: 100 } */
+  l1?: L1Options | false;
   /**
    * The separate in-memory L1 of 'use cache' entries (`cacheHandlers`), or `false` for none: its own byte budget,
    * so large RSC payloads never evict pages and fetches, and the reverse. @default the `l1` setting
    */
-  useCacheL1?: { maxSizeMb?: number } | false;
+  useCacheL1?: L1Options | false;
   /**
    * Read-your-own-writes across instances on backends without invalidation messages (every backend but Redis): an
    * instance reads a small invalidation epoch from the L2 once per request and drops the L1 copies and tag states
@@ -63,14 +69,21 @@ export interface CachekitNextOptions {
    * instances, in seconds. @default 1
    */
   coherenceTtlSeconds?: number;
+  /**
+   * One regeneration per stale entry across the fleet (backends with locks: Redis, CachekitIO, File): the first
+   * instance to see an entry stale takes a lease of this many ms and regenerates it; the others serve it as fresh
+   * until the new entry arrives or the lease ends. `0`: every instance regenerates (Next dedupes per process only).
+   * @default 15000
+   */
+  regenerationLeaseMs?: number;
   /** The longest TTL any entry gets, in seconds; also how long tag state outlives its event. @default 2592000 (30 days) */
   maxTtlSeconds?: number;
-  /** Deadline for every L2 call in ms; past it the call is a miss. @default 1500 */
+  /** Deadline for every L2 call in ms; past it the call is a miss (the loaders' default too). @default 1500 */
   timeoutMs?: number;
   /** Compression of stored entries, or `false`. @default { thresholdBytes: 4096, level: 1 } */
   compression?: CompressionOptions | false;
-  /** Circuit breaker settings, or `false`. */
-  breaker?: BreakerOptions | false;
+  /** Circuit breaker on the backend: `true`, its settings, or `false`. @default true */
+  breaker?: boolean | BreakerOptions;
   /** Receives every backend fault the handler turned into a miss. @default logs, rate limited */
   onError?: ErrorHandler;
   /**
@@ -83,36 +96,22 @@ export interface CachekitNextOptions {
    * keeps the ciphertext. `true` or an object: the master key comes from CACHEKIT_MASTER_KEY (rotation:
    * CACHEKIT_PREVIOUS_MASTER_KEYS) unless `masterKey` is given here (only in a module of your own, never in
    * next.config: withCachekit puts its options in the environment). A value that fails to decrypt is a miss and is
-   * evicted; with `failClosed` (or CACHEKIT_ENCRYPTION_FAIL_CLOSED) the page fails instead. @default false
+   * evicted; with `failClosed` (or CACHEKIT_ENCRYPTION_FAIL_CLOSED) the page fails instead. Or an `Encryptor`.
+   * @default false
    */
-  encryption?: boolean | (Partial<EncryptionOptions> & { tenant?: string });
+  encryption?: boolean | Encryptor | (Partial<EncryptionOptions> & { /** @deprecated use the top-level `tenant` */ tenant?: string });
+  /** Tenant of the encryption keys (as the loaders' `tenant`). @default the namespace */
+  tenant?: string;
 }
-
-const KNOWN_OPTIONS = [
-  'backend',
-  'keyPrefix',
-  'namespace',
-  'deploymentId',
-  'l1',
-  'useCacheL1',
-  'readYourWrites',
-  'coherenceTtlSeconds',
-  'maxTtlSeconds',
-  'timeoutMs',
-  'compression',
-  'breaker',
-  'onError',
-  'warmStart',
-  'encryption',
-] as const;
 
 /** What the handlers need of an entry cache: a TieredCache, or a SealedCache over one. */
 export type EntryCache<T> = Pick<TieredCache<T>, 'lookup' | 'get' | 'set' | 'add' | 'delete' | 'invalidateLocal' | 'clearLocal' | 'hasLocal' | 'stats'>;
 
-function encryptorOf(option: CachekitNextOptions['encryption']): Encryptor | undefined {
+function encryptorOf(option: CachekitNextOptions['encryption'], env: Env): Encryptor | undefined {
   if (option === undefined || option === false) return undefined;
+  if (option instanceof Encryptor) return option;
   const { tenant: _tenant, ...overrides } = option === true ? {} : option;
-  const encryptor = Encryptor.fromEnv(process.env, overrides);
+  const encryptor = Encryptor.fromEnv(env, overrides);
   if (!encryptor) throw new ConfigError(COMPONENT, 'encryption', 'is on but there is no master key: set CACHEKIT_MASTER_KEY (hex, at least 32 bytes)');
   return encryptor;
 }
@@ -122,44 +121,7 @@ const COMPONENT = 'cachekit-next';
 
 /** Validates options at construction (createCacheHandler / withCachekit), naming the offending option. */
 export function validateOptions(options: CachekitNextOptions): void {
-  assertKnownOptions(COMPONENT, options, KNOWN_OPTIONS);
-  stringOption(COMPONENT, 'keyPrefix', options.keyPrefix, '');
-  stringOption(COMPONENT, 'namespace', options.namespace, '');
-  stringOption(COMPONENT, 'deploymentId', options.deploymentId, '');
-  booleanOption(COMPONENT, 'readYourWrites', options.readYourWrites, true);
-  numberOption(COMPONENT, 'coherenceTtlSeconds', options.coherenceTtlSeconds, 1, { min: 0, minInclusive: false });
-  numberOption(COMPONENT, 'maxTtlSeconds', options.maxTtlSeconds, DEFAULT_MAX_TTL_SECONDS, { min: 1 });
-  numberOption(COMPONENT, 'timeoutMs', options.timeoutMs, 1500, { min: 0, minInclusive: false });
-  if (options.l1 !== undefined && options.l1 !== false) {
-    assertKnownOptions(`${COMPONENT} l1`, options.l1, ['maxSizeMb']);
-    numberOption(COMPONENT, 'l1.maxSizeMb', options.l1.maxSizeMb, 100, { min: 0, minInclusive: false });
-  }
-  if (options.useCacheL1 !== undefined && options.useCacheL1 !== false) {
-    assertKnownOptions(`${COMPONENT} useCacheL1`, options.useCacheL1, ['maxSizeMb']);
-    numberOption(COMPONENT, 'useCacheL1.maxSizeMb', options.useCacheL1.maxSizeMb, 100, { min: 0, minInclusive: false });
-  }
-  if (options.compression !== undefined && options.compression !== false) {
-    assertKnownOptions(`${COMPONENT} compression`, options.compression, ['algorithm', 'thresholdBytes', 'level']);
-    if (options.compression.algorithm !== undefined && !['lz4', 'deflate'].includes(options.compression.algorithm)) {
-      throw new ConfigError(COMPONENT, 'compression.algorithm', `must be 'lz4' or 'deflate', got ${JSON.stringify(options.compression.algorithm)}`);
-    }
-    if (options.compression.thresholdBytes !== false) {
-      numberOption(COMPONENT, 'compression.thresholdBytes', options.compression.thresholdBytes, 4096, { min: 0 });
-    }
-    numberOption(COMPONENT, 'compression.level', options.compression.level, 1, { min: 1, max: 9, integer: true });
-  }
-  booleanOption(COMPONENT, 'warmStart', options.warmStart, false);
-  if (options.encryption !== undefined && typeof options.encryption !== 'boolean') {
-    if (options.encryption === null || typeof options.encryption !== 'object') {
-      throw new ConfigError(COMPONENT, 'encryption', 'must be true, false or { failClosed, tenant, masterKey, previousMasterKeys }');
-    }
-    assertKnownOptions(`${COMPONENT} encryption`, options.encryption, ['masterKey', 'previousMasterKeys', 'failClosed', 'tenant']);
-    stringOption(COMPONENT, 'encryption.tenant', options.encryption.tenant, '');
-    booleanOption(COMPONENT, 'encryption.failClosed', options.encryption.failClosed, false);
-  }
-  if (options.onError !== undefined && typeof options.onError !== 'function') {
-    throw new ConfigError(COMPONENT, 'onError', 'must be a function');
-  }
+  validateWith(COMPONENT, HANDLER_OPTIONS, options);
 }
 
 export class CacheStack {
@@ -177,36 +139,53 @@ export class CacheStack {
   readonly #onError: ErrorHandler;
   /** Every L2 call of the stack outside the entry caches (tag keys, the epoch, messages), and every report. */
   readonly guard: L2Guard;
+  /** Fleet-wide single regeneration of stale entries (store/regeneration.ts). */
+  readonly leases: RegenerationLeases;
   #deploymentId: string | undefined;
+  /** BUILD_ID was missing and cannot appear any more (not a build): the deployment is 'build' for good. */
+  #buildIdMissing = false;
   #useCacheEntries: EntryCache<UseCacheStoredEntry> | undefined;
-  readonly #useCacheL1: { maxSizeMb?: number } | false;
+  readonly #useCacheL1: L1Options | false;
   readonly #l1MaxTtlSeconds: number;
+  /** `next build` is running: nothing is announced to other instances. */
+  readonly building: boolean;
+  /** `next dev`'s server. */
+  readonly devServer: boolean;
+  /** CACHEKIT_L1_MAX_SIZE_MB, the L1 budget when `l1.maxSizeMb` is not given. */
+  readonly #l1MaxSizeMb: number | undefined;
   readonly ready: Promise<boolean>;
 
   constructor(options: CachekitNextOptions) {
     validateOptions(options);
     startDebugLogFromEnv();
     this.options = options;
+    // The composition root is an edge: the environment is read here and passed down as values.
+    const env = processEnv();
     const backend = resolveBackend(options.backend, { defaultFileCacheDir: path.join(process.cwd(), '.next', 'cache', 'cachekit') });
     // Its connections open lazily, in whichever request calls first: they must not keep that request alive.
     this.backend = backend && detachedFromAsyncContext(backend);
     this.keyPrefix = options.keyPrefix ?? 'cachekit:';
     this.namespace = options.namespace ?? defaultNamespace();
     this.maxTtlSeconds = options.maxTtlSeconds ?? DEFAULT_MAX_TTL_SECONDS;
-    this.#deploymentId = options.deploymentId ?? (process.env.NEXT_DEPLOYMENT_ID || undefined);
+    this.#deploymentId = options.deploymentId ?? nextDeploymentId(env);
     this.#onError =
       options.onError ??
       ((error, context) =>
         warnRateLimited(`next:${error.backend}:${error.kind}:${context.operation}`, `${error.message} (cachekit-next ${context.operation}; served as a miss)`));
 
-    const building = process.env.NEXT_PHASE === 'phase-production-build';
+    const building = isNextBuild(env);
+    this.building = building;
+    this.devServer = isNextDevServer(env);
+    this.#l1MaxSizeMb = l1MaxSizeMbFromEnv(env);
     const report = (error: unknown, operation: string) => this.report(error, operation);
-    const coherenceTtl = options.coherenceTtlSeconds ?? 1;
-    const timeoutMs = options.timeoutMs ?? 1500;
+    const coherenceTtl = options.coherenceTtlSeconds ?? DEFAULT_COHERENCE_TTL_SECONDS;
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     // Tag keys, the invalidation epoch and messages: the same deadline and breaker as the entries.
-    this.guard = new L2Guard({ backend: this.backend, timeoutMs, breaker: options.breaker ?? undefined, onError: this.#onError, name: COMPONENT });
+    const breaker: BreakerOptions | false | undefined = options.breaker === false ? false : breakerSettings(options.breaker);
+    this.guard = new L2Guard({ backend: this.backend, timeoutMs, breaker, onError: this.#onError, name: COMPONENT });
+    this.leases = new RegenerationLeases({ backend: building ? null : this.backend, guard: this.guard, leaseMs: options.regenerationLeaseMs });
     const call = this.guard.run;
-    this.bus = new CoherenceBus(building ? null : this.backend, `${this.keyPrefix}${this.namespace}:invalidate`, report, {
+    this.bus = new CoherenceBus(building ? null : this.backend, handlerChannel(this), report, {
       epoch: options.readYourWrites === false ? false : { maxAgeMs: coherenceTtl * 1000 },
       call,
     });
@@ -218,17 +197,16 @@ export class CacheStack {
     if (options.useCacheL1 === false && this.backend === null) {
       throw new ConfigError(COMPONENT, 'useCacheL1', 'cannot be false when backend is null (nothing would be cached)');
     }
-    this.encryptor = encryptorOf(options.encryption);
-    this.#tenant = (typeof options.encryption === 'object' ? options.encryption.tenant : undefined) ?? this.namespace;
+    this.encryptor = encryptorOf(options.encryption, env);
+    this.#tenant = options.tenant ?? deprecatedTenant(COMPONENT, options.encryption) ?? this.namespace;
     this.entries = this.#entryCache(
-      entryCodec(options.compression === false ? { thresholdBytes: false } : options.compression),
-      options.l1 === false ? false : { ...options.l1, maxTtlSeconds: this.#l1MaxTtlSeconds },
+      handlerEntrySerializer(options.compression === false ? { thresholdBytes: false } : options.compression),
+      options.l1 === false ? false : this.#l1(options.l1),
       'cachekit-next',
     );
     this.tags = new TagStore({
       backend: this.backend,
-      // One Redis hash tag per app: every tag key on one cluster slot.
-      keyPrefix: `${this.keyPrefix}{${this.namespace}.tags}:`,
+      keyPrefix: tagKeyPrefix(this),
       maxEntryTtlSeconds: this.maxTtlSeconds,
       // L1 only: the local states are the only record of each revalidation, kept as long as an entry can live.
       localTtlMs: (alone ? this.maxTtlSeconds : this.bus.coherent ? 30 : coherenceTtl) * 1000,
@@ -261,27 +239,38 @@ export class CacheStack {
   get useCacheEntries(): EntryCache<UseCacheStoredEntry> {
     return (this.#useCacheEntries ??= runOutsideAsyncContext(() =>
       this.#entryCache(
-        useCacheCodec(this.options.compression === false ? { thresholdBytes: false } : this.options.compression),
-        this.#useCacheL1 === false ? false : { ...this.#useCacheL1, maxTtlSeconds: this.#l1MaxTtlSeconds },
+        useCacheEntrySerializer(this.options.compression === false ? { thresholdBytes: false } : this.options.compression),
+        this.#useCacheL1 === false ? false : this.#l1(this.#useCacheL1),
         'cachekit-next:use-cache',
       ),
     ));
   }
 
-  /** A tiered cache of entries, sealed (the L1 keeps ciphertext) when encryption is on. */
   /** The entry caches created so far, by name (metrics and health read their L1 figures). */
   get caches(): { name: string; cache: EntryCache<unknown> }[] {
     const all = [{ name: 'cachekit-next', cache: this.entries as EntryCache<unknown> }];
     return this.#useCacheEntries ? [...all, { name: 'cachekit-next:use-cache', cache: this.#useCacheEntries as EntryCache<unknown> }] : all;
   }
 
-  #entryCache<T>(codec: Codec<T>, l1: L1Options | false, name: string): EntryCache<T> {
+  /** An L1 setting with the coherence bound applied (a given `maxTtlSeconds` can only shorten it). */
+  #l1(l1: L1Options | undefined): L1Options {
+    const maxSizeMb = l1?.maxSizeMb ?? this.#l1MaxSizeMb;
+    return { ...l1, ...(maxSizeMb === undefined ? {} : { maxSizeMb }), maxTtlSeconds: Math.min(l1?.maxTtlSeconds ?? Infinity, this.#l1MaxTtlSeconds) };
+  }
+
+  /** A tiered cache of entries, sealed (the L1 keeps ciphertext) when encryption is on. */
+  #entryCache<T>(serializer: Serializer<T>, l1: L1Options | false, name: string): EntryCache<T> {
     // The stack's guard: entries, tag keys, the epoch and messages share one deadline, breaker and reporter.
     const settings = { backend: this.backend, l1, guard: this.guard, name };
-    if (!this.encryptor) return new TieredCache<T>({ ...settings, codec });
+    if (!this.encryptor) return new TieredCache<T>({ ...settings, serializer });
     // The AAD binds each entry to this app's tenant and its key: an entry copied under another key never decrypts.
     const context = (cacheKey: string, tenantId: string) => ({ tenantId, cacheKey, format: 'cachekit-next', compressed: false });
-    return new SealedCache<T>(new TieredCache<Uint8Array>({ ...settings, codec: bytesCodec }), codec, entryCipher(this.encryptor, context), this.#tenant);
+    return new SealedCache<T>(
+      new TieredCache<Uint8Array>({ ...settings, serializer: bytesSerializer }),
+      serializer,
+      entryCipher(this.encryptor, context),
+      this.#tenant,
+    );
   }
 
   /**
@@ -314,11 +303,13 @@ export class CacheStack {
 
   /** The deployment scope of page and route entries (resolved once, from the first handler's serverDistDir). */
   deploymentId(serverDistDir?: string): string {
-    if (this.#deploymentId === undefined && serverDistDir) {
+    if (this.#deploymentId === undefined && serverDistDir && !this.#buildIdMissing) {
       try {
         this.#deploymentId = readFileSync(path.join(serverDistDir, '..', 'BUILD_ID'), 'utf8').trim() || undefined;
       } catch {
-        // No BUILD_ID yet (next build still running): entries written now are build-time only.
+        // No BUILD_ID yet (next build still running): entries written now are build-time only. Outside a build it
+        // never appears (next start refuses to run without it): read once, not on every get (a failed read is ~17 µs).
+        this.#buildIdMissing = !this.building;
       }
     }
     return this.#deploymentId ?? 'build';
@@ -350,12 +341,16 @@ export function defaultNamespace(): string {
   return 'app';
 }
 
-const RUNTIMES = Symbol.for('cachekit-next.stacks');
-type Holder = { [RUNTIMES]?: Map<string, CacheStack> };
+const stacks = () =>
+  singleton(
+    'stacks',
+    () => new Map<string, CacheStack>(),
+    (map) => Promise.all([...map.values()].map((stack) => stack.close())),
+  );
 
 /** One stack per process per configuration. */
 export function getStack(options: CachekitNextOptions = {}): CacheStack {
-  const map = ((globalThis as Holder)[RUNTIMES] ??= new Map());
+  const map = stacks();
   const { backend, onError, ...rest } = options;
   const signature = JSON.stringify([
     backend === undefined ? 'resolved' : backend === null ? 'none' : objectId(backend),
@@ -373,20 +368,23 @@ export function getStack(options: CachekitNextOptions = {}): CacheStack {
 
 /** Every stack of this process (metrics and health read them). */
 export function liveStacks(): CacheStack[] {
-  return [...((globalThis as Holder)[RUNTIMES]?.values() ?? [])];
+  return [...stacks().values()];
 }
 
 /** Drops every stack of this process (tests). */
 export async function resetStacks(): Promise<void> {
-  const map = (globalThis as Holder)[RUNTIMES];
-  if (!map) return;
+  const map = stacks();
   const all = [...map.values()];
   map.clear();
   await Promise.all(all.map((stack) => stack.close()));
 }
 
-/** Where `withCachekit` passes its (serialisable) options to every process that loads the handlers. */
-export const OPTIONS_ENV = 'CACHEKIT_NEXT_OPTIONS';
+export { OPTIONS_ENV };
+
+/** A Next.js process (or one where withCachekit's options are set): loaders default to the handlers' store and scope. */
+export function insideNextApp(env: Env = processEnv()): boolean {
+  return isInsideNext(env);
+}
 
 /** The options in `CACHEKIT_NEXT_OPTIONS`: serialisable ones, with the backend as a spec (module, description, null). */
 export type ConfiguredOptions = Omit<CachekitNextOptions, 'backend' | 'onError'> & { backend?: BackendSpec };
@@ -405,7 +403,7 @@ function optionsText(env: NodeJS.ProcessEnv): string | undefined {
  * The options configured for the default handlers: `CACHEKIT_NEXT_OPTIONS` (JSON; what withCachekit sets, or its
  * generated modules under `output: 'standalone'`), else none (environment decides).
  */
-export function configuredOptions(env: NodeJS.ProcessEnv = process.env): ConfiguredOptions {
+export function configuredOptions(env: Env = processEnv()): ConfiguredOptions {
   const raw = optionsText(env);
   if (!raw) return {};
   let parsed: unknown;
@@ -423,8 +421,7 @@ export function configuredOptions(env: NodeJS.ProcessEnv = process.env): Configu
   return parsed as ConfiguredOptions;
 }
 
-const CONFIGURED = Symbol.for('cachekit-next.configuredOptions');
-type ConfiguredHolder = { [CONFIGURED]?: { raw: string; options: ConfiguredOptions; backend?: Backend } };
+type Configured = { raw: string; options: ConfiguredOptions; backend?: Backend };
 
 /**
  * The stack of the default handler modules, configured by `CACHEKIT_NEXT_OPTIONS` (what `withCachekit` sets).
@@ -432,11 +429,11 @@ type ConfiguredHolder = { [CONFIGURED]?: { raw: string; options: ConfiguredOptio
  * the stack is created; the handlers await it). Throws (or rejects) a ConfigError on a bad configuration: the
  * handlers report that and answer misses, never a render error.
  */
-export function configuredStack(env: NodeJS.ProcessEnv = process.env): CacheStack | Promise<CacheStack> {
+export function configuredStack(env: Env = processEnv()): CacheStack | Promise<CacheStack> {
   const raw = optionsText(env) ?? '';
-  const holder = globalThis as ConfiguredHolder;
-  let parsed = holder[CONFIGURED];
-  if (parsed?.raw !== raw) holder[CONFIGURED] = parsed = { raw, options: configuredOptions(env) };
+  const holder = singleton<{ parsed?: Configured }>('configuredOptions', () => ({}));
+  let parsed = holder.parsed;
+  if (parsed?.raw !== raw) holder.parsed = parsed = { raw, options: configuredOptions(env) };
   const { backend: spec, ...options } = parsed.options;
   if (spec && 'module' in spec) {
     if ('backend' in parsed) return getStack(parsed.backend === undefined ? options : { ...options, backend: parsed.backend });

@@ -1,6 +1,7 @@
 import { BackendError, type Backend } from '../protocol/backend.js';
 import { nowMs } from '../shared/clock.js';
 import { breakerTransition } from '../shared/telemetry.js';
+import { singleton } from '../shared/registry.js';
 
 export interface BreakerOptions {
   /** Consecutive transient/timeout failures that open the circuit. @default 5 */
@@ -77,12 +78,9 @@ export class CircuitBreaker {
   }
 }
 
-// On globalThis: the ESM and CJS builds (the handlers load one, app code and routes the other) share one breaker per backend.
-const BREAKERS = Symbol.for('cachekit-next.breakers');
-const breakers: WeakMap<Backend, CircuitBreaker> = ((globalThis as { [BREAKERS]?: WeakMap<Backend, CircuitBreaker> })[BREAKERS] ??= new WeakMap());
-
 /** The breaker shared by every cache over `backend` in this process (created with `options` on first use). */
 export function breakerFor(backend: Backend, options?: BreakerOptions): CircuitBreaker {
+  const breakers = singleton('breakers', () => new WeakMap<Backend, CircuitBreaker>());
   let breaker = breakers.get(backend);
   if (!breaker) {
     breaker = new CircuitBreaker(options);

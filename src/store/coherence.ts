@@ -8,8 +8,10 @@
  * before it trusts its L1. Without either (`epoch: false`), caches bound their L1 lifetime instead.
  */
 import { randomUUID } from '../shared/random.js';
+import { singleton } from '../shared/registry.js';
 import { hasInvalidation, type Backend, type InvalidationCapable, type Subscription } from '../protocol/backend.js';
 import { Epoch, requestGeneration, type EpochOptions } from './epoch.js';
+import { epochKey } from '../wire/keys.js';
 import { L2Guard, type GuardedCall } from './l2-guard.js';
 import { nowMs } from '../shared/clock.js';
 import { record } from '../shared/telemetry.js';
@@ -74,7 +76,7 @@ export class CoherenceBus {
         ? null
         : new Epoch({
             backend,
-            key: `${channel}:epoch`,
+            key: epochKey(channel),
             origin: this.origin,
             maxAgeMs: epoch.maxAgeMs ?? DEFAULT_EPOCH_MAX_AGE_MS,
             call: this.#call,
@@ -232,8 +234,6 @@ export class CoherenceBus {
   }
 }
 
-const shared = new WeakMap<Backend, Map<string, CoherenceBus>>();
-
 /**
  * One bus (one subscription) per backend object and channel in this process, for caches that come and go with
  * their wrappers (`cache(fn)`); started on first use.
@@ -244,6 +244,7 @@ export function sharedBus(
   onError: (error: unknown, operation: string) => void,
   options: CoherenceOptions = {},
 ): CoherenceBus {
+  const shared = singleton('coherenceBuses', () => new WeakMap<Backend, Map<string, CoherenceBus>>());
   let buses = shared.get(backend);
   if (!buses) shared.set(backend, (buses = new Map()));
   let bus = buses.get(channel);

@@ -14,6 +14,8 @@
 import { hasBatch, hasCounter, type Backend } from '../protocol/backend.js';
 import { runOutsideAsyncContext } from '../shared/async-context.js';
 import { nowMs } from '../shared/clock.js';
+import { singleton } from '../shared/registry.js';
+import { journalSlotKey } from '../wire/keys.js';
 import type { GuardedCall } from './l2-guard.js';
 
 /** What changed: entry keys and tags. */
@@ -53,20 +55,19 @@ export const RING = 256;
 /** Journal entries outlive their slot's reuse only by accident; this keeps a dead app's entries from lingering. */
 const JOURNAL_TTL_SECONDS = 3_600;
 
-const GENERATION = Symbol.for('cachekit-next.requestGeneration');
-type GenerationHolder = { [GENERATION]?: { n: number } };
+const generation = () => singleton('requestGeneration', () => ({ n: 0 }));
 
 /**
  * A request began in this process (Next constructs the legacy handler per request; 'use cache' calls refreshTags):
  * reads after this must not rely on an epoch read that started before it.
  */
 export function requestBegan(): void {
-  ((globalThis as GenerationHolder)[GENERATION] ??= { n: 0 }).n++;
+  generation().n++;
 }
 
 /** How many requests began so far (0: nothing signals requests in this process). */
 export function requestGeneration(): number {
-  return (globalThis as GenerationHolder)[GENERATION]?.n ?? 0;
+  return generation().n;
 }
 
 interface Flight {
@@ -288,7 +289,7 @@ export class Epoch {
 }
 
 function slotKey(key: string, n: number): string {
-  return `${key}:${n % RING}`;
+  return journalSlotKey(key, n % RING);
 }
 
 /** The journal entry of slot `n`, or `null` when the slot holds nothing, something else, or another round's entry. */

@@ -1,7 +1,7 @@
 /**
  * How `cache(fn)` records become stored bytes, in three forms over one TieredCache:
  *
- * - plain:   the record `[e, s, f, t, v]` as MessagePack (value-codec.ts: a hit returns what the miss returned, type
+ * - plain:   the record `[e, s, f, t, v]` as MessagePack (typed-value.ts: a hit returns what the miss returned, type
  *            for type) in cachekit's ByteStorage envelope with the format `cachekit-next/2` (LZ4 block, xxHash3-64
  *            checksum verified on every L2 read: a corrupt value is a miss, never a wrong value); the L1 holds the
  *            record's MessagePack, decoded afresh for every caller.
@@ -20,12 +20,13 @@
 import type { Backend } from '../protocol/backend.js';
 import { assertBounded } from '../wire/frame.js';
 import type { EncryptionContext, Encryptor } from '../wire/encryption.js';
-import { createEnvelopeCodec, type EnvelopeCodec } from '../wire/envelope.js';
+import { createEnvelopeFormat, type EnvelopeFormat } from '../wire/envelope.js';
 import { clearCipher, entryCipher, interopCipher, SealedCache } from './sealed.js';
 import { decodeInteropValue, encodeInteropValue, reviveInteropDates } from '../wire/interop.js';
-import { bytesCodec, type Codec } from '../wire/frame.js';
+import { bytesSerializer, type Serializer } from '../wire/frame.js';
 import { TieredCache, type ErrorContext, type HitSource, type L1Options } from './tiered.js';
-import { decodeValue, encodeWithHeader } from '../wire/value-codec.js';
+import { decodeValue, encodeWithHeader } from '../wire/typed-value.js';
+import type { BreakerOptions } from './breaker.js';
 
 /** What `cache(fn)` stores per entry: value, stored-at ms, fresh-until ms, expires-at ms (end of the TTL), tags. */
 export interface StoredRecord {
@@ -47,17 +48,18 @@ export interface TieredSettings {
   backend: Backend | null;
   l1: L1Options | false;
   timeoutMs: number;
-  breaker: boolean;
+  /** `true` or settings: the backend's shared breaker; `false`: none. */
+  breaker: boolean | BreakerOptions;
   name: string;
   /** Backend faults; the TieredCache logs them when absent. */
   onError?: (error: Error, context: ErrorContext) => void;
 }
 
 // The envelope's xxHash3 is WebAssembly, loaded once; stores await it before their first encode or decode.
-let envelope: EnvelopeCodec | undefined;
+let envelope: EnvelopeFormat | undefined;
 let envelopeLoading: Promise<void> | undefined;
 function loadEnvelope(): Promise<void> {
-  return (envelopeLoading ??= createEnvelopeCodec().then((codec) => void (envelope = codec)));
+  return (envelopeLoading ??= createEnvelopeFormat().then((codec) => void (envelope = codec)));
 }
 
 /** The envelope format of records: `[e, s, f, t, v]` in value-codec's MessagePack. */
@@ -93,7 +95,7 @@ function openEnvelope(bytes: Uint8Array): Uint8Array | null {
   return data;
 }
 
-const recordCodec: Codec<StoredRecord> = {
+const recordCodec: Serializer<StoredRecord> = {
   encode: (record) => envelope!.encode(encodeRecord(record), RECORD_FORMAT),
   decode: (bytes) => {
     const payload = openEnvelope(bytes);
@@ -129,7 +131,7 @@ export function peekExpiry(payload: Uint8Array): number | null | undefined {
   return undefined;
 }
 
-const slotCodec: Codec<PlainSlot> = {
+const slotCodec: Serializer<PlainSlot> = {
   encode: (slot) => envelope!.encode(slot.payload!, RECORD_FORMAT),
   decode: (bytes) => {
     const payload = openEnvelope(bytes);
@@ -139,14 +141,14 @@ const slotCodec: Codec<PlainSlot> = {
   },
 };
 
-function tieredOf<T>(settings: TieredSettings, codec: Codec<T>, expiresAt?: (value: T) => number | null | undefined): TieredCache<T> {
+function tieredOf<T>(settings: TieredSettings, codec: Serializer<T>, expiresAt?: (value: T) => number | null | undefined): TieredCache<T> {
   return new TieredCache<T>({
     ...(expiresAt ? { expiresAt } : {}),
     backend: settings.backend,
-    codec,
+    serializer: codec,
     l1: settings.l1,
     timeoutMs: settings.timeoutMs,
-    breaker: settings.breaker ? undefined : false,
+    breaker: settings.breaker === false ? false : settings.breaker === true ? undefined : settings.breaker,
     name: settings.name,
     ...(settings.onError ? { onError: settings.onError } : {}),
   });
@@ -179,7 +181,7 @@ const sealedContext = (cacheKey: string, tenantId: string): EncryptionContext =>
 const opaque = (): undefined => undefined;
 
 export function sealedStore(settings: TieredSettings, encryptor: Encryptor): RecordStore {
-  const tiered = tieredOf(settings, bytesCodec, opaque);
+  const tiered = tieredOf(settings, bytesSerializer, opaque);
   const sealed = new SealedCache(tiered, recordCodec, entryCipher(encryptor, sealedContext));
   return {
     tiered: tiered as TieredCache<unknown>,
@@ -198,13 +200,13 @@ export function sealedStore(settings: TieredSettings, encryptor: Encryptor): Rec
  * One canonical MessagePack document; anything else (another writer's format) fails to decode: a miss. Datetime
  * sentinels come back as Dates, so a hit returns what the loader's miss returned.
  */
-const interopCodec: Codec<unknown> = { encode: encodeInteropValue, decode: (bytes) => reviveInteropDates(decodeInteropValue(bytes)) };
+const interopCodec: Serializer<unknown> = { encode: encodeInteropValue, decode: (bytes) => reviveInteropDates(decodeInteropValue(bytes)) };
 
 /** Interop entries have no stored-at or fresh-until: present means fresh, the backend TTL ends them. */
 export function interopStore(settings: TieredSettings, encryptor: Encryptor | null): RecordStore {
   // The L1 keeps the bytes (ciphertext with encryption) and every call decodes its own copy. Their TTL is not queried
   // either: an interop L1 copy lives 1 s by default (cache(fn) sets l1.maxTtlSeconds).
-  const tiered = tieredOf(settings, bytesCodec, opaque);
+  const tiered = tieredOf(settings, bytesSerializer, opaque);
   const cache = new SealedCache(tiered, interopCodec, encryptor ? interopCipher(encryptor) : clearCipher);
   return {
     tiered: tiered as TieredCache<unknown>,

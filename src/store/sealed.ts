@@ -17,7 +17,7 @@ import { EncryptionError, type EncryptionContext, type Encryptor } from '../wire
 import { warnRateLimited } from '../shared/log.js';
 import type { MetricsSnapshot } from './metrics.js';
 import type { HitSource, TieredCache } from './tiered.js';
-import type { Codec } from '../wire/frame.js';
+import type { Serializer } from '../wire/frame.js';
 
 /**
  * The prefix a backend puts in front of every key (`keyPrefix`, as RedisBackend and MemcachedBackend have), '' for
@@ -59,19 +59,19 @@ export function interopCipher(encryptor: Encryptor): Cipher {
 
 export class SealedCache<T> {
   readonly #inner: TieredCache<Uint8Array>;
-  readonly #codec: Codec<T>;
+  readonly #serializer: Serializer<T>;
   readonly #cipher: Cipher;
   readonly #tenant: string;
   /** The backend's own key prefix: the AAD binds `prefix + key`, the key as the store holds it. */
   readonly #aadPrefix: string;
 
   /**
-   * @param inner a TieredCache of bytes (`bytesCodec`)
+   * @param inner a TieredCache of bytes (`bytesSerializer`)
    * @param tenant the tenant of calls that name none
    */
-  constructor(inner: TieredCache<Uint8Array>, codec: Codec<T>, cipher: Cipher, tenant = 'default') {
+  constructor(inner: TieredCache<Uint8Array>, codec: Serializer<T>, cipher: Cipher, tenant = 'default') {
     this.#inner = inner;
-    this.#codec = codec;
+    this.#serializer = codec;
     this.#cipher = cipher;
     this.#tenant = tenant;
     this.#aadPrefix = backendKeyPrefix(inner.backend);
@@ -98,7 +98,7 @@ export class SealedCache<T> {
       return null;
     }
     try {
-      return { value: this.#codec.decode(plain), source: hit.source };
+      return { value: this.#serializer.decode(plain), source: hit.source };
     } catch (error) {
       // Opened, yet not decodable: another writer's format or version. A miss (the entry is left to its owner).
       warnRateLimited(
@@ -147,6 +147,6 @@ export class SealedCache<T> {
   }
 
   #seal(key: string, value: T, tenant: string): Uint8Array {
-    return this.#cipher.seal(this.#codec.encode(value), this.#aadPrefix + key, tenant);
+    return this.#cipher.seal(this.#serializer.encode(value), this.#aadPrefix + key, tenant);
   }
 }

@@ -13,6 +13,7 @@
 import { LRUCache } from 'lru-cache';
 import { hasBatch, type Backend } from '../protocol/backend.js';
 import { nowMs } from '../shared/clock.js';
+import { tagStateKey } from '../wire/keys.js';
 import type { GuardedCall } from './l2-guard.js';
 
 export interface TagState {
@@ -67,11 +68,11 @@ export class TagStore {
   }
 
   #staleKey(tag: string): string {
-    return `${this.#options.keyPrefix}s:${tag}`;
+    return tagStateKey(this.#options.keyPrefix, 'stale', tag);
   }
 
   #expiredKey(tag: string): string {
-    return `${this.#options.keyPrefix}e:${tag}`;
+    return tagStateKey(this.#options.keyPrefix, 'expired', tag);
   }
 
   /**

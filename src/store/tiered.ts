@@ -4,14 +4,14 @@ import type { BreakerOptions } from './breaker.js';
 import { L2Guard, type ErrorHandler, type L2Operation } from './l2-guard.js';
 import { record } from '../shared/telemetry.js';
 import { Metrics, type MetricsSnapshot } from './metrics.js';
-import { assertKnownOptions, ConfigError, envNumber, numberOption } from '../shared/options.js';
+import { assertKnownOptions, ConfigError, DEFAULT_TIMEOUT_MS, numberOption } from '../shared/options.js';
 import { nowMs } from '../shared/clock.js';
-import { bytesCodec, type Codec } from '../wire/frame.js';
+import { bytesSerializer, type Serializer } from '../wire/frame.js';
 
 export { backendTypeOf, type ErrorContext, type ErrorHandler } from './l2-guard.js';
 
 export interface L1Options {
-  /** Byte budget of the in-memory L1. @default CACHEKIT_L1_MAX_SIZE_MB or 100 */
+  /** Byte budget of the in-memory L1, in MiB (the handlers and loaders default it from CACHEKIT_L1_MAX_SIZE_MB). @default 100 */
   maxSizeMb?: number;
   /**
    * Longest time an entry stays in L1, in seconds, whatever its L2 TTL. This bounds how stale an instance can be
@@ -24,11 +24,11 @@ export interface L1Options {
 export interface TieredCacheOptions<T> {
   /** The L2; `null` for L1-only. */
   backend: Backend | null;
-  /** @default bytesCodec (values are bytes) */
-  codec?: Codec<T>;
+  /** @default bytesSerializer (values are bytes) */
+  serializer?: Serializer<T>;
   /** L1 settings, or `false` for no L1. */
   l1?: L1Options | false;
-  /** Deadline for every L2 call in ms; past it the call counts as a timeout and the cache answers a miss. @default 5000 */
+  /** Deadline for every L2 call in ms; past it the call counts as a timeout and the cache answers a miss. @default 1500 */
   timeoutMs?: number;
   /** Circuit breaker settings (shared per backend), or `false` for none. */
   breaker?: BreakerOptions | false;
@@ -73,7 +73,7 @@ const UNKNOWN_TTL_L1_MS = 5_000;
 export class TieredCache<T = Uint8Array> {
   readonly backend: Backend | null;
   readonly name: string;
-  readonly #codec: Codec<T>;
+  readonly #serializer: Serializer<T>;
   readonly #l1: LRUCache<string, L1Entry<T>> | null;
   readonly #maxL1TtlMs: number;
   /** Deadline, breaker and reporting of every L2 call. */
@@ -84,15 +84,15 @@ export class TieredCache<T = Uint8Array> {
 
   constructor(options: TieredCacheOptions<T>) {
     const component = 'TieredCache';
-    assertKnownOptions(component, options, ['backend', 'codec', 'l1', 'timeoutMs', 'breaker', 'onError', 'guard', 'name', 'expiresAt']);
+    assertKnownOptions(component, options, ['backend', 'serializer', 'l1', 'timeoutMs', 'breaker', 'onError', 'guard', 'name', 'expiresAt']);
     if (options.backend === undefined) {
       throw new ConfigError(component, 'backend', 'is required (a Backend, or null for L1-only); use resolveBackend() for the default');
     }
     this.backend = options.backend;
     this.name = options.name ?? 'cache';
-    this.#codec = options.codec ?? (bytesCodec as unknown as Codec<T>);
+    this.#serializer = options.serializer ?? (bytesSerializer as unknown as Serializer<T>);
     this.#expiresAt = options.expiresAt;
-    const timeoutMs = numberOption(component, 'timeoutMs', options.timeoutMs, 5_000, { min: 0, minInclusive: false });
+    const timeoutMs = numberOption(component, 'timeoutMs', options.timeoutMs, DEFAULT_TIMEOUT_MS, { min: 0, minInclusive: false });
     this.guard =
       options.guard ??
       new L2Guard({
@@ -110,8 +110,7 @@ export class TieredCache<T = Uint8Array> {
     } else {
       const l1 = options.l1 ?? {};
       assertKnownOptions(`${component}.l1`, l1, ['maxSizeMb', 'maxTtlSeconds']);
-      const fallbackMb = envNumber('CACHEKIT_L1_MAX_SIZE_MB') ?? 100;
-      const maxSizeMb = numberOption(component, 'l1.maxSizeMb', l1.maxSizeMb, fallbackMb, { min: 0, minInclusive: false });
+      const maxSizeMb = numberOption(component, 'l1.maxSizeMb', l1.maxSizeMb, 100, { min: 0, minInclusive: false });
       const maxTtlSeconds = numberOption(component, 'l1.maxTtlSeconds', l1.maxTtlSeconds, Infinity, { min: 0, minInclusive: false, allowInfinity: true });
       this.#maxL1TtlMs = maxTtlSeconds * 1000;
       const maxSize = Math.max(1, Math.floor(maxSizeMb * 1024 * 1024));
@@ -181,7 +180,7 @@ export class TieredCache<T = Uint8Array> {
     }
     let value: T;
     try {
-      value = this.#codec.decode(bytes);
+      value = this.#serializer.decode(bytes);
     } catch (error) {
       this.metrics.misses++;
       this.#report(
@@ -211,7 +210,7 @@ export class TieredCache<T = Uint8Array> {
    * failed (reported through `onError`); the L1 then still holds the value for this process.
    */
   async set(key: string, value: T, ttlSeconds?: number): Promise<boolean> {
-    const bytes = this.#codec.encode(value);
+    const bytes = this.#serializer.encode(value);
     this.metrics.sets++;
     this.#invalidateFlight(key);
     const ttlMs = ttlSeconds && ttlSeconds > 0 ? ttlSeconds * 1000 : null;
@@ -232,7 +231,7 @@ export class TieredCache<T = Uint8Array> {
    * check): for seeding without overwriting newer entries. `true` when stored; faults resolve `false`.
    */
   async add(key: string, value: T, ttlSeconds?: number): Promise<boolean> {
-    const bytes = this.#codec.encode(value);
+    const bytes = this.#serializer.encode(value);
     const ttlMs = ttlSeconds && ttlSeconds > 0 ? ttlSeconds * 1000 : null;
     const backend = this.backend;
     if (backend === null) {

@@ -14,6 +14,7 @@
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { randomBytes } from '../shared/random.js';
 import { assertKnownOptions, ConfigError, envBoolean } from '../shared/options.js';
+import { processEnv } from '../shared/env.js';
 
 const COMPONENT = 'encryption';
 const NONCE_BYTES = 12;
@@ -157,7 +158,7 @@ export class Encryptor {
    * From CACHEKIT_MASTER_KEY, CACHEKIT_PREVIOUS_MASTER_KEYS and CACHEKIT_ENCRYPTION_FAIL_CLOSED (explicit options win);
    * undefined when no master key is set. A malformed variable throws a ConfigError naming it.
    */
-  static fromEnv(env: NodeJS.ProcessEnv = process.env, overrides: Partial<EncryptionOptions> = {}): Encryptor | undefined {
+  static fromEnv(env: NodeJS.ProcessEnv = processEnv(), overrides: Partial<EncryptionOptions> = {}): Encryptor | undefined {
     const master = overrides.masterKey ?? envKey(env, 'CACHEKIT_MASTER_KEY');
     if (master === undefined) return undefined;
     const raw = env.CACHEKIT_PREVIOUS_MASTER_KEYS?.trim();

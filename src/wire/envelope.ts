@@ -39,7 +39,7 @@ export interface EnvelopeContents {
   format: string;
 }
 
-export interface EnvelopeCodec {
+export interface EnvelopeFormat {
   encode(data: Uint8Array, format?: string): Uint8Array;
   /** The checked contents; throws EnvelopeError on anything that is not a sound envelope. */
   decode(envelope: Uint8Array): EnvelopeContents;
@@ -49,8 +49,8 @@ export { nativeLz4, nativeLz4Available, type Lz4Native } from './lz4.js';
 
 let hasherPromise: Promise<IHasher> | undefined;
 
-/** An envelope codec; async once, for the xxHash3 WebAssembly module, synchronous afterwards. */
-export async function createEnvelopeCodec(options: EnvelopeOptions = {}): Promise<EnvelopeCodec> {
+/** cachekit's ByteStorage envelope format; async once, for the xxHash3 WebAssembly module, synchronous afterwards. */
+export async function createEnvelopeFormat(options: EnvelopeOptions = {}): Promise<EnvelopeFormat> {
   const threshold = options.compressThresholdBytes ?? 256;
   const nativeDecodeMin = options.nativeDecodeMinBytes ?? 1024;
   hasherPromise ??= createXXHash3();

@@ -97,7 +97,7 @@ const FIXED_SIZES: Record<number, number> = {
 
 /**
  * One-byte extensions msgpackr reads together with the value that follows them: Set, Error and RegExp (`moreTypes`),
- * a record definition, and `cache(fn)`'s value extension (value-codec.ts).
+ * a record definition, and `cache(fn)`'s value extension (typed-value.ts).
  */
 const EXT_WITH_VALUE = new Set([0x73, 0x65, 0x78, 0x72, 0x4b]);
 
@@ -204,11 +204,14 @@ export function unframe(bytes: Uint8Array): Uint8Array {
   throw new Error(`unknown frame flags 0x${flags.toString(16)}`);
 }
 
-/** Turns values into the bytes stored in L2 and back. A decode error is treated as a miss. */
-export interface Codec<T> {
+/**
+ * What a TieredCache stores a value as: turns a T into the bytes kept in L2 and back (the Next entry serializers
+ * frame them, see next-entry.ts). A decode error is treated as a miss. ("Codec" before: the word now names nothing.)
+ */
+export interface Serializer<T> {
   encode(value: T): Uint8Array;
   decode(bytes: Uint8Array): T;
 }
 
 /** Stores bytes as they are. */
-export const bytesCodec: Codec<Uint8Array> = { encode: (value) => value, decode: (bytes) => bytes };
+export const bytesSerializer: Serializer<Uint8Array> = { encode: (value) => value, decode: (bytes) => bytes };

@@ -1,5 +1,5 @@
 /**
- * The LZ4 block compressor of envelopes (envelope.ts) and entry frames (codec.ts), loaded lazily, once per process:
+ * The LZ4 block compressor of envelopes (envelope.ts) and entry frames (frame.ts), loaded lazily, once per process:
  * lz4-napi (lz4_flex, the same LZ4 as cachekit-core, native), else lz4-wasm-nodejs (lz4_flex built to WebAssembly:
  * slower to write, the same block format), else none (envelopes then hold literal-only blocks, frames use deflate).
  * Every reader decodes every LZ4 block (natively, or with the TypeScript decoder), so instances with and without the

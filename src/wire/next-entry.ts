@@ -3,7 +3,7 @@
  * `{type:'Buffer',data}`), `segmentData` comes back as a real `Map`, and HTML is stored as UTF-8 bytes (decoding
  * bytes to a string natively is much faster than decoding a MessagePack string).
  */
-import { frame, packValue, unframe, unpackValue, type CompressionOptions, type Codec } from './frame.js';
+import { frame, packValue, unframe, unpackValue, type CompressionOptions, type Serializer } from './frame.js';
 import type { CacheControl, IncrementalCacheValue } from './next-types.js';
 
 /** What the handler keeps per key, in L1 as is and in L2 encoded. */
@@ -139,7 +139,7 @@ export function unpackNextValue(packed: Packed): IncrementalCacheValue {
   }
 }
 
-export function entryCodec(compression: CompressionOptions = {}): Codec<HandlerEntry> {
+export function handlerEntrySerializer(compression: CompressionOptions = {}): Serializer<HandlerEntry> {
   return {
     encode(entry) {
       const packed: Packed = { v: SCHEMA, m: entry.lastModified, t: entry.tags, x: entry.value === null ? null : packNextValue(entry.value) };

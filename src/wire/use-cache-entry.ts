@@ -2,7 +2,7 @@
  * A 'use cache' entry <-> bytes: the buffered value stream as raw bytes plus the entry's metadata, MessagePack in the
  * same frame as every other cachekit-next entry (deflated above the threshold).
  */
-import { frame, packValue, unframe, unpackValue, type CompressionOptions, type Codec } from './frame.js';
+import { frame, packValue, unframe, unpackValue, type CompressionOptions, type Serializer } from './frame.js';
 
 /** What the 'use cache' handler keeps per key: Next's `CacheEntry` with the stream consumed into bytes. */
 export interface UseCacheStoredEntry {
@@ -23,7 +23,7 @@ export interface UseCacheStoredEntry {
 /** Schema marker under `u` (legacy entries use `v`), so neither kind ever decodes as the other. */
 const SCHEMA = 1;
 
-export function useCacheCodec(compression: CompressionOptions = {}): Codec<UseCacheStoredEntry> {
+export function useCacheEntrySerializer(compression: CompressionOptions = {}): Serializer<UseCacheStoredEntry> {
   return {
     encode(entry) {
       return frame(

@@ -10,11 +10,11 @@ import { cache } from '../../src/loaders/cache.js';
 import { pathTag } from '../../src/loaders/options.js';
 import type { CacheOptions } from '../../src/loaders/types.js';
 import { Encryptor, EncryptionError } from '../../src/wire/encryption.js';
-import { createEnvelopeCodec } from '../../src/wire/envelope.js';
+import { createEnvelopeFormat } from '../../src/wire/envelope.js';
 import { encodeInteropValue, Float64, interopKey } from '../../src/wire/interop.js';
 import { ConfigError } from '../../src/shared/options.js';
 import { decodeRecord, encodeRecord, peekExpiry, RECORD_FORMAT, sealedStore } from '../../src/store/record-store.js';
-import { encodeValue } from '../../src/wire/value-codec.js';
+import { encodeValue } from '../../src/wire/typed-value.js';
 import { createCacheHandler } from '../../src/next/cache-handler.js';
 import { configuredStack, getStack, resetStacks } from '../../src/stack/stack.js';
 import { anotherInstance } from '../support/instances.js';
@@ -59,7 +59,7 @@ describe('cache(fn) entries: the ByteStorage envelope', () => {
     );
     await f(200);
     const stored = (await backend.get(f.keyFor(200)))!;
-    const { data, format } = (await createEnvelopeCodec()).decode(stored);
+    const { data, format } = (await createEnvelopeFormat()).decode(stored);
     expect(format).toBe(RECORD_FORMAT);
     expect(decodeRecord(data)).toMatchObject({ v: { rows: expect.arrayContaining(['row 199']) } });
     expect(stored.length).toBeLessThan(data.length); // compressed

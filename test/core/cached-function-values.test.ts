@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../../src/backends/memory.js';
 import { cache } from '../../src/loaders/cache.js';
 import { Encryptor } from '../../src/wire/encryption.js';
-import { createEnvelopeCodec } from '../../src/wire/envelope.js';
+import { createEnvelopeFormat } from '../../src/wire/envelope.js';
 import { setLogger } from '../../src/shared/log.js';
 import { anotherInstance } from '../support/instances.js';
 import { difference } from '../support/same-value.js';
@@ -225,7 +225,7 @@ describe('cache(fn) records written before values were typed', () => {
       s: now,
       f: now + 60_000,
     });
-    await backend.set(f.keyFor(), (await createEnvelopeCodec()).encode(old, 'msgpack'), 60);
+    await backend.set(f.keyFor(), (await createEnvelopeFormat()).encode(old, 'msgpack'), 60);
     const first = await f.detailed();
     expect([first.status, calls]).toEqual(['miss', 1]);
     expect(first.value.m).toBeInstanceOf(Map);
@@ -251,7 +251,7 @@ describe('cache(fn) records written before values were typed', () => {
       s: now,
       f: now + 60_000,
     });
-    const sealed = new Encryptor({ masterKey }).encrypt((await createEnvelopeCodec()).encode(old, 'msgpack'), {
+    const sealed = new Encryptor({ masterKey }).encrypt((await createEnvelopeFormat()).encode(old, 'msgpack'), {
       tenantId: 'default',
       cacheKey: f.keyFor(),
       format: 'msgpack',

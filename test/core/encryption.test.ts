@@ -7,7 +7,7 @@ import { MemoryBackend } from '../../src/backends/memory.js';
 import type { Backend } from '../../src/protocol/backend.js';
 import { backendKeyPrefix, entryCipher, SealedCache } from '../../src/store/sealed.js';
 import { TieredCache } from '../../src/store/tiered.js';
-import { bytesCodec } from '../../src/wire/frame.js';
+import { bytesSerializer } from '../../src/wire/frame.js';
 import { hex, loadOurVectors, loadVectors, toHex } from './vectors.js';
 
 const interop = loadVectors('interop-mode.json');
@@ -73,8 +73,8 @@ describe('our aad vector: the AAD binds the logical backend key, every client-si
   }
   const sealedOn = (backend: Backend, failClosed = false) =>
     new SealedCache(
-      new TieredCache<Uint8Array>({ backend, codec: bytesCodec, l1: false }),
-      bytesCodec,
+      new TieredCache<Uint8Array>({ backend, serializer: bytesSerializer, l1: false }),
+      bytesSerializer,
       entryCipher(new Encryptor({ masterKey: v.master_key_hex, failClosed }), context),
       v.tenant_id,
     );

@@ -6,7 +6,7 @@
 import Module from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frame, unframe } from '../../src/wire/frame.js';
-import { createEnvelopeCodec } from '../../src/wire/envelope.js';
+import { createEnvelopeFormat } from '../../src/wire/envelope.js';
 import { setLogger } from '../../src/shared/log.js';
 
 type Resolve = (request: string, ...rest: unknown[]) => string;
@@ -31,7 +31,7 @@ afterAll(() => {
 
 describe('without any LZ4 compressor', () => {
   it('writes literal-only envelope blocks and deflate frames, both read back, and says why once', async () => {
-    const codec = await createEnvelopeCodec();
+    const codec = await createEnvelopeFormat();
     const input = Buffer.alloc(10_000, 'abc');
     const envelope = codec.encode(input);
     expect(envelope.length).toBeGreaterThan(input.length);

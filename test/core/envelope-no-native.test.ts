@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frame, unframe } from '../../src/wire/frame.js';
-import { createEnvelopeCodec, lz4DecodeBlock, nativeLz4Available } from '../../src/wire/envelope.js';
+import { createEnvelopeFormat, lz4DecodeBlock, nativeLz4Available } from '../../src/wire/envelope.js';
 import { setLogger } from '../../src/shared/log.js';
 import { hex, loadVectors, toHex } from './vectors.js';
 
@@ -22,7 +22,7 @@ afterAll(() => {
 
 describe('envelope without the native LZ4 binding', () => {
   it('compresses with the WebAssembly LZ4, reads every vector, and says why once', async () => {
-    const codec = await createEnvelopeCodec({ nativeDecodeMinBytes: 0 });
+    const codec = await createEnvelopeFormat({ nativeDecodeMinBytes: 0 });
     expect(nativeLz4Available()).toBe(false);
     const input = Buffer.alloc(10_000, 'abc');
     const envelope = codec.encode(input);

@@ -1,16 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createEnvelopeCodec, EnvelopeError, lz4DecodeBlock, type EnvelopeCodec } from '../../src/wire/envelope.js';
+import { createEnvelopeFormat, EnvelopeError, lz4DecodeBlock, type EnvelopeFormat } from '../../src/wire/envelope.js';
 import { toLegacyEnvelope } from '../support/bytes-fixtures.js';
 import { hex, loadVectors, toHex } from './vectors.js';
 
 const wire = loadVectors('wire-format.json');
-let codec: EnvelopeCodec;
-let nativeCodec: EnvelopeCodec;
+let codec: EnvelopeFormat;
+let nativeCodec: EnvelopeFormat;
 beforeAll(async () => {
-  codec = await createEnvelopeCodec();
+  codec = await createEnvelopeFormat();
   // Every read through the native LZ4 decoder and every write through the native compressor.
-  nativeCodec = await createEnvelopeCodec({ compressThresholdBytes: 0, nativeDecodeMinBytes: 0 });
+  nativeCodec = await createEnvelopeFormat({ compressThresholdBytes: 0, nativeDecodeMinBytes: 0 });
 });
 
 describe('wire-format.json vectors', () => {

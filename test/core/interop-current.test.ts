@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemcachedBackend } from '../../src/backends/memcached.js';
 import { cache } from '../../src/loaders/cache.js';
 import { Encryptor, EncryptionError } from '../../src/wire/encryption.js';
-import { createEnvelopeCodec } from '../../src/wire/envelope.js';
+import { createEnvelopeFormat } from '../../src/wire/envelope.js';
 import { CanonicalMsgpackError } from '../../src/wire/interop.js';
 import { ConfigError } from '../../src/shared/options.js';
 import { CacheStack } from '../../src/stack/stack.js';
@@ -225,7 +225,7 @@ describe('ByteStorage envelope on the wire (protocol 1.1)', () => {
       expect(await f.detailed(n)).toMatchObject({ status: 'l2', value: { rows: { length: n } } });
       expect(calls).toBe(before);
     }
-    const codec = await createEnvelopeCodec();
+    const codec = await createEnvelopeFormat();
     const big = randomBytes(70_000);
     expect(Buffer.from(codec.decode(toLegacyEnvelope(codec.encode(big))).data).equals(big)).toBe(true);
   });

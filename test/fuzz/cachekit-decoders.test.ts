@@ -4,17 +4,17 @@
  */
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createEnvelopeCodec, lz4DecodeBlock, type EnvelopeCodec } from '../../src/wire/envelope.js';
+import { createEnvelopeFormat, lz4DecodeBlock, type EnvelopeFormat } from '../../src/wire/envelope.js';
 import { Encryptor } from '../../src/wire/encryption.js';
 import { decodeInteropValue, encodeInteropValue } from '../../src/wire/interop.js';
 import { interopValues, toLegacyEnvelope } from '../support/bytes-fixtures.js';
 import { cleanOutcome, mutated, newStats, prefixed, randomBytes, report, type FuzzStats } from './support.js';
 
-let codec: EnvelopeCodec;
-let nativeCodec: EnvelopeCodec;
+let codec: EnvelopeFormat;
+let nativeCodec: EnvelopeFormat;
 beforeAll(async () => {
-  codec = await createEnvelopeCodec();
-  nativeCodec = await createEnvelopeCodec({ compressThresholdBytes: 0, nativeDecodeMinBytes: 0 });
+  codec = await createEnvelopeFormat();
+  nativeCodec = await createEnvelopeFormat({ compressThresholdBytes: 0, nativeDecodeMinBytes: 0 });
 });
 
 function check(stats: FuzzStats, arb: fc.Arbitrary<Uint8Array>, numRuns: number, decode: (input: Uint8Array) => unknown): void {

@@ -1,5 +1,5 @@
 /**
- * Fuzz: the decoders that were already in place, the handler entry decoder (entryCodec().decode: frame, inflate,
+ * Fuzz: the decoders that were already in place, the handler entry decoder (handlerEntrySerializer().decode: frame, inflate,
  * msgpackr, field layout) and the File backend header parser, on random and mutated inputs. Every input must end as
  * a value, a miss (null) or a clean Error (which the tiered cache turns into a miss).
  */
@@ -7,7 +7,7 @@ import { crc32 } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeEntry, parseHeader } from '../../src/backends/file-format.js';
-import { entryCodec, type HandlerEntry } from '../../src/wire/next-entry.js';
+import { handlerEntrySerializer, type HandlerEntry } from '../../src/wire/next-entry.js';
 import type { IncrementalCacheValue } from '../../src/wire/next-types.js';
 import { cleanOutcome, mutated, newStats, prefixed, randomBytes, report, type FuzzStats } from './support.js';
 
@@ -66,8 +66,8 @@ const handlerEntry: fc.Arbitrary<HandlerEntry> = fc.record({
 
 describe('fuzz: existing decoders', () => {
   it('handler entry decoder: 32,000 random and mutated inputs (plain and deflated frames)', () => {
-    const plain = entryCodec();
-    const deflating = entryCodec({ thresholdBytes: 0 });
+    const plain = handlerEntrySerializer();
+    const deflating = handlerEntrySerializer({ thresholdBytes: 0 });
     const stats = newStats();
     const started = performance.now();
     check(stats, randomBytes, 6000, plain.decode);

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../../src/backends/memory.js';
 import { BackendError, type Backend } from '../../src/protocol/backend.js';
 import { createCacheHandler, handlerClassFor } from '../../src/next/cache-handler.js';
-import { entryCodec } from '../../src/wire/next-entry.js';
+import { handlerEntrySerializer } from '../../src/wire/next-entry.js';
 import { resetStacks, CacheStack, type CachekitNextOptions } from '../../src/stack/stack.js';
 import type { FetchValue, GetContext, IncrementalCacheValue } from '../../src/wire/next-types.js';
 import { appPage, appRoute, fetchValue, image, pagesPage, postponedPage, redirect } from './fixtures.js';
@@ -48,7 +48,7 @@ describe('entry codec', () => {
   ];
   for (const [name, value] of kinds) {
     it(`round-trips ${name} exactly (Buffers stay Buffers, Maps stay Maps)`, () => {
-      const codec = entryCodec();
+      const codec = handlerEntrySerializer();
       const entry = { lastModified: 1764040000000, tags: ['a', 'b'], value, cacheControl };
       const decoded = codec.decode(codec.encode(entry));
       expect(decoded).toEqual(entry);
@@ -62,33 +62,33 @@ describe('entry codec', () => {
   }
 
   it('stores binary without base64 inflation and compresses large pages', () => {
-    const codec = entryCodec();
+    const codec = handlerEntrySerializer();
     const rsc = Buffer.alloc(100_000, 7);
     const value = { ...appPage(), rscData: rsc } as IncrementalCacheValue;
     const encoded = codec.encode({ lastModified: 1, tags: [], value });
     expect(encoded.byteLength).toBeLessThan(rsc.byteLength / 10); // compressible: deflated
-    const uncompressed = entryCodec({ thresholdBytes: false }).encode({ lastModified: 1, tags: [], value });
+    const uncompressed = handlerEntrySerializer({ thresholdBytes: false }).encode({ lastModified: 1, tags: [], value });
     expect(uncompressed.byteLength).toBeLessThan(rsc.byteLength + 1_000); // raw bytes, not base64 (which is 4/3)
   });
 
   it('compresses with LZ4 by default and with deflate on request; reads both', () => {
     const value = { ...appPage(), rscData: Buffer.alloc(100_000, 7) } as IncrementalCacheValue;
     const entry = { lastModified: 1, tags: [], value };
-    const lz4 = entryCodec().encode(entry);
-    const deflate = entryCodec({ algorithm: 'deflate' }).encode(entry);
+    const lz4 = handlerEntrySerializer().encode(entry);
+    const deflate = handlerEntrySerializer({ algorithm: 'deflate' }).encode(entry);
     expect(lz4[2]).toBe(0x02 | 0x04); // LZ4, checksummed
     expect(deflate[2]).toBe(0x01 | 0x04);
-    expect(entryCodec().decode(deflate)).toEqual(entry);
-    expect(entryCodec({ algorithm: 'deflate' }).decode(lz4)).toEqual(entry);
+    expect(handlerEntrySerializer().decode(deflate)).toEqual(entry);
+    expect(handlerEntrySerializer({ algorithm: 'deflate' }).decode(lz4)).toEqual(entry);
   });
 
   it('refuses an LZ4 frame declaring more than LZ4 can expand to', () => {
     const frame = Buffer.from([0xc4, 0x4b, 0x02, 0xff, 0xff, 0xff, 0x1f, 0x00, 0x01]);
-    expect(() => entryCodec().decode(frame)).toThrow(/refused/);
+    expect(() => handlerEntrySerializer().decode(frame)).toThrow(/refused/);
   });
 
   it('refuses foreign and corrupt bytes', () => {
-    const codec = entryCodec();
+    const codec = handlerEntrySerializer();
     expect(() => codec.decode(new TextEncoder().encode('{"kind":"APP_PAGE"}'))).toThrow(/magic/);
     const good = codec.encode({ lastModified: 1, tags: [], value: appRoute() });
     expect(() => codec.decode(good.subarray(0, good.byteLength - 5))).toThrow();
@@ -259,6 +259,59 @@ describe('cache handler', () => {
       const rt = new CacheStack({ backend: new MemoryBackend(), namespace: 'x' });
       expect(rt.deploymentId(path.join(dir, 'server'))).toBe(process.env.NEXT_DEPLOYMENT_ID || 'abc123');
     });
+    it('reads a missing BUILD_ID once outside a build, and again on every call during one', async () => {
+      const { mkdtemp, writeFile, mkdir } = await import('node:fs/promises');
+      const os = await import('node:os');
+      const path = await import('node:path');
+      const phase = process.env.NEXT_PHASE;
+      try {
+        for (const building of [false, true]) {
+          const dir = await mkdtemp(path.join(os.tmpdir(), 'ck-build-'));
+          await mkdir(path.join(dir, 'server'));
+          if (building) process.env.NEXT_PHASE = 'phase-production-build';
+          else delete process.env.NEXT_PHASE;
+          const rt = new CacheStack({ backend: new MemoryBackend(), namespace: 'x' });
+          expect(rt.deploymentId(path.join(dir, 'server'))).toBe(process.env.NEXT_DEPLOYMENT_ID || 'build');
+          await writeFile(path.join(dir, 'BUILD_ID'), 'late\n');
+          // next start cannot run without BUILD_ID: a file that appears later is not read; during next build it is.
+          expect(rt.deploymentId(path.join(dir, 'server'))).toBe(process.env.NEXT_DEPLOYMENT_ID || (building ? 'late' : 'build'));
+          await rt.close();
+        }
+      } finally {
+        if (phase === undefined) delete process.env.NEXT_PHASE;
+        else process.env.NEXT_PHASE = phase;
+      }
+    });
+  });
+
+  it("reads a fetch entry's tag states alongside the entry, not after it (one round trip when cold)", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const events: string[] = [];
+    // The entry read waits until released: the tag states must have been asked for by then.
+    class Gated extends MemoryBackend {
+      override async getWithTtl(key: string) {
+        events.push('entry');
+        await gate;
+        return super.getWithTtl(key);
+      }
+      override async getMany(keys: readonly string[]) {
+        events.push('tags');
+        return super.getMany(keys);
+      }
+    }
+    const backend = new Gated();
+    const [writer] = instances(backend, { l1: false });
+    // Next passes a fetch's tags in both contexts (and in the value).
+    await writer.handler().set('fetch-1', fetchValue(), { fetchCache: true, tags: ['posts', 'post-1'] });
+    const [, reader] = instances(backend, { l1: false });
+    events.length = 0;
+    const result = reader.handler().get('fetch-1', fetchCtx({ tags: ['posts', 'post-1'] }));
+    await sleep(5);
+    expect([...events].sort()).toEqual(['entry', 'tags']); // both in flight at once
+    release();
+    expect((await result)?.value).toEqual(fetchValue());
+    expect([...events].sort()).toEqual(['entry', 'tags']); // the states read alongside served the verdict: no second read
   });
 
   describe('failures', () => {

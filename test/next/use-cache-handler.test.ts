@@ -10,7 +10,7 @@ import { BackendError, type Backend } from '../../src/protocol/backend.js';
 import { handlerClassFor } from '../../src/next/cache-handler.js';
 import { resetStacks, CacheStack, type CachekitNextOptions } from '../../src/stack/stack.js';
 import type { GetContext } from '../../src/wire/next-types.js';
-import { useCacheCodec } from '../../src/wire/use-cache-entry.js';
+import { useCacheEntrySerializer } from '../../src/wire/use-cache-entry.js';
 import defaultHandler, {
   createUseCacheHandler,
   useCacheHandlerFor,
@@ -483,7 +483,7 @@ describe("'use cache' handler (cacheHandlers)", () => {
       const [a] = instances(backend, { onError: (_e, context) => operations.push(context.operation) });
       await backend.set(useCacheStoreKey(a.rt, 'k'), encoder.encode('not an entry'));
       expect(await a.handler.get('k', [])).toBeUndefined();
-      const good = useCacheCodec().encode({ value: new Uint8Array(3), tags: [], stale: 1, timestamp: 1, expire: 1, revalidate: 1 });
+      const good = useCacheEntrySerializer().encode({ value: new Uint8Array(3), tags: [], stale: 1, timestamp: 1, expire: 1, revalidate: 1 });
       await backend.set(useCacheStoreKey(a.rt, 'k2'), good.subarray(0, good.byteLength - 2));
       expect(await a.handler.get('k2', [])).toBeUndefined();
       expect(operations).toEqual(['decode', 'decode']);

@@ -12,6 +12,7 @@ import { stats } from '../../src/observe/collector.js';
 import { l2Call, subscribe, telemetryOn, traced } from '../../src/shared/telemetry.js';
 import { getStack, resetStacks, type CacheStack } from '../../src/stack/stack.js';
 import type { GetContext } from '../../src/wire/next-types.js';
+import { singleton } from '../../src/shared/registry.js';
 import { startRedis } from '../support/servers.js';
 import { appPage, fetchValue } from '../next/fixtures.js';
 
@@ -163,8 +164,7 @@ describe('metrics on a real Redis', () => {
 describe('no listener, no work', () => {
   it('hands back the backend call itself and computes no span attribute', async () => {
     // This file's registry listens: take the state as a process without metrics has it.
-    const holder = globalThis as unknown as Record<symbol, { active: boolean; listeners: unknown[] }>;
-    const sink = holder[Symbol.for('cachekit-next.telemetry')]!;
+    const sink = singleton('telemetry', (): { active: boolean; listeners: unknown[] } => ({ active: false, listeners: [] }));
     const saved = sink.listeners;
     sink.listeners = [];
     sink.active = false;

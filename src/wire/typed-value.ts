@@ -1,5 +1,5 @@
 /**
- * How `cache(fn)` stores a value: what a hit returns is what the miss returned, type for type, or the value is refused
+ * The typed value encoding (formerly value-codec.ts) of `cache(fn)` values: what a hit returns is what the miss returned, type for type, or the value is refused
  * before anything is written (never a silent change of type).
  *
  * Stored faithfully: `undefined`, `null`, booleans, numbers (`-0`, `NaN`, `±Infinity` included), bigints, strings
@@ -11,7 +11,7 @@
  * and named properties of arrays, are not stored (as JSON and React Server Components do). Shared references are
  * stored as copies.
  *
- * Encoding (chosen by measurement, bench/value-codec.ts): msgpackr as for the handlers' entries (objects as MessagePack
+ * Encoding (chosen by measurement, bench/typed-value.ts): msgpackr as for the handlers' entries (objects as MessagePack
  * maps), plus `moreTypes`, so Date, Set, BigInt, typed arrays, ArrayBuffer, DataView and `undefined` are read back
  * natively; what msgpackr would change (Map, `-0`, URL, lone surrogates, holes, null prototypes, an own `__proto__`
  * key, registered symbols) is written as one extension type, 0x4B, registered once with msgpackr's process-wide

@@ -1,0 +1,102 @@
+/**
+ * One regeneration per stale entry across the fleet. Next dedupes regenerations inside one process only: when a page
+ * goes stale, every instance that gets a request for it renders it again. With a backend that has locks (Redis,
+ * CachekitIO, File), the first instance to see the stale entry takes a short lease under the entry's key and is told
+ * "regenerate" (the handler hands Next the entry as stale); the others are told "someone is on it" and serve the
+ * entry as fresh until the new one arrives (its announcement drops their L1 copy) or the lease ends. The holder
+ * releases the lease when it writes the entry. Without locks, or when the lock call fails, every instance regenerates
+ * as before: a lease can only save work, never withhold it.
+ */
+import { hasLocks, type Backend, type LockCapable } from '../protocol/backend.js';
+import { nowMs } from '../shared/clock.js';
+import type { L2Guard } from './l2-guard.js';
+
+/** How long one instance may take to regenerate before another takes over. */
+export const DEFAULT_REGENERATION_LEASE_MS = 15_000;
+/** After a refused claim, this process does not ask the store again for this long (the holder is rendering). */
+const DENIED_MEMO_MS = 250;
+/** Above this many remembered keys, expired memos and leases are swept. */
+const SWEEP_AT = 1_000;
+
+export interface RegenerationLeasesOptions {
+  backend: Backend | null;
+  /** The stack's L2 guard: lock calls get its deadline and breaker, and their faults its reports. */
+  guard: Pick<L2Guard, 'call' | 'report'>;
+  /** Lease length; `0` turns fleet-wide single regeneration off. @default 15000 */
+  leaseMs?: number;
+}
+
+export class RegenerationLeases {
+  readonly #locks: (Backend & LockCapable) | null;
+  readonly #guard: Pick<L2Guard, 'call' | 'report'>;
+  readonly #leaseMs: number;
+  /** Leases this process holds: store key -> token and when it lapses. */
+  readonly #held = new Map<string, { token: string; until: number }>();
+  /** Claims refused recently: store key -> until when not to ask again. */
+  readonly #denied = new Map<string, number>();
+
+  constructor(options: RegenerationLeasesOptions) {
+    const leaseMs = options.leaseMs ?? DEFAULT_REGENERATION_LEASE_MS;
+    this.#locks = leaseMs > 0 && options.backend && hasLocks(options.backend) ? options.backend : null;
+    this.#guard = options.guard;
+    this.#leaseMs = leaseMs;
+  }
+
+  /** Whether leases are taken at all (a backend with locks, a positive lease). */
+  get active(): boolean {
+    return this.#locks !== null;
+  }
+
+  /**
+   * `true`: this instance regenerates the stale entry under `storeKey` (serve it as stale); `false`: another instance
+   * holds the lease (serve it as fresh). `true` without locks, and when the store cannot be asked.
+   */
+  async claim(storeKey: string): Promise<boolean> {
+    const locks = this.#locks;
+    if (!locks) return true;
+    const now = nowMs();
+    const held = this.#held.get(storeKey);
+    // This process already regenerates it (Next dedupes the render here): later requests serve the entry as fresh.
+    if (held && held.until > now) return false;
+    const denied = this.#denied.get(storeKey);
+    if (denied !== undefined && denied > now) return false;
+    let token: string | null;
+    try {
+      token = await this.#guard.call('acquireLock', () => locks.acquireLock(leaseKey(storeKey), this.#leaseMs));
+    } catch (error) {
+      this.#guard.report(error, 'acquireLock', storeKey);
+      return true; // regenerating here is always safe
+    }
+    if (this.#held.size + this.#denied.size > SWEEP_AT) this.#sweep(now);
+    if (token === null) {
+      this.#denied.set(storeKey, now + Math.min(DENIED_MEMO_MS, this.#leaseMs));
+      return false;
+    }
+    this.#held.set(storeKey, { token, until: now + this.#leaseMs });
+    return true;
+  }
+
+  /** A new entry under `storeKey` was written: our lease on it (if any) ends, and the next staleness starts afresh. */
+  async release(storeKey: string): Promise<void> {
+    this.#denied.delete(storeKey);
+    const held = this.#held.get(storeKey);
+    const locks = this.#locks;
+    if (!held || !locks) return;
+    this.#held.delete(storeKey);
+    try {
+      await this.#guard.call('releaseLock', () => locks.releaseLock(leaseKey(storeKey), held.token));
+    } catch (error) {
+      this.#guard.report(error, 'releaseLock', storeKey); // the lease lapses by itself
+    }
+  }
+
+  #sweep(now: number): void {
+    for (const [key, held] of this.#held) if (held.until <= now) this.#held.delete(key);
+    for (const [key, until] of this.#denied) if (until <= now) this.#denied.delete(key);
+  }
+}
+
+/** The lease of an entry: beside its key, so a Redis Cluster keeps both in one slot when the key has a hash tag. */
+function leaseKey(storeKey: string): string {
+  return `${storeKey}:regen`;
+}

@@ -1,0 +1,188 @@
+/**
+ * One regeneration per stale entry across the fleet (store/regeneration.ts): of the instances that read an entry
+ * once it is stale, exactly one is told so (Next regenerates it there); the others get it as fresh until the new
+ * entry arrives or the lease ends. Next's own handlers cannot do this: each process regenerates on its own (Next
+ * dedupes inside one process only), so with N instances a stale page is rendered N times.
+ *
+ * What "told stale" means is Next's rule: a legacy entry is stale when `lastModified + revalidate * 1000` is past
+ * (incremental-cache), a 'use cache' entry when `timestamp + revalidate * 1000` is past or `revalidate` is -1.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemcachedBackend } from '../../src/backends/memcached.js';
+import { MemoryBackend } from '../../src/backends/memory.js';
+import { RedisBackend } from '../../src/backends/redis.js';
+import { handlerClassFor } from '../../src/next/cache-handler.js';
+import { useCacheHandlerFor, type UseCacheEntry } from '../../src/next/use-cache-handler.js';
+import type { Backend } from '../../src/protocol/backend.js';
+import { CacheStack, type CachekitNextOptions } from '../../src/stack/stack.js';
+import type { CacheHandlerValue, GetContext } from '../../src/wire/next-types.js';
+import { startMemcached, startRedis, type ServerHandle } from '../support/servers.js';
+import { appPage, fetchValue } from './fixtures.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const pageCtx: GetContext = { kind: 'APP_PAGE' };
+/** Revalidate after 1 s, as `export const revalidate = 1`. */
+const cacheControl = { revalidate: 1, expire: 3600 };
+
+let redis: ServerHandle & { url: string };
+let memcached: ServerHandle;
+const stacks: CacheStack[] = [];
+const closers: (() => Promise<unknown>)[] = [];
+
+beforeAll(async () => {
+  [redis, memcached] = await Promise.all([startRedis(), startMemcached()]);
+});
+
+afterAll(async () => {
+  await Promise.all(stacks.map((s) => s.close()));
+  await Promise.all(closers.map((close) => close()));
+  await Promise.all([redis.stop(), memcached.stop()]);
+});
+
+type Make = () => Backend;
+const redisBackend: Make = () => {
+  const backend = new RedisBackend({ url: redis.url, commandTimeoutMs: 500, connectTimeoutMs: 500 });
+  closers.push(() => backend.close());
+  return backend;
+};
+const memcachedBackend: Make = () => {
+  const backend = new MemcachedBackend({ servers: [`127.0.0.1:${memcached.port}`] });
+  closers.push(() => backend.close());
+  return backend;
+};
+
+/** `count` instances of one app over one store, each with its own connection, L1 and lease bookkeeping. */
+async function fleet(make: Make, namespace: string, count: number, options: CachekitNextOptions = {}) {
+  return Promise.all(
+    Array.from({ length: count }, async () => {
+      const stack = new CacheStack({ backend: make(), namespace, deploymentId: 'd1', ...options });
+      stacks.push(stack);
+      await stack.ready;
+      const Handler = handlerClassFor(() => stack);
+      return { stack, handler: () => new Handler({}), useCache: useCacheHandlerFor(() => stack) };
+    }),
+  );
+}
+
+/** Next's staleness rule for a legacy entry. */
+const staleToNext = (value: CacheHandlerValue | null, revalidate = cacheControl.revalidate) =>
+  value !== null && Date.now() > value.lastModified + revalidate * 1000;
+
+async function setPage(instance: Awaited<ReturnType<typeof fleet>>[number], path: string) {
+  await instance.handler().set(path, appPage('v1'), { cacheControl });
+}
+
+describe('one regeneration per stale entry across the fleet', () => {
+  it('Redis, ISR page past its revalidate: of 4 instances x 10 concurrent reads, exactly one is stale to Next', async () => {
+    const instances = await fleet(redisBackend, 'regen1', 4);
+    await setPage(instances[0]!, '/p');
+    const before = await instances[1]!.handler().get('/p', pageCtx);
+    expect(staleToNext(before)).toBe(false);
+    await sleep(1_100);
+    const reads = await Promise.all(instances.flatMap((i) => Array.from({ length: 10 }, () => i.handler().get('/p', pageCtx))));
+    expect(reads.every((r) => r !== null)).toBe(true);
+    expect(reads.filter((r) => staleToNext(r)).length).toBe(1);
+    // The stale one carries the stored lastModified, so Next regenerates it; the others look fresh.
+    expect(reads.find((r) => staleToNext(r))!.lastModified).toBe(before!.lastModified);
+  });
+
+  it('the holder writing the new entry ends its lease: the next staleness elects one instance again', async () => {
+    const instances = await fleet(redisBackend, 'regen2', 2);
+    await setPage(instances[0]!, '/p');
+    await sleep(1_100);
+    const first = await Promise.all(instances.map((i) => i.handler().get('/p', pageCtx)));
+    const holder = first.findIndex((r) => staleToNext(r));
+    expect(holder).toBeGreaterThanOrEqual(0);
+    expect(first.filter((r) => staleToNext(r)).length).toBe(1);
+    // The holder regenerates (Next calls set), which releases the lease; the new entry is stale again after 1 s.
+    await setPage(instances[holder]!, '/p');
+    await sleep(1_100);
+    const second = await Promise.all(instances.map((i) => i.handler().get('/p', pageCtx)));
+    expect(second.filter((r) => staleToNext(r)).length).toBe(1);
+  });
+
+  it('a lease whose holder never writes lapses: another instance takes over after regenerationLeaseMs', async () => {
+    const instances = await fleet(redisBackend, 'regen3', 2, { regenerationLeaseMs: 300 });
+    await setPage(instances[0]!, '/p');
+    await sleep(1_100);
+    const a = await instances[0]!.handler().get('/p', pageCtx);
+    const b = await instances[1]!.handler().get('/p', pageCtx);
+    expect([staleToNext(a), staleToNext(b)]).toEqual([true, false]);
+    await sleep(400); // A crashed mid-render: its lease lapses
+    expect(staleToNext(await instances[1]!.handler().get('/p', pageCtx))).toBe(true);
+  });
+
+  it("revalidateTag(t, 'max') marks stale: one instance gets it backdated, the others as fresh", async () => {
+    const instances = await fleet(redisBackend, 'regen4', 3);
+    await instances[0]!.handler().set('/p', appPage('posts'), { cacheControl: { revalidate: 3600, expire: 86_400 } });
+    await instances[0]!.handler().revalidateTag('posts', { expire: 3600 });
+    const reads = await Promise.all(instances.map((i) => i.handler().get('/p', pageCtx)));
+    expect(reads.filter((r) => staleToNext(r, typeof r?.cacheControl?.revalidate === 'number' ? r.cacheControl.revalidate : 3600)).length).toBe(1);
+  });
+
+  it("'use cache' entries: one instance sees the entry past its revalidate, the others see it fresh", async () => {
+    const instances = await fleet(redisBackend, 'regen5', 3);
+    const entry = (): UseCacheEntry => ({
+      value: new ReadableStream({
+        start(c) {
+          c.enqueue(new Uint8Array([1, 2, 3]));
+          c.close();
+        },
+      }),
+      tags: ['t'],
+      stale: 0,
+      timestamp: Date.now(),
+      expire: 3600,
+      revalidate: 1,
+    });
+    await instances[0]!.useCache.set('k', Promise.resolve(entry()));
+    await sleep(1_100);
+    const reads = await Promise.all(instances.flatMap((i) => [i.useCache.get('k', []), i.useCache.get('k', [])]));
+    expect(reads.every((r) => r !== undefined)).toBe(true);
+    const now = Date.now();
+    expect(reads.filter((r) => r!.revalidate < 0 || now > r!.timestamp + r!.revalidate * 1000).length).toBe(1);
+  });
+
+  it('without locks (Memcached) or with regenerationLeaseMs: 0 every instance regenerates, as with Next alone', async () => {
+    for (const [name, make, options] of [
+      ['memcached', memcachedBackend, {}],
+      ['redis, lease off', redisBackend, { regenerationLeaseMs: 0 }],
+    ] as const) {
+      const instances = await fleet(make, `regen6-${name.replace(/\W/g, '')}`, 3, options);
+      expect(instances[0]!.stack.leases.active, name).toBe(false);
+      await setPage(instances[0]!, '/p');
+      await sleep(1_100);
+      const reads = await Promise.all(instances.map((i) => i.handler().get('/p', pageCtx)));
+      expect(reads.filter((r) => staleToNext(r)).length, name).toBe(3);
+    }
+  });
+
+  it('a lock call that fails is reported and every instance regenerates (a lease only saves work)', async () => {
+    const shared = new MemoryBackend();
+    const errors: string[] = [];
+    // One store, whose lock calls fail (the rest of the backend works).
+    const broken: Make = () =>
+      new Proxy(shared, {
+        get(target, property) {
+          if (property === 'acquireLock') return () => Promise.reject(new Error('lock service down'));
+          const value = Reflect.get(target, property, target) as unknown;
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+    const instances = await fleet(broken, 'regen7', 2, { onError: (error, context) => errors.push(`${context.operation}: ${error.message}`) });
+    await setPage(instances[0]!, '/p');
+    await sleep(1_100);
+    const reads = await Promise.all(instances.map((i) => i.handler().get('/p', pageCtx)));
+    expect(reads.filter((r) => staleToNext(r)).length).toBe(2);
+    expect(errors.some((e) => e.startsWith('acquireLock'))).toBe(true);
+  });
+
+  it('fetch entries follow the revalidate Next passes with the read', async () => {
+    const instances = await fleet(redisBackend, 'regen8', 2);
+    const ctx: GetContext = { kind: 'FETCH', revalidate: 1, fetchUrl: 'https://api.example/x', tags: [] };
+    await instances[0]!.handler().set('f1', fetchValue(), { fetchCache: true, revalidate: 1 });
+    await sleep(1_100);
+    const reads = await Promise.all(instances.map((i) => i.handler().get('f1', ctx)));
+    expect(reads.filter((r) => staleToNext(r, 1)).length).toBe(1);
+  });
+});
