@@ -2,6 +2,7 @@
  * `CACHEKIT_DEBUG=1`: one structured line per cache decision and L2 call (kind, outcome, layer, a hash of the key,
  * milliseconds), through the package logger. Never a value, a key in clear, or anything secret.
  */
+import type { Env } from './env.js';
 import { createHash } from 'node:crypto';
 import { logger } from './log.js';
 import { subscribe, type TelemetryEvent } from './telemetry.js';
@@ -50,7 +51,7 @@ export function debugLine(event: TelemetryEvent): string | null {
 }
 
 /** Starts the debug log once per process when `CACHEKIT_DEBUG` is `1` (or `true`). */
-export function startDebugLogFromEnv(env: NodeJS.ProcessEnv = process.env): void {
+export function startDebugLogFromEnv(env: Env): void {
   const started = holder();
   if (started.stop || !(env.CACHEKIT_DEBUG === '1' || env.CACHEKIT_DEBUG === 'true')) return;
   started.stop = subscribe((event) => {

@@ -157,10 +157,10 @@ export class CacheStack {
 
   constructor(options: CachekitNextOptions) {
     validateOptions(options);
-    startDebugLogFromEnv();
     this.options = options;
     // The composition root is an edge: the environment is read here and passed down as values.
     const env = processEnv();
+    startDebugLogFromEnv(env);
     const backend = resolveBackend(options.backend, { defaultFileCacheDir: path.join(process.cwd(), '.next', 'cache', 'cachekit') });
     // Its connections open lazily, in whichever request calls first: they must not keep that request alive.
     this.backend = backend && detachedFromAsyncContext(backend);
