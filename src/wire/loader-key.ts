@@ -2,7 +2,7 @@
  * The argument hash of `cache(fn)` keys (not interop mode, which keeps cachekit's canonical rules): hex SHA-256 of
  * `"cachekit-next:args:1\n"` followed by the encoding below of the argument array, trailing `undefined` arguments
  * left out (an optional parameter left out hashes like an absent one). Pinned across releases by
- * test/core/loader-key-vectors.json: any change here is a new version of the prefix.
+ * test/wire/loader-key-vectors.json: any change here is a new version of the prefix.
  *
  * The encoding is MessagePack, canonical (shortest forms, deterministic order), with extension types for the JS types
  * MessagePack lacks, so two arguments of different types never hash alike:

@@ -1,5 +1,5 @@
 /**
- * `cache(fn)` argument keys are stable across processes and releases: test/core/loader-key-vectors.json pins
+ * `cache(fn)` argument keys are stable across processes and releases: test/wire/loader-key-vectors.json pins
  * arguments -> key (the file changes only with a new version of the key rules, src/wire/loader-key.ts). Two vectors
  * are also rebuilt here byte by byte from the documented rules, so the file is not only checked against itself.
  */

@@ -17,7 +17,7 @@ export function loadVectors<T = any>(file: string): T {
   return JSON.parse(readFileSync(full, 'utf8')) as T;
 }
 
-/** Our own interop vectors (where the shared ones are silent): test/core/interop-vectors-ours.json. */
+/** Our own interop vectors (where the shared ones are silent): test/wire/interop-vectors-ours.json. */
 export function loadOurVectors<T = any>(): T {
   return JSON.parse(readFileSync(fileURLToPath(new URL('./interop-vectors-ours.json', import.meta.url)), 'utf8')) as T;
 }

@@ -19,7 +19,7 @@ import { createCacheHandler } from '../../src/next/cache-handler.js';
 import { configuredStack, getStack, resetStacks } from '../../src/stack/stack.js';
 import { anotherInstance } from '../support/instances.js';
 import { redisFixture } from '../support/redis-fixture.js';
-import { hex, loadVectors, untag } from './vectors.js';
+import { hex, loadVectors, untag } from '../wire/vectors.js';
 
 const plainNumbers = (v: unknown): unknown =>
   v instanceof Float64
