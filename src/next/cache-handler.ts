@@ -22,7 +22,7 @@ import { nowMs } from '../shared/clock.js';
 import { requestBegan } from '../store/epoch.js';
 import { backendName, entryKind, spanAttributes } from '../observe/labels.js';
 import { autoTrace } from '../observe/tracing.js';
-import { lookup, lookupStarted, revalidateProfile, traced, tracing } from '../shared/telemetry.js';
+import { type Layer, type LookupOutcome, lookup, lookupStarted, revalidateProfile, telemetryOn, traced, tracing } from '../shared/telemetry.js';
 import { handlerEntryKey } from '../wire/keys.js';
 import { boundStack, configuredSource, readEntry, readFault, settled, stackOf, tagList, writeEntry, type StackSource } from './handler-core.js';
 
@@ -107,9 +107,11 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
 
     async #get(key: string, ctx: GetContext): Promise<CacheHandlerValue | null> {
       const started = lookupStarted();
-      const kind = entryKind(ctx.kind);
       const rt = await this.#rt('get');
       if (!rt) return null;
+      // Told to listeners and tracers only: with none, an L1 hit builds no labels (the hot path).
+      const answer = (value: CacheHandlerValue | null, outcome: LookupOutcome, layer: Layer) =>
+        telemetryOn() ? lookup(entryKind(ctx.kind), outcome, layer, backendName(rt.backend), key, started, value) : value;
       try {
         if (rt.options.warmStart && this.#serverDistDir && ctx.kind !== 'FETCH' && !warmStarted.has(rt)) {
           await this.#warmStart(rt, this.#serverDistDir);
@@ -127,25 +129,25 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
           void rt.tags.states([...(ctx.tags ?? []), ...(ctx.softTags ?? [])]).catch(() => {});
         const storeKey = this.#storeKey(rt, key, scope);
         const read = await readEntry(rt, rt.entries, storeKey, tagsOf, lastModifiedOf);
-        if (!read) return lookup(kind, 'miss', 'none', backendName(rt.backend), key, started, null);
-        const { entry, verdict } = read;
+        if (!read) return answer(null, 'miss', 'none');
+        const entry = read.hit.value;
+        const verdict = read.verdict;
         // A value of the wrong kind makes Next throw an InvariantError: for us it is a miss.
-        if ((scope === 'fetch') !== (entry.value?.kind === 'FETCH') || verdict === 'expired')
-          return lookup(kind, 'miss', 'none', backendName(rt.backend), key, started, null);
+        if ((scope === 'fetch') !== (entry.value?.kind === 'FETCH') || verdict === 'expired') return answer(null, 'miss', 'none');
         const result: CacheHandlerValue = { lastModified: entry.lastModified, value: servedValue(entry, ctx) };
         if (entry.cacheControl) result.cacheControl = entry.cacheControl;
-        const now = nowMs();
         // Stale (a tag marked stale, or older than its revalidate): one instance of the fleet regenerates it (the lease
         // holder gets it as stale), the others serve it as fresh meanwhile. Past its expire it is Next's miss anyway.
+        const now = verdict === 'stale' || rt.leases.active ? nowMs() : 0;
         if (verdict === 'stale' || (rt.leases.active && pastRevalidate(entry, ctx, now))) {
           if (pastExpire(entry, now) || (await rt.leases.claim(storeKey))) {
             if (verdict === 'stale') backdate(result, entry, ctx);
           } else result.lastModified = now;
         }
-        return lookup(kind, verdict === 'stale' ? 'stale' : 'hit', read.source, backendName(rt.backend), key, started, result);
+        return answer(result, verdict === 'stale' ? 'stale' : 'hit', read.hit.source);
       } catch (error) {
         readFault(rt, error, key);
-        return lookup(kind, 'miss', 'none', backendName(rt.backend), key, started, null);
+        return answer(null, 'miss', 'none');
       }
     }
 

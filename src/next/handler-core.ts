@@ -69,11 +69,10 @@ export function readEntry<E>(
   storeKey: string,
   tagsOf: (entry: E) => readonly string[],
   writtenAt: (entry: E) => number,
-): Promise<{ entry: E; verdict: TagVerdict; source: HitSource } | null> {
+): Promise<{ hit: { value: E; source: HitSource }; verdict: TagVerdict } | null> {
+  // The rule's own result, not a reshaped copy: every L1 hit runs this, and a `.then` costs a promise and a turn.
   const judge = (hit: { value: E }) => stack.tags.verdict(tagsOf(hit.value), writtenAt(hit.value));
-  return lookupFresh(cache, storeKey, judge, stack.backend !== null).then(
-    (read) => read && { entry: read.hit.value, verdict: read.verdict, source: read.hit.source },
-  );
+  return lookupFresh(cache, storeKey, judge, stack.backend !== null);
 }
 
 /**

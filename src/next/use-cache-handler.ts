@@ -112,10 +112,11 @@ export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(s
         const tagsOf = (entry: UseCacheStoredEntry) => (softTags.length > 0 ? [...entry.tags, ...softTags] : entry.tags);
         const read = await readEntry(rt, rt.useCacheEntries, storeKey, tagsOf, timestampOf);
         if (!read) return lookup('use-cache', 'miss', 'none', backendName(rt.backend), cacheKey, started, undefined);
-        const { entry, verdict } = read;
+        const entry = read.hit.value;
+        const verdict = read.verdict;
         // A negative expire is Next's eviction sentinel (its dev tiered handler overwrites entries with one).
         if (verdict === 'expired' || entry.expire < 0) return lookup('use-cache', 'miss', 'none', backendName(rt.backend), cacheKey, started, undefined);
-        lookup('use-cache', verdict === 'stale' ? 'stale' : 'hit', read.source, backendName(rt.backend), cacheKey, started, null);
+        lookup('use-cache', verdict === 'stale' ? 'stale' : 'hit', read.hit.source, backendName(rt.backend), cacheKey, started, null);
         // Next compares `timestamp` with `revalidate` (background refresh) and `expire` (miss) on every read, and a
         // shared store can serve until `expire` (its TTL evicts the entry).
         let timestamp = entry.timestamp;
