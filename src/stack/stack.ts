@@ -344,38 +344,46 @@ export function defaultNamespace(): string {
 const stacks = () =>
   singleton(
     'stacks',
-    () => new Map<string, CacheStack>(),
-    (map) => Promise.all([...map.values()].map((stack) => stack.close())),
+    () => ({ bySignature: new Map<string, CacheStack>(), byOptions: new WeakMap<CachekitNextOptions, CacheStack>() }),
+    (held) => Promise.all([...held.bySignature.values()].map((stack) => stack.close())),
   );
 
-/** One stack per process per configuration. */
+/**
+ * The process's stack for `options`: one per distinct configuration (equal options share one, whichever object holds
+ * them). Next constructs a handler per request, each asking for its stack: the same options object is answered from a
+ * memo, without serialising the options again.
+ */
 export function getStack(options: CachekitNextOptions = {}): CacheStack {
-  const map = stacks();
+  const held = stacks();
+  const known = held.byOptions.get(options);
+  if (known) return known;
   const { backend, onError, ...rest } = options;
   const signature = JSON.stringify([
     backend === undefined ? 'resolved' : backend === null ? 'none' : objectId(backend),
     onError ? objectId(onError) : '',
     rest,
   ]);
-  let stack = map.get(signature);
+  let stack = held.bySignature.get(signature);
   if (!stack) {
     // Usually created during the first request that needs it: its connections must not capture that request.
     stack = runOutsideAsyncContext(() => new CacheStack(options));
-    map.set(signature, stack);
+    held.bySignature.set(signature, stack);
   }
+  held.byOptions.set(options, stack);
   return stack;
 }
 
 /** Every stack of this process (metrics and health read them). */
 export function liveStacks(): CacheStack[] {
-  return [...stacks().values()];
+  return [...stacks().bySignature.values()];
 }
 
 /** Drops every stack of this process (tests). */
 export async function resetStacks(): Promise<void> {
-  const map = stacks();
-  const all = [...map.values()];
-  map.clear();
+  const held = stacks();
+  const all = [...held.bySignature.values()];
+  held.bySignature.clear();
+  held.byOptions = new WeakMap();
   await Promise.all(all.map((stack) => stack.close()));
 }
 
@@ -421,27 +429,30 @@ export function configuredOptions(env: Env = processEnv()): ConfiguredOptions {
   return parsed as ConfiguredOptions;
 }
 
-type Configured = { raw: string; options: ConfiguredOptions; backend?: Backend };
+/** The parsed variable; `stackOptions` is the object handed to getStack, kept so each request reuses its memo. */
+type Configured = { raw: string; options: ConfiguredOptions; backend?: Backend; stackOptions?: CachekitNextOptions };
 
 /**
  * The stack of the default handler modules, configured by `CACHEKIT_NEXT_OPTIONS` (what `withCachekit` sets).
  * Usually the stack itself; a promise while a backend module of the app's is imported (once per process, before
  * the stack is created; the handlers await it). Throws (or rejects) a ConfigError on a bad configuration: the
- * handlers report that and answer misses, never a render error.
+ * handlers report that and answer misses, never a render error. Next constructs a handler per request: after the
+ * first, this is a string comparison and a memo lookup.
  */
 export function configuredStack(env: Env = processEnv()): CacheStack | Promise<CacheStack> {
   const raw = optionsText(env) ?? '';
   const holder = singleton<{ parsed?: Configured }>('configuredOptions', () => ({}));
   let parsed = holder.parsed;
   if (parsed?.raw !== raw) holder.parsed = parsed = { raw, options: configuredOptions(env) };
+  if (parsed.stackOptions) return getStack(parsed.stackOptions);
   const { backend: spec, ...options } = parsed.options;
   if (spec && 'module' in spec) {
-    if ('backend' in parsed) return getStack(parsed.backend === undefined ? options : { ...options, backend: parsed.backend });
     const entry = parsed;
     return loadBackendModule(spec.module).then((backend) => {
-      entry.backend = backend; // from now on synchronous
-      return getStack(backend === undefined ? options : { ...options, backend });
+      entry.stackOptions ??= backend === undefined ? options : { ...options, backend };
+      return getStack(entry.stackOptions);
     });
   }
-  return getStack(spec === undefined ? options : { ...options, backend: spec === null ? null : backendFromDescription(spec, env) });
+  parsed.stackOptions = spec === undefined ? options : { ...options, backend: spec === null ? null : backendFromDescription(spec, env) };
+  return getStack(parsed.stackOptions);
 }

@@ -6,10 +6,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MemoryBackend } from '../../src/backends/memory.js';
 import { getDefaultBackend, setDefaultBackend } from '../../src/stack/resolve.js';
-import { getStack } from '../../src/stack/stack.js';
+import { configuredStack, getStack } from '../../src/stack/stack.js';
 import { SINGLETONS, resetForTests, singleton, singletonNames } from '../../src/shared/registry.js';
 import { logger, setLogger } from '../../src/shared/log.js';
 
@@ -134,6 +134,28 @@ describe('the process registry', () => {
     const first = singleton('requestGeneration', () => ({ n: 0 }));
     expect(singleton('requestGeneration', () => ({ n: 99 }))).toBe(first);
     expect(singletonNames()).toContain('requestGeneration');
+  });
+
+  it('finds the stack of a handler per request from a memo (no options serialised again), forgotten by a reset', async () => {
+    const options = { backend: null, namespace: 'memo-test' };
+    const env = { CACHEKIT_NEXT_OPTIONS: JSON.stringify({ backend: null, namespace: 'memo-env-test' }) };
+    const stack = getStack(options);
+    const configured = configuredStack(env);
+    const stringify = vi.spyOn(JSON, 'stringify');
+    try {
+      for (let i = 0; i < 100; i++) {
+        expect(getStack(options)).toBe(stack);
+        expect(configuredStack(env)).toBe(configured);
+      }
+      expect(stringify).not.toHaveBeenCalled();
+    } finally {
+      stringify.mockRestore();
+    }
+    expect(getStack({ ...options })).toBe(stack); // equal options share one stack, whichever object holds them
+    await resetForTests();
+    expect(getStack(options)).not.toBe(stack);
+    expect(configuredStack(env)).not.toBe(configured);
+    await resetForTests();
   });
 
   it('resetForTests forgets the default backend and the logger, and closes the stacks', async () => {
