@@ -28,7 +28,8 @@ const TAGS = '_N_T_/layout,_N_T_/blog/layout,_N_T_/blog/[slug]/page,posts';
 const GET_CTX = { kind: 'APP_PAGE', isRoutePPREnabled: false, isFallback: false };
 
 /** The process-wide telemetry sink, to switch the registered metrics listener off and on between modes. */
-const sink = singleton('telemetry', (): { active: boolean; listeners: unknown[] } => ({ active: false, listeners: [] }));
+type Sink = { active: boolean; lookups: boolean; listeners: unknown[]; quiet: unknown[]; counters: unknown[]; tracer: unknown };
+const sink = singleton('telemetry', (): Sink => ({ active: false, lookups: false, listeners: [], quiet: [], counters: [], tracer: null }));
 
 const dropAll: SpanExporter = { export: (_spans, done) => done({ code: 0 }), shutdown: async () => {} };
 
@@ -49,13 +50,15 @@ async function main(): Promise<void> {
   await l1.handler.set(KEY, value, { cacheControl: { revalidate: 3600, expire: 86_400 } });
 
   await registerMetrics({ registry: new Registry() });
-  const metricsListeners = sink!.listeners;
+  const registered = { listeners: sink.listeners, quiet: sink.quiet, counters: sink.counters };
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   const recording = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(dropAll)] });
   const sampledOut = new BasicTracerProvider({ sampler: new AlwaysOffSampler(), spanProcessors: [new BatchSpanProcessor(dropAll)] });
+  // Metrics on or off: the registered listeners and lookup counters, or none (the flags as telemetry.ts sets them).
   const listen = (on: boolean) => {
-    sink!.listeners = on ? metricsListeners : [];
-    sink!.active = on;
+    Object.assign(sink, on ? registered : { listeners: [], quiet: [], counters: [] });
+    sink.active = sink.listeners.length > 0 || sink.quiet.length > 0;
+    sink.lookups = sink.listeners.length > 0 || sink.counters.length > 0 || sink.tracer !== null;
   };
   // Without a registered provider (an app without OpenTelemetry) nothing is installed; with one, spans are made.
   const untraced = () => {

@@ -20,7 +20,7 @@ import { warnRateLimited } from '../shared/log.js';
 import { seedFromBuild } from './warm-start.js';
 import { nowMs } from '../shared/clock.js';
 import { requestBegan } from '../store/epoch.js';
-import { backendName, entryKind, spanAttributes } from '../observe/labels.js';
+import { entryKind, spanAttributes } from '../observe/labels.js';
 import { autoTrace } from '../observe/tracing.js';
 import { type Layer, type LookupOutcome, lookup, lookupStarted, revalidateProfile, telemetryOn, traced, tracing } from '../shared/telemetry.js';
 import { handlerEntryKey } from '../wire/keys.js';
@@ -111,7 +111,7 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
       if (!rt) return null;
       // Told to listeners and tracers only: with none, an L1 hit builds no labels (the hot path).
       const answer = (value: CacheHandlerValue | null, outcome: LookupOutcome, layer: Layer) =>
-        telemetryOn() ? lookup(entryKind(ctx.kind), outcome, layer, backendName(rt.backend), key, started, value) : value;
+        telemetryOn() ? lookup(entryKind(ctx.kind), outcome, layer, rt.guard.backendType, key, started, value) : value;
       try {
         if (rt.options.warmStart && this.#serverDistDir && ctx.kind !== 'FETCH' && !warmStarted.has(rt)) {
           await this.#warmStart(rt, this.#serverDistDir);

@@ -16,7 +16,7 @@
 import type { CachekitNextOptions, CacheStack } from '../stack/stack.js';
 import type { UseCacheStoredEntry } from '../wire/use-cache-entry.js';
 import { nowMs } from '../shared/clock.js';
-import { backendName, tracedUseCacheHandler } from '../observe/labels.js';
+import { tracedUseCacheHandler } from '../observe/labels.js';
 import { autoTrace } from '../observe/tracing.js';
 import { lookup, lookupStarted } from '../shared/telemetry.js';
 import { boundStack, configuredSource, readEntry, readFault, readyStack, tagList, writeEntry, type StackSource } from './handler-core.js';
@@ -111,12 +111,12 @@ export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(s
         if (fresh) await fresh;
         const tagsOf = (entry: UseCacheStoredEntry) => (softTags.length > 0 ? [...entry.tags, ...softTags] : entry.tags);
         const read = await readEntry(rt, rt.useCacheEntries, storeKey, tagsOf, timestampOf);
-        if (!read) return lookup('use-cache', 'miss', 'none', backendName(rt.backend), cacheKey, started, undefined);
+        if (!read) return lookup('use-cache', 'miss', 'none', rt.guard.backendType, cacheKey, started, undefined);
         const entry = read.hit.value;
         const verdict = read.verdict;
         // A negative expire is Next's eviction sentinel (its dev tiered handler overwrites entries with one).
-        if (verdict === 'expired' || entry.expire < 0) return lookup('use-cache', 'miss', 'none', backendName(rt.backend), cacheKey, started, undefined);
-        lookup('use-cache', verdict === 'stale' ? 'stale' : 'hit', read.hit.source, backendName(rt.backend), cacheKey, started, null);
+        if (verdict === 'expired' || entry.expire < 0) return lookup('use-cache', 'miss', 'none', rt.guard.backendType, cacheKey, started, undefined);
+        lookup('use-cache', verdict === 'stale' ? 'stale' : 'hit', read.hit.source, rt.guard.backendType, cacheKey, started, null);
         // Next compares `timestamp` with `revalidate` (background refresh) and `expire` (miss) on every read, and a
         // shared store can serve until `expire` (its TTL evicts the entry).
         let timestamp = entry.timestamp;
@@ -134,7 +134,7 @@ export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(s
         return { value: streamOf(entry.value), tags: [...entry.tags], stale: entry.stale, timestamp, expire: entry.expire, revalidate };
       } catch (error) {
         readFault(rt, error, cacheKey);
-        return lookup('use-cache', 'miss', 'none', backendName(rt.backend), cacheKey, started, undefined);
+        return lookup('use-cache', 'miss', 'none', rt.guard.backendType, cacheKey, started, undefined);
       }
     },
 

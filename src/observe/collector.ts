@@ -3,7 +3,7 @@
  * `stats()` or `registerMetrics()` (register it in instrumentation.ts to count from the process start); the L1 and
  * per-cache figures (kept by every cache anyway) are there from the start.
  */
-import { subscribe, type BreakerStateName, type CacheKind, type TelemetryEvent } from '../shared/telemetry.js';
+import { countLookups, subscribe, type BreakerStateName, type CacheKind, type Layer, type LookupOutcome, type TelemetryEvent } from '../shared/telemetry.js';
 import { liveStacks } from '../stack/stack.js';
 import { singleton } from '../shared/registry.js';
 import { backendName } from './labels.js';
@@ -45,8 +45,8 @@ export interface LookupRow {
 
 interface Counts {
   since: number;
-  /** Per kind and backend (key `kind backend`): the hot path's one Map read and increment. */
-  lookups: Map<string, LookupRow>;
+  /** Per backend, a row for every kind: the hot path's one Map read, one property read and an increment. */
+  lookups: Map<string, Record<CacheKind, LookupRow>>;
   l2: Map<string, Map<string, OperationFigures>>;
   errors: Map<string, Map<string, number>>;
   breakers: Map<string, { state: BreakerStateName; opened: number; transitions: number }>;
@@ -59,18 +59,25 @@ function bump<K>(map: Map<K, number>, key: K, by = 1): void {
   map.set(key, (map.get(key) ?? 0) + by);
 }
 
+const KINDS: readonly CacheKind[] = ['page', 'route', 'fetch', 'image', 'use-cache', 'loader'];
+
+function countLookup(c: Counts, kind: CacheKind, outcome: LookupOutcome, layer: Layer, backend: string): void {
+  let rows = c.lookups.get(backend);
+  if (!rows) {
+    rows = Object.fromEntries(KINDS.map((k) => [k, { kind: k, backend, l1Hits: 0, l2Hits: 0, stale: 0, misses: 0 }])) as Record<CacheKind, LookupRow>;
+    c.lookups.set(backend, rows);
+  }
+  const row = rows[kind];
+  if (outcome === 'miss') row.misses++;
+  else if (outcome === 'stale') row.stale++;
+  else if (layer === 'l1') row.l1Hits++;
+  else row.l2Hits++;
+}
+
 function count(c: Counts, event: TelemetryEvent): void {
   switch (event.type) {
-    case 'lookup': {
-      const key = `${event.kind} ${event.backend}`;
-      let row = c.lookups.get(key);
-      if (!row) c.lookups.set(key, (row = { kind: event.kind, backend: event.backend, l1Hits: 0, l2Hits: 0, stale: 0, misses: 0 }));
-      if (event.outcome === 'miss') row.misses++;
-      else if (event.outcome === 'stale') row.stale++;
-      else if (event.layer === 'l1') row.l1Hits++;
-      else row.l2Hits++;
-      return;
-    }
+    case 'lookup':
+      return; // counted by countLookup
     case 'l2': {
       let ops = c.l2.get(event.backend);
       if (!ops) c.l2.set(event.backend, (ops = new Map()));
@@ -128,18 +135,26 @@ export function startCollecting(): Counts {
     evictions: new Map(),
   };
   holder.counts = counts;
-  subscribe((event) => count(counts, event));
+  countLookups((kind, outcome, layer, backend) => countLookup(counts, kind, outcome, layer, backend));
+  subscribe((event) => count(counts, event), { lookups: false });
   return counts;
 }
 
 /** The lookup counts per kind and backend (the Prometheus counter reads them at scrape time). */
 export function lookupRows(): Iterable<LookupRow> {
-  return startCollecting().lookups.values();
+  return rowsOf(startCollecting());
+}
+
+/** The rows that counted something (a kind never looked up makes no series). */
+function* rowsOf(c: Counts): Iterable<LookupRow> {
+  for (const rows of c.lookups.values()) {
+    for (const row of Object.values(rows)) if (row.l1Hits + row.l2Hits + row.stale + row.misses > 0) yield row;
+  }
 }
 
 function lookupsByKind(c: Counts): CachekitStats['lookups'] {
   const byKind: CachekitStats['lookups'] = {};
-  for (const r of c.lookups.values()) {
+  for (const r of rowsOf(c)) {
     const row = (byKind[r.kind] ??= { l1Hits: 0, l2Hits: 0, stale: 0, misses: 0, hitRatio: 0 });
     row.l1Hits += r.l1Hits;
     row.l2Hits += r.l2Hits;

@@ -173,7 +173,7 @@ export async function registerMetrics(options: MetricsOptions = {}): Promise<Reg
         return;
     }
   };
-  subscribe(handle);
+  subscribe(handle, { lookups: false }); // lookups: read from the collector's counts at scrape time
   return registry;
 }
 

@@ -48,38 +48,76 @@ export interface SpanRunner {
   annotate(attributes: SpanAttributes): void;
 }
 
+/**
+ * Counts one lookup without an event: what `stats()` and the Prometheus lookup counter need on every L1 hit is an
+ * increment, not an event object, two clock reads and a walk over every listener.
+ */
+export type LookupCounter = (kind: CacheKind, outcome: LookupOutcome, layer: Layer, backend: string) => void;
+
+/** What a listener receives: every event, or every event but lookups (those are counted by a LookupCounter). */
+export interface SubscribeOptions {
+  /** @default true */
+  lookups?: boolean;
+}
+
 interface State {
   /** `true` while at least one listener is registered: call sites check this before building an event. */
   active: boolean;
+  /** Listeners of every event, lookups included (the debug log). */
   listeners: TelemetryListener[];
+  /** Listeners of every event but lookups (the Prometheus adapter). */
+  quiet: TelemetryListener[];
+  counters: LookupCounter[];
+  /** `true` while a lookup has anyone to tell: a listener of lookups, a counter or a tracer. */
+  lookups: boolean;
   tracer: SpanRunner | null;
 }
 
 // Read once per module copy: the hot path checks a field, not the registry.
-const state: State = singleton('telemetry', (): State => ({ active: false, listeners: [], tracer: null }));
+const state: State = singleton('telemetry', (): State => ({ active: false, listeners: [], quiet: [], counters: [], lookups: false, tracer: null }));
 
-/** Whether anyone listens (or traces): the one check on the hot path. */
-export function telemetryOn(): boolean {
-  return state.active || state.tracer !== null;
+function recompute(): void {
+  state.active = state.listeners.length > 0 || state.quiet.length > 0;
+  state.lookups = state.listeners.length > 0 || state.counters.length > 0 || state.tracer !== null;
 }
 
-/** Registers `listener` for every event; returns the function that removes it. */
-export function subscribe(listener: TelemetryListener): () => void {
-  state.listeners = [...state.listeners, listener];
-  state.active = true;
+/** Whether a lookup has anyone to tell: the one check on the hot path. */
+export function telemetryOn(): boolean {
+  return state.lookups;
+}
+
+/**
+ * Registers `listener` for every event (with `{ lookups: false }`, for every event but lookups); returns the
+ * function that removes it.
+ */
+export function subscribe(listener: TelemetryListener, options: SubscribeOptions = {}): () => void {
+  const list = options.lookups === false ? 'quiet' : 'listeners';
+  state[list] = [...state[list], listener];
+  recompute();
   return () => {
-    state.listeners = state.listeners.filter((l) => l !== listener);
-    state.active = state.listeners.length > 0;
+    state[list] = state[list].filter((l) => l !== listener);
+    recompute();
+  };
+}
+
+/** Registers a counter told of every lookup (kind, outcome, layer, backend); returns the function that removes it. */
+export function countLookups(counter: LookupCounter): () => void {
+  state.counters = [...state.counters, counter];
+  recompute();
+  return () => {
+    state.counters = state.counters.filter((c) => c !== counter);
+    recompute();
   };
 }
 
 /** Installs (or, with `null`, removes) the tracer. */
 export function setTracer(tracer: SpanRunner | null): void {
   state.tracer = tracer;
+  recompute();
 }
 
-export function emit(event: TelemetryEvent): void {
-  for (const listener of state.listeners) {
+function tell(listeners: readonly TelemetryListener[], event: TelemetryEvent): void {
+  for (const listener of listeners) {
     try {
       listener(event);
     } catch {
@@ -88,15 +126,27 @@ export function emit(event: TelemetryEvent): void {
   }
 }
 
-/** `performance.now()` when anyone listens, else 0 (no clock read). Pass it to `lookup`. */
+export function emit(event: TelemetryEvent): void {
+  tell(state.listeners, event);
+  if (event.type !== 'lookup') tell(state.quiet, event);
+}
+
+/** `performance.now()` when a listener wants a lookup's duration, else 0 (no clock read). Pass it to `lookup`. */
 export function lookupStarted(): number {
-  return state.active || state.tracer !== null ? performance.now() : 0;
+  return state.listeners.length > 0 ? performance.now() : 0;
 }
 
 /** Records where a lookup was answered; returns `value` so a call site can `return lookup(..., null)`. */
 export function lookup<V>(kind: CacheKind, outcome: LookupOutcome, layer: Layer, backend: string, key: string, started: number, value: V): V {
+  if (!state.lookups) return value;
   if (state.tracer) state.tracer.annotate({ 'cachekit.kind': kind, 'cachekit.outcome': outcome, 'cachekit.layer': layer, 'cachekit.hit': outcome !== 'miss' });
-  if (state.active) emit({ type: 'lookup', kind, outcome, layer, backend, key, ms: performance.now() - started });
+  const counters = state.counters;
+  try {
+    for (let i = 0; i < counters.length; i++) counters[i]!(kind, outcome, layer, backend);
+  } catch {
+    // as for listeners: never a page error
+  }
+  if (state.listeners.length > 0) tell(state.listeners, { type: 'lookup', kind, outcome, layer, backend, key, ms: performance.now() - started });
   return value;
 }
 

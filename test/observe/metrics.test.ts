@@ -9,7 +9,7 @@ import { RedisBackend } from '../../src/backends/redis.js';
 import { handlerClassFor } from '../../src/next/cache-handler.js';
 import { registerMetrics } from '../../src/observe/prometheus.js';
 import { stats } from '../../src/observe/collector.js';
-import { l2Call, subscribe, telemetryOn, traced } from '../../src/shared/telemetry.js';
+import { countLookups, l2Call, lookup, lookupStarted, subscribe, telemetryOn, traced } from '../../src/shared/telemetry.js';
 import { getStack, resetStacks, type CacheStack } from '../../src/stack/stack.js';
 import type { GetContext } from '../../src/wire/next-types.js';
 import { singleton } from '../../src/shared/registry.js';
@@ -164,10 +164,10 @@ describe('metrics on a real Redis', () => {
 describe('no listener, no work', () => {
   it('hands back the backend call itself and computes no span attribute', async () => {
     // This file's registry listens: take the state as a process without metrics has it.
-    const sink = singleton('telemetry', (): { active: boolean; listeners: unknown[] } => ({ active: false, listeners: [] }));
-    const saved = sink.listeners;
-    sink.listeners = [];
-    sink.active = false;
+    type Sink = { active: boolean; lookups: boolean; listeners: unknown[]; quiet: unknown[]; counters: unknown[] };
+    const sink = singleton('telemetry', (): Sink => ({ active: false, lookups: false, listeners: [], quiet: [], counters: [] }));
+    const saved = { ...sink };
+    Object.assign(sink, { active: false, lookups: false, listeners: [], quiet: [], counters: [] });
     try {
       expect(telemetryOn()).toBe(false);
       const call = Promise.resolve(new Uint8Array(3));
@@ -192,9 +192,24 @@ describe('no listener, no work', () => {
       expect(events).toMatchObject([{ type: 'l2', backend: 'redis', operation: 'get', bytesRead: 3, errorKind: null }]);
       stop();
       expect(telemetryOn()).toBe(false);
+
+      // Counting lookups (what stats() and Prometheus do) costs an increment: no event, no clock read.
+      const counted: unknown[][] = [];
+      const stopCounting = countLookups((...args) => counted.push(args));
+      const quietEvents: unknown[] = [];
+      const stopQuiet = subscribe((e) => quietEvents.push(e), { lookups: false });
+      expect(telemetryOn()).toBe(true);
+      expect(lookupStarted()).toBe(0);
+      expect(lookup('page', 'hit', 'l1', 'redis', '/k', 0, 'v')).toBe('v');
+      expect(counted).toEqual([['page', 'hit', 'l1', 'redis']]);
+      expect(quietEvents).toEqual([]);
+      await l2Call('redis', 'get', 'k', 0, () => call);
+      expect(quietEvents).toMatchObject([{ type: 'l2' }]);
+      stopQuiet();
+      stopCounting();
+      expect(telemetryOn()).toBe(false);
     } finally {
-      sink.listeners = saved;
-      sink.active = saved.length > 0;
+      Object.assign(sink, saved);
     }
   });
 });
