@@ -24,6 +24,8 @@ export interface PromTarget {
 }
 export interface Prometheus {
   url: string;
+  /** Its process (group) id. */
+  pid: number;
   configFile: string;
   startedAt: number;
   log(): string;

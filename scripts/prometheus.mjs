@@ -112,6 +112,7 @@ export async function startPrometheus(targets, { scrapeIntervalS = 1 } = {}) {
   };
   return {
     url,
+    pid: child.pid,
     configFile,
     startedAt: Date.now(),
     log: () => output,

@@ -32,6 +32,9 @@ const freePort = () =>
   });
 
 const children = [];
+process.on('exit', () => {
+  for (const child of children) stop(child);
+});
 function start(cmd, args, env = {}) {
   const child = spawn(cmd, args, { cwd: app, env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1', ...env }, stdio: 'ignore', detached: true });
   children.push(child);
@@ -71,6 +74,7 @@ const prom = await startPrometheus(
   instances.map((url) => url.replace('http://', '')),
   { scrapeIntervalS: SCRAPE_S },
 );
+children.push({ pid: prom.pid }); // killed with the rest if the run fails
 await prom.scrapedAfter();
 
 const started = Date.now();
@@ -147,8 +151,15 @@ function svg(panel) {
   const y = (v) => H - 22 - ((H - 40) * v * panel.scale) / max;
   const [from, to] = [outage.from ?? 16, outage.to ?? 26];
   const shade = `<rect x="${x(from)}" y="8" width="${x(to) - x(from)}" height="${H - 30}" fill="#f2495c22"/><text x="${x(from) + 4}" y="20" fill="#f2495c" font-size="10">Redis stopped</text>`;
-  const lines = Object.entries(panel.series)
-    .map(([name, pts], i) => `<polyline fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="2" points="${pts.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' ')}"/>`)
+  // A step Prometheus left without a value (no sample, or NaN: no observation in the window) is a gap, as in Grafana.
+  const segments = (pts) => pts.reduce((out, p, i) => (i > 0 && p[0] - pts[i - 1][0] > SCRAPE_S * 1.5 ? out.push([p]) : out.at(-1).push(p), out), [[]]);
+  const lines = Object.values(panel.series)
+    .flatMap((pts, i) =>
+      segments(pts).map(
+        (seg) =>
+          `<polyline fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="2" points="${seg.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' ')}"/>`,
+      ),
+    )
     .join('');
   const axis = [0, 0.5, 1]
     .map((f) => `<text x="2" y="${(y((max * f) / panel.scale) + 3).toFixed(1)}" fill="#9fa7b3" font-size="10">${(max * f).toFixed(max < 10 ? 2 : 0)}${panel.unit}</text>`)
@@ -166,7 +177,7 @@ h1{font-size:18px;margin:0 0 4px} .note{color:#f2cc0c;margin:0 0 12px}
 h3{font-size:13px;margin:0 0 6px;font-weight:600} .legend{font-size:11px;color:#9fa7b3;margin-top:4px}
 .expr{font-size:10px;color:#6e7681;margin-top:4px;font-family:monospace}
 </style></head><body><h1>cachekit-next dashboard: the panels of grafana/dashboards/cachekit-next.json</h1>
-<p class="note">Not Grafana (it cannot run on the machine that made this): each line is Prometheus ${PROM_VERSION}'s answer (query_range, 1 s
+<p class="note">Not Grafana (it cannot run on the machine that made this): each line is the answer of Prometheus ${PROM_VERSION} (query_range, 1 s
 step, $__rate_interval = ${RATE_INTERVAL}) to the panel's own query, shown under it, drawn by scripts/render-dashboard.mjs. The run: two next start
 instances on one Redis under load, scraped every ${SCRAPE_S} s, a revalidation every 6 s, Redis stopped for 10 s; ${queries} queries.</p>
 <div class="grid">${panels.map(svg).join('')}</div></body></html>`;
