@@ -1,7 +1,7 @@
 import { expect, test } from '@playwright/test';
 import { startRedis } from '../test/support/servers.js';
 import { execFileSync } from 'node:child_process';
-import { OBSERVABILITY_APP, startPrometheus, type Prometheus } from '../scripts/prometheus.mjs';
+import { OBSERVABILITY_APP, startPrometheus, withRateInterval, type Prometheus } from '../scripts/prometheus.mjs';
 import { buildApp, installApp, startDataServer, startNext, type NextServer } from './support/apps.js';
 import { dashboardTargets, evaluatePanel, values } from './support/dashboard.js';
 
@@ -20,7 +20,11 @@ let server: NextServer;
 let peer: NextServer;
 let prom: Prometheus;
 const targets = dashboardTargets();
-const panel = (title: string, refId = 'A') => targets.find((t) => t.panel.startsWith(title) && t.refId === refId)!;
+const panel = (title: string, refId = 'A') => {
+  const found = targets.find((t) => t.panel.startsWith(title) && t.refId === refId);
+  if (!found) throw new Error(`the dashboard has no panel "${title}…" with a target ${refId}`);
+  return found;
+};
 /**
  * Grafana's `$__rate_interval` (at least 4 scrape intervals) suits a graph of many points; these checks ask one instant
  * query for what the whole run did, so the window spans from Prometheus's start to the evaluation time.
@@ -138,7 +142,7 @@ test('while Redis is stopped: errors by kind, the breaker opens, health is degra
       async () => {
         await get('/items/down-more');
         const breaker = await prom.query(panel('Circuit breaker state').expr);
-        const errors = await prom.query(panel('L2 errors by kind').expr.replace('$__rate_interval', runWindow()));
+        const errors = await prom.query(withRateInterval(panel('L2 errors by kind').expr, runWindow()));
         return { breaker: values(breaker, { backend: 'redis' }), errors: values(errors, { backend: 'redis', error_kind: 'transient' })[0]! > 0 };
       },
       { timeout: 20_000 },
@@ -215,7 +219,6 @@ test('Prometheus answers every panel query of the Grafana dashboard with what th
   const window = runWindow();
   const results = new Map<string, Awaited<ReturnType<typeof evaluatePanel>>>();
   for (const target of targets) results.set(`${target.panel} ${target.refId}`, await evaluatePanel(prom, target, window));
-  expect(results.size).toBe(12);
   const result = (title: string, refId = 'A') => results.get(`${panel(title, refId).panel} ${refId}`)!;
   for (const [name, r] of results) for (const v of values(r)) expect(Number.isNaN(v), `${name}: NaN`).toBe(false);
 
