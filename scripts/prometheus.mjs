@@ -94,7 +94,10 @@ export async function startPrometheus(targets, { scrapeIntervalS = 1 } = {}) {
       const res = await Promise.race([fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(2_000) }), spawnError]);
       if (res.status === 200) break;
     } catch (error) {
-      if (error?.code === 'ENOENT') throw new Error('prometheus is not installed (scripts/test-all.sh installs it: apt-get install prometheus)');
+      if (error?.code === 'ENOENT') {
+        rmSync(dir, { recursive: true, force: true });
+        throw new Error('prometheus is not installed (scripts/test-all.sh installs it: apt-get install prometheus)');
+      }
     }
     if (Date.now() > deadline) {
       await stop();
