@@ -1,17 +1,35 @@
 import { expect, test } from '@playwright/test';
 import { startRedis } from '../test/support/servers.js';
+import { execFileSync } from 'node:child_process';
+import { OBSERVABILITY_APP, startPrometheus, withRateInterval, type Prometheus } from '../scripts/prometheus.mjs';
 import { buildApp, installApp, startDataServer, startNext, type NextServer } from './support/apps.js';
+import { dashboardTargets, evaluatePanel, values } from './support/dashboard.js';
 
 // examples/observability built once and served by `next start` on a real Redis, with load from the test: its metrics
 // route moves as the requests dictate (hits, misses, a revalidation, errors and the breaker while Redis is stopped),
 // its health routes turn degraded (200) and not ready (503) while Redis is down and back after, and its spans
-// (an in-memory exporter registered in instrumentation.ts) nest under Next's request spans.
+// (an in-memory exporter registered in instrumentation.ts) nest under Next's request spans. A real Prometheus scrapes
+// it and a peer instance all along, and answers every panel query of the Grafana dashboard from what the load did.
 test.describe.configure({ mode: 'serial' });
 
 const APP = 'observability';
 let redis: Awaited<ReturnType<typeof startRedis>>;
 let data: Awaited<ReturnType<typeof startDataServer>>;
 let server: NextServer;
+/** A second instance on the same Redis with a small L1: it receives the first one's invalidations and evicts. */
+let peer: NextServer;
+let prom: Prometheus;
+const targets = dashboardTargets();
+const panel = (title: string, refId = 'A') => {
+  const found = targets.find((t) => t.panel.startsWith(title) && t.refId === refId);
+  if (!found) throw new Error(`the dashboard has no panel "${title}…" with a target ${refId}`);
+  return found;
+};
+/**
+ * Grafana's `$__rate_interval` (at least 4 scrape intervals) suits a graph of many points; these checks ask one instant
+ * query for what the whole run did, so the window spans from Prometheus's start to the evaluation time.
+ */
+const runWindow = () => `${Math.ceil((Date.now() - prom.startedAt) / 1000) + 5}s`;
 
 /** `name{labels} value` lines of the Prometheus text format, as one number per series (0 when absent). */
 async function scrape(): Promise<(name: string, labels?: Record<string, string>) => number> {
@@ -45,9 +63,17 @@ test.beforeAll(async () => {
   const env = { REDIS_URL: redis.url, UPSTREAM_URL: data.url };
   await buildApp(APP, { distDir: '.next-e2e-obs', buildId: 'e2e-obs', env });
   server = await startNext(APP, { distDir: '.next-e2e-obs', env: { ...env, CACHEKIT_DEMO_TRACES: 'memory' } });
+  peer = await startNext(APP, { distDir: '.next-e2e-obs', env: { ...env, CACHEKIT_L1_MAX_SIZE_MB: '0.05' } });
+  prom = await startPrometheus(
+    [server, peer].map((s) => `127.0.0.1:${s.port}`),
+    { scrapeIntervalS: 1 },
+  );
+  await prom.scrapedAfter();
 });
 
 test.afterAll(async () => {
+  await prom?.stop();
+  await peer?.stop();
   await server?.stop();
   await data?.stop();
   await redis?.stop();
@@ -109,6 +135,19 @@ test('while Redis is stopped: errors by kind, the breaker opens, health is degra
   const degraded = await health('/api/cachekit/health');
   expect(degraded).toMatchObject({ status: 200, body: { status: 'degraded', degraded: true, l2: { healthy: false } } });
   expect((await health('/api/cachekit/ready')).status).toBe(503);
+  // Prometheus sees the outage through the dashboard's own queries: the breaker panel answers 2 (open) and the errors
+  // panel a positive rate, while requests keep coming (each after the cooldown probes the stopped store and fails).
+  await expect
+    .poll(
+      async () => {
+        await get('/items/down-more');
+        const breaker = await prom.query(panel('Circuit breaker state').expr);
+        const errors = await prom.query(withRateInterval(panel('L2 errors by kind').expr, runWindow()));
+        return { breaker: values(breaker, { backend: 'redis' }), errors: values(errors, { backend: 'redis', error_kind: 'transient' })[0]! > 0 };
+      },
+      { timeout: 20_000 },
+    )
+    .toEqual({ breaker: [2], errors: true });
 
   redis = await startRedis({ port });
   // After the cooldown one request probes the store; its success closes the circuit.
@@ -159,4 +198,46 @@ test('spans nest under Next.js request spans, with the documented attributes and
   expect(spans.some((s) => s.name === 'cachekit.loader')).toBe(true);
   const ours = spans.filter((s) => s.name.startsWith('cachekit.') || s.attributes['db.system.name']);
   expect(JSON.stringify(ours.map((s) => s.attributes))).not.toMatch(/traced|items|upstream/);
+});
+
+test('Prometheus answers every panel query of the Grafana dashboard with what the load did', async () => {
+  execFileSync('promtool', ['check', 'config', `${OBSERVABILITY_APP}/prometheus.yml`], { stdio: 'pipe' });
+  execFileSync('promtool', ['check', 'config', prom.configFile], { stdio: 'pipe' });
+
+  // One more round of the load once Prometheus has the series the earlier tests created: a labelled counter's first
+  // sample is rate()'s baseline (prom-client creates the series on its first increment), so increases come after.
+  await prom.scrapedAfter();
+  for (const url of [server.url, peer.url]) {
+    for (let i = 0; i < 12; i++) expect((await fetch(`${url}/items/round-${i}`)).status).toBe(200); // misses; evictions on the peer
+    for (let i = 0; i < 3; i++) expect((await fetch(`${url}/items/round-0`)).status).toBe(200);
+  }
+  await prom.scrapedAfter();
+  expect((await fetch(`${server.url}/api/revalidate`, { method: 'POST' })).status).toBe(200); // the peer receives it: lag
+  for (let i = 12; i < 24; i++) expect((await fetch(`${peer.url}/items/round-${i}`)).status).toBe(200);
+  await prom.scrapedAfter();
+
+  const window = runWindow();
+  const results = new Map<string, Awaited<ReturnType<typeof evaluatePanel>>>();
+  for (const target of targets) results.set(`${target.panel} ${target.refId}`, await evaluatePanel(prom, target, window));
+  const result = (title: string, refId = 'A') => results.get(`${panel(title, refId).panel} ${refId}`)!;
+  for (const [name, r] of results) for (const v of values(r)) expect(Number.isNaN(v), `${name}: NaN`).toBe(false);
+
+  const ratio = values(result('Hit ratio by kind'), { kind: 'page' })[0]!;
+  expect(ratio).toBeGreaterThan(0);
+  expect(ratio).toBeLessThanOrEqual(1);
+  expect(values(result('Lookups by layer'), { layer: 'l1', outcome: 'hit' })[0]).toBeGreaterThan(0);
+  expect(values(result('Lookups by layer'), { layer: 'none', outcome: 'miss' })[0]).toBeGreaterThan(0);
+  for (const refId of ['A', 'B', 'C']) {
+    for (const operation of ['get', 'set']) {
+      const [latency] = values(result('L2 latency percentiles', refId), { operation });
+      expect(latency, `L2 latency ${refId} ${operation}`).toBeGreaterThan(0);
+      expect(Number.isFinite(latency)).toBe(true);
+    }
+  }
+  expect(values(result('L2 errors by kind'), { backend: 'redis', error_kind: 'transient' })[0]).toBeGreaterThan(0);
+  expect(values(result('Circuit breaker state'), { backend: 'redis' })).toEqual([0]); // closed again since Redis is back
+  for (const refId of ['A', 'B']) expect(Number.isFinite(values(result('Invalidation lag', refId))[0])).toBe(true);
+  expect(values(result('L1 bytes by cache')).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+  expect(values(result('Revalidations by profile'), { profile: 'hard' })[0]).toBeGreaterThan(0);
+  expect(values(result('Revalidations by profile', 'B')).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
 });

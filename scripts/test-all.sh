@@ -12,6 +12,8 @@ command -v memcached >/dev/null 2>&1 || missing+=(memcached)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3) # the interop cross-check's Python peer (stdlib only)
+# The observability e2e test evaluates the Grafana dashboard's queries in a real Prometheus (it brings promtool).
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${missing[*]}"
   sudo=""
