@@ -140,15 +140,18 @@ export function startCollecting(): Counts {
   return counts;
 }
 
-/** The lookup counts per kind and backend (the Prometheus counter reads them at scrape time). */
+/**
+ * The lookup counts per kind and backend, the Prometheus counter reads them at scrape time: every kind of a backend
+ * that was looked up, zeros included (a series that appears with its first count hides that count from `rate()`).
+ */
 export function lookupRows(): Iterable<LookupRow> {
-  return rowsOf(startCollecting());
+  return rowsOf(startCollecting(), true);
 }
 
-/** The rows that counted something (a kind never looked up makes no series). */
-function* rowsOf(c: Counts): Iterable<LookupRow> {
+/** The rows of every backend seen; without `zeros`, only those that counted something. */
+function* rowsOf(c: Counts, zeros = false): Iterable<LookupRow> {
   for (const rows of c.lookups.values()) {
-    for (const row of Object.values(rows)) if (row.l1Hits + row.l2Hits + row.stale + row.misses > 0) yield row;
+    for (const row of Object.values(rows)) if (zeros || row.l1Hits + row.l2Hits + row.stale + row.misses > 0) yield row;
   }
 }
 

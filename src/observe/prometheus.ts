@@ -3,6 +3,7 @@
  * app passes or prom-client's default one. Labels are a bounded vocabulary (kind, layer, outcome, backend, operation,
  * error kind, breaker state, profile): never a key, a tag or a path, so a million keys add no series.
  */
+import { BACKEND_ERROR_KINDS } from '../protocol/backend.js';
 import { subscribe, type TelemetryEvent } from '../shared/telemetry.js';
 import { liveStacks } from '../stack/stack.js';
 import { lookupRows, startCollecting, stats } from './collector.js';
@@ -24,6 +25,8 @@ export interface MetricsOptions {
 const DEFAULT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const LAG_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const BREAKER_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
+/** The operations and kinds an L2 error series is started at 0 for, per backend (bounded: 5 x 5). */
+const ERROR_OPERATIONS = ['get', 'set', 'delete', 'tag_read', 'tag_write'];
 
 interface PromState {
   /** Registries already carrying our metrics (registering twice would throw). */
@@ -75,7 +78,7 @@ export async function registerMetrics(options: MetricsOptions = {}): Promise<Reg
     collect() {
       this.reset();
       for (const r of lookupRows()) {
-        const add = (layer: string, outcome: string, n: number) => n > 0 && this.inc({ kind: r.kind, layer, outcome, backend: r.backend }, n);
+        const add = (layer: string, outcome: string, n: number) => this.inc({ kind: r.kind, layer, outcome, backend: r.backend }, n);
         add('l1', 'hit', r.l1Hits);
         add('l2', 'hit', r.l2Hits);
         add('l2', 'stale', r.stale);
@@ -92,17 +95,31 @@ export async function registerMetrics(options: MetricsOptions = {}): Promise<Reg
   });
   const bytesRead = new prom.Counter({ name: `${p}l2_read_bytes_total`, help: 'Bytes read from the L2', labelNames: ['backend', 'operation'], ...on });
   const bytesWritten = new prom.Counter({ name: `${p}l2_written_bytes_total`, help: 'Bytes written to the L2', labelNames: ['backend', 'operation'], ...on });
+  // Series that exist (at 0) before their first event: Prometheus takes a series' first sample as the baseline, so
+  // the first burst of errors or transitions of a series born with it would never show in rate() or increase().
+  const zeroed = new Set<string>();
+  const zeroFor = (backend: string) => {
+    if (zeroed.has(backend)) return;
+    zeroed.add(backend);
+    for (const operation of ERROR_OPERATIONS) for (const kind of BACKEND_ERROR_KINDS) errors.inc({ backend, operation, error_kind: kind }, 0);
+    for (const to of Object.keys(BREAKER_VALUE)) transitions.inc({ backend, to }, 0);
+  };
+  const zeroLiveBackends = () => {
+    for (const stack of liveStacks()) if (stack.backend) zeroFor(backendName(stack.backend));
+  };
   const errors = new prom.Counter({
     name: `${p}l2_errors_total`,
     help: 'L2 failures by BackendError kind',
     labelNames: ['backend', 'operation', 'error_kind'],
     ...on,
+    collect: zeroLiveBackends,
   });
   const transitions = new prom.Counter({
     name: `${p}breaker_transitions_total`,
     help: 'Circuit breaker transitions by new state',
     labelNames: ['backend', 'to'],
     ...on,
+    collect: zeroLiveBackends,
   });
   new prom.Gauge({
     name: `${p}breaker_state`,
@@ -132,7 +149,17 @@ export async function registerMetrics(options: MetricsOptions = {}): Promise<Reg
     labelNames: ['profile'],
     ...on,
   });
-  const evictions = new prom.Counter({ name: `${p}l1_evictions_total`, help: 'L1 entries evicted for space', labelNames: ['cache'], ...on });
+  const evictions = new prom.Counter({
+    name: `${p}l1_evictions_total`,
+    help: 'L1 entries evicted for space',
+    labelNames: ['cache'],
+    ...on,
+    collect() {
+      for (const stack of liveStacks()) for (const { name } of stack.caches) this.inc({ cache: cacheLabel(name) }, 0);
+    },
+  });
+  for (const direction of ['sent', 'received']) messages.inc({ direction }, 0);
+  for (const profile of ['hard', 'max', 'durations']) revalidations.inc({ profile }, 0);
   const l1Figure = (name: string, help: string, pick: (s: { l1Bytes: number; l1Entries: number }) => number) =>
     new prom.Gauge({
       name,

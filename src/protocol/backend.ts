@@ -45,7 +45,9 @@ export type BackendErrorKind =
   | 'authentication'
   | 'unknown';
 
-const KINDS: ReadonlySet<string> = new Set(['transient', 'permanent', 'timeout', 'authentication', 'unknown']);
+/** Every BackendErrorKind (metrics start a series for each). */
+export const BACKEND_ERROR_KINDS: readonly BackendErrorKind[] = ['transient', 'permanent', 'timeout', 'authentication', 'unknown'];
+const KINDS: ReadonlySet<string> = new Set(BACKEND_ERROR_KINDS);
 
 export interface BackendErrorOptions {
   kind: BackendErrorKind;

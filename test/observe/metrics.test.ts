@@ -135,12 +135,17 @@ describe('metrics on a real Redis', () => {
       const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === 'cachekit_l2_errors_total');
       return (metric?.values ?? []) as { value: number; labels: Record<string, string | number> }[];
     };
-    expect(await errors()).toEqual([]);
+    // Every error series exists at 0 before the first error (else Prometheus would take that error as the baseline and
+    // rate() would never show it): 5 operations x 5 kinds for the backend, and the breaker's transitions.
+    const before = await errors();
+    expect(before).toHaveLength(25);
+    expect(before.every((s) => s.labels.backend === 'redis' && s.value === 0)).toBe(true);
+    expect(await value('cachekit_breaker_transitions_total', { backend: 'redis', to: 'open' })).toBe(0);
     expect(await value('cachekit_breaker_state', { backend: 'redis' })).toBe(0);
     const port = redis.port;
     await redis.stop();
     for (let i = 0; i < 4; i++) expect(await handler().get(`/down-${i}`, pageCtx)).toBeNull(); // misses, never throws
-    const seen = await errors();
+    const seen = (await errors()).filter((s) => s.value > 0);
     expect(seen.length).toBeGreaterThan(0);
     expect(seen.every((s) => s.labels.backend === 'redis' && s.labels.error_kind === 'transient')).toBe(true);
     expect(seen.reduce((n, s) => n + s.value, 0)).toBeGreaterThanOrEqual(4);
