@@ -36,7 +36,11 @@ function walk(value: unknown, buffers: Set<ArrayBufferLike>, depth: number): num
   if (typeof value === 'string') return stringBytes(value);
   if (value === null || typeof value !== 'object') return SLOT_BYTES;
   if (ArrayBuffer.isView(value)) return viewBytes(value, buffers);
-  if (value instanceof ArrayBuffer) return buffers.has(value) ? 0 : (buffers.add(value), value.byteLength);
+  if (value instanceof ArrayBuffer) {
+    if (buffers.has(value)) return 0;
+    buffers.add(value);
+    return value.byteLength;
+  }
   if (depth >= MAX_DEPTH) return OBJECT_BYTES;
   let bytes = OBJECT_BYTES;
   if (Array.isArray(value)) {
