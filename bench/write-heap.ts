@@ -47,6 +47,7 @@ const CONTENDERS: ContenderSpec[] = [
 interface Sample {
   writes: number;
   rss: number;
+  heapTotal: number;
   heapUsed: number;
   external: number;
   arrayBuffers: number;
@@ -62,7 +63,7 @@ interface ChildResult {
 function sample(writes: number): Sample {
   (globalThis as { gc?: () => void }).gc?.();
   const m = process.memoryUsage();
-  return { writes, rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers };
+  return { writes, rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers };
 }
 
 async function contenderHandler(id: string, url: string): Promise<{ handler: LegacyHandler; ours?: Ours; close(): Promise<void> }> {
@@ -167,7 +168,16 @@ async function main(): Promise<void> {
   );
   console.log(
     markdownTable(
-      ['contender', 'budget', 'writes/s', 'RSS growth (final - before)', 'heapUsed growth', 'arrayBuffers growth', 'L1 as it counts itself'],
+      [
+        'contender',
+        'budget',
+        'writes/s',
+        'RSS growth (final - before)',
+        'heapTotal growth',
+        'heapUsed growth',
+        'arrayBuffers growth',
+        'L1 as it counts itself',
+      ],
       selected.map((c) => {
         const r = results.get(c.id)!;
         const first = r.samples[0]!;
@@ -177,6 +187,7 @@ async function main(): Promise<void> {
           c.budgetBytes === null ? 'none' : `${mb(c.budgetBytes)} MB`,
           formatNumber(WRITES / r.seconds, 0),
           `${mb(last.rss - first.rss)} MB`,
+          `${mb(last.heapTotal - first.heapTotal)} MB`,
           `${mb(last.heapUsed - first.heapUsed)} MB`,
           `${mb(last.arrayBuffers - first.arrayBuffers)} MB`,
           r.l1 ? `${formatNumber(r.l1.entries, 0)} entries, ${mb(r.l1.bytes)} MB` : '',
@@ -184,7 +195,7 @@ async function main(): Promise<void> {
       }),
     ),
   );
-  console.log('\n### Samples: RSS / heapUsed / external / arrayBuffers (MB) after every 10% of the writes\n');
+  console.log('\n### Samples: RSS / heapTotal / heapUsed / arrayBuffers (MB) after every 10% of the writes\n');
   const at = results.get(selected[0]!.id)!.samples.map((s) => s.writes);
   console.log(
     markdownTable(
@@ -193,7 +204,7 @@ async function main(): Promise<void> {
         formatNumber(writes, 0),
         ...selected.map((c) => {
           const s = results.get(c.id)!.samples[i]!;
-          return `${mb(s.rss)} / ${mb(s.heapUsed)} / ${mb(s.external)} / ${mb(s.arrayBuffers)}`;
+          return `${mb(s.rss)} / ${mb(s.heapTotal)} / ${mb(s.heapUsed)} / ${mb(s.arrayBuffers)}`;
         }),
       ]),
     ),
