@@ -7,7 +7,6 @@
  *   node bench/run.mjs handler-get
  */
 import { Redis } from 'ioredis';
-import { Packr } from 'msgpackr';
 import { createClient, RESP_TYPES } from '@redis/client';
 import { MemoryBackend } from '../src/backends/memory.js';
 import { RedisBackend } from '../src/backends/redis.js';
@@ -16,8 +15,11 @@ import { startRedis } from '../test/support/servers.js';
 import { createOurs } from './ours.js';
 import { createForte, createTrieb, type LegacyHandler } from './peers.js';
 import {
+  appPageValue as appPage,
+  floorPackr as packr,
   formatBytes,
   formatNumber,
+  interleavedRounds,
   loadAverage,
   loadLine,
   machineLine,
@@ -25,6 +27,7 @@ import {
   markdownTable,
   median,
   opsPerSecond,
+  pageSetContext as setCtx,
   quietTeardown,
   settle,
   type Page,
@@ -38,11 +41,7 @@ const SIZES = [
 const ROUNDS = 5;
 const BREAKDOWN_ROUNDS = 3;
 const KEY = '/blog/a-realistic-post';
-const TAGS = '_N_T_/layout,_N_T_/blog/layout,_N_T_/blog/[slug]/layout,_N_T_/blog/[slug]/page,_N_T_/blog/a-realistic-post,posts';
 const GET_CTX = { kind: 'APP_PAGE', isRoutePPREnabled: false, isFallback: false };
-
-// The floor's encoding: plain MessagePack (the options of our codec), the page as Next hands it over.
-const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, variableMapSize: true });
 
 interface Contender {
   name: string;
@@ -53,19 +52,6 @@ interface Contender {
   /** Where the entry lives in Redis (null: nothing stored there, e.g. an L1-only reading). */
   redisKey: string | null;
 }
-
-function appPage(page: Page) {
-  return {
-    kind: 'APP_PAGE',
-    html: page.html,
-    rscData: page.rscData,
-    headers: { 'x-next-cache-tags': TAGS, 'content-type': 'text/html; charset=utf-8' },
-    status: 200,
-  };
-}
-
-/** Next's set context for an ISR page (fresh object per call: trieb mutates it). */
-const setCtx = () => ({ cacheControl: { revalidate: 3600, expire: 86_400 }, isRoutePPREnabled: false, isFallback: false });
 
 function handlerContender(name: string, handler: LegacyHandler, redisKey: string | null): Contender {
   return {
@@ -190,18 +176,10 @@ async function main(): Promise<void> {
     }));
     // Warm-up: JIT, connections, tag states, trieb's in-memory copy.
     for (const c of checked) await opsPerSecond(c.op, 100, 3);
-    const perRound = new Map<string, number[]>(checked.map((c) => [c.name, []]));
-    for (let round = 0; round < ROUNDS; round++) {
-      const order = [...checked.slice(round % checked.length), ...checked.slice(0, round % checked.length)];
-      for (const c of order) {
-        await settle({ gc: true });
-        perRound.get(c.name)!.push(await opsPerSecond(c.op, size.ms, 3));
-      }
-      loads.push(loadAverage());
-    }
-    for (const [name, values] of perRound) {
+    const rounds = await interleavedRounds(checked, ROUNDS, size.ms, () => loads.push(loadAverage()));
+    for (const [name, { perRound }] of rounds) {
       if (!results.has(name)) results.set(name, new Map());
-      results.get(name)!.set(size.label, median(values));
+      results.get(name)!.set(size.label, median(perRound));
     }
     const breakdownRounds = new Map<string, number[]>(breakdown.map((b) => [b.name, []]));
     for (const b of breakdown) await opsPerSecond(b.op, 50, 3);

@@ -5,8 +5,11 @@
  *   the package only supports node-redis >= 5). Its configuration is static (one per process).
  * - @trieb.work/nextjs-turbo-redis-cache: `RedisStringsHandler` (what its default export `CachedHandler` wraps as a
  *   process singleton) over node-redis 4.7 (`redis`, its pinned peer). It needs keyspace events ('Exe') on the server.
+ * - Next's built-in cache: its FileSystemCache as `next start` builds it (files under the server's dist directory,
+ *   flushed to disk, with the 50 MB in-memory LRU of `cacheMaxMemorySize`'s default). Not shared between instances.
  */
 import { mkdtempSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { CacheHandler as ForteCacheHandler } from '@fortedigital/nextjs-cache-handler';
@@ -71,5 +74,29 @@ export async function createTrieb(url: string, keyPrefix: string, options: Trieb
     close: async () => {
       // It exposes no close; its clients (one command, three subscribers) keep the process alive: the benchmarks exit.
     },
+  };
+}
+
+/** Next's default `cacheMaxMemorySize` (next/dist/server/config-shared.js). */
+export const NEXT_DEFAULT_MEMORY_CACHE_BYTES = 50 * 1024 * 1024;
+
+/**
+ * Next's built-in cache handler (FileSystemCache, the one `next start` uses without a `cacheHandler`), constructed as
+ * IncrementalCache constructs it: Node's fs, flushed to disk under a fresh dist directory, with its in-memory LRU.
+ * Its LRU is a process singleton (sized by the first construction).
+ */
+export function createNextBuiltIn(maxMemoryCacheSize = NEXT_DEFAULT_MEMORY_CACHE_BYTES): Peer & { serverDistDir: string } {
+  const require = createRequire(import.meta.url);
+  const FileSystemCache = require('next/dist/server/lib/incremental-cache/file-system-cache.js').default as new (ctx: object) => LegacyHandler;
+  const { nodeFs } = require('next/dist/server/lib/node-fs-methods.js') as { nodeFs: object };
+  const serverDistDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'ck-bench-next-')), 'server');
+  const handler = new FileSystemCache({ fs: nodeFs, flushToDisk: true, serverDistDir, revalidatedTags: [], maxMemoryCacheSize });
+  return {
+    handler,
+    serverDistDir,
+    redisKey: () => {
+      throw new Error("Next's built-in cache stores nothing in Redis");
+    },
+    close: async () => {},
   };
 }

@@ -4,6 +4,7 @@
  */
 import os from 'node:os';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { Packr } from 'msgpackr';
 
 /** A small deterministic PRNG (mulberry32), so every run and every contender sees the same bytes. */
 export function prng(seed: number): () => number {
@@ -102,6 +103,26 @@ export function makePage(totalBytes: number, seed = 42): Page {
   return { html, rscData, rawBytes: Buffer.byteLength(html) + rscData.byteLength };
 }
 
+/** The tags Next puts on a blog post page (`x-next-cache-tags`): layouts, the route, the path, and one of the app's. */
+export const PAGE_TAGS = '_N_T_/layout,_N_T_/blog/layout,_N_T_/blog/[slug]/layout,_N_T_/blog/[slug]/page,_N_T_/blog/a-realistic-post,posts';
+
+/** An APP_PAGE cache value of `page`, as Next hands it to a handler's `set`. */
+export function appPageValue(page: Page, tags = PAGE_TAGS) {
+  return {
+    kind: 'APP_PAGE',
+    html: page.html,
+    rscData: page.rscData,
+    headers: { 'x-next-cache-tags': tags, 'content-type': 'text/html; charset=utf-8' },
+    status: 200,
+  };
+}
+
+/** Next's set context for an ISR page (a fresh object per call: trieb mutates it). */
+export const pageSetContext = () => ({ cacheControl: { revalidate: 3600, expire: 86_400 }, isRoutePPREnabled: false, isFallback: false });
+
+/** The floors' encoding: plain MessagePack with the options of our codec (the value as Next hands it over). */
+export const floorPackr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, variableMapSize: true });
+
 /** A product record of about 1.2 KB of MessagePack (the `cache(fn)` benchmarks' row). */
 export function product(rand: () => number, id: number) {
   const words = ['steel', 'oak', 'linen', 'matte', 'waterproof', 'compact', 'café', 'Zürich', 'classic', 'travel'];
@@ -134,6 +155,46 @@ export async function opsPerSecond(op: () => Promise<unknown>, minMs: number, mi
     elapsed = performance.now() - started;
   }
   return (ops * 1000) / elapsed;
+}
+
+/** Like `opsPerSecond`, also keeping each operation's latency (ms) for percentiles. */
+export async function sampleOps(op: () => Promise<unknown>, minMs: number, minOps = 5): Promise<{ opsPerSecond: number; latenciesMs: number[] }> {
+  const latenciesMs: number[] = [];
+  const started = performance.now();
+  let last = started;
+  while (last - started < minMs || latenciesMs.length < minOps) {
+    await op();
+    const now = performance.now();
+    latenciesMs.push(now - last);
+    last = now;
+  }
+  return { opsPerSecond: (latenciesMs.length * 1000) / (last - started), latenciesMs };
+}
+
+/**
+ * `rounds` rounds of every operation for `ms` each, the order rotating by one per round and garbage collected before
+ * each, so that a change in the machine's load hits every contender alike. Per name: ops/s of each round, and every
+ * latency of every round. `afterRound` runs after each round (e.g. to note the load).
+ */
+export async function interleavedRounds(
+  ops: readonly { name: string; op: () => Promise<unknown> }[],
+  rounds: number,
+  ms: number,
+  afterRound?: () => void,
+): Promise<Map<string, { perRound: number[]; latenciesMs: number[] }>> {
+  const out = new Map(ops.map((o) => [o.name, { perRound: [] as number[], latenciesMs: [] as number[] }]));
+  for (let round = 0; round < rounds; round++) {
+    const shift = round % ops.length;
+    for (const o of [...ops.slice(shift), ...ops.slice(0, shift)]) {
+      await settle({ gc: true });
+      const sample = await sampleOps(o.op, ms, 3);
+      const acc = out.get(o.name)!;
+      acc.perRound.push(sample.opsPerSecond);
+      for (const latency of sample.latenciesMs) acc.latenciesMs.push(latency);
+    }
+    afterRound?.();
+  }
+  return out;
 }
 
 /**

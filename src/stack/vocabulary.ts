@@ -26,7 +26,11 @@ const fn = (component: string, name: string, value: unknown) => {
 const spec = (doc: string, dflt: string, check: OptionSpec['check']): OptionSpec => ({ doc, default: dflt, check });
 
 const L1: Schema = {
-  maxSizeMb: spec('Byte budget of the in-memory L1, in MiB.', `CACHEKIT_L1_MAX_SIZE_MB or ${DEFAULT_L1_MAX_SIZE_MB}`, positive),
+  maxSizeMb: spec(
+    'Byte budget of the in-memory L1, in MiB: what its copies hold in memory, decoded (not their stored size).',
+    `CACHEKIT_L1_MAX_SIZE_MB or ${DEFAULT_L1_MAX_SIZE_MB}`,
+    positive,
+  ),
   maxTtlSeconds: spec('Longest an L1 copy lives, whatever its L2 TTL, in seconds.', 'the entry TTL (see coherenceTtlSeconds)', (c, n, v) => {
     numberOption(c, n, v, 0, { min: 0, minInclusive: false, allowInfinity: true });
   }),

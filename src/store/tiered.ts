@@ -7,11 +7,15 @@ import { Metrics, type MetricsSnapshot } from './metrics.js';
 import { assertKnownOptions, ConfigError, DEFAULT_TIMEOUT_MS, numberOption } from '../shared/options.js';
 import { nowMs } from '../shared/clock.js';
 import { bytesSerializer, type Serializer } from '../wire/frame.js';
+import { footprint, L1_ENTRY_OVERHEAD_BYTES, stringBytes } from './footprint.js';
 
 export { backendTypeOf, type ErrorContext, type ErrorHandler } from './l2-guard.js';
 
 export interface L1Options {
-  /** Byte budget of the in-memory L1, in MiB (the handlers and loaders default it from CACHEKIT_L1_MAX_SIZE_MB). @default 100 */
+  /**
+   * Byte budget of the in-memory L1, in MiB (the handlers and loaders default it from CACHEKIT_L1_MAX_SIZE_MB): what its
+   * copies hold in memory, decoded (estimated from above, store/footprint.ts), not their stored size. @default 100
+   */
   maxSizeMb?: number;
   /**
    * Longest time an entry stays in L1, in seconds, whatever its L2 TTL. This bounds how stale an instance can be
@@ -201,7 +205,7 @@ export class TieredCache<T = Uint8Array> {
       const expiresAt = this.#expiresAt(value);
       ttlMs = expiresAt === undefined ? undefined : expiresAt === null ? null : expiresAt - nowMs();
     }
-    if (!flight.stale) this.#putL1(key, value, bytes.byteLength, ttlMs === undefined ? UNKNOWN_TTL_L1_MS : ttlMs);
+    if (!flight.stale) this.#putL1(key, value, ttlMs === undefined ? UNKNOWN_TTL_L1_MS : ttlMs);
     return { value, source: 'l2' };
   }
 
@@ -214,7 +218,7 @@ export class TieredCache<T = Uint8Array> {
     this.metrics.sets++;
     this.#invalidateFlight(key);
     const ttlMs = ttlSeconds && ttlSeconds > 0 ? ttlSeconds * 1000 : null;
-    this.#putL1(key, value, bytes.byteLength, ttlMs);
+    this.#putL1(key, value, ttlMs);
     const backend = this.backend;
     if (backend === null) return true;
     try {
@@ -236,7 +240,7 @@ export class TieredCache<T = Uint8Array> {
     const backend = this.backend;
     if (backend === null) {
       if (this.#l1?.has(key)) return false;
-      this.#putL1(key, value, bytes.byteLength, ttlMs);
+      this.#putL1(key, value, ttlMs);
       return true;
     }
     try {
@@ -246,7 +250,7 @@ export class TieredCache<T = Uint8Array> {
       if (stored) {
         this.metrics.sets++;
         this.#invalidateFlight(key);
-        this.#putL1(key, value, bytes.byteLength, ttlMs);
+        this.#putL1(key, value, ttlMs);
       }
       return stored;
     } catch (error) {
@@ -291,7 +295,7 @@ export class TieredCache<T = Uint8Array> {
     return this.metrics.snapshot({ bytes: this.#l1?.calculatedSize ?? 0, entries: this.#l1?.size ?? 0 });
   }
 
-  #putL1(key: string, value: T, size: number, ttlMs: number | null): void {
+  #putL1(key: string, value: T, ttlMs: number | null): void {
     if (!this.#l1) return;
     const bounded = Math.min(ttlMs ?? Infinity, this.#maxL1TtlMs);
     if (bounded <= 0) {
@@ -300,6 +304,8 @@ export class TieredCache<T = Uint8Array> {
     }
     // lru-cache refuses entries over maxEntrySize; drop any older value so a too-large write never leaves it behind.
     this.#l1.delete(key);
+    // The budget counts what the copy holds in memory (decoded), not its stored bytes: see footprint.ts.
+    const size = L1_ENTRY_OVERHEAD_BYTES + stringBytes(key) + footprint(value);
     this.#l1.set(key, { value, size }, Number.isFinite(bounded) ? { ttl: Math.max(1, Math.floor(bounded)) } : {});
   }
 
