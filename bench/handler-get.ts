@@ -27,21 +27,22 @@ import {
   markdownTable,
   median,
   opsPerSecond,
+  PAGE_BREAKDOWN_ROUNDS,
+  PAGE_GET_CONTEXT,
+  PAGE_KEY,
+  PAGE_ROUNDS,
+  PAGE_SIZES,
   pageSetContext as setCtx,
   quietTeardown,
   settle,
   type Page,
 } from './support.js';
 
-const SIZES = [
-  { label: '20 KB', bytes: 20 * 1024, ms: 350 },
-  { label: '200 KB', bytes: 200 * 1024, ms: 400 },
-  { label: '2 MB', bytes: 2 * 1024 * 1024, ms: 700 },
-];
-const ROUNDS = 5;
-const BREAKDOWN_ROUNDS = 3;
-const KEY = '/blog/a-realistic-post';
-const GET_CTX = { kind: 'APP_PAGE', isRoutePPREnabled: false, isFallback: false };
+const SIZES = PAGE_SIZES;
+const ROUNDS = PAGE_ROUNDS;
+const BREAKDOWN_ROUNDS = PAGE_BREAKDOWN_ROUNDS;
+const KEY = PAGE_KEY;
+const GET_CTX = PAGE_GET_CONTEXT;
 
 interface Contender {
   name: string;

@@ -30,6 +30,11 @@ import {
   markdownTable,
   median,
   opsPerSecond,
+  PAGE_BREAKDOWN_ROUNDS,
+  PAGE_GET_CONTEXT,
+  PAGE_KEY,
+  PAGE_ROUNDS,
+  PAGE_SIZES,
   PAGE_TAGS,
   pageSetContext,
   quantile,
@@ -38,16 +43,12 @@ import {
   type Page,
 } from './support.js';
 
-const SIZES = [
-  { label: '20 KB', bytes: 20 * 1024, ms: 350 },
-  { label: '200 KB', bytes: 200 * 1024, ms: 400 },
-  { label: '2 MB', bytes: 2 * 1024 * 1024, ms: 700 },
-];
-const ROUNDS = 5;
-const BREAKDOWN_ROUNDS = 3;
+const SIZES = PAGE_SIZES;
+const ROUNDS = PAGE_ROUNDS;
+const BREAKDOWN_ROUNDS = PAGE_BREAKDOWN_ROUNDS;
 const COMMAND_COUNT_SETS = 20;
-const KEY = '/blog/a-realistic-post';
-const GET_CTX = { kind: 'APP_PAGE', isRoutePPREnabled: false, isFallback: false };
+const KEY = PAGE_KEY;
+const GET_CTX = PAGE_GET_CONTEXT;
 
 interface Contender {
   name: string;

@@ -31,7 +31,7 @@ import { isClosable, type Backend } from '../src/protocol/backend.js';
 import { startMemcached, startRedis } from '../test/support/servers.js';
 import { measureCost } from './epoch-cost.js';
 import { createOurs, type Ours } from './ours.js';
-import { formatNumber, loadAverage, loadLine, machineLine, markdownTable, prng, quantile } from './support.js';
+import { formatNumber, loadAverage, loadLine, machineLine, markdownTable, prng, quantile, runOrExit } from './support.js';
 
 const TRIALS = 200;
 const POLL_TIMEOUT_MS = 5_000;
@@ -267,14 +267,4 @@ async function main(): Promise<void> {
   process.exit(0);
 }
 
-if (process.argv[2] === '--worker') {
-  worker(JSON.parse(process.argv[3]!) as Setup).catch((error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  });
-} else {
-  main().catch((error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  });
-}
+runOrExit(() => (process.argv[2] === '--worker' ? worker(JSON.parse(process.argv[3]!) as Setup) : main()));

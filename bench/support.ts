@@ -118,6 +118,26 @@ export function appPageValue(page: Page, tags = PAGE_TAGS) {
 }
 
 /** Next's set context for an ISR page (a fresh object per call: trieb mutates it). */
+/** The page sizes, timed windows and round counts of the handler-level get and set benchmarks (one shape for both). */
+export const PAGE_SIZES = [
+  { label: '20 KB', bytes: 20 * 1024, ms: 350 },
+  { label: '200 KB', bytes: 200 * 1024, ms: 400 },
+  { label: '2 MB', bytes: 2 * 1024 * 1024, ms: 700 },
+];
+export const PAGE_ROUNDS = 5;
+export const PAGE_BREAKDOWN_ROUNDS = 3;
+/** The page's key and Next's get context for an ISR page. */
+export const PAGE_KEY = '/blog/a-realistic-post';
+export const PAGE_GET_CONTEXT = { kind: 'APP_PAGE', isRoutePPREnabled: false, isFallback: false };
+
+/** Runs a benchmark's entry function: a failure prints and exits 1 (a benchmark that half-ran must not look done). */
+export function runOrExit(run: () => Promise<unknown>): void {
+  run().catch((error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  });
+}
+
 export const pageSetContext = () => ({ cacheControl: { revalidate: 3600, expire: 86_400 }, isRoutePPREnabled: false, isFallback: false });
 
 /** The floors' encoding: plain MessagePack with the options of our codec (the value as Next hands it over). */

@@ -18,7 +18,7 @@ import { DEFAULT_L1_MAX_SIZE_MB } from '../src/stack/vocabulary.js';
 import { startRedis } from '../test/support/servers.js';
 import { createOurs, type Ours } from './ours.js';
 import { createForte, createNextBuiltIn, createTrieb, NEXT_DEFAULT_MEMORY_CACHE_BYTES, type LegacyHandler } from './peers.js';
-import { appPageValue, formatNumber, loadAverage, machineLine, makePage, markdownTable, pageSetContext, quietTeardown } from './support.js';
+import { appPageValue, formatNumber, loadAverage, machineLine, makePage, markdownTable, pageSetContext, quietTeardown, runOrExit } from './support.js';
 
 const WRITES = Number(process.env.BENCH_WRITES ?? 100_000);
 const SAMPLE_EVERY = Math.max(1, Math.floor(WRITES / 10));
@@ -213,14 +213,4 @@ async function main(): Promise<void> {
   await redis.stop();
 }
 
-if (process.argv[2] === 'child') {
-  child(process.argv[3]!, process.argv[4]!).catch((error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  });
-} else {
-  main().catch((error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  });
-}
+runOrExit(() => (process.argv[2] === 'child' ? child(process.argv[3]!, process.argv[4]!) : main()));
