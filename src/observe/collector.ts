@@ -141,17 +141,17 @@ export function startCollecting(): Counts {
 }
 
 /**
- * The lookup counts per kind and backend, the Prometheus counter reads them at scrape time: every kind of a backend
- * that was looked up, zeros included (a series that appears with its first count hides that count from `rate()`).
+ * The lookup counts per kind and backend that counted something, the Prometheus counter reads them at scrape time (it
+ * writes all four outcome series of a row, zeros included, so an outcome's first count is not its baseline). A kind
+ * never looked up makes no series: a hit ratio of 0/0 would be NaN.
  */
 export function lookupRows(): Iterable<LookupRow> {
-  return rowsOf(startCollecting(), true);
+  return rowsOf(startCollecting());
 }
 
-/** The rows of every backend seen; without `zeros`, only those that counted something. */
-function* rowsOf(c: Counts, zeros = false): Iterable<LookupRow> {
+function* rowsOf(c: Counts): Iterable<LookupRow> {
   for (const rows of c.lookups.values()) {
-    for (const row of Object.values(rows)) if (zeros || row.l1Hits + row.l2Hits + row.stale + row.misses > 0) yield row;
+    for (const row of Object.values(rows)) if (row.l1Hits + row.l2Hits + row.stale + row.misses > 0) yield row;
   }
 }
 
