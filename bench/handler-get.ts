@@ -13,7 +13,7 @@ import { RedisBackend } from '../src/backends/redis.js';
 import { handlerEntrySerializer } from '../src/wire/next-entry.js';
 import { startRedis } from '../test/support/servers.js';
 import { createOurs } from './ours.js';
-import { createForte, createTrieb, type LegacyHandler } from './peers.js';
+import { createForte, createNextBuiltIn, createTrieb, type LegacyHandler } from './peers.js';
 import {
   appPageValue as appPage,
   floorPackr as packr,
@@ -82,6 +82,8 @@ async function main(): Promise<void> {
   const forte = await createForte(redis.url, 'forte:');
   const trieb = await createTrieb(redis.url, 'trieb:', { redisGetDeduplication: false });
   const triebDefault = await createTrieb(redis.url, 'triebd:');
+  // Next's own cache as `next start` builds it: the L1 target is measured against its in-memory hit.
+  const nextBuiltIn = createNextBuiltIn();
 
   const FLOOR_KEY = `floor:${KEY}`;
   const contenders: Contender[] = [
@@ -100,6 +102,7 @@ async function main(): Promise<void> {
     handlerContender('cachekit-next, L2 hit (Redis, no L1; default compression)', oursL2.handler, oursL2.redisKey(KEY)),
     handlerContender('cachekit-next, L2 hit, `compression: false`', oursL2Plain.handler, oursL2Plain.redisKey(KEY)),
     handlerContender('cachekit-next, L1 hit', oursL1.handler, null),
+    handlerContender("Next's built-in cache, memory hit (its LRU; local, not shared)", nextBuiltIn.handler, null),
     handlerContender('@fortedigital/nextjs-cache-handler 3.3.0 (redis-strings)', forte.handler, forte.redisKey(KEY)),
     handlerContender('@trieb.work/nextjs-turbo-redis-cache 1.18.0, read from Redis (`redisGetDeduplication: false`)', trieb.handler, trieb.redisKey(KEY)),
     handlerContender('@trieb.work/nextjs-turbo-redis-cache 1.18.0, defaults (10 s in-memory copy of the raw reply)', triebDefault.handler, null),
