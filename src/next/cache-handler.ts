@@ -87,8 +87,8 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
       this.#serverDistDir = typeof ctx.serverDistDir === 'string' ? ctx.serverDistDir : undefined;
     }
 
-    /** The stack, or `undefined` (reported) when there is none. */
-    async #rt(operation: string): Promise<CacheStack | undefined> {
+    /** The stack (itself once configured: no promise on the hot path), or `undefined` (reported) when there is none. */
+    #rt(operation: string): CacheStack | Promise<CacheStack | undefined> {
       return settled(this.#stack, operation);
     }
 
@@ -107,9 +107,8 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
 
     async #get(key: string, ctx: GetContext): Promise<CacheHandlerValue | null> {
       const started = lookupStarted();
-      // The stack itself once configured (every request after the first): no extra async frame on an L1 hit.
-      const stack = this.#stack;
-      const rt = stack instanceof Promise ? await settled(stack, 'get') : stack;
+      const got = this.#rt('get');
+      const rt = got instanceof Promise ? await got : got;
       if (!rt) return null;
       // Told to listeners and tracers only: with none, an L1 hit builds no labels (the hot path).
       const answer = (value: CacheHandlerValue | null, outcome: LookupOutcome, layer: Layer) =>
