@@ -65,10 +65,10 @@ async function main(): Promise<void> {
     trace.disable();
     disableTracing();
   };
-  const traced = async (provider: BasicTracerProvider) => {
+  const traced = async (provider: BasicTracerProvider, l1HitSpans = false) => {
     trace.disable();
     trace.setGlobalTracerProvider(provider);
-    if (!(await enableTracing())) throw new Error('tracing did not start');
+    if (!(await enableTracing({ l1HitSpans }))) throw new Error('tracing did not start');
   };
   // Each cachekit mode beside its reference: the same provider (the request span costs what it costs) without cachekit's part.
   const modes = {
@@ -98,6 +98,11 @@ async function main(): Promise<void> {
       listen(false);
       await traced(recording);
     },
+    // enableTracing({ l1HitSpans: true }) / CACHEKIT_TRACE_L1_HITS=1: a span for every lookup, L1 hits included.
+    'provider, request recorded; l1HitSpans': async () => {
+      listen(false);
+      await traced(recording, true);
+    },
   };
   /** The reference each mode is compared with. */
   const reference: Record<string, string> = {
@@ -107,6 +112,7 @@ async function main(): Promise<void> {
     'provider, request sampled out': 'provider, request sampled out; cachekit tracing off',
     'provider, request recorded; cachekit tracing off': 'provider, request recorded; cachekit tracing off',
     'provider, request recorded': 'provider, request recorded; cachekit tracing off',
+    'provider, request recorded; l1HitSpans': 'provider, request recorded; cachekit tracing off',
   };
   const names = Object.keys(modes) as (keyof typeof modes)[];
   const loads: number[] = [];

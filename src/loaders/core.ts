@@ -187,6 +187,7 @@ export class CachedCore {
       'cachekit.loader',
       () => spanAttributes('loader', key),
       () => this.#get(key, compute, policy, tenant),
+      () => this.#w.store.tiered.hasLocal(key),
     );
   }
 

@@ -24,7 +24,18 @@ import { entryKind, spanAttributes } from '../observe/labels.js';
 import { autoTrace } from '../observe/tracing.js';
 import { type Layer, type LookupOutcome, lookup, lookupStarted, revalidateProfile, telemetryOn, traced, tracing } from '../shared/telemetry.js';
 import { handlerEntryKey } from '../wire/keys.js';
-import { boundStack, configuredSource, readEntry, readFault, settled, stackOf, tagList, writeEntry, type StackSource } from './handler-core.js';
+import {
+  awaitRegeneration,
+  boundStack,
+  configuredSource,
+  readEntry,
+  readFault,
+  settled,
+  stackOf,
+  tagList,
+  writeEntry,
+  type StackSource,
+} from './handler-core.js';
 
 const SUPPORTED_KINDS = new Set(['APP_PAGE', 'APP_ROUTE', 'PAGES', 'FETCH', 'REDIRECT', 'IMAGE']);
 
@@ -45,6 +56,11 @@ const BACKDATE_MARGIN_MS = 1_000;
 const INFINITE_CACHE = 0xfffffffe;
 
 type Scope = 'response' | 'fetch' | 'image';
+
+/** Where a get of `kind` reads: fetch and image entries have key spaces of their own. */
+function scopeOf(kind: GetContext['kind']): Scope {
+  return kind === 'FETCH' ? 'fetch' : kind === 'IMAGE' ? 'image' : 'response';
+}
 
 export interface CacheHandlerClass<R extends CacheStack | Promise<CacheStack> = CacheStack> {
   new (ctx?: CacheHandlerContext): CachekitCacheHandler;
@@ -102,7 +118,14 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
         'cachekit.get',
         () => spanAttributes(entryKind(ctx.kind), key),
         () => this.#get(key, ctx),
+        () => this.#holdsLocally(key, ctx),
       );
+    }
+
+    /** Whether the L1 holds the entry `get(key, ctx)` reads (tracing: such a lookup is an event, not a span). */
+    #holdsLocally(key: string, ctx: GetContext): boolean {
+      const rt = this.#stack;
+      return !(rt instanceof Promise) && rt.entries.hasLocal(this.#storeKey(rt, key, scopeOf(ctx.kind)));
     }
 
     async #get(key: string, ctx: GetContext): Promise<CacheHandlerValue | null> {
@@ -122,14 +145,16 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
           const fresh = rt.bus.fresh(); // a handler kept past one request: the age bound still holds
           if (fresh) await fresh;
         }
-        const scope: Scope = ctx.kind === 'FETCH' ? 'fetch' : ctx.kind === 'IMAGE' ? 'image' : 'response';
+        const scope = scopeOf(ctx.kind);
         const tagsOf = (entry: HandlerEntry) => (scope === 'fetch' ? [...entry.tags, ...(ctx.tags ?? []), ...(ctx.softTags ?? [])] : entry.tags);
         // A fetch entry's tags come with the request: their states are read alongside the entry (one round trip on a
         // cold read instead of two; states already known cost nothing). Failures are reported by the verdict.
         if (scope === 'fetch' && (ctx.tags?.length || ctx.softTags?.length))
           void rt.tags.states([...(ctx.tags ?? []), ...(ctx.softTags ?? [])]).catch(() => {});
         const storeKey = this.#storeKey(rt, key, scope);
-        const read = await readEntry(rt, rt.entries, storeKey, tagsOf, lastModifiedOf);
+        let read = await readEntry(rt, rt.entries, storeKey, tagsOf, lastModifiedOf);
+        // Expired by a tag event: one instance renders it; here, maybe the new entry another instance rendered.
+        if (read?.verdict === 'expired') read = await awaitRegeneration(rt, rt.entries, storeKey, tagsOf, lastModifiedOf);
         if (!read) return answer(null, 'miss', 'none');
         const entry = read.hit.value;
         const verdict = read.verdict;

@@ -4,6 +4,8 @@
  * tag verdict, the write with its announcement, one tag event, and how a fault becomes a report and a miss. Each
  * handler file keeps only what is specific to its Next interface (keys, entry shapes, Next's sentinels).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { nowMs } from '../shared/clock.js';
 import { warnRateLimited } from '../shared/log.js';
 import { configuredStack, getStack, validateOptions, type CachekitNextOptions, type CacheStack, type EntryCache } from '../stack/stack.js';
 import { lookupFresh } from '../store/fresh-read.js';
@@ -73,6 +75,30 @@ export function readEntry<E>(
   // The rule's own result, not a reshaped copy: every L1 hit runs this, and a `.then` costs a promise and a turn.
   const judge = (hit: { value: E }) => stack.tags.verdict(tagsOf(hit.value), writtenAt(hit.value));
   return lookupFresh(cache, storeKey, judge, stack.backend !== null);
+}
+
+/**
+ * The entry under `storeKey` expired (a hard tag event): one instance of the fleet renders it anew. `null` when that is
+ * this one (it holds the lease, or there are no locks: Next renders), else the new entry the lease holder stored,
+ * read from the L2 with growing pauses for up to `regenerationWaitMs`; `null` again when none came by then.
+ */
+export async function awaitRegeneration<E>(
+  stack: CacheStack,
+  cache: EntryCache<E>,
+  storeKey: string,
+  tagsOf: (entry: E) => readonly string[],
+  writtenAt: (entry: E) => number,
+): Promise<{ hit: { value: E; source: HitSource }; verdict: TagVerdict } | null> {
+  const waitMs = stack.leases.waitMs;
+  if (waitMs <= 0 || (await stack.leases.claim(storeKey))) return null;
+  const deadline = nowMs() + waitMs;
+  for (let pause = 10; ; pause = Math.min(pause * 2, 200)) {
+    const left = deadline - nowMs();
+    if (left <= 0) return null;
+    await sleep(Math.min(pause, left));
+    const read = await readEntry(stack, cache, storeKey, tagsOf, writtenAt);
+    if (read && read.verdict !== 'expired') return read;
+  }
 }
 
 /**

@@ -19,7 +19,18 @@ import { nowMs } from '../shared/clock.js';
 import { tracedUseCacheHandler } from '../observe/labels.js';
 import { autoTrace } from '../observe/tracing.js';
 import { lookup, lookupStarted } from '../shared/telemetry.js';
-import { boundStack, configuredSource, readEntry, readFault, readyStack, tagList, writeEntry, type StackSource } from './handler-core.js';
+import {
+  awaitRegeneration,
+  boundStack,
+  configuredSource,
+  readEntry,
+  readFault,
+  readyStack,
+  stackOf,
+  tagList,
+  writeEntry,
+  type StackSource,
+} from './handler-core.js';
 import { useCacheEntryKey } from '../wire/keys.js';
 
 export type { CachekitNextOptions } from '../stack/stack.js';
@@ -94,142 +105,150 @@ export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(s
     autoTrace(); // picks up a tracer provider the app registered (instrumentation.ts)
     return readyStack(stack, operation);
   };
-  return tracedUseCacheHandler({
-    stack,
+  return tracedUseCacheHandler(
+    {
+      stack,
 
-    async get(cacheKey: string, softTags: string[] = []): Promise<UseCacheEntry | undefined> {
-      const started = lookupStarted();
-      const got = ready('get');
-      const rt = got instanceof Promise ? await got : got;
-      if (!rt) return undefined;
-      try {
-        const storeKey = useCacheStoreKey(rt, cacheKey);
-        const pending = pendingOf(rt).get(storeKey);
-        if (pending) await pending;
-        // refreshTags read the invalidation epoch for this request; a get without one still keeps the age bound.
-        const fresh = rt.bus.fresh();
-        if (fresh) await fresh;
-        const tagsOf = (entry: UseCacheStoredEntry) => (softTags.length > 0 ? [...entry.tags, ...softTags] : entry.tags);
-        const read = await readEntry(rt, rt.useCacheEntries, storeKey, tagsOf, timestampOf);
-        if (!read) return lookup('use-cache', 'miss', 'none', rt.guard.backendType, cacheKey, started, undefined);
-        const entry = read.hit.value;
-        const verdict = read.verdict;
-        // A negative expire is Next's eviction sentinel (its dev tiered handler overwrites entries with one).
-        if (verdict === 'expired' || entry.expire < 0) return lookup('use-cache', 'miss', 'none', rt.guard.backendType, cacheKey, started, undefined);
-        lookup('use-cache', verdict === 'stale' ? 'stale' : 'hit', read.hit.source, rt.guard.backendType, cacheKey, started, null);
-        // Next compares `timestamp` with `revalidate` (background refresh) and `expire` (miss) on every read, and a
-        // shared store can serve until `expire` (its TTL evicts the entry).
-        let timestamp = entry.timestamp;
-        let revalidate = entry.revalidate;
-        const now = nowMs();
-        const ageStale = rt.leases.active && revalidate > 0 && now > timestamp + revalidate * 1000;
-        if (verdict === 'stale' || ageStale) {
-          // One instance of the fleet regenerates it (the lease holder gets it as stale, a tag-stale entry with
-          // `revalidate: -1`); the others serve it as fresh until the new entry arrives or the lease ends. Past its
-          // expire it is Next's miss anyway: no lease.
-          if (now >= timestamp + entry.expire * 1000 || (await rt.leases.claim(storeKey))) {
-            if (verdict === 'stale') revalidate = -1;
-          } else timestamp = now;
-        }
-        return { value: streamOf(entry.value), tags: [...entry.tags], stale: entry.stale, timestamp, expire: entry.expire, revalidate };
-      } catch (error) {
-        readFault(rt, error, cacheKey);
-        return lookup('use-cache', 'miss', 'none', rt.guard.backendType, cacheKey, started, undefined);
-      }
-    },
-
-    async set(cacheKey: string, pendingEntry: Promise<UseCacheEntry>): Promise<void> {
-      const got = ready('set');
-      const rt = got instanceof Promise ? await got : got;
-      if (!rt) {
-        // Nothing to store it in; the render's own failure (if any) is Next's to report.
-        pendingEntry.catch(() => {});
-        return;
-      }
-      const storeKey = useCacheStoreKey(rt, cacheKey);
-      const pendings = pendingOf(rt);
-      let release = () => {};
-      const marker = new Promise<void>((resolve) => (release = resolve));
-      pendings.set(storeKey, marker);
-      try {
-        let entry: UseCacheEntry;
-        let value: Uint8Array;
+      async get(cacheKey: string, softTags: string[] = []): Promise<UseCacheEntry | undefined> {
+        const started = lookupStarted();
+        const got = ready('get');
+        const rt = got instanceof Promise ? await got : got;
+        if (!rt) return undefined;
         try {
-          entry = await pendingEntry;
-          value = await readAll(entry.value);
-        } catch {
-          // The render failed or its stream errored midway: a partial value would render a partial page, so nothing
-          // is stored and the previous entry (if any) stays. Next reports the render error itself.
+          const storeKey = useCacheStoreKey(rt, cacheKey);
+          const pending = pendingOf(rt).get(storeKey);
+          if (pending) await pending;
+          // refreshTags read the invalidation epoch for this request; a get without one still keeps the age bound.
+          const fresh = rt.bus.fresh();
+          if (fresh) await fresh;
+          const tagsOf = (entry: UseCacheStoredEntry) => (softTags.length > 0 ? [...entry.tags, ...softTags] : entry.tags);
+          let read = await readEntry(rt, rt.useCacheEntries, storeKey, tagsOf, timestampOf);
+          // Expired by a tag event: one instance renders it; here, maybe the new entry another instance rendered.
+          if (read?.verdict === 'expired') read = await awaitRegeneration(rt, rt.useCacheEntries, storeKey, tagsOf, timestampOf);
+          if (!read) return lookup('use-cache', 'miss', 'none', rt.guard.backendType, cacheKey, started, undefined);
+          const entry = read.hit.value;
+          const verdict = read.verdict;
+          // A negative expire is Next's eviction sentinel (its dev tiered handler overwrites entries with one).
+          if (verdict === 'expired' || entry.expire < 0) return lookup('use-cache', 'miss', 'none', rt.guard.backendType, cacheKey, started, undefined);
+          lookup('use-cache', verdict === 'stale' ? 'stale' : 'hit', read.hit.source, rt.guard.backendType, cacheKey, started, null);
+          // Next compares `timestamp` with `revalidate` (background refresh) and `expire` (miss) on every read, and a
+          // shared store can serve until `expire` (its TTL evicts the entry).
+          let timestamp = entry.timestamp;
+          let revalidate = entry.revalidate;
+          const now = nowMs();
+          const ageStale = rt.leases.active && revalidate > 0 && now > timestamp + revalidate * 1000;
+          if (verdict === 'stale' || ageStale) {
+            // One instance of the fleet regenerates it (the lease holder gets it as stale, a tag-stale entry with
+            // `revalidate: -1`); the others serve it as fresh until the new entry arrives or the lease ends. Past its
+            // expire it is Next's miss anyway: no lease.
+            if (now >= timestamp + entry.expire * 1000 || (await rt.leases.claim(storeKey))) {
+              if (verdict === 'stale') revalidate = -1;
+            } else timestamp = now;
+          }
+          return { value: streamOf(entry.value), tags: [...entry.tags], stale: entry.stale, timestamp, expire: entry.expire, revalidate };
+        } catch (error) {
+          readFault(rt, error, cacheKey);
+          return lookup('use-cache', 'miss', 'none', rt.guard.backendType, cacheKey, started, undefined);
+        }
+      },
+
+      async set(cacheKey: string, pendingEntry: Promise<UseCacheEntry>): Promise<void> {
+        const got = ready('set');
+        const rt = got instanceof Promise ? await got : got;
+        if (!rt) {
+          // Nothing to store it in; the render's own failure (if any) is Next's to report.
+          pendingEntry.catch(() => {});
           return;
         }
-        const dev = rt.devServer;
-        // `expire: 0` is a dynamic entry in production: Next regenerates it on every read, storing it is wasted work.
-        if (!dev && entry.expire === 0) return;
-        const ttlSeconds = ttlOf(entry, dev);
-        if (ttlSeconds !== undefined && ttlSeconds <= 0) return; // already past its expire: never served
-        const stored: UseCacheStoredEntry = {
-          value,
-          tags: Array.isArray(entry.tags) ? entry.tags.filter((tag) => typeof tag === 'string') : [],
-          stale: entry.stale,
-          timestamp: entry.timestamp,
-          expire: entry.expire,
-          revalidate: entry.revalidate,
-        };
-        // Once stored, readers in this process go on; other instances drop their L1 copy on the announcement.
-        await writeEntry(rt, rt.useCacheEntries, storeKey, stored, rt.ttlFor(ttlSeconds), release);
-      } catch (error) {
-        rt.report(error, 'set', cacheKey);
-      } finally {
-        release();
-        if (pendings.get(storeKey) === marker) pendings.delete(storeKey);
-      }
-    },
-
-    async refreshTags(): Promise<void> {
-      // Tag states are read in batches where they are used (getExpiration, get) and kept locally only while known to
-      // be current: until an invalidation message (Redis), or until this per-request read of the invalidation epoch
-      // finds another instance changed them (other backends). Creating the entry cache here keeps it off the first read.
-      const rt = await ready('refreshTags');
-      try {
-        void rt?.useCacheEntries;
-        await rt?.bus.syncForRequest();
-      } catch (error) {
-        rt?.report(error, 'refreshTags');
-      }
-    },
-
-    async getExpiration(...args: (string | string[])[]): Promise<number> {
-      const rt = await ready('getExpiration');
-      if (!rt) return 0;
-      const tags = (args.length === 1 && Array.isArray(args[0]) ? args[0] : args).filter((tag): tag is string => typeof tag === 'string' && tag.length > 0);
-      if (tags.length === 0) return 0;
-      try {
-        const fresh = rt.bus.fresh();
-        if (fresh) await fresh;
-        // One batched read for all of them (none when their state is current locally).
-        const states = await rt.tags.states(tags);
-        const now = nowMs();
-        let latest = 0;
-        for (const state of states.values()) {
-          // Only an expiry that has happened counts (as in Next's tags manifest): `revalidateTag(t, profile)` schedules
-          // one `expire` seconds ahead, and entries written before it stay usable (stale) until then.
-          if (state.expired !== undefined && state.expired <= now && state.expired > latest) latest = state.expired;
+        const storeKey = useCacheStoreKey(rt, cacheKey);
+        const pendings = pendingOf(rt);
+        let release = () => {};
+        const marker = new Promise<void>((resolve) => (release = resolve));
+        pendings.set(storeKey, marker);
+        try {
+          let entry: UseCacheEntry;
+          let value: Uint8Array;
+          try {
+            entry = await pendingEntry;
+            value = await readAll(entry.value);
+          } catch {
+            // The render failed or its stream errored midway: a partial value would render a partial page, so nothing
+            // is stored and the previous entry (if any) stays. Next reports the render error itself.
+            return;
+          }
+          const dev = rt.devServer;
+          // `expire: 0` is a dynamic entry in production: Next regenerates it on every read, storing it is wasted work.
+          if (!dev && entry.expire === 0) return;
+          const ttlSeconds = ttlOf(entry, dev);
+          if (ttlSeconds !== undefined && ttlSeconds <= 0) return; // already past its expire: never served
+          const stored: UseCacheStoredEntry = {
+            value,
+            tags: Array.isArray(entry.tags) ? entry.tags.filter((tag) => typeof tag === 'string') : [],
+            stale: entry.stale,
+            timestamp: entry.timestamp,
+            expire: entry.expire,
+            revalidate: entry.revalidate,
+          };
+          // Once stored, readers in this process go on; other instances drop their L1 copy on the announcement.
+          await writeEntry(rt, rt.useCacheEntries, storeKey, stored, rt.ttlFor(ttlSeconds), release);
+        } catch (error) {
+          rt.report(error, 'set', cacheKey);
+        } finally {
+          release();
+          if (pendings.get(storeKey) === marker) pendings.delete(storeKey);
         }
-        return latest;
-      } catch (error) {
-        rt.report(error, 'getExpiration');
-        return 0;
-      }
-    },
+      },
 
-    async updateTags(tags: string[], durations?: { expire?: number }): Promise<void> {
-      await (await ready('updateTags'))?.revalidateTags(tagList(tags), durations);
-    },
+      async refreshTags(): Promise<void> {
+        // Tag states are read in batches where they are used (getExpiration, get) and kept locally only while known to
+        // be current: until an invalidation message (Redis), or until this per-request read of the invalidation epoch
+        // finds another instance changed them (other backends). Creating the entry cache here keeps it off the first read.
+        const rt = await ready('refreshTags');
+        try {
+          void rt?.useCacheEntries;
+          await rt?.bus.syncForRequest();
+        } catch (error) {
+          rt?.report(error, 'refreshTags');
+        }
+      },
 
-    async expireTags(...tags: string[]): Promise<void> {
-      await (await ready('expireTags'))?.revalidateTags(tags.flat());
+      async getExpiration(...args: (string | string[])[]): Promise<number> {
+        const rt = await ready('getExpiration');
+        if (!rt) return 0;
+        const tags = (args.length === 1 && Array.isArray(args[0]) ? args[0] : args).filter((tag): tag is string => typeof tag === 'string' && tag.length > 0);
+        if (tags.length === 0) return 0;
+        try {
+          const fresh = rt.bus.fresh();
+          if (fresh) await fresh;
+          // One batched read for all of them (none when their state is current locally).
+          const states = await rt.tags.states(tags);
+          const now = nowMs();
+          let latest = 0;
+          for (const state of states.values()) {
+            // Only an expiry that has happened counts (as in Next's tags manifest): `revalidateTag(t, profile)` schedules
+            // one `expire` seconds ahead, and entries written before it stay usable (stale) until then.
+            if (state.expired !== undefined && state.expired <= now && state.expired > latest) latest = state.expired;
+          }
+          return latest;
+        } catch (error) {
+          rt.report(error, 'getExpiration');
+          return 0;
+        }
+      },
+
+      async updateTags(tags: string[], durations?: { expire?: number }): Promise<void> {
+        await (await ready('updateTags'))?.revalidateTags(tagList(tags), durations);
+      },
+
+      async expireTags(...tags: string[]): Promise<void> {
+        await (await ready('expireTags'))?.revalidateTags(tags.flat());
+      },
     },
-  });
+    (cacheKey) => {
+      const rt = stackOf(stack);
+      return !(rt instanceof Promise) && rt.useCacheEntries.hasLocal(useCacheStoreKey(rt, cacheKey));
+    },
+  );
 }
 
 const timestampOf = (entry: UseCacheStoredEntry) => entry.timestamp;

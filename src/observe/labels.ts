@@ -42,14 +42,18 @@ interface UseCacheLike {
   updateTags(tags: string[], durations?: { expire?: number }): Promise<void>;
 }
 
-/** The 'use cache' handler with its get, set and updateTags in spans (when a tracer is installed). */
-export function tracedUseCacheHandler<H extends UseCacheLike>(handler: H): H {
+/**
+ * The 'use cache' handler with its get, set and updateTags in spans (when a tracer is installed). `holdsLocally`: whether
+ * the L1 holds the entry of a cache key (its lookup is then an event, see observe/tracing.ts).
+ */
+export function tracedUseCacheHandler<H extends UseCacheLike>(handler: H, holdsLocally: (cacheKey: string) => boolean): H {
   const { get, set, updateTags } = handler;
   handler.get = (cacheKey, softTags) =>
     traced(
       'cachekit.get',
       () => spanAttributes('use-cache', cacheKey),
       () => get.call(handler, cacheKey, softTags),
+      () => holdsLocally(cacheKey),
     );
   handler.set = (cacheKey, pending) =>
     traced(

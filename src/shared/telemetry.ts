@@ -41,10 +41,11 @@ export type SpanAttributes = Record<string, string | number | boolean>;
 export interface SpanRunner {
   /**
    * Runs `fn` inside a span named `name` (nested under the active one); the span ends when `fn` settles. `attributes`
-   * (or the function giving them) is only read when the span is made.
+   * (or the function giving them) is only read when the span is made. `local`: whether the L1 holds what `fn` looks
+   * up; such a lookup gets no span of its own unless the app asked for L1 hit spans (see tracing.ts).
    */
-  run<R>(name: string, attributes: SpanAttributes | (() => SpanAttributes), fn: () => Promise<R>): Promise<R>;
-  /** Adds attributes to the innermost active span (one of ours when called inside `run`). */
+  run<R>(name: string, attributes: SpanAttributes | (() => SpanAttributes), fn: () => Promise<R>, local?: () => boolean): Promise<R>;
+  /** Records a lookup's outcome: attributes of our span around it, or an event on the app's span when there is none. */
   annotate(attributes: SpanAttributes): void;
 }
 
@@ -150,10 +151,13 @@ export function lookup<V>(kind: CacheKind, outcome: LookupOutcome, layer: Layer,
   return value;
 }
 
-/** Runs `fn` in a span when a tracer is installed; otherwise calls it. `attributes` is only called when tracing. */
-export function traced<R>(name: string, attributes: () => SpanAttributes, fn: () => Promise<R>): Promise<R> {
+/**
+ * Runs `fn` in a span when a tracer is installed; otherwise calls it. `attributes` is only called when tracing.
+ * `local`: for lookups, whether the L1 holds the entry (then, by default, an event instead of a span).
+ */
+export function traced<R>(name: string, attributes: () => SpanAttributes, fn: () => Promise<R>, local?: () => boolean): Promise<R> {
   const tracer = state.tracer;
-  return tracer ? tracer.run(name, attributes, fn) : fn();
+  return tracer ? tracer.run(name, attributes, fn, local) : fn();
 }
 
 /** Whether a tracer is installed: call sites skip building their span closures without one. */

@@ -6,6 +6,10 @@
  * entry as fresh until the new one arrives (its announcement drops their L1 copy) or the lease ends. The holder
  * releases the lease when it writes the entry. Without locks, or when the lock call fails, every instance regenerates
  * as before: a lease can only save work, never withhold it.
+ *
+ * An entry that expired (a hard `revalidateTag`, Next's default) cannot be served while it regenerates: there the
+ * holder gets the miss and renders, and the others wait up to `waitMs` for its new entry (handler-core.ts,
+ * `awaitRegeneration`) instead of each rendering it again; past that they render themselves.
  */
 import { hasLocks, type Backend, type LockCapable } from '../protocol/backend.js';
 import { nowMs } from '../shared/clock.js';
@@ -13,6 +17,8 @@ import type { L2Guard } from './l2-guard.js';
 
 /** How long one instance may take to regenerate before another takes over. */
 export const DEFAULT_REGENERATION_LEASE_MS = 15_000;
+/** How long an instance waits for another's regeneration of an expired entry before it renders itself. */
+export const DEFAULT_REGENERATION_WAIT_MS = 5_000;
 /** After a refused claim, this process does not ask the store again for this long (the holder is rendering). */
 const DENIED_MEMO_MS = 250;
 /** Above this many remembered keys, expired memos and leases are swept. */
@@ -24,12 +30,16 @@ export interface RegenerationLeasesOptions {
   guard: Pick<L2Guard, 'call' | 'report'>;
   /** Lease length; `0` turns fleet-wide single regeneration off. @default 15000 */
   leaseMs?: number;
+  /** How long an instance waits for another's regeneration of an expired entry; `0`: it renders at once. @default 5000 */
+  waitMs?: number;
 }
 
 export class RegenerationLeases {
   readonly #locks: (Backend & LockCapable) | null;
   readonly #guard: Pick<L2Guard, 'call' | 'report'>;
   readonly #leaseMs: number;
+  /** How long to wait for another instance's regeneration of an expired entry, in ms (0 without locks). */
+  readonly waitMs: number;
   /** Leases this process holds: store key -> token and when it lapses. */
   readonly #held = new Map<string, { token: string; until: number }>();
   /** Claims refused recently: store key -> until when not to ask again. */
@@ -40,6 +50,7 @@ export class RegenerationLeases {
     this.#locks = leaseMs > 0 && options.backend && hasLocks(options.backend) ? options.backend : null;
     this.#guard = options.guard;
     this.#leaseMs = leaseMs;
+    this.waitMs = this.#locks ? Math.min(options.waitMs ?? DEFAULT_REGENERATION_WAIT_MS, leaseMs) : 0;
   }
 
   /** Whether leases are taken at all (a backend with locks, a positive lease). */

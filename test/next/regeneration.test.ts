@@ -177,6 +177,90 @@ describe('one regeneration per stale entry across the fleet', () => {
     expect(errors.some((e) => e.startsWith('acquireLock'))).toBe(true);
   });
 
+  it('hard revalidateTag: of 4 instances x 5 concurrent reads one misses (it renders), the others wait for its new entry', async () => {
+    const instances = await fleet(redisBackend, 'regen9', 4);
+    await instances[0]!.handler().set('/p', appPage('posts'), { cacheControl: { revalidate: 3600, expire: 86_400 } });
+    await instances[0]!.handler().revalidateTag('posts'); // Next's default: expired now
+    const revalidatedAt = Date.now();
+    let rendered: number | undefined;
+    const reads = instances.flatMap((instance) =>
+      Array.from({ length: 5 }, () =>
+        instance
+          .handler()
+          .get('/p', pageCtx)
+          .then(async (value) => {
+            if (value === null && rendered === undefined) {
+              // This one renders, as Next does on a miss, and stores the result.
+              await sleep(150);
+              rendered = Date.now();
+              await instance.handler().set('/p', appPage('posts'), { cacheControl: { revalidate: 3600, expire: 86_400 } });
+            }
+            return value;
+          }),
+      ),
+    );
+    const values = await Promise.all(reads);
+    expect(values.filter((v) => v === null).length).toBe(1);
+    // Every other read answered the new entry, none the expired one.
+    for (const value of values.filter((v) => v !== null)) expect(value!.lastModified).toBeGreaterThanOrEqual(revalidatedAt);
+    expect(rendered).toBeDefined();
+  });
+
+  it('hard revalidateTag: a holder that never stores lets the others render after regenerationWaitMs; 0 waits not at all', async () => {
+    const [a, b] = await fleet(redisBackend, 'regen10', 2, { regenerationWaitMs: 300 });
+    await a!.handler().set('/p', appPage('posts'), { cacheControl: { revalidate: 3600, expire: 86_400 } });
+    await a!.handler().revalidateTag('posts');
+    expect(await a!.handler().get('/p', pageCtx)).toBeNull(); // A takes the lease and (would) render
+    const started = Date.now();
+    expect(await b!.handler().get('/p', pageCtx)).toBeNull(); // A never stored: B renders after waiting
+    expect(Date.now() - started).toBeGreaterThanOrEqual(280);
+
+    const [c, d] = await fleet(redisBackend, 'regen11', 2, { regenerationWaitMs: 0 });
+    await c!.handler().set('/p', appPage('posts'), { cacheControl: { revalidate: 3600, expire: 86_400 } });
+    await c!.handler().revalidateTag('posts');
+    const quick = Date.now();
+    expect(await Promise.all([c!.handler().get('/p', pageCtx), d!.handler().get('/p', pageCtx)])).toEqual([null, null]);
+    expect(Date.now() - quick).toBeLessThan(250);
+    expect(() => new CacheStack({ backend: new MemoryBackend(), regenerationWaitMs: -1 })).toThrow(/regenerationWaitMs/);
+  });
+
+  it("hard updateTags on 'use cache' entries: one instance misses, the others get the entry it stores", async () => {
+    const instances = await fleet(redisBackend, 'regen12', 3);
+    const entry = (byte: number): UseCacheEntry => ({
+      value: new ReadableStream({
+        start(c) {
+          c.enqueue(new Uint8Array([byte]));
+          c.close();
+        },
+      }),
+      tags: ['t'],
+      stale: 0,
+      timestamp: Date.now(),
+      expire: 3600,
+      revalidate: 3600,
+    });
+    await instances[0]!.useCache.set('k', Promise.resolve(entry(1)));
+    await instances[0]!.useCache.updateTags(['t']);
+    let stored = false;
+    const reads = await Promise.all(
+      instances.map((instance) =>
+        instance.useCache.get('k', []).then(async (got) => {
+          if (got === undefined && !stored) {
+            stored = true;
+            await sleep(100);
+            await instance.useCache.set('k', Promise.resolve(entry(2)));
+          }
+          return got;
+        }),
+      ),
+    );
+    expect(reads.filter((r) => r === undefined).length).toBe(1);
+    for (const got of reads.filter((r) => r !== undefined)) {
+      const bytes = new Uint8Array(await new Response(got!.value).arrayBuffer());
+      expect([...bytes]).toEqual([2]);
+    }
+  });
+
   it('fetch entries follow the revalidate Next passes with the read', async () => {
     const instances = await fleet(redisBackend, 'regen8', 2);
     const ctx: GetContext = { kind: 'FETCH', revalidate: 1, fetchUrl: 'https://api.example/x', tags: [] };

@@ -35,6 +35,11 @@ async function request(fn: () => Promise<unknown>): Promise<string> {
 
 const parentOf = (span: ReadableSpan) => span.parentSpanContext?.spanId;
 const childrenOf = (id: string) => exporter.getFinishedSpans().filter((s) => parentOf(s) === id);
+const eventsOf = (id: string) =>
+  exporter
+    .getFinishedSpans()
+    .find((s) => s.spanContext().spanId === id)!
+    .events.map((e) => ({ name: e.name, attributes: e.attributes }));
 
 beforeAll(async () => {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
@@ -73,8 +78,13 @@ describe('OpenTelemetry spans', () => {
     expect(set!.name).toBe('cachekit.set');
     expect(childrenOf(set!.spanContext().spanId).map((s) => s.name)).toContain('set');
 
+    // An L1 hit makes no span of its own (by default): its outcome is an event on the request's span.
     const hitRequest = await request(() => handler().get(key, { kind: 'APP_PAGE' }));
-    expect(childrenOf(hitRequest)[0]!.attributes).toMatchObject({ 'cachekit.outcome': 'hit', 'cachekit.layer': 'l1', 'cachekit.hit': true });
+    // (The first read of the tag's state from Redis is still a CLIENT span, under the request's.)
+    expect(childrenOf(hitRequest).map((s) => [s.name, s.kind])).toEqual([['tag_read', 2]]);
+    expect(eventsOf(hitRequest)).toEqual([
+      { name: 'cachekit.lookup', attributes: { 'cachekit.kind': 'page', 'cachekit.outcome': 'hit', 'cachekit.layer': 'l1', 'cachekit.hit': true } },
+    ]);
 
     const revalidateRequest = await request(() => handler().revalidateTag('secret-tag', { expire: 0 }));
     const [revalidate] = childrenOf(revalidateRequest);
@@ -92,10 +102,75 @@ describe('OpenTelemetry spans', () => {
     const first = await request(() => load('private-id'));
     const second = await request(() => load('private-id'));
     const [miss] = childrenOf(first);
-    const [hit] = childrenOf(second);
     expect(miss).toMatchObject({ name: 'cachekit.loader', attributes: { 'cachekit.kind': 'loader', 'cachekit.outcome': 'miss', 'cachekit.hit': false } });
-    expect(hit).toMatchObject({ name: 'cachekit.loader', attributes: { 'cachekit.kind': 'loader', 'cachekit.outcome': 'hit', 'cachekit.layer': 'l1' } });
     expect(childrenOf(miss!.spanContext().spanId).some((s) => s.attributes['db.system.name'] === 'redis')).toBe(true);
+    expect(childrenOf(second)).toEqual([]);
+    expect(eventsOf(second)).toEqual([
+      { name: 'cachekit.lookup', attributes: { 'cachekit.kind': 'loader', 'cachekit.outcome': 'hit', 'cachekit.layer': 'l1', 'cachekit.hit': true } },
+    ]);
+
+    // Asked for (enableTracing, or CACHEKIT_TRACE_L1_HITS=1), an L1 hit gets its span like any lookup.
+    expect(await enableTracing({ l1HitSpans: true })).toBe(true);
+    const spanned = await request(() => load('private-id'));
+    const [hit] = childrenOf(spanned);
+    expect(hit).toMatchObject({ name: 'cachekit.loader', attributes: { 'cachekit.kind': 'loader', 'cachekit.outcome': 'hit', 'cachekit.layer': 'l1' } });
+    expect(eventsOf(spanned)).toEqual([]);
     expect(JSON.stringify(exporter.getFinishedSpans().map((s) => s.attributes))).not.toContain('private-id');
+  });
+
+  it('read CACHEKIT_TRACE_L1_HITS when enableTracing does not say, and refuse a bad l1HitSpans', async () => {
+    const key = '/env-l1-spans';
+    await handler().set(key, appPage('t'), { cacheControl: { revalidate: 60, expire: 600 } });
+    const before = process.env.CACHEKIT_TRACE_L1_HITS;
+    try {
+      process.env.CACHEKIT_TRACE_L1_HITS = '1';
+      expect(await enableTracing()).toBe(true);
+      exporter.reset();
+      const spanned = await request(() => handler().get(key, { kind: 'APP_PAGE' }));
+      expect(childrenOf(spanned).map((s) => [s.name, s.attributes['cachekit.layer']])).toEqual([['cachekit.get', 'l1']]);
+      process.env.CACHEKIT_TRACE_L1_HITS = '0';
+      expect(await enableTracing()).toBe(true);
+      const evented = await request(() => handler().get(key, { kind: 'APP_PAGE' }));
+      expect(childrenOf(evented)).toEqual([]);
+      expect(eventsOf(evented).map((e) => e.attributes?.['cachekit.layer'])).toEqual(['l1']);
+    } finally {
+      if (before === undefined) delete process.env.CACHEKIT_TRACE_L1_HITS;
+      else process.env.CACHEKIT_TRACE_L1_HITS = before;
+    }
+    await expect(enableTracing({ l1HitSpans: 'yes' as never })).rejects.toThrow(/option `l1HitSpans` must be a boolean, got "yes"/);
+    await expect(enableTracing({ l1HitSpan: true } as never)).rejects.toThrow(/l1HitSpan/);
+    expect(await enableTracing()).toBe(true);
+  });
+
+  it("give a 'use cache' lookup the L1 answers an event, and one that reads Redis a span", async () => {
+    const { useCacheHandlerFor } = await import('../../src/next/use-cache-handler.js');
+    const useCache = useCacheHandlerFor(() => stack);
+    const cacheKey = '["build","private-fn",[]]';
+    const missed = await request(() => useCache.get(cacheKey, []));
+    expect(childrenOf(missed).map((s) => [s.name, s.attributes['cachekit.outcome']])).toEqual([['cachekit.get', 'miss']]);
+    const value = new Uint8Array([1, 2, 3]);
+    const entry = {
+      value: new ReadableStream<Uint8Array>({
+        start: (c) => {
+          c.enqueue(value);
+          c.close();
+        },
+      }),
+      tags: ['t'],
+      stale: 60,
+      timestamp: Date.now(),
+      expire: 600,
+      revalidate: 60,
+    };
+    await useCache.set(cacheKey, Promise.resolve(entry));
+    exporter.reset();
+    const hit = await request(async () => {
+      const got = await useCache.get(cacheKey, []);
+      expect(got).toBeDefined();
+    });
+    expect(childrenOf(hit)).toEqual([]);
+    expect(eventsOf(hit)).toEqual([
+      { name: 'cachekit.lookup', attributes: { 'cachekit.kind': 'use-cache', 'cachekit.outcome': 'hit', 'cachekit.layer': 'l1', 'cachekit.hit': true } },
+    ]);
   });
 });

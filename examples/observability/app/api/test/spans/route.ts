@@ -14,6 +14,7 @@ export async function GET() {
       parentSpanId: span.parentSpanContext?.spanId ?? null,
       kind: span.kind,
       attributes: span.attributes,
+      events: span.events.map((event) => ({ name: event.name, attributes: event.attributes ?? {} })),
     })),
   );
 }
