@@ -154,7 +154,7 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
         const storeKey = this.#storeKey(rt, key, scope);
         let read = await readEntry(rt, rt.entries, storeKey, tagsOf, lastModifiedOf);
         // Expired by a tag event: one instance renders it; here, maybe the new entry another instance rendered.
-        if (read?.verdict === 'expired') read = await awaitRegeneration(rt, rt.entries, storeKey, tagsOf, lastModifiedOf);
+        if (read?.verdict === 'expired') read = await awaitRegeneration(rt, rt.entries, storeKey, tagsOf, lastModifiedOf, read.hit.value);
         if (!read) return answer(null, 'miss', 'none');
         const entry = read.hit.value;
         const verdict = read.verdict;
@@ -166,7 +166,7 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
         // holder gets it as stale), the others serve it as fresh meanwhile. Past its expire it is Next's miss anyway.
         const now = verdict === 'stale' || rt.leases.active ? nowMs() : 0;
         if (verdict === 'stale' || (rt.leases.active && pastRevalidate(entry, ctx, now))) {
-          if (pastExpire(entry, now) || (await rt.leases.claim(storeKey))) {
+          if (pastExpire(entry, now) || (await rt.leases.claim(storeKey, entry.lastModified))) {
             if (verdict === 'stale') backdate(result, entry, ctx);
           } else result.lastModified = now;
         }

@@ -78,7 +78,7 @@ export function readEntry<E>(
 }
 
 /**
- * The entry under `storeKey` expired (a hard tag event): one instance of the fleet renders it anew. `null` when that is
+ * The entry under `storeKey` (`expired`) expired (a hard tag event): one instance of the fleet renders it anew. `null` when that is
  * this one (it holds the lease, or there are no locks: Next renders), else the new entry the lease holder stored,
  * read from the L2 with growing pauses for up to `regenerationWaitMs`; `null` again when none came by then.
  */
@@ -88,9 +88,10 @@ export async function awaitRegeneration<E>(
   storeKey: string,
   tagsOf: (entry: E) => readonly string[],
   writtenAt: (entry: E) => number,
+  expired: E,
 ): Promise<{ hit: { value: E; source: HitSource }; verdict: TagVerdict } | null> {
   const waitMs = stack.leases.waitMs;
-  if (waitMs <= 0 || (await stack.leases.claim(storeKey))) return null;
+  if (waitMs <= 0 || (await stack.leases.claim(storeKey, writtenAt(expired)))) return null;
   const deadline = nowMs() + waitMs;
   for (let pause = 10; ; pause = Math.min(pause * 2, 200)) {
     const left = deadline - nowMs();

@@ -124,7 +124,7 @@ export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(s
           const tagsOf = (entry: UseCacheStoredEntry) => (softTags.length > 0 ? [...entry.tags, ...softTags] : entry.tags);
           let read = await readEntry(rt, rt.useCacheEntries, storeKey, tagsOf, timestampOf);
           // Expired by a tag event: one instance renders it; here, maybe the new entry another instance rendered.
-          if (read?.verdict === 'expired') read = await awaitRegeneration(rt, rt.useCacheEntries, storeKey, tagsOf, timestampOf);
+          if (read?.verdict === 'expired') read = await awaitRegeneration(rt, rt.useCacheEntries, storeKey, tagsOf, timestampOf, read.hit.value);
           if (!read) return lookup('use-cache', 'miss', 'none', rt.guard.backendType, cacheKey, started, undefined);
           const entry = read.hit.value;
           const verdict = read.verdict;
@@ -141,7 +141,7 @@ export function useCacheHandlerFor<R extends CacheStack | Promise<CacheStack>>(s
             // One instance of the fleet regenerates it (the lease holder gets it as stale, a tag-stale entry with
             // `revalidate: -1`); the others serve it as fresh until the new entry arrives or the lease ends. Past its
             // expire it is Next's miss anyway: no lease.
-            if (now >= timestamp + entry.expire * 1000 || (await rt.leases.claim(storeKey))) {
+            if (now >= timestamp + entry.expire * 1000 || (await rt.leases.claim(storeKey, entry.timestamp))) {
               if (verdict === 'stale') revalidate = -1;
             } else timestamp = now;
           }

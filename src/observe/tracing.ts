@@ -12,6 +12,7 @@
  */
 import type { Span } from '@opentelemetry/api';
 import { assertKnownOptions, ConfigError } from '../shared/options.js';
+import { processEnv, traceL1HitsFromEnv } from '../shared/env.js';
 import { warnRateLimited } from '../shared/log.js';
 import { setTracer, type SpanAttributes, type SpanRunner } from '../shared/telemetry.js';
 import { singleton } from '../shared/registry.js';
@@ -42,12 +43,12 @@ export interface TracingOptions {
   l1HitSpans?: boolean;
 }
 
-/** CACHEKIT_TRACE_L1_HITS: `1`/`true` or `0`/`false`; anything else is named in a warning and ignored (tracing must never break a page). */
+/** CACHEKIT_TRACE_L1_HITS; a value other than 1, true, 0 or false is named in a warning and ignored. */
 function l1HitSpansFromEnv(): boolean {
-  const raw = process.env.CACHEKIT_TRACE_L1_HITS;
-  if (raw === undefined || raw === '' || raw === '0' || raw === 'false') return false;
-  if (raw === '1' || raw === 'true') return true;
-  warnRateLimited('tracing:env', `[cachekit] CACHEKIT_TRACE_L1_HITS must be 1, true, 0 or false, got ${JSON.stringify(raw)}: ignored`);
+  const env = processEnv();
+  const on = traceL1HitsFromEnv(env);
+  if (on !== undefined) return on;
+  warnRateLimited('tracing:env', `[cachekit] CACHEKIT_TRACE_L1_HITS must be 1, true, 0 or false, got ${JSON.stringify(env.CACHEKIT_TRACE_L1_HITS)}: ignored`);
   return false;
 }
 

@@ -52,3 +52,14 @@ export function cachekitVariables(env: Env): string[] {
 export function l1MaxSizeMbFromEnv(env: Env): number | undefined {
   return envNumberOption('CACHEKIT_L1_MAX_SIZE_MB', env, { min: 0, minInclusive: false });
 }
+
+/**
+ * `CACHEKIT_TRACE_L1_HITS`: a span for every lookup, L1 hits included (`1`/`true`; `0`/`false` or unset: no).
+ * `undefined` for any other value, which the caller names in a warning (tracing must never break a page).
+ */
+export function traceL1HitsFromEnv(env: Env): boolean | undefined {
+  const raw = env.CACHEKIT_TRACE_L1_HITS;
+  if (raw === undefined || raw === '' || raw === '0' || raw === 'false') return false;
+  if (raw === '1' || raw === 'true') return true;
+  return undefined;
+}

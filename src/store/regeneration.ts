@@ -40,9 +40,9 @@ export class RegenerationLeases {
   readonly #leaseMs: number;
   /** How long to wait for another instance's regeneration of an expired entry, in ms (0 without locks). */
   readonly waitMs: number;
-  /** Leases this process holds: store key -> token and when it lapses. */
-  readonly #held = new Map<string, { token: string; until: number }>();
-  /** Claims refused recently: store key -> until when not to ask again. */
+  /** Leases this process holds: store key -> the lease's key (one per version of the entry), token, when it lapses. */
+  readonly #held = new Map<string, { lease: string; token: string; until: number }>();
+  /** Claims refused recently: lease key -> until when not to ask again. */
   readonly #denied = new Map<string, number>();
 
   constructor(options: RegenerationLeasesOptions) {
@@ -59,43 +59,51 @@ export class RegenerationLeases {
   }
 
   /**
-   * `true`: this instance regenerates the stale entry under `storeKey` (serve it as stale); `false`: another instance
-   * holds the lease (serve it as fresh). `true` without locks, and when the store cannot be asked.
+   * `true`: this instance regenerates the entry under `storeKey` written at `writtenAt` (serve it as stale, or answer
+   * the miss); `false`: another instance holds the lease (serve it as fresh, or wait). `true` without locks, and when
+   * the store cannot be asked. A lease is per version of the entry: one taken for an older version (its holder never
+   * stored, or another instance did) does not hold back the regeneration of a newer one.
    */
-  async claim(storeKey: string): Promise<boolean> {
+  async claim(storeKey: string, writtenAt: number): Promise<boolean> {
     const locks = this.#locks;
     if (!locks) return true;
     const now = nowMs();
+    const lease = leaseKey(storeKey, writtenAt);
     const held = this.#held.get(storeKey);
-    // This process already regenerates it (Next dedupes the render here): later requests serve the entry as fresh.
-    if (held && held.until > now) return false;
-    const denied = this.#denied.get(storeKey);
+    // This process already regenerates this version (Next dedupes the render here): later requests serve it as fresh.
+    if (held && held.until > now && held.lease === lease) return false;
+    const denied = this.#denied.get(lease);
     if (denied !== undefined && denied > now) return false;
     let token: string | null;
     try {
-      token = await this.#guard.call('acquireLock', () => locks.acquireLock(leaseKey(storeKey), this.#leaseMs));
+      token = await this.#guard.call('acquireLock', () => locks.acquireLock(lease, this.#leaseMs));
     } catch (error) {
       this.#guard.report(error, 'acquireLock', storeKey);
       return true; // regenerating here is always safe
     }
     if (this.#held.size + this.#denied.size > SWEEP_AT) this.#sweep(now);
     if (token === null) {
-      this.#denied.set(storeKey, now + Math.min(DENIED_MEMO_MS, this.#leaseMs));
+      this.#denied.set(lease, now + Math.min(DENIED_MEMO_MS, this.#leaseMs));
       return false;
     }
-    this.#held.set(storeKey, { token, until: now + this.#leaseMs });
+    if (held) void this.#release(storeKey, held); // an older version's lease: done with
+    this.#held.set(storeKey, { lease, token, until: now + this.#leaseMs });
     return true;
   }
 
   /** A new entry under `storeKey` was written: our lease on it (if any) ends, and the next staleness starts afresh. */
   async release(storeKey: string): Promise<void> {
-    this.#denied.delete(storeKey);
     const held = this.#held.get(storeKey);
-    const locks = this.#locks;
-    if (!held || !locks) return;
+    if (!held) return;
     this.#held.delete(storeKey);
+    await this.#release(storeKey, held);
+  }
+
+  async #release(storeKey: string, held: { lease: string; token: string }): Promise<void> {
+    const locks = this.#locks;
+    if (!locks) return;
     try {
-      await this.#guard.call('releaseLock', () => locks.releaseLock(leaseKey(storeKey), held.token));
+      await this.#guard.call('releaseLock', () => locks.releaseLock(held.lease, held.token));
     } catch (error) {
       this.#guard.report(error, 'releaseLock', storeKey); // the lease lapses by itself
     }
@@ -107,7 +115,10 @@ export class RegenerationLeases {
   }
 }
 
-/** The lease of an entry: beside its key, so a Redis Cluster keeps both in one slot when the key has a hash tag. */
-function leaseKey(storeKey: string): string {
-  return `${storeKey}:regen`;
+/**
+ * The lease of one version of an entry (`writtenAt`, its write time): beside its key, so a Redis Cluster keeps both in
+ * one slot when the key has a hash tag.
+ */
+function leaseKey(storeKey: string, writtenAt: number): string {
+  return `${storeKey}:regen:${writtenAt}`;
 }

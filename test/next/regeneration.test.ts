@@ -224,6 +224,21 @@ describe('one regeneration per stale entry across the fleet', () => {
     expect(() => new CacheStack({ backend: new MemoryBackend(), regenerationWaitMs: -1 })).toThrow(/regenerationWaitMs/);
   });
 
+  it('a lease taken for an expired entry does not outlive it: a newer entry stored elsewhere that goes stale is regenerated', async () => {
+    const [a, b] = await fleet(redisBackend, 'regen13', 2, { regenerationWaitMs: 100 });
+    await a!.handler().set('/p', appPage('posts'), { cacheControl: { revalidate: 3600, expire: 86_400 } });
+    await a!.handler().revalidateTag('posts');
+    expect(await a!.handler().get('/p', pageCtx)).toBeNull(); // A takes the lease (and, say, its render fails)
+    expect(await b!.handler().get('/p', pageCtx)).toBeNull(); // B waited in vain, renders and stores
+    await sleep(5);
+    await b!.handler().set('/p', appPage('posts'), { cacheControl: { revalidate: 3600, expire: 86_400 } });
+    await b!.handler().revalidateTag('posts', { expire: 3600 }); // B's entry is marked stale
+    // A still holds the lease it took for the old entry: this newer one is A's to regenerate, told stale to Next.
+    const onA = await a!.handler().get('/p', pageCtx);
+    expect(onA).not.toBeNull();
+    expect(staleToNext(onA, 3600)).toBe(true);
+  });
+
   it("hard updateTags on 'use cache' entries: one instance misses, the others get the entry it stores", async () => {
     const instances = await fleet(redisBackend, 'regen12', 3);
     const entry = (byte: number): UseCacheEntry => ({

@@ -26,6 +26,7 @@ const EDGES: Record<string, string> = {
   'backends/memcached.ts': 'MemcachedBackend.fromEnv and its constructor default',
   'backends/cachekitio.ts': 'CachekitIOBackend.fromEnv and its constructor default',
   'wire/encryption.ts': 'Encryptor.fromEnv',
+  'observe/tracing.ts': 'CACHEKIT_TRACE_L1_HITS, read when a tracer is installed (on the first request after a provider is registered)',
 };
 
 function sources(dir: string): string[] {
