@@ -232,40 +232,33 @@ export class Epoch {
   async #counter(n: number): Promise<void> {
     const last = this.#last;
     const valid = Number.isSafeInteger(n) && n >= 0;
-    if (!valid || typeof last !== 'number' || n < last || (last > 0 && n - last > RING)) {
-      // First read (anything cached before it was unprotected), a reset counter, or too far behind: start over.
+    // Start over (drop everything local) on the first read (anything cached before it was unprotected), a reset
+    // counter, when too far behind, and when the counter was created since the last read (it was absent). A new
+    // counter starts at an unknown value (the clock), and a slot without an entry may as well be from before it
+    // existed as be one of its first changes whose writer is still between incr and the journal write: reading the
+    // ring and skipping the missing slots below the first entry found lost exactly those changes, for good.
+    if (!valid || typeof last !== 'number' || n < last || (last === 0 ? n > 0 : n - last > RING)) {
       this.#last = valid ? n : undefined;
       this.#flush();
       return;
     }
-    // Created since the last read (it was absent): it started at an unknown value (the clock), so every slot of the
-    // ring is read, and the missing ones below the first entry found are from before it existed.
-    const appeared = last === 0 && n > 0;
     const slots = [...this.#missing.keys()];
-    for (let slot = appeared ? Math.max(1, n - RING + 1) : last + 1; slot <= n; slot++) if (!this.#missing.has(slot)) slots.push(slot);
+    for (let slot = last + 1; slot <= n; slot++) if (!this.#missing.has(slot)) slots.push(slot);
     if (slots.length === 0) return;
     const { backend, key, call } = this.#options;
     const keys = slots.map((slot) => slotKey(key, slot));
     const values = await call('epochRead', () => (hasBatch(backend) ? backend.getMany(keys) : Promise.all(keys.map((k) => backend.get(k)))));
     this.stats.journalReads++;
     this.#last = n;
-    const entries = slots.map((slot, i) => parseEntry(values[i] ?? null, slot));
-    let first = appeared ? Infinity : -Infinity;
-    if (appeared) for (const [i, slot] of slots.entries()) if (entries[i]) first = Math.min(first, slot);
-    if (first === Infinity) {
-      this.#flush(); // appeared, but none of its entries can be read yet: nothing to go by
-      return;
-    }
     const now = nowMs();
     let lost = false;
     slots.forEach((slot, i) => {
-      const entry = entries[i];
+      const entry = parseEntry(values[i] ?? null, slot);
       if (entry) {
         this.#missing.delete(slot);
         if (entry.o !== this.#options.origin) this.#apply(entry);
         return;
       }
-      if (slot < first) return;
       // Not written yet (its writer is between incr and set) or gone (evicted, overwritten): retried, then a flush.
       const since = this.#missing.get(slot);
       if (since === undefined) this.#missing.set(slot, now);

@@ -90,10 +90,10 @@ for (const [name, { counter, setup }] of Object.entries(factories)) {
     });
 
     /** One instance: its own backend object (connections), stack, L1 and tag cache; `request()` is what Next constructs per request. */
-    const instance = (namespace: string, options: CachekitNextOptions = {}) => {
+    const instance = (namespace: string, options: CachekitNextOptions = {}, wrap: (backend: Backend) => Backend = (backend) => backend) => {
       const backend = make();
       made.push(backend);
-      const rt = new CacheStack({ backend, namespace, deploymentId: 'd', ...options });
+      const rt = new CacheStack({ backend: wrap(backend), namespace, deploymentId: 'd', ...options });
       stacks.push(rt);
       const Legacy = handlerClassFor(() => rt);
       return { rt, request: () => new Legacy({}), useCache: useCacheHandlerFor(() => rt) };
@@ -208,7 +208,8 @@ for (const [name, { counter, setup }] of Object.entries(factories)) {
       await warm.get('/x', { kind: 'APP_PAGE' });
       await warm.get('/y', { kind: 'APP_PAGE' });
       const stats = { ...b.rt.bus.epoch!.stats };
-      expect(stats.flushes).toBe(1); // the first read only: the counter A created since is read from its journal
+      // The first read, and the one that found the counter A created since: its first entries may not be written yet.
+      expect(stats.flushes).toBe(2);
       const l1Hits = b.rt.entries.stats().l1Hits;
       await a.request().set('/x', page(2), { cacheControl });
       const next = b.request();
@@ -237,6 +238,52 @@ for (const [name, { counter, setup }] of Object.entries(factories)) {
       await sleep(300);
       await b.request().get('/z', { kind: 'APP_PAGE' });
       expect(htmlOf((await b.request().get('/z', { kind: 'APP_PAGE' }))?.value)).toContain('v2');
+    });
+
+    it('a counter that appears with its first journal entry not written yet: no L1 copy outlives that entry', async () => {
+      // Two instances start on an empty store; the first write creates the counter. Its writer (A) is still between
+      // the counter and its journal write (a busy event loop, a slow server) when a second change is announced and B
+      // reads the epoch: B finds the second entry only. The first is pending, not from before the counter existed.
+      const namespace = `ryow-${name}-${++n}`;
+      const options = { coherenceTtlSeconds: 0.2 };
+      let held!: () => void;
+      const journalHeld = new Promise<void>((resolve) => (held = resolve));
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let journalWrites = 0;
+      const holdFirstJournalWrite = (backend: Backend): Backend =>
+        new Proxy(backend, {
+          get(target, property) {
+            const value: unknown = Reflect.get(target, property, target);
+            if (typeof value !== 'function') return value;
+            if (property !== 'set') return value.bind(target);
+            return async (key: string, ...rest: unknown[]) => {
+              if (/:invalidate:epoch:\d+$/.test(key) && journalWrites++ === 0) {
+                held();
+                await released;
+              }
+              return value.call(target, key, ...rest);
+            };
+          },
+        });
+      const a = instance(namespace, options, holdFirstJournalWrite);
+      const b = instance(namespace, options);
+      // Writes the first version without announcing it: the counter does not exist yet.
+      const seed = instance(namespace, { readYourWrites: false });
+      await Promise.all([a.rt.ready, b.rt.ready]);
+      await seed.request().set('/p', page(1), { cacheControl });
+      expect(htmlOf((await b.request().get('/p', { kind: 'APP_PAGE' }))?.value)).toContain('v1');
+      expect(b.rt.entries.hasLocal(`${b.rt.keyPrefix}${namespace}:d:r:/p`)).toBe(true);
+
+      const write = a.request().set('/p', page(2), { cacheControl }); // stored, counter created, journal write held
+      await journalHeld;
+      await a.request().set('/q', page(1), { cacheControl }); // the counter's second entry, written at once
+      await b.request().get('/p', { kind: 'APP_PAGE' }); // B's first read of the counter since it appeared
+      release();
+      await write;
+      await sleep(300); // past coherenceTtlSeconds: whatever B could not read yet is settled by now
+      await b.request().get('/p', { kind: 'APP_PAGE' });
+      expect(htmlOf((await b.request().get('/p', { kind: 'APP_PAGE' }))?.value)).toContain('v2');
     });
   });
 }
