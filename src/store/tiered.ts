@@ -64,7 +64,10 @@ interface Flight<T> {
   stale: boolean;
 }
 
-/** L1 lifetime for entries read from a backend that cannot report their TTL. */
+/**
+ * L1 lifetime of a copy the L2 cannot vouch for: read from a backend that cannot report TTLs, or written here while
+ * the L2 refused the write (the other instances never see that value: this one must not keep serving it for long).
+ */
 const UNKNOWN_TTL_L1_MS = 5_000;
 
 /**
@@ -211,7 +214,7 @@ export class TieredCache<T = Uint8Array> {
 
   /**
    * Stores `value` in L1 and L2. `ttlSeconds` undefined or 0 means no expiry. Resolves `false` when the L2 write
-   * failed (reported through `onError`); the L1 then still holds the value for this process.
+   * failed (reported through `onError`); the L1 then still holds the value for this process, for a few seconds.
    */
   async set(key: string, value: T, ttlSeconds?: number): Promise<boolean> {
     const bytes = this.#serializer.encode(value);
@@ -226,6 +229,8 @@ export class TieredCache<T = Uint8Array> {
       return true;
     } catch (error) {
       this.#report(error, 'set', key);
+      // Still this process's answer, but not the fleet's: the copy lives a few seconds, then the L2 decides again.
+      if (this.#l1?.peek(key)?.value === value) this.#putL1(key, value, Math.min(ttlMs ?? Infinity, UNKNOWN_TTL_L1_MS));
       return false;
     }
   }

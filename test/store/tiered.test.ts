@@ -106,6 +106,26 @@ describe('TieredCache', () => {
     expect(opaque.hasLocal('sealed')).toBe(false);
   });
 
+  it('keeps a value whose L2 write failed for a few seconds only: the other instances never saw it', async () => {
+    let failing = true;
+    const { backend, store } = scriptedBackend({
+      async set(key, value) {
+        if (failing) throw new BackendError('timed out', { kind: 'timeout', backend: 'scripted', operation: 'set' });
+        store.set(key, value.slice());
+      },
+    });
+    const cache = new TieredCache({ backend, onError: () => {}, breaker: false });
+    expect(await cache.set('k', bytes('mine'), 3600)).toBe(false);
+    expect(await cache.lookup('k')).toEqual({ value: bytes('mine'), source: 'l1' });
+    store.set('k', bytes('theirs')); // what every other instance reads
+    await sleep(5_100);
+    expect(text(await cache.get('k'))).toBe('theirs');
+    failing = false;
+    expect(await cache.set('k', bytes('stored'), 3600)).toBe(true);
+    await sleep(5_100);
+    expect(await cache.lookup('k')).toEqual({ value: bytes('stored'), source: 'l1' }); // a stored write keeps its TTL
+  }, 15_000);
+
   it('bounds L1 lifetime by l1.maxTtlSeconds, also for backends that cannot report TTLs', async () => {
     const { backend, store } = scriptedBackend();
     store.set('k', bytes('old'));
