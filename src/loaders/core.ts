@@ -180,15 +180,40 @@ export class CachedCore {
       void bus.start();
     }
     // Without messages: the invalidation epoch read this request (or the age bound) needs before the L1 is trusted.
-    const synced = bus?.synced();
-    if (synced) await synced;
+    let synced = bus?.synced();
+    // A tagged entry's verdict waits for the stack's epoch read as well: started now, beside ours, not after the entry.
+    if (synced && policy.tags.length > 0) this.#syncTags();
+    // Awaited first when the L1 holds the key (a copy to check) or while the first read sets the baseline (it flushes
+    // the L1: a read racing it is not kept). Otherwise the L2 read runs beside it: it starts after this request began,
+    // and a change the epoch read reports marks it stale (TieredCache flights), so the L1 never keeps an old value.
+    if (synced && (bus!.started() !== undefined || this.#w.store.tiered.hasLocal(key))) {
+      await synced;
+      synced = undefined;
+    }
     autoTrace();
     return traced(
       'cachekit.loader',
       () => spanAttributes('loader', key),
-      () => this.#get(key, compute, policy, tenant),
+      () => this.#get(key, compute, policy, tenant, synced),
       () => this.#w.store.tiered.hasLocal(key),
     );
+  }
+
+  /** Starts the epoch read of the stack that judges tags (shared by the request's callers; its faults are its own). */
+  #syncTags(): void {
+    const source = this.#settings.stack;
+    if (!source) return;
+    try {
+      const stack = typeof source === 'function' ? source() : source;
+      if (stack instanceof Promise)
+        void stack.then(
+          (resolved) => resolved.bus.synced(),
+          () => {},
+        );
+      else void stack.bus.synced();
+    } catch {
+      // No stack: the verdict reports it.
+    }
   }
 
   /** Deletes `key` everywhere: L1, L2, and the L1 of other instances. */
@@ -199,9 +224,10 @@ export class CachedCore {
     return deleted;
   }
 
-  async #get(key: string, compute: () => Promise<unknown>, policy: Policy, tenant: string): Promise<Outcome> {
+  /** `pending`: the epoch read this request needs, still running (the L1 held no copy when the call began). */
+  async #get(key: string, compute: () => Promise<unknown>, policy: Policy, tenant: string, pending?: Promise<void>): Promise<Outcome> {
     const started = performance.now();
-    const found = await this.#read(key, policy, tenant);
+    const found = await this.#read(key, policy, tenant, pending);
     this.stats.lookups++;
     this.stats.lookupMs += performance.now() - started;
     if (found && found.state !== 'miss') {
@@ -218,9 +244,18 @@ export class CachedCore {
   }
 
   /** The stored record and whether it is fresh, stale (servable while refreshing) or a miss: the shared read rule. */
-  async #read(key: string, policy: Policy, tenant: string): Promise<Found | null> {
+  async #read(key: string, policy: Policy, tenant: string, pending?: Promise<void>): Promise<Found | null> {
     const store = this.#w.store;
-    const source = { lookup: (k: string) => store.lookup(k, tenant), invalidateLocal: (k: string) => store.tiered.invalidateLocal(k) };
+    const plain = (k: string) => store.lookup(k, tenant);
+    // An L1 copy that appeared meanwhile (another call's read) is trusted only after the epoch read: then looked up again.
+    const checked = async (k: string) => {
+      const hit = await plain(k);
+      if (hit?.source !== 'l1' || !pending) return hit;
+      await pending;
+      pending = undefined;
+      return plain(k);
+    };
+    const source = { lookup: pending ? checked : plain, invalidateLocal: (k: string) => store.tiered.invalidateLocal(k) };
     const read = await lookupFresh(source, key, ({ record }) => this.#judge(record, policy));
     return read && { record: read.hit.record, source: read.hit.source, state: read.verdict };
   }
