@@ -10,7 +10,7 @@ import type { Encryptor } from '../wire/encryption.js';
 import { backendKeyPrefix } from '../store/sealed.js';
 import { warnRateLimited } from '../shared/log.js';
 import { ConfigError } from '../shared/options.js';
-import { interopStore, plainStore, sealedStore, type RecordStore, type StoredRecord, type TieredSettings } from '../store/record-store.js';
+import { interopStore, plainStore, preloadRecordFormat, sealedStore, type RecordStore, type StoredRecord, type TieredSettings } from '../store/record-store.js';
 import { lookupFresh } from '../store/fresh-read.js';
 import type { L2Guard } from '../store/l2-guard.js';
 import { backendTypeOf, type HitSource } from '../store/tiered.js';
@@ -78,6 +78,8 @@ export class CachedCore {
 
   constructor(settings: CoreSettings) {
     this.#settings = settings;
+    // The records' envelope (its checksum is WebAssembly) loads now, while the app starts, not in its first call.
+    if (!settings.interop) preloadRecordFormat();
     if (typeof settings.backend !== 'function') this.#wired = this.#wire(settings.backend);
   }
 
@@ -181,8 +183,8 @@ export class CachedCore {
     }
     // Without messages: the invalidation epoch read this request (or the age bound) needs before the L1 is trusted.
     let synced = bus?.synced();
-    // A tagged entry's verdict waits for the stack's epoch read as well: started now, beside ours, not after the entry.
-    if (synced && policy.tags.length > 0) this.#syncTags();
+    // A tagged entry's verdict waits for the stack's epoch read (and tag states) as well: started now, not after the entry.
+    if (synced && policy.tags.length > 0) this.#syncTags(policy.tags);
     // Awaited first when the L1 holds the key (a copy to check) or while the first read sets the baseline (it flushes
     // the L1: a read racing it is not kept). Otherwise the L2 read runs beside it: it starts after this request began,
     // and a change the epoch read reports marks it stale (TieredCache flights), so the L1 never keeps an old value.
@@ -199,18 +201,18 @@ export class CachedCore {
     );
   }
 
-  /** Starts the epoch read of the stack that judges tags (shared by the request's callers; its faults are its own). */
-  #syncTags(): void {
+  /**
+   * Starts what the verdict of `tags` waits for (the stack's epoch read, then the tag states it lacks), beside the entry
+   * read rather than after it. Shared with the verdict's own calls; its faults are reported by the verdict.
+   */
+  #syncTags(tags: readonly string[]): void {
     const source = this.#settings.stack;
     if (!source) return;
+    const ignore = () => {};
     try {
       const stack = typeof source === 'function' ? source() : source;
-      if (stack instanceof Promise)
-        void stack.then(
-          (resolved) => resolved.bus.synced(),
-          () => {},
-        );
-      else void stack.bus.synced();
+      if (stack instanceof Promise) stack.then((resolved) => resolved.tagVerdict(tags, 0)).catch(ignore);
+      else stack.tagVerdict(tags, 0).catch(ignore);
     } catch {
       // No stack: the verdict reports it.
     }

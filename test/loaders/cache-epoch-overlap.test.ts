@@ -12,13 +12,14 @@ import { cache } from '../../src/loaders/cache.js';
 import { CacheStack } from '../../src/stack/stack.js';
 import { requestBegan } from '../../src/store/epoch.js';
 
-/** A FileBackend whose epoch reads wait while `gate` is set, and which logs every key it is asked to read. */
+/** A FileBackend whose reads of keys `held` picks (epoch reads by default) wait while `gate` is set, logging every read. */
 class GatedFile extends FileBackend {
   gate: Promise<void> | null = null;
+  held: (key: string) => boolean = (key) => key.endsWith(':epoch');
   readonly reads: string[] = [];
   override async get(key: string): Promise<Uint8Array | null> {
     this.reads.push(key);
-    if (this.gate && key.endsWith(':epoch')) await this.gate;
+    if (this.gate && this.held(key)) await this.gate;
     return super.get(key);
   }
 }
@@ -103,6 +104,26 @@ describe('cache(fn): an L2 hit over the epoch (File backend)', () => {
     expect(await result).toMatchObject({ value: { id: 1, call: 1 }, status: 'l2' });
   });
 
+  it('a tagged entry read for the first time: its tag states are read beside the entry, not after it', async () => {
+    const { a, b, gated, load } = pair();
+    const options = { name: 'overlapStates', ttl: 300, tags: ['posts'] } as const;
+    const onA = cache(load, { ...options, stack: a });
+    const onB = cache(load, { ...options, stack: b });
+    await onA(1);
+    requestBegan();
+    await cache(load, { name: 'overlapWarm', ttl: 300, stack: b })(0); // B's epoch baselines, no tag read
+
+    requestBegan();
+    const entryKey = onB.keyFor(1);
+    gated.held = (key) => key === entryKey;
+    const entry = hold(gated);
+    const result = onB.detailed(1);
+    // While the entry read is held, the tag's states are read (one batched read of its stale and expired keys).
+    await vi.waitFor(() => expect(gated.reads.filter((key) => key.endsWith(':posts'))).toHaveLength(2), { timeout: 500 });
+    entry.open();
+    expect(await result).toMatchObject({ value: { id: 1, call: 1 }, status: 'l2' });
+  });
+
   it('a change the overlapping epoch read reports keeps the value read beside it out of the L1', async () => {
     const { a, b, gated, load, calls } = pair();
     const options = { name: 'overlapChanged', ttl: 300 } as const;
@@ -124,5 +145,33 @@ describe('cache(fn): an L2 hit over the epoch (File backend)', () => {
     requestBegan();
     expect(await onB.detailed(1)).toMatchObject({ status: 'miss' });
     expect(calls()).toBe(3); // A's fill, B's call 0, B's recompute of 1
+  });
+});
+
+describe('cache(fn): the record envelope', () => {
+  afterEach(() => {
+    vi.doUnmock('../../src/wire/envelope.js');
+    vi.resetModules();
+  });
+
+  it('starts loading when a cached function is defined, not in its first call', async () => {
+    vi.resetModules();
+    const created = vi.fn();
+    vi.doMock('../../src/wire/envelope.js', async (importOriginal) => {
+      const original = await importOriginal<typeof import('../../src/wire/envelope.js')>();
+      return {
+        ...original,
+        createEnvelopeFormat: (...args: Parameters<typeof original.createEnvelopeFormat>) => {
+          created();
+          return original.createEnvelopeFormat(...args);
+        },
+      };
+    });
+    const fresh = await import('../../src/loaders/cache.js');
+    const { MemoryBackend } = await import('../../src/backends/memory.js');
+    const load = fresh.cache(async () => 1, { name: 'preloaded', backend: new MemoryBackend() });
+    expect(created).toHaveBeenCalledTimes(1);
+    expect(await load()).toBe(1);
+    expect(created).toHaveBeenCalledTimes(1);
   });
 });
