@@ -10,7 +10,7 @@ import type { Encryptor } from '../wire/encryption.js';
 import { backendKeyPrefix } from '../store/sealed.js';
 import { warnRateLimited } from '../shared/log.js';
 import { ConfigError } from '../shared/options.js';
-import { interopStore, plainStore, sealedStore, type RecordStore, type StoredRecord, type TieredSettings } from '../store/record-store.js';
+import { interopStore, plainStore, preloadRecordFormat, sealedStore, type RecordStore, type StoredRecord, type TieredSettings } from '../store/record-store.js';
 import { lookupFresh } from '../store/fresh-read.js';
 import type { L2Guard } from '../store/l2-guard.js';
 import { backendTypeOf, type HitSource } from '../store/tiered.js';
@@ -78,6 +78,8 @@ export class CachedCore {
 
   constructor(settings: CoreSettings) {
     this.#settings = settings;
+    // The records' envelope (its checksum is WebAssembly) loads now, while the app starts, not in its first call.
+    if (!settings.interop) preloadRecordFormat();
     if (typeof settings.backend !== 'function') this.#wired = this.#wire(settings.backend);
   }
 
@@ -180,15 +182,40 @@ export class CachedCore {
       void bus.start();
     }
     // Without messages: the invalidation epoch read this request (or the age bound) needs before the L1 is trusted.
-    const synced = bus?.synced();
-    if (synced) await synced;
+    let synced = bus?.synced();
+    // A tagged entry's verdict waits for the stack's epoch read (and tag states) as well: started now, not after the entry.
+    if (synced && policy.tags.length > 0) this.#syncTags(policy.tags);
+    // Awaited first when the L1 holds the key (a copy to check) or while the first read sets the baseline (it flushes
+    // the L1: a read racing it is not kept). Otherwise the L2 read runs beside it: it starts after this request began,
+    // and a change the epoch read reports marks it stale (TieredCache flights), so the L1 never keeps an old value.
+    if (synced && (bus!.started() !== undefined || this.#w.store.tiered.hasLocal(key))) {
+      await synced;
+      synced = undefined;
+    }
     autoTrace();
     return traced(
       'cachekit.loader',
       () => spanAttributes('loader', key),
-      () => this.#get(key, compute, policy, tenant),
+      () => this.#get(key, compute, policy, tenant, synced),
       () => this.#w.store.tiered.hasLocal(key),
     );
+  }
+
+  /**
+   * Starts what the verdict of `tags` waits for (the stack's epoch read, then the tag states it lacks), beside the entry
+   * read rather than after it. Shared with the verdict's own calls; its faults are reported by the verdict.
+   */
+  #syncTags(tags: readonly string[]): void {
+    const source = this.#settings.stack;
+    if (!source) return;
+    const ignore = () => {};
+    try {
+      const stack = typeof source === 'function' ? source() : source;
+      if (stack instanceof Promise) stack.then((resolved) => resolved.tagVerdict(tags, 0)).catch(ignore);
+      else stack.tagVerdict(tags, 0).catch(ignore);
+    } catch {
+      // No stack: the verdict reports it.
+    }
   }
 
   /** Deletes `key` everywhere: L1, L2, and the L1 of other instances. */
@@ -199,9 +226,10 @@ export class CachedCore {
     return deleted;
   }
 
-  async #get(key: string, compute: () => Promise<unknown>, policy: Policy, tenant: string): Promise<Outcome> {
+  /** `pending`: the epoch read this request needs, still running (the L1 held no copy when the call began). */
+  async #get(key: string, compute: () => Promise<unknown>, policy: Policy, tenant: string, pending?: Promise<void>): Promise<Outcome> {
     const started = performance.now();
-    const found = await this.#read(key, policy, tenant);
+    const found = await this.#read(key, policy, tenant, pending);
     this.stats.lookups++;
     this.stats.lookupMs += performance.now() - started;
     if (found && found.state !== 'miss') {
@@ -218,9 +246,18 @@ export class CachedCore {
   }
 
   /** The stored record and whether it is fresh, stale (servable while refreshing) or a miss: the shared read rule. */
-  async #read(key: string, policy: Policy, tenant: string): Promise<Found | null> {
+  async #read(key: string, policy: Policy, tenant: string, pending?: Promise<void>): Promise<Found | null> {
     const store = this.#w.store;
-    const source = { lookup: (k: string) => store.lookup(k, tenant), invalidateLocal: (k: string) => store.tiered.invalidateLocal(k) };
+    const plain = (k: string) => store.lookup(k, tenant);
+    // An L1 copy that appeared meanwhile (another call's read) is trusted only after the epoch read: then looked up again.
+    const checked = async (k: string) => {
+      const hit = await plain(k);
+      if (hit?.source !== 'l1' || !pending) return hit;
+      await pending;
+      pending = undefined;
+      return plain(k);
+    };
+    const source = { lookup: pending ? checked : plain, invalidateLocal: (k: string) => store.tiered.invalidateLocal(k) };
     const read = await lookupFresh(source, key, ({ record }) => this.#judge(record, policy));
     return read && { record: read.hit.record, source: read.hit.source, state: read.verdict };
   }

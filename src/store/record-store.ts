@@ -62,6 +62,11 @@ function loadEnvelope(): Promise<void> {
   return (envelopeLoading ??= createEnvelopeFormat().then((codec) => void (envelope = codec)));
 }
 
+/** Starts loading the envelope's checksum (WebAssembly) ahead of the first encode or decode; a failure surfaces there. */
+export function preloadRecordFormat(): void {
+  loadEnvelope().catch(() => {});
+}
+
 /** The envelope format of records: `[e, s, f, t, v]` in value-codec's MessagePack. */
 export const RECORD_FORMAT = 'cachekit-next/2';
 /** The envelope format of records before values were typed: read as a miss, never decoded. */
