@@ -21,6 +21,10 @@ describe('CACHEKIT_DEBUG', () => {
     const stack = getStack({ backend: new MemoryBackend(), namespace: 'debug', deploymentId: 'd1' });
     const Handler = handlerClassFor(() => stack);
     await new Handler({}).get('/private/page', { kind: 'APP_PAGE' });
+    // A first write creates the invalidation counter (the memory backend has no messages); the instance's next epoch
+    // read drops its L1 once for it. Past that, a written page is an L1 hit.
+    await new Handler({}).set('/warm-up', appPage('w'), { cacheControl: { revalidate: 60, expire: 600 } });
+    await new Handler({}).get('/warm-up', { kind: 'APP_PAGE' });
     expect(lines.filter((l) => l.startsWith('[cachekit:debug]'))).toEqual([]);
 
     startDebugLogFromEnv({ CACHEKIT_DEBUG: '1' });

@@ -48,8 +48,9 @@ export default async function Home() {
         </tbody>
       </table>
       <p className="note">
-        Without invalidation messages (File, Memcached) a server trusts its L1 copy for 1 s, so a reload within 1 s is an
-        L1 hit and a later one an L2 hit; on Redis, L1 copies live until a write or revalidation announces otherwise.
+        A server keeps its L1 copy until a write or a revalidation anywhere announces otherwise (by message on Redis, by
+        the invalidation epoch it reads per request on File and Memcached): reloads are L1 hits, and a restarted server
+        shows L2 hits on its first request.
       </p>
 
       <div className="actions">
