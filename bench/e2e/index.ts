@@ -81,8 +81,8 @@ async function get(server: Server, pathname: string): Promise<void> {
 /**
  * An ISR page no build prerenders: its first request renders it in every contender's server. A server that served
  * only prerendered files never ran a render, and Next's first render changes the whole process: AsyncLocalStorage's
- * promise hooks are on from then (about 900 hook calls per request here), and Next's ETag hash of every cached page
- * it sends went from 73 to 475 µs per request in a profile of the built-in server. Servers that regenerate pages (any
+ * promise hooks are on from then (about 900 hook calls per request here, bench/e2e/profile.ts shows them as
+ * `_propagate` and `promiseInitHook`). Servers that regenerate pages (any
  * ISR site, sooner or later) live in that state; the bench measures every contender in it, not only those that
  * happened to render at startup (cachekit, forte and trieb start on an empty store, Next's built-in from its build).
  */
