@@ -14,7 +14,7 @@
  * LZ4 is the default: it decompresses several times faster than inflate (bench/README.md), which keeps an L2 hit near
  * the cost of the raw read; deflate stores fewer bytes, for slow links.
  */
-import { Packr } from 'msgpackr';
+import { Packr, type Unpackr } from 'msgpackr';
 import * as zlib from 'node:zlib';
 import { deflateRawSync, inflateRawSync, constants as zlibConstants } from 'node:zlib';
 import { lz4DecodeBlock } from './envelope.js';
@@ -70,7 +70,24 @@ export function packValue(value: unknown): Uint8Array {
 
 export function unpackValue(bytes: Uint8Array): unknown {
   assertBounded(bytes);
-  return packr.unpack(bytes);
+  return unpackWhole(packr, bytes);
+}
+
+/**
+ * The one MessagePack value `bytes` holds, all of it. Bytes left after the value are a clean Error of ours:
+ * msgpackr's own error for them quotes the decoded value through JSON.stringify, which never ends on a value such as
+ * a sparse array of 2^32 - 1 slots (found by test/fuzz/value-codec.test.ts).
+ */
+export function unpackWhole(unpackr: Pick<Unpackr, 'unpackMultiple'>, bytes: Uint8Array): unknown {
+  let value: unknown;
+  let end = -1;
+  unpackr.unpackMultiple(bytes as Buffer, (first: unknown, _start?: number, stop?: number) => {
+    value = first;
+    end = stop ?? -1;
+    return false;
+  });
+  if (end !== bytes.byteLength) throw new Error(`corrupt MessagePack: ${bytes.byteLength - end} bytes after the value`);
+  return value;
 }
 
 /** Bytes each fixed-size MessagePack type occupies after its type byte (-1: invalid, 0: none or handled below). */

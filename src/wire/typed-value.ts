@@ -19,6 +19,7 @@
  * Maps apart natively and is smaller, but compiles a reader per object shape on every decode: slower below ~30 KB.
  */
 import { addExtension, Packr, Unpackr } from 'msgpackr';
+import { unpackWhole } from './frame.js';
 
 /** A value (or a part of it) that cannot come back from a hit as the miss returned it: the entry is not written. */
 export class UnstorableValueError extends Error {
@@ -325,5 +326,5 @@ export function encodeWithHeader(header: readonly unknown[], value: unknown): Ui
 /** A fresh copy of what `encodeValue` wrote. */
 export function decodeValue(bytes: Uint8Array): unknown {
   // From a Buffer, msgpackr's copies of `bin` data are Buffers (as stored); from a plain Uint8Array they would not be.
-  return unpackr.unpack(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  return unpackWhole(unpackr, Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
 }

@@ -5,7 +5,7 @@
  * a value or a clean Error (the store turns it into a miss); never another throw, a crash or a hang.
  */
 import fc from 'fast-check';
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { assertBounded } from '../../src/wire/frame.js';
 import { decodeRecord, encodeRecord } from '../../src/store/record-store.js';
 import { storableValue } from '../support/storable-values.js';
@@ -41,5 +41,19 @@ describe('fuzz: cache(fn) record decoder', () => {
       { numRuns: RUNS * 3 },
     );
     report('cache(fn) records', stats, started);
+  });
+
+  it('a record with bytes after a value holding a 2^32 - 1 slot array: a clean Error at once (msgpackr quoted it and never ended)', () => {
+    // Found by the property above (seed 929031458): it hung a CI run, 3.5 GB and counting.
+    const input = Buffer.from(
+      '95cb427d1a94a2000000cb426d1a94a2000000cb427d1a94a200000091a3746167d44b009205950601d44b00920692ce73f2' +
+        '4754c7037403f6ca02d44b00920495c3a22d31d44b009205970601d4730094c7017403c400c7197408853bc8bbe4c4478fea' +
+        'e2ddb6fe668239fb816097adae017600d20dcd49cb0178c70974069fefaabd530edd3f03cb433a7ae46317f1d705c7017410' +
+        '069fefaabd530edd3f03cb433a7ae46317f1d705c7017410a4f091ababd44b009201be687474703a2f2f3575396673326c34' +
+        '35772e79632f235f3f77314e374149',
+      'hex',
+    );
+    assertBounded(input);
+    expect(() => decodeRecord(input)).toThrow(/corrupt MessagePack: 70 bytes after the value/);
   });
 });
