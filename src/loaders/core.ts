@@ -312,6 +312,9 @@ export class CachedCore {
     };
     let stored: boolean;
     try {
+      // After the first subscribe or epoch read, which flushes the L1: a copy made before it would be dropped at once.
+      const started = this.#w.bus?.started();
+      if (started) await started;
       stored = await this.#w.store.set(key, record, tenant, policy.ttl + policy.staleTtl);
     } catch (error) {
       // A value a hit could not return as it is (a function inside, a class instance; interop's canonical MessagePack

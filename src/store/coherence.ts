@@ -59,6 +59,9 @@ export class CoherenceBus {
   readonly #call: GuardedCall;
   #subscription: Promise<Subscription | null> | null = null;
   #retry: ReturnType<typeof setTimeout> | undefined;
+  /** The first subscribe attempt while it runs (going live flushes the L1: writers wait for it), then `undefined`. */
+  #firstAttempt: Promise<void> | undefined;
+  #attempted = false;
   #stopped = false;
   #live = false;
   /** Messages sent and received, for metrics and tests. */
@@ -120,9 +123,13 @@ export class CoherenceBus {
     return this.epoch?.synced();
   }
 
-  /** Before a write: the epoch's first read while it runs (it flushes local state), else `undefined`. */
+  /**
+   * Before a write: the epoch's first read, or the first subscribe attempt, while it runs (either flushes local state:
+   * a copy made before it would be dropped right after), else `undefined`. Bounded: a subscribe attempt ends within
+   * the backend's connect timeout, live or failed.
+   */
   started(): Promise<void> | undefined {
-    return this.epoch?.baseline();
+    return this.epoch ? this.epoch.baseline() : this.#firstAttempt;
   }
 
   /** Before a read that follows a request's `syncForRequest`: only the age bound (`undefined`: nothing to wait for). */
@@ -144,6 +151,8 @@ export class CoherenceBus {
       return this.epoch.stats.reads > 0;
     }
     if (!backend || this.#stopped) return false;
+    const first = !this.#attempted;
+    this.#attempted = true;
     this.#subscription ??= backend
       .subscribe(
         this.channel,
@@ -170,6 +179,12 @@ export class CoherenceBus {
           return null;
         },
       );
+    if (first) {
+      const attempt = this.#subscription.then(() => {
+        if (this.#firstAttempt === attempt) this.#firstAttempt = undefined;
+      });
+      this.#firstAttempt = attempt;
+    }
     return (await this.#subscription) !== null;
   }
 

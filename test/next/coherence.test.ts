@@ -131,3 +131,58 @@ describe('L1 coherence over Redis pub/sub', () => {
     }
   });
 });
+
+/** A RedisBackend whose SUBSCRIBE answers only once the test opens `gate`: a subscriber that connects slowly. */
+class SlowSubscribe extends RedisBackend {
+  open!: () => void;
+  readonly gate = new Promise<void>((resolve) => (this.open = resolve));
+  subscribed: Promise<unknown> | undefined;
+  override subscribe(...args: Parameters<RedisBackend['subscribe']>): ReturnType<RedisBackend['subscribe']> {
+    const subscribed = this.gate.then(() => super.subscribe(...args));
+    this.subscribed = subscribed;
+    return subscribed;
+  }
+}
+
+describe('a write made while the first subscribe runs', () => {
+  // Going live flushes the L1 (a copy made before was unprotected). A write made meanwhile used to land in the L1 and
+  // be dropped at once: the next read went to the L2 (a CI run saw a cache(fn) hit come from 'l2'). Writers now wait
+  // for the first attempt, as they wait for the epoch's first read.
+  it('a handler set waits for it, and its L1 copy survives the flush', async () => {
+    const backend = new SlowSubscribe({ url: redis.url, commandTimeoutMs: 500, connectTimeoutMs: 500 });
+    backends.push(backend);
+    const rt = new CacheStack({ backend, namespace: 'slowsub1', deploymentId: 'd1' });
+    stacks.push(rt);
+    const handler = handlerClassFor(() => rt);
+    let done = false;
+    const set = new handler({}).set('/p', appPage('v1'), { cacheControl }).then(() => (done = true));
+    await sleep(30);
+    expect(done).toBe(false);
+    expect(rt.entries.hasLocal('cachekit:slowsub1:d1:r:/p')).toBe(false);
+    backend.open();
+    await set;
+    expect(await rt.ready).toBe(true);
+    expect(rt.entries.hasLocal('cachekit:slowsub1:d1:r:/p')).toBe(true);
+    const read = await rt.entries.lookup('cachekit:slowsub1:d1:r:/p');
+    expect(read?.source).toBe('l1');
+  });
+
+  it('a cache(fn) fill waits for it, and the next call is an L1 hit', async () => {
+    const { cache } = await import('../../src/loaders/cache.js');
+    const backend = new SlowSubscribe({ url: redis.url, commandTimeoutMs: 500, connectTimeoutMs: 500 });
+    backends.push(backend);
+    let computed = 0;
+    const f = cache(async (id: number) => ({ id, n: ++computed }), { backend, ttl: 60, l1: { maxTtlSeconds: 60 }, name: 'slowsub2' });
+    let done = false;
+    const first = f(1).then((v) => ((done = true), v));
+    await until(() => computed === 1);
+    await sleep(30);
+    expect(done).toBe(false); // waiting for the subscription, before its L1 copy is made
+    backend.open();
+    expect(await first).toEqual({ id: 1, n: 1 });
+    await backend.subscribed; // live: the flush ran (it is chained before this)
+    const again = await f.detailed(1);
+    expect(again.status).toBe('l1');
+    expect(computed).toBe(1);
+  });
+});
