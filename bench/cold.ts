@@ -31,6 +31,8 @@ const SIZES = [5 * 1024, 50 * 1024];
 const CHILDREN = Number(process.env.BENCH_COLD_CHILDREN ?? 8);
 const READS = Number(process.env.BENCH_COLD_READS ?? 30);
 const PROFILE_READS = 1500;
+/** BENCH_COLD_PROFILE_KIND: the kind the CPU profile reads (FETCH by default). */
+const PROFILE_KIND = (process.env.BENCH_COLD_PROFILE_KIND ?? 'FETCH') as Kind;
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, variableMapSize: true });
 const GET_CTX: Record<Exclude<Kind, 'use cache'>, Record<string, unknown>> = {
   APP_PAGE: { kind: 'APP_PAGE', isRoutePPREnabled: false, isFallback: false },
@@ -147,7 +149,7 @@ async function child(url: string, index: number, mode: string): Promise<void> {
   // Connections open and scripts load before timing (a server has done that before its first cached read).
   await r.ours.request().get('/cold/warm-up', { ...GET_CTX.APP_PAGE });
   if (mode === 'profile') {
-    for (let i = 0; i < PROFILE_READS; i++) await r.read('FETCH', keyOf('FETCH', SIZES[0]!, 100_000 + i), 100_000 + i);
+    for (let i = 0; i < PROFILE_READS; i++) await r.read(PROFILE_KIND, keyOf(PROFILE_KIND, SIZES[0]!, 100_000 + i), 100_000 + i);
     await r.close();
     return;
   }
@@ -187,7 +189,7 @@ async function main(): Promise<void> {
   const writer = await readers(redis.url);
   const keys = CHILDREN * READS;
   for (const bytes of SIZES) for (const kind of KINDS) for (let i = 0; i < keys; i++) await writer.write(kind, bytes, i);
-  for (let i = 0; i < PROFILE_READS + 20; i++) await writer.write('FETCH', SIZES[0]!, 100_000 + i);
+  for (let i = 0; i < PROFILE_READS + 20; i++) await writer.write(PROFILE_KIND, SIZES[0]!, 100_000 + i);
 
   const self = fileURLToPath(import.meta.url);
   const all: Record<string, { ours: number[]; raw: number[]; perChild: number[] }> = {};
@@ -226,25 +228,33 @@ async function main(): Promise<void> {
   }
   out(markdownTable(['entry', 'cachekit-next get, µs', 'raw getBuffer + unpack, µs', 'x raw', 'x raw per child'], rows));
 
-  // Commands one cold FETCH get sends: a fresh stack (empty L1 and tag states) reads 20 keys nobody read in it.
+  // Commands one cold get of each kind sends: a fresh stack (empty L1 and tag states) reads 20 keys nobody read in it.
   const counter = new Redis(redis.url);
-  const fresh = await readers(redis.url);
-  await fresh.ours.request().get('/cold/warm-up', { ...GET_CTX.APP_PAGE });
   const stats = async () =>
     Object.fromEntries(
       [...(await counter.info('commandstats')).matchAll(/cmdstat_(\w+(?:\|\w+)?):calls=(\d+)/g)].map((m) => [m[1]!, Number(m[2])] as const),
     ) as Record<string, number>;
-  const before = await stats();
-  for (let i = 0; i < 20; i++) await fresh.read('FETCH', keyOf('FETCH', SIZES[0]!, 100_000 + PROFILE_READS + i), 100_000 + PROFILE_READS + i);
-  const after = await stats();
-  const perGet = Object.entries(after)
-    .map(([cmd, calls]) => [cmd, (calls - (before[cmd] ?? 0)) / 20] as const)
-    .filter(([cmd, calls]) => calls > 0 && cmd !== 'info');
-  out(`\nRedis commands per cold 5 KB FETCH get (fresh stack): ${perGet.map(([cmd, calls]) => `${cmd} ${calls}`).join(', ')}`);
-  await fresh.close();
+  out('\nRedis commands per cold 5 KB get (a fresh stack reading 20 keys it never read):\n');
+  const commandRows: string[][] = [];
+  for (const kind of KINDS) {
+    const fresh = await readers(redis.url);
+    await fresh.ours.request().get('/cold/warm-up', { ...GET_CTX.APP_PAGE });
+    const before = await stats();
+    for (let n = 0; n < 20; n++) {
+      const i = n % keys; // written above; never read by this fresh stack
+      await fresh.read(kind, keyOf(kind, SIZES[0]!, i), i);
+    }
+    const after = await stats();
+    const perGet = Object.entries(after)
+      .map(([cmd, calls]) => [cmd, (calls - (before[cmd] ?? 0)) / 20] as const)
+      .filter(([cmd, calls]) => calls > 0 && cmd !== 'info');
+    commandRows.push([kind, perGet.map(([cmd, calls]) => `${cmd} ${calls}`).join(', ')]);
+    await fresh.close();
+  }
+  out(markdownTable(['entry', 'commands per get'], commandRows));
   counter.disconnect();
 
-  // Where a cold 5 KB FETCH get spends its time: a child reading 1,500 of them under --cpu-prof.
+  // Where a cold 5 KB get (of BENCH_COLD_PROFILE_KIND) spends its time: a child reading 1,500 of them under --cpu-prof.
   const profileDir = path.join(process.cwd(), '.cache', 'bench', 'profiles');
   rmSync(profileDir, { recursive: true, force: true });
   mkdirSync(profileDir, { recursive: true });
@@ -253,7 +263,7 @@ async function main(): Promise<void> {
   const wallUs = ((performance.now() - started) * 1000) / PROFILE_READS;
   if (prof.status !== 0) throw new Error(`profile child exited with ${prof.status}: ${prof.stderr}`);
   const file = readdirSync(profileDir).find((name) => name.endsWith('.cpuprofile'))!;
-  out(`\nCPU profile of ${PROFILE_READS} cold 5 KB FETCH gets in one fresh process (${path.join('.cache/bench/profiles', file)}):`);
+  out(`\nCPU profile of ${PROFILE_READS} cold 5 KB ${PROFILE_KIND} gets in one fresh process (${path.join('.cache/bench/profiles', file)}):`);
   out(summariseProfile(JSON.parse(readFileSync(path.join(profileDir, file), 'utf8')), PROFILE_READS, wallUs));
 
   // A full run (every kind, own tags) is kept: bench/results/cold-<date>.md.

@@ -325,7 +325,7 @@ export class CachedCore {
     // Not awaited: the caller has its value; other instances hear of it within a round trip. Over the epoch (no
     // messages) a fill is not announced: another instance's copy of a key that was missing here expired or was
     // deleted (announced) too, and a stale copy is checked against the L2 before it is served.
-    if (stored && this.#w.bus?.messaging) void this.#w.bus.announceKeys([key]);
+    if (stored && this.#w.bus?.messaging) void this.#w.bus.announceWritten([key]);
     return value;
   }
 

@@ -104,7 +104,7 @@ export async function awaitRegeneration<E>(
 
 /**
  * Stores `entry` (after the epoch's first read, which would flush it), calls `stored` once the L2 holds it, then
- * tells every other instance to drop its L1 copy.
+ * tells every other instance to drop its L1 copy (over messages without waiting for the PUBLISH: see announceWritten).
  */
 export async function writeEntry<E>(
   stack: CacheStack,
@@ -118,7 +118,7 @@ export async function writeEntry<E>(
   if (started) await started;
   await cache.set(storeKey, entry, ttlSeconds);
   stored?.();
-  await stack.bus.announceKeys([storeKey]);
+  await stack.bus.announceWritten([storeKey]);
   // A new entry: whoever held its regeneration lease (this instance, if any) is done.
   await stack.leases.release(storeKey);
 }

@@ -62,6 +62,8 @@ export class CoherenceBus {
   /** The first subscribe attempt while it runs (going live flushes the L1: writers wait for it), then `undefined`. */
   #firstAttempt: Promise<void> | undefined;
   #attempted = false;
+  /** Announcements of writes still on their way (announceWritten): stop() waits for them. */
+  readonly #sending = new Set<Promise<void>>();
   #stopped = false;
   #live = false;
   /** Messages sent and received, for metrics and tests. */
@@ -198,6 +200,19 @@ export class CoherenceBus {
     return this.#publish({ o: this.origin, k: keys, s: nowMs() });
   }
 
+  /**
+   * After a write: announces `keys`, resolving when a reader elsewhere is sure to see the change. Over the epoch that is
+   * once the bump is stored (a request another instance starts afterwards reads it). A message can give no such
+   * promise (a subscriber handles it when it arrives, awaited or not): the write returns without waiting for the
+   * PUBLISH round trip, which stop() drains. Failures are reported, never thrown.
+   */
+  announceWritten(keys: string[]): Promise<void> {
+    if (this.epoch || !this.#backend) return this.announceKeys(keys);
+    const sent = this.announceKeys(keys).finally(() => this.#sending.delete(sent));
+    this.#sending.add(sent);
+    return Promise.resolve();
+  }
+
   announceTags(tags: string[]): Promise<void> {
     if (this.epoch) return this.epoch.announce({ tags });
     return this.#publish({ o: this.origin, t: tags, s: nowMs() });
@@ -243,6 +258,7 @@ export class CoherenceBus {
     this.#stopped = true;
     this.#live = false;
     clearTimeout(this.#retry);
+    await Promise.all(this.#sending);
     const subscription = await this.#subscription;
     this.#subscription = null;
     await subscription?.unsubscribe();

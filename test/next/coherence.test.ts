@@ -186,3 +186,45 @@ describe('a write made while the first subscribe runs', () => {
     expect(computed).toBe(1);
   });
 });
+
+/** A RedisBackend whose PUBLISH leaves only once the test opens `gate`. */
+class SlowPublish extends RedisBackend {
+  open!: () => void;
+  readonly gate = new Promise<void>((resolve) => (this.open = resolve));
+  published = 0;
+  override async publish(channel: string, message: string): Promise<void> {
+    await this.gate;
+    await super.publish(channel, message);
+    this.published++;
+  }
+}
+
+describe('the announcement of a write over messages', () => {
+  // A subscriber handles a message when it arrives, whether the writer waited for the PUBLISH reply or not: waiting
+  // promised nothing more and cost a round trip per set (bench/handler-set.ts). Over the epoch the bump is still
+  // awaited (test/next/read-your-writes.test.ts).
+  it('a set returns before its PUBLISH is answered; the message still goes out, and close() waits for it', async () => {
+    const backend = new SlowPublish({ url: redis.url, commandTimeoutMs: 2_000, connectTimeoutMs: 500 });
+    backends.push(backend);
+    const writer = new CacheStack({ backend, namespace: 'slowpub', deploymentId: 'd1' });
+    expect(await writer.ready).toBe(true);
+    const b = await instance('slowpub');
+    await b.handler().set('/p', appPage('v1'), { cacheControl });
+    expect((await b.handler().get('/p', pageCtx))?.value).toMatchObject({ headers: { 'x-next-cache-tags': 'v1' } });
+    expect(b.rt.entries.hasLocal('cachekit:slowpub:d1:r:/p')).toBe(true);
+
+    const Handler = handlerClassFor(() => writer);
+    await new Handler({}).set('/p', appPage('v2'), { cacheControl }); // returns with the PUBLISH held back
+    expect(backend.published).toBe(0);
+    expect(b.rt.entries.hasLocal('cachekit:slowpub:d1:r:/p')).toBe(true); // not told yet
+    let closed = false;
+    const closing = writer.close().then(() => (closed = true));
+    await sleep(30);
+    expect(closed).toBe(false); // close() waits for the announcement on its way
+    backend.open();
+    await closing;
+    expect(backend.published).toBe(1);
+    await until(() => !b.rt.entries.hasLocal('cachekit:slowpub:d1:r:/p'));
+    expect((await b.handler().get('/p', pageCtx))?.value).toMatchObject({ headers: { 'x-next-cache-tags': 'v2' } });
+  });
+});
