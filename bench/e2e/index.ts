@@ -1,7 +1,7 @@
 /**
  * End to end: real `next build` + `next start` of the bench apps (bench/e2e/apps), under autocannon, for
  * cachekit-next, @fortedigital/nextjs-cache-handler 3.3, @trieb.work/nextjs-turbo-redis-cache 1.18 and Next's built-in
- * cache, each contender on its own local redis-server. `npm run bench -- e2e`; results go to
+ * cache, and the floor of any custom handler (a Map in the process), each contender on its own local redis-server. `npm run bench -- e2e`; results go to
  * bench/results/e2e-<date>.{json,md} and bench/results/e2e.svg. Not part of the test command.
  *
  * Per contender: one hot ISR page on 1 instance, then on 2 instances on one store; the stampede (a hard revalidateTag
@@ -25,7 +25,10 @@ const SECONDS = Number(process.env.BENCH_E2E_SECONDS ?? 6);
 const CONNECTIONS = Number(process.env.BENCH_E2E_CONNECTIONS ?? 32);
 const ROUNDS = Number(process.env.BENCH_E2E_ROUNDS ?? 3);
 const PAGES = 2000;
-const ALL = ['next', 'cachekit', 'forte', 'trieb'];
+// `map`: the floor of any custom cacheHandler (apps/isr/map-handler.mjs: a Map, no I/O, not shared). Next spends more
+// per request on a custom handler than on its built-in cache (it imports the handler module and builds an
+// IncrementalCache on every request), so a handler's cost is its distance from this floor, not from the built-in.
+const ALL = ['next', 'map', 'cachekit', 'forte', 'trieb'];
 const CONTENDERS = process.env.BENCH_E2E_ONLY ? process.env.BENCH_E2E_ONLY.split(',') : ALL;
 const USE_CACHE = new Set(['next', 'cachekit', 'trieb']); // forte 3.3 does not support cacheHandlers ('use cache')
 const SCENARIOS = {
@@ -61,6 +64,7 @@ async function fleetOf(contender: string, app: string): Promise<Fleet> {
   const redis = await startRedis({ args: ['--notify-keyspace-events', 'Exe'] }); // trieb requires keyspace events
   const env: NodeJS.ProcessEnv = { BENCH_ORIGIN_URL: origin.url };
   if (contender === 'cachekit') Object.assign(env, { BENCH_HANDLER: 'cachekit', CACHEKIT_REDIS_URL: redis.url });
+  if (contender === 'map') Object.assign(env, { BENCH_HANDLER: 'map' });
   if (contender === 'forte') Object.assign(env, { BENCH_HANDLER: 'forte', REDIS_URL: redis.url });
   if (contender === 'trieb') Object.assign(env, { BENCH_HANDLER: 'trieb', REDIS_URL: redis.url, VERCEL_ENV: 'production' });
   return { contender, redis, env, dist: freshDistDir(app, builds[app]!, contender), servers: [] };

@@ -25,6 +25,7 @@ for (const contender of CONTENDERS) {
   rmSync(dir, { recursive: true, force: true });
   const env: NodeJS.ProcessEnv = { BENCH_ORIGIN_URL: origin.url };
   if (contender === 'cachekit') Object.assign(env, { BENCH_HANDLER: 'cachekit', CACHEKIT_REDIS_URL: redis.url });
+  if (contender === 'map') Object.assign(env, { BENCH_HANDLER: 'map' });
   if (contender === 'forte') Object.assign(env, { BENCH_HANDLER: 'forte', REDIS_URL: redis.url });
   if (contender === 'trieb') Object.assign(env, { BENCH_HANDLER: 'trieb', REDIS_URL: redis.url, VERCEL_ENV: 'production' });
   const dist = freshDistDir(APP, build.distDir, `profile-${contender}`);

@@ -46,17 +46,19 @@ export function markdown(results: Results): string {
       .map(([name, value]) => `${name} ${value}`)
       .join(', ')}.`,
     '',
-    'Each cell: requests/s of the median round (x the built-in cache in the same scenario) [range over the interleaved rounds], its p50 / p99 latency, server CPU per request (all processes of the servers), RSS of the servers after it.',
+    'Each cell: requests/s of the median round (x the built-in cache in the same scenario; for a shared handler also x `map`, the floor of any custom handler: a Map in the process) [range over the interleaved rounds], its p50 / p99 latency, server CPU per request (all processes of the servers), RSS of the servers after it.',
     '',
     `| scenario | ${results.contenders.join(' | ')} |`,
     `| --- | ${results.contenders.map(() => '---').join(' | ')} |`,
   ];
   for (const [scenario, label] of Object.entries(results.scenarios)) {
     const base = results.cells.find((c) => c.scenario === scenario && c.contender === 'next');
+    const floor = results.cells.find((c) => c.scenario === scenario && c.contender === 'map');
     const cells = results.contenders.map((contender) => {
       const c = results.cells.find((cell) => cell.scenario === scenario && cell.contender === contender);
       if (!c) return 'n/a';
-      const ratio = base ? ` (${(c.reqPerSec / base.reqPerSec).toFixed(2)}x)` : '';
+      const ofFloor = floor && contender !== 'next' && contender !== 'map' ? `, ${(c.reqPerSec / floor.reqPerSec).toFixed(2)}x the floor` : '';
+      const ratio = base ? ` (${(c.reqPerSec / base.reqPerSec).toFixed(2)}x${ofFloor})` : '';
       const failures = c.failures > 0 ? `, **${c.failures} failed**` : '';
       const spread = c.roundsReqPerSec ? ` [${fmt(Math.min(...c.roundsReqPerSec))}-${fmt(Math.max(...c.roundsReqPerSec))}]` : '';
       return `${fmt(c.reqPerSec)} req/s${ratio}${spread}, ${fmt(c.p50Ms)} / ${fmt(c.p99Ms)} ms, ${fmt(c.cpuMsPerRequest, 2)} ms CPU, ${fmt(c.rssBytes / 2 ** 20)} MB${failures}`;
@@ -71,7 +73,7 @@ export function markdown(results: Results): string {
   return `${lines.join('\n')}\n`;
 }
 
-const COLORS: Record<string, string> = { next: '#8c8c8c', cachekit: '#2563eb', forte: '#f59e0b', trieb: '#10b981' };
+const COLORS: Record<string, string> = { next: '#8c8c8c', map: '#c4c4c4', cachekit: '#2563eb', forte: '#f59e0b', trieb: '#10b981' };
 const xml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** Grouped bars: requests/s per scenario, one bar per contender, labelled with the value and the ratio to Next's. */
@@ -119,7 +121,7 @@ export function svg(results: Results): string {
   results.contenders.forEach((contender, i) => {
     const x = left + i * 110;
     out.push(`<rect x="${x}" y="${top + height + 36}" width="12" height="12" fill="${COLORS[contender] ?? '#444'}"/>`);
-    out.push(`<text x="${x + 16}" y="${top + height + 46}">${xml(contender === 'next' ? 'Next built-in' : contender)}</text>`);
+    out.push(`<text x="${x + 16}" y="${top + height + 46}">${xml(contender === 'next' ? 'Next built-in' : contender === 'map' ? 'floor: Map handler' : contender)}</text>`);
   });
   out.push('</svg>');
   return `${out.join('\n')}\n`;

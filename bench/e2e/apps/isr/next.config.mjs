@@ -10,6 +10,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const handlers = {
   // cachekit-next: its handler, Next's own memory layer off (it would shadow the shared store).
   cachekit: { cacheHandler: require.resolve('cachekit-next/handler'), cacheMaxMemorySize: 0 },
+  // The floor of any custom handler: a Map in the process (map-handler.mjs), memory layer off. Not shared.
+  map: { cacheHandler: path.join(here, 'map-handler.mjs'), cacheMaxMemorySize: 0 },
   // @fortedigital/nextjs-cache-handler 3.3: its Quick Start (a cache-handler.mjs over node-redis).
   forte: { cacheHandler: path.join(here, 'forte-handler.mjs') },
   // @trieb.work/nextjs-turbo-redis-cache 1.18: its default export, memory layer off.
