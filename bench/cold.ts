@@ -9,6 +9,7 @@
  *                                  BENCH_COLD_KINDS=FETCH,APP_PAGE  BENCH_COLD_SHARED_TAGS=1 (no per-key tag)
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,11 +43,27 @@ const GET_CTX: Record<Exclude<Kind, 'use cache'>, Record<string, unknown>> = {
   PAGES: { kind: 'PAGES', isRoutePPREnabled: false, isFallback: false },
 };
 
-/** A value of `kind` of about `bytes`, as Next hands it to a handler; tags: one shared by all keys, one per key. */
+/** The pathname of page `i`: an App Router route `/items/[size]/[id]`. */
+const pathnameOf = (bytes: number, i: number) => `/items/${bytes}/${i}`;
+
+/**
+ * A value of `kind` of about `bytes`, as Next hands it to a handler. A page's and a route's tags are Next's implicit
+ * tags (getImplicitTags: the route pattern's segments, shared by every page of the route, and the pathname, its own)
+ * and a fetch tag.
+ */
 function sampleValue(kind: Kind, bytes: number, i: number): IncrementalCacheValue | Uint8Array {
   const page = makePage(bytes, 7);
   const rand = prng(bytes);
-  const tags = `_N_T_/layout,_N_T_/items/page,${OWN_TAG ? `_N_T_/items/${i},` : ''}items`;
+  const leaf = kind === 'APP_ROUTE' ? 'route' : 'page';
+  const tags = [
+    '_N_T_/layout',
+    '_N_T_/items/layout',
+    '_N_T_/items/[size]/layout',
+    ...(kind === 'APP_ROUTE' ? [] : ['_N_T_/items/[size]/[id]/layout']),
+    `_N_T_/items/[size]/[id]/${leaf}`,
+    ...(OWN_TAG ? [`_N_T_${pathnameOf(bytes, i)}`] : []),
+    'items',
+  ].join(',');
   switch (kind) {
     case 'APP_PAGE':
       return { kind, html: page.html, rscData: page.rscData, headers: { 'x-next-cache-tags': tags }, status: 200, postponed: undefined };
@@ -81,7 +98,12 @@ function sampleValue(kind: Kind, bytes: number, i: number): IncrementalCacheValu
 }
 
 const fetchTags = (i: number) => (OWN_TAG ? ['items', `item-${i}`] : ['items']);
-const keyOf = (kind: Kind, bytes: number, i: number) => `/cold/${kind.replace(' ', '-')}/${bytes}/${i}`;
+/** Next 16.4's keys: `/route-cache/<KIND>/<sha256 of the route>/$<pathname>` for pages and routes. */
+const ROUTE_SHA = createHash('sha256').update('/items/[size]/[id]/page').digest('hex');
+const keyOf = (kind: Kind, bytes: number, i: number) =>
+  kind === 'APP_PAGE' || kind === 'APP_ROUTE' || kind === 'PAGES'
+    ? `/route-cache/${kind}/${ROUTE_SHA}/$${pathnameOf(bytes, i)}`
+    : `/cold/${kind.replace(' ', '-')}/${bytes}/${i}`;
 const rawKeyOf = (kind: Kind, bytes: number, i: number) => `raw:${keyOf(kind, bytes, i)}`;
 const streamOf = (bytes: Uint8Array) =>
   new ReadableStream<Uint8Array>({

@@ -152,6 +152,12 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
         if (scope === 'fetch' && (ctx.tags?.length || ctx.softTags?.length))
           void rt.tags.states([...(ctx.tags ?? []), ...(ctx.softTags ?? [])]).catch(() => {});
         const storeKey = this.#storeKey(rt, key, scope);
+        // A page's or route's tags live in the entry, but two of its implicit tags follow from its key: read beside the
+        // entry when the L1 lacks it, so that a cold read of a page whose route is known is one round trip, not two.
+        if (scope === 'response' && (ctx.kind === 'APP_PAGE' || ctx.kind === 'APP_ROUTE') && !rt.entries.hasLocal(storeKey)) {
+          const guessed = implicitTagsOfKey(key);
+          if (guessed.length > 0) void rt.tags.states(guessed).catch(() => {});
+        }
         let read = await readEntry(rt, rt.entries, storeKey, tagsOf, lastModifiedOf);
         // Expired by a tag event: one instance renders it; here, maybe the new entry another instance rendered.
         if (read?.verdict === 'expired') read = await awaitRegeneration(rt, rt.entries, storeKey, tagsOf, lastModifiedOf, read.hit.value);
@@ -242,6 +248,25 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
 }
 
 const lastModifiedOf = (entry: HandlerEntry) => entry.lastModified;
+
+/**
+ * The implicit tags of an App Router page or route that its cache key tells: the root layout's, and its pathname's
+ * (Next's `getImplicitTags`: `_N_T_/layout`, one per segment of the route pattern, `_N_T_<pathname>`; `/` and `/index`
+ * go together). Keys are `/route-cache/<KIND>/<sha256>/$<pathname>` (Next 16.3.8+, 15.5.27+) or the bare pathname.
+ * Only a guess to read ahead (the entry's own `x-next-cache-tags` decide): none for a pathname Next would encode.
+ */
+export function implicitTagsOfKey(key: string): string[] {
+  let pathname = key;
+  if (key.startsWith('/route-cache/')) {
+    const at = key.indexOf('/$/');
+    if (at < 0) return [];
+    pathname = key.slice(at + 2);
+  }
+  // Next writes non-ASCII pathnames' tags encoded (encodeHeaderSafe): not guessed.
+  if (!pathname.startsWith('/') || !/^[\x21-\x7e]+$/.test(pathname)) return [];
+  if (pathname === '/index' || pathname === '/') return ['_N_T_/layout', '_N_T_/', '_N_T_/index'];
+  return ['_N_T_/layout', `_N_T_${pathname}`];
+}
 
 /** The tags an entry answers to: fetches carry them in ctx, pages and routes in `x-next-cache-tags`. */
 function tagsOf(data: IncrementalCacheValue | null, ctx: SetContext): string[] {
