@@ -176,6 +176,10 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
             if (verdict === 'stale') backdate(result, entry, ctx);
           } else result.lastModified = now;
         }
+        // `mergeRequests`: an L1 hit of a response answers after a turn of the event loop, not within microtasks.
+        // Next's ResponseCache merges the requests for a key that arrive while its read runs; a read with no I/O to
+        // wait for ends before the next request is even parsed, so none would be. Not while Next builds.
+        if (read.hit.source === 'l1' && scope !== 'fetch' && rt.options.mergeRequests !== false && !rt.building) await nextTurn();
         return answer(result, verdict === 'stale' ? 'stale' : 'hit', read.hit.source);
       } catch (error) {
         readFault(rt, error, key);
@@ -248,6 +252,9 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
 }
 
 const lastModifiedOf = (entry: HandlerEntry) => entry.lastModified;
+
+/** Resolves in the event loop's check phase: after the I/O callbacks (other requests) that were ready. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
  * The implicit tags of an App Router page or route that its cache key tells: the root layout's, and its pathname's

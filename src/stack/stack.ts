@@ -98,6 +98,13 @@ export interface CachekitNextOptions {
    */
   warmStart?: boolean;
   /**
+   * An L1 hit of a page, route or image answers after one turn of the event loop instead of within microtasks, so that
+   * Next's ResponseCache merges the requests for it that arrive meanwhile (one cache read and one response entry for
+   * all of them, as it does while a read waits on the network). Costs a request about a microsecond when alone.
+   * @default true
+   */
+  mergeRequests?: boolean;
+  /**
    * Encrypts every entry (pages, routes, fetches, images, 'use cache') with AES-256-GCM under per-tenant keys; the L1
    * keeps the ciphertext. `true` or an object: the master key comes from CACHEKIT_MASTER_KEY (rotation:
    * CACHEKIT_PREVIOUS_MASTER_KEYS) unless `masterKey` is given here (only in a module of your own, never in

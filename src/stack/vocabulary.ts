@@ -129,6 +129,11 @@ export const HANDLER_OPTIONS = {
     nested(COMPRESSION, '{ algorithm, thresholdBytes, level } or false', true),
   ),
   warmStart: spec("Seed the store from the build's prerendered output on first use.", 'false', boolean),
+  mergeRequests: spec(
+    "An L1 hit of a page, route or image answers after one event-loop turn, so that Next's ResponseCache merges the concurrent requests for it.",
+    'true',
+    boolean,
+  ),
 } satisfies Schema;
 
 /** `withCachekit` options: the handlers', minus the function-valued ones (they cannot reach Next's workers). */
