@@ -121,7 +121,9 @@ export function svg(results: Results): string {
   results.contenders.forEach((contender, i) => {
     const x = left + i * 110;
     out.push(`<rect x="${x}" y="${top + height + 36}" width="12" height="12" fill="${COLORS[contender] ?? '#444'}"/>`);
-    out.push(`<text x="${x + 16}" y="${top + height + 46}">${xml(contender === 'next' ? 'Next built-in' : contender === 'map' ? 'floor: Map handler' : contender)}</text>`);
+    out.push(
+      `<text x="${x + 16}" y="${top + height + 46}">${xml(contender === 'next' ? 'Next built-in' : contender === 'map' ? 'floor: Map handler' : contender)}</text>`,
+    );
   });
   out.push('</svg>');
   return `${out.join('\n')}\n`;

@@ -174,7 +174,10 @@ describe('a write made while the first subscribe runs', () => {
     let computed = 0;
     const f = cache(async (id: number) => ({ id, n: ++computed }), { backend, ttl: 60, l1: { maxTtlSeconds: 60 }, name: 'slowsub2' });
     let done = false;
-    const first = f(1).then((v) => ((done = true), v));
+    const first = f(1).then((v) => {
+      done = true;
+      return v;
+    });
     await until(() => computed === 1);
     await sleep(30);
     expect(done).toBe(false); // waiting for the subscription, before its L1 copy is made

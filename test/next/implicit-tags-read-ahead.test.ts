@@ -113,7 +113,12 @@ describe('a cold page read', () => {
     const entryAt = calls.findIndex((call) => call.keys.some((key) => key.includes(':r:')));
     expect(entryAt).toBeGreaterThanOrEqual(0);
     // The pathname's states were read beside the entry (issued before its read), nothing after it.
-    expect(calls.slice(0, entryAt).flatMap((call) => call.keys).some((key) => key.endsWith(':_N_T_/blog/2'))).toBe(true);
+    expect(
+      calls
+        .slice(0, entryAt)
+        .flatMap((call) => call.keys)
+        .some((key) => key.endsWith(':_N_T_/blog/2')),
+    ).toBe(true);
     expect(calls.slice(entryAt + 1)).toEqual([]);
   });
 

@@ -17,7 +17,9 @@ import { appPage, fetchValue } from './fixtures.js';
 const require = createRequire(import.meta.url);
 type Batch = (key: { key: string; isOnDemandRevalidate: boolean }, fn: () => Promise<unknown>) => Promise<unknown>;
 const { Batcher } = require('next/dist/lib/batcher.js') as {
-  Batcher: { create(options: { cacheKeyFn(key: { key: string; isOnDemandRevalidate: boolean }): string; schedulerFn(fn: () => void): void }): { batch: Batch } };
+  Batcher: {
+    create(options: { cacheKeyFn(key: { key: string; isOnDemandRevalidate: boolean }): string; schedulerFn(fn: () => void): void }): { batch: Batch };
+  };
 };
 const { scheduleOnNextTick } = require('next/dist/lib/scheduler.js') as { scheduleOnNextTick(fn: () => void): void };
 
@@ -46,7 +48,10 @@ async function instance(options: CachekitNextOptions = {}) {
 
 /** `n` requests for `/hot`, each in its own I/O-like callback (as sockets' data events are), through Next's Batcher. */
 async function requests(handler: () => { get(key: string, ctx: GetContext): Promise<unknown> }, n: number): Promise<unknown[]> {
-  const batcher = Batcher.create({ cacheKeyFn: ({ key, isOnDemandRevalidate }) => `${key}-${isOnDemandRevalidate ? '1' : '0'}`, schedulerFn: scheduleOnNextTick });
+  const batcher = Batcher.create({
+    cacheKeyFn: ({ key, isOnDemandRevalidate }) => `${key}-${isOnDemandRevalidate ? '1' : '0'}`,
+    schedulerFn: scheduleOnNextTick,
+  });
   return Promise.all(
     Array.from(
       { length: n },

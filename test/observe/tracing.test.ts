@@ -71,7 +71,11 @@ describe('OpenTelemetry spans', () => {
     expect(get!.attributes).toMatchObject({ 'cachekit.kind': 'page', 'cachekit.outcome': 'miss', 'cachekit.layer': 'none', 'cachekit.hit': false });
     expect(get!.attributes['cachekit.key_hash']).toMatch(/^[0-9a-f]{16}$/);
     const l2 = childrenOf(get!.spanContext().spanId);
-    expect(l2.find((s) => s.name === 'get')).toMatchObject({ name: 'get', kind: 2 /* CLIENT */, attributes: { 'db.system.name': 'redis', 'db.operation.name': 'get' } });
+    expect(l2.find((s) => s.name === 'get')).toMatchObject({
+      name: 'get',
+      kind: 2 /* CLIENT */,
+      attributes: { 'db.system.name': 'redis', 'db.operation.name': 'get' },
+    });
     // Beside it, the states of the tags the key tells (its pathname's): test/next/implicit-tags-read-ahead.test.ts.
     expect(l2.map((s) => s.name).sort()).toEqual(['get', 'tag_read']);
 
