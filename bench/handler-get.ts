@@ -77,6 +77,8 @@ async function main(): Promise<void> {
   const oursL2 = await createOurs(backend, { l1: false });
   const oursL2Plain = await createOurs(backend, { l1: false, compression: false, keyPrefix: 'cachekit-plain:' });
   const oursL1 = await createOurs(backend, { keyPrefix: 'cachekit-l1:' });
+  // The handler's own cost of an L1 hit, without the event-loop turn that lets Next merge concurrent requests.
+  const oursL1Now = await createOurs(backend, { keyPrefix: 'cachekit-l1now:', mergeRequests: false });
   // The handler with no network at all (L1 off, in-process L2): its own cost over the decode.
   const oursMemory = await createOurs(new MemoryBackend(), { l1: false, compression: false });
   const forte = await createForte(redis.url, 'forte:');
@@ -101,7 +103,8 @@ async function main(): Promise<void> {
     },
     handlerContender('cachekit-next, L2 hit (Redis, no L1; default compression)', oursL2.handler, oursL2.redisKey(KEY)),
     handlerContender('cachekit-next, L2 hit, `compression: false`', oursL2Plain.handler, oursL2Plain.redisKey(KEY)),
-    handlerContender('cachekit-next, L1 hit', oursL1.handler, null),
+    handlerContender('cachekit-next, L1 hit (default: answers after one event-loop turn, `mergeRequests`)', oursL1.handler, null),
+    handlerContender('cachekit-next, L1 hit, `mergeRequests: false` (the handler alone)', oursL1Now.handler, null),
     handlerContender("Next's built-in cache, memory hit (its LRU; local, not shared)", nextBuiltIn.handler, null),
     handlerContender('@fortedigital/nextjs-cache-handler 3.3.0 (redis-strings)', forte.handler, forte.redisKey(KEY)),
     handlerContender('@trieb.work/nextjs-turbo-redis-cache 1.18.0, read from Redis (`redisGetDeduplication: false`)', trieb.handler, trieb.redisKey(KEY)),
