@@ -29,6 +29,8 @@ const PAGES = 2000;
 // per request on a custom handler than on its built-in cache (it imports the handler module and builds an
 // IncrementalCache on every request), so a handler's cost is its distance from this floor, not from the built-in.
 const ALL = ['next', 'map', 'cachekit', 'forte', 'trieb'];
+// Opt-in (BENCH_E2E_ONLY=next,cachekit,cachekit-unmerged): cachekit-next with `mergeRequests: false`, on the hot page.
+const HOT_ONLY = new Set(['map', 'cachekit-unmerged']);
 const CONTENDERS = process.env.BENCH_E2E_ONLY ? process.env.BENCH_E2E_ONLY.split(',') : ALL;
 const USE_CACHE = new Set(['next', 'cachekit', 'trieb']); // forte 3.3 does not support cacheHandlers ('use cache')
 const SCENARIOS = {
@@ -65,6 +67,8 @@ async function fleetOf(contender: string, app: string): Promise<Fleet> {
   const env: NodeJS.ProcessEnv = { BENCH_ORIGIN_URL: origin.url };
   if (contender === 'cachekit') Object.assign(env, { BENCH_HANDLER: 'cachekit', CACHEKIT_REDIS_URL: redis.url });
   if (contender === 'map') Object.assign(env, { BENCH_HANDLER: 'map' });
+  if (contender === 'cachekit-unmerged')
+    Object.assign(env, { BENCH_HANDLER: 'cachekit', CACHEKIT_REDIS_URL: redis.url, CACHEKIT_NEXT_OPTIONS: JSON.stringify({ mergeRequests: false }) });
   if (contender === 'forte') Object.assign(env, { BENCH_HANDLER: 'forte', REDIS_URL: redis.url });
   if (contender === 'trieb') Object.assign(env, { BENCH_HANDLER: 'trieb', REDIS_URL: redis.url, VERCEL_ENV: 'production' });
   return { contender, redis, env, dist: freshDistDir(app, builds[app]!, contender), servers: [] };
@@ -161,8 +165,9 @@ try {
   );
 
   // The floor ends here: not shared, it has no stampede to stop, and a fresh instance of it holds none of the pages.
-  for (const fleet of isr.filter((f) => f.contender === 'map')) await closeFleet(fleet, 'isr');
-  isr.splice(0, isr.length, ...isr.filter((f) => f.contender !== 'map'));
+  // (So does the opt-in cachekit-unmerged: what it shows is the hot page.)
+  for (const fleet of isr.filter((f) => HOT_ONLY.has(f.contender))) await closeFleet(fleet, 'isr');
+  isr.splice(0, isr.length, ...isr.filter((f) => !HOT_ONLY.has(f.contender)));
   for (const fleet of isr) {
     // The stampede: both servers have the page, a hard revalidateTag on A, then 200 requests at once over A and B.
     const [a, b] = fleet.servers as [Server, Server];
