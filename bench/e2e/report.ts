@@ -73,7 +73,14 @@ export function markdown(results: Results): string {
   return `${lines.join('\n')}\n`;
 }
 
-const COLORS: Record<string, string> = { next: '#8c8c8c', map: '#c4c4c4', 'cachekit-unmerged': '#93c5fd', cachekit: '#2563eb', forte: '#f59e0b', trieb: '#10b981' };
+const COLORS: Record<string, string> = {
+  next: '#8c8c8c',
+  map: '#c4c4c4',
+  'cachekit-unmerged': '#93c5fd',
+  cachekit: '#2563eb',
+  forte: '#f59e0b',
+  trieb: '#10b981',
+};
 const xml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** Grouped bars: requests/s per scenario, one bar per contender, labelled with the value and the ratio to Next's. */
