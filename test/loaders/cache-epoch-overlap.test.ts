@@ -50,6 +50,20 @@ function pair() {
   return { a, b, gated, load, calls: () => calls };
 }
 
+/**
+ * `cache(load, options)` on A and on B: A fills key 1, then B's first request (key 0) sets its epoch baseline, so that
+ * B's next request reads key 1 from the L2, a key it never read.
+ */
+async function filled(options: { name: string; ttl: number; tags?: readonly string[] }) {
+  const p = pair();
+  const onA = cache(p.load, { ...options, stack: p.a });
+  const onB = cache(p.load, { ...options, stack: p.b });
+  await onA(1);
+  requestBegan();
+  await onB(0); // B's first request sets its epoch baseline
+  return { ...p, onA, onB };
+}
+
 /** Holds B's epoch reads until `open()`. */
 function hold(gated: GatedFile): { open: () => void } {
   let open!: () => void;
@@ -64,13 +78,7 @@ function hold(gated: GatedFile): { open: () => void } {
 
 describe('cache(fn): an L2 hit over the epoch (File backend)', () => {
   it('reads the entry while the epoch reads of the request are still running', async () => {
-    const { a, b, gated, load } = pair();
-    const options = { name: 'overlap', ttl: 300 } as const;
-    const onA = cache(load, { ...options, stack: a });
-    const onB = cache(load, { ...options, stack: b });
-    await onA(1);
-    requestBegan();
-    await onB(0); // B's first request sets its epoch baseline
+    const { gated, onB } = await filled({ name: 'overlap', ttl: 300 });
 
     requestBegan();
     const epoch = hold(gated);
@@ -86,13 +94,7 @@ describe('cache(fn): an L2 hit over the epoch (File backend)', () => {
   });
 
   it("a tagged entry: the stack's epoch read (its verdict) starts beside the entry read, not after it", async () => {
-    const { a, b, gated, load } = pair();
-    const options = { name: 'overlapTagged', ttl: 300, tags: ['posts'] } as const;
-    const onA = cache(load, { ...options, stack: a });
-    const onB = cache(load, { ...options, stack: b });
-    await onA(1);
-    requestBegan();
-    await onB(0);
+    const { b, gated, onB } = await filled({ name: 'overlapTagged', ttl: 300, tags: ['posts'] });
 
     requestBegan();
     const epoch = hold(gated);
@@ -125,13 +127,7 @@ describe('cache(fn): an L2 hit over the epoch (File backend)', () => {
   });
 
   it('a change the overlapping epoch read reports keeps the value read beside it out of the L1', async () => {
-    const { a, b, gated, load, calls } = pair();
-    const options = { name: 'overlapChanged', ttl: 300 } as const;
-    const onA = cache(load, { ...options, stack: a });
-    const onB = cache(load, { ...options, stack: b });
-    await onA(1);
-    requestBegan();
-    await onB(0);
+    const { b, gated, calls, onA, onB } = await filled({ name: 'overlapChanged', ttl: 300 });
 
     requestBegan();
     const epoch = hold(gated);
