@@ -176,11 +176,13 @@ export function handlerClassFor<R extends CacheStack | Promise<CacheStack>>(stac
             if (verdict === 'stale') backdate(result, entry, ctx);
           } else result.lastModified = now;
         }
+        const answered = answer(result, verdict === 'stale' ? 'stale' : 'hit', read.hit.source);
         // `mergeRequests`: an L1 hit of a response answers after a turn of the event loop, not within microtasks.
         // Next's ResponseCache merges the requests for a key that arrive while its read runs; a read with no I/O to
-        // wait for ends before the next request is even parsed, so none would be. Not while Next builds.
+        // wait for ends before the next request is even parsed, so none would be. Not while Next builds. After the
+        // lookup is recorded: its duration (metrics, debug log) is the read's, not the wait's.
         if (read.hit.source === 'l1' && scope !== 'fetch' && rt.options.mergeRequests !== false && !rt.building) await nextTurn();
-        return answer(result, verdict === 'stale' ? 'stale' : 'hit', read.hit.source);
+        return answered;
       } catch (error) {
         readFault(rt, error, key);
         return answer(null, 'miss', 'none');

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../../src/backends/memory.js';
 import { handlerClassFor } from '../../src/next/cache-handler.js';
 import { ConfigError } from '../../src/shared/options.js';
+import { subscribe, type TelemetryEvent } from '../../src/shared/telemetry.js';
 import { CacheStack, resetStacks, type CachekitNextOptions } from '../../src/stack/stack.js';
 import type { GetContext } from '../../src/wire/next-types.js';
 import { appPage, fetchValue } from './fixtures.js';
@@ -99,6 +100,22 @@ describe('mergeRequests', () => {
 
     const off = await instance({ mergeRequests: false });
     expect(await settlesAfterMicrotasks(off.handler().get('/hot', pageCtx))).toBe(false);
+  });
+
+  it("records the lookup before the turn: an L1 hit's duration (metrics, debug log) is the read's, not the wait's", async () => {
+    const on = await instance();
+    const events: TelemetryEvent[] = [];
+    const unsubscribe = subscribe((event) => events.push(event));
+    try {
+      let settled = false;
+      const got = on.handler().get('/hot', pageCtx).then(() => (settled = true));
+      for (let i = 0; i < 2_000 && !events.some((e) => e.type === 'lookup'); i++) await Promise.resolve();
+      expect(events.find((e) => e.type === 'lookup')).toMatchObject({ type: 'lookup', outcome: 'hit', layer: 'l1' });
+      expect(settled).toBe(false); // recorded while the answer still waits for its turn
+      await got;
+    } finally {
+      unsubscribe();
+    }
   });
 
   it('refuses a value that is not a boolean, naming the option', () => {
