@@ -108,7 +108,10 @@ describe('mergeRequests', () => {
     const unsubscribe = subscribe((event) => events.push(event));
     try {
       let settled = false;
-      const got = on.handler().get('/hot', pageCtx).then(() => (settled = true));
+      const got = on
+        .handler()
+        .get('/hot', pageCtx)
+        .then(() => (settled = true));
       for (let i = 0; i < 2_000 && !events.some((e) => e.type === 'lookup'); i++) await Promise.resolve();
       expect(events.find((e) => e.type === 'lookup')).toMatchObject({ type: 'lookup', outcome: 'hit', layer: 'l1' });
       expect(settled).toBe(false); // recorded while the answer still waits for its turn
