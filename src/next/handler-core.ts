@@ -119,8 +119,8 @@ export async function writeEntry<E>(
   await cache.set(storeKey, entry, ttlSeconds);
   stored?.();
   await stack.bus.announceWritten([storeKey]);
-  // A new entry: whoever held its regeneration lease (this instance, if any) is done.
-  await stack.leases.release(storeKey);
+  // A new entry: this instance, if it held the old version's regeneration lease, is done with it.
+  stack.leases.written(storeKey);
 }
 
 /** A read that failed: fail-closed encryption throws (the user chose a failing page over a silent miss), anything else is reported and is a miss. */

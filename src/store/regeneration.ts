@@ -3,9 +3,11 @@
  * goes stale, every instance that gets a request for it renders it again. With a backend that has locks (Redis,
  * CachekitIO, File), the first instance to see the stale entry takes a short lease under the entry's key and is told
  * "regenerate" (the handler hands Next the entry as stale); the others are told "someone is on it" and serve the
- * entry as fresh until the new one arrives (its announcement drops their L1 copy) or the lease ends. The holder
- * releases the lease when it writes the entry. Without locks, or when the lock call fails, every instance regenerates
- * as before: a lease can only save work, never withhold it.
+ * entry as fresh until the new one arrives (its announcement drops their L1 copy) or the lease ends. A lease is per
+ * version of the entry and is never released early: it lapses in the store. Writing the new version ends the need for
+ * it, but not at once everywhere: an instance that has not yet handled the new version's announcement still holds the
+ * old one in its L1, and would take a freed lease and regenerate that version a second time. Without locks, or when
+ * the lock call fails, every instance regenerates as before: a lease can only save work, never withhold it.
  *
  * An entry that expired (a hard `revalidateTag`, Next's default) cannot be served while it regenerates: there the
  * holder gets the miss and renders, and the others wait up to `waitMs` for its new entry (handler-core.ts,
@@ -40,8 +42,8 @@ export class RegenerationLeases {
   readonly #leaseMs: number;
   /** How long to wait for another instance's regeneration of an expired entry, in ms (0 without locks). */
   readonly waitMs: number;
-  /** Leases this process holds: store key -> the lease's key (one per version of the entry), token, when it lapses. */
-  readonly #held = new Map<string, { lease: string; token: string; until: number }>();
+  /** Leases this process holds: store key -> the lease's key (one per version of the entry), when it lapses. */
+  readonly #held = new Map<string, { lease: string; until: number }>();
   /** Claims refused recently: lease key -> until when not to ask again. */
   readonly #denied = new Map<string, number>();
 
@@ -86,27 +88,18 @@ export class RegenerationLeases {
       this.#denied.set(lease, now + Math.min(DENIED_MEMO_MS, this.#leaseMs));
       return false;
     }
-    if (held) void this.#release(storeKey, held); // an older version's lease: done with
-    this.#held.set(storeKey, { lease, token, until: now + this.#leaseMs });
+    // An older version's lease we held is left to lapse, like any other (see the header).
+    this.#held.set(storeKey, { lease, until: now + this.#leaseMs });
     return true;
   }
 
-  /** A new entry under `storeKey` was written: our lease on it (if any) ends, and the next staleness starts afresh. */
-  async release(storeKey: string): Promise<void> {
-    const held = this.#held.get(storeKey);
-    if (!held) return;
+  /**
+   * A new entry under `storeKey` was written: this process is done regenerating the version it held a lease on, and
+   * the next staleness (a new version, so a new lease key) elects an instance afresh. The lease itself is not released
+   * (see the header).
+   */
+  written(storeKey: string): void {
     this.#held.delete(storeKey);
-    await this.#release(storeKey, held);
-  }
-
-  async #release(storeKey: string, held: { lease: string; token: string }): Promise<void> {
-    const locks = this.#locks;
-    if (!locks) return;
-    try {
-      await this.#guard.call('releaseLock', () => locks.releaseLock(held.lease, held.token));
-    } catch (error) {
-      this.#guard.report(error, 'releaseLock', storeKey); // the lease lapses by itself
-    }
   }
 
   #sweep(now: number): void {

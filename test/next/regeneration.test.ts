@@ -39,6 +39,22 @@ afterAll(async () => {
   await Promise.all([redis.stop(), memcached.stop()]);
 });
 
+/** A RedisBackend whose PUBLISH can be held back: its announcements reach the other instances late. */
+class HeldPublish extends RedisBackend {
+  #gate: Promise<void> = Promise.resolve();
+  #open: () => void = () => {};
+  hold(): void {
+    this.#gate = new Promise((resolve) => (this.#open = resolve));
+  }
+  open(): void {
+    this.#open();
+  }
+  override async publish(channel: string, message: string): Promise<void> {
+    await this.#gate;
+    await super.publish(channel, message);
+  }
+}
+
 type Make = () => Backend;
 const redisBackend: Make = () => {
   const backend = new RedisBackend({ url: redis.url, commandTimeoutMs: 500, connectTimeoutMs: 500 });
@@ -99,6 +115,29 @@ describe('one regeneration per stale entry across the fleet', () => {
     await sleep(1_100);
     const second = await Promise.all(instances.map((i) => i.handler().get('/p', pageCtx)));
     expect(second.filter((r) => staleToNext(r)).length).toBe(1);
+  });
+
+  it('the holder writing the new entry does not free the old version for an instance that has not heard of it yet', async () => {
+    // CI failure (e2e/fleet-regeneration, 4 instances): the holder stored the new rendering and released its lease;
+    // an instance whose L1 still held the old version (the new one's announcement not yet handled there) asked again
+    // for that version's lease, got it, and rendered the page a second time. The lease now lapses instead.
+    const held = new HeldPublish({ url: redis.url, commandTimeoutMs: 500, connectTimeoutMs: 500 });
+    closers.push(() => held.close());
+    const [a] = await fleet(() => held, 'regen14', 1);
+    const [b] = await fleet(redisBackend, 'regen14', 1);
+    await setPage(a!, '/p');
+    await sleep(50); // A's announcement passes B before B caches the entry
+    expect(staleToNext(await b!.handler().get('/p', pageCtx))).toBe(false); // B's L1 holds it
+    await sleep(1_100);
+    expect(staleToNext(await a!.handler().get('/p', pageCtx))).toBe(true); // A holds the lease: it regenerates
+    expect(staleToNext(await b!.handler().get('/p', pageCtx))).toBe(false); // refused: B serves it as fresh
+    await sleep(300); // B's memo of the refusal lapses: its next read asks the store again
+    held.hold();
+    await setPage(a!, '/p'); // the new rendering is stored; its announcement is held back
+    expect(b!.stack.entries.hasLocal('cachekit:regen14:d1:r:/p')).toBe(true); // B still holds the old version
+    const onB = await b!.handler().get('/p', pageCtx);
+    expect(staleToNext(onB)).toBe(false);
+    held.open();
   });
 
   it('a lease whose holder never writes lapses: another instance takes over after regenerationLeaseMs', async () => {
