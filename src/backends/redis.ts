@@ -14,6 +14,7 @@ import {
   BACKEND_TYPE,
   acquire,
   toBackendError,
+  coalesceWrites,
   type Client,
   type ConnectionConfig,
   type Endpoint,
@@ -377,6 +378,7 @@ export class RedisBackend implements Backend, BatchCapable, TtlCapable, LockCapa
       const main = await shared.main();
       const pending = main.ready();
       if (pending) await pending;
+      coalesceWrites(main.client);
       return await command(main.client);
     } catch (error) {
       throw toBackendError(error, operation, key);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RedisBackend, redisHashTag, redisKey, type RedisBackendOptions } from '../../src/backends/redis.js';
 import { ConfigError } from '../../src/shared/options.js';
 import { redisCli } from '../support/redis-servers.js';
@@ -483,6 +484,46 @@ describe('RedisBackend: keys', () => {
     expect(redisHashTag('user:42')).toBe('{user:42}');
     expect(() => redisHashTag('')).toThrow(ConfigError);
     expect(() => redisHashTag('a}b')).toThrow(ConfigError);
+  });
+});
+
+describe('RedisBackend: commands sent together leave in one socket write', () => {
+  // A cold read sends the entry's GET, its PTTL and its tags' MGET at once. Each socket write is a system call that
+  // also wakes the server; one write for the lot is what an ioredis pipeline would give, without its cost.
+  it('the commands of one burst of microtasks are one write; commands a turn apart are one write each', async () => {
+    const own = await startRedis();
+    const backend = new RedisBackend({ url: own.url });
+    const write = vi.spyOn(Socket.prototype, '_write');
+    const writev = vi.spyOn(Socket.prototype, '_writev');
+    /** The flushes to our own server since the last call. */
+    const flushes = () => {
+      const ours = (spy: typeof write | typeof writev) => spy.mock.contexts.filter((socket) => (socket as Socket).remotePort === own.port).length;
+      const count = ours(write) + ours(writev);
+      write.mockClear();
+      writev.mockClear();
+      return count;
+    };
+    try {
+      await backend.set('k', bytes('v'), 60);
+      await backend.set('t', bytes('1'));
+      flushes();
+      const [entry, tags, exists] = await Promise.all([backend.getWithTtl('k'), backend.getMany(['t', 'u']), backend.exists('k')]);
+      expect(flushes()).toBe(1);
+      expect(text(entry!.value)).toBe('v');
+      expect(entry!.ttlMs).toBeGreaterThan(50_000);
+      expect(tags.map(text)).toEqual(['1', null]);
+      expect(exists).toBe(true);
+
+      await backend.get('k');
+      await new Promise((resolve) => setImmediate(resolve));
+      await backend.get('k');
+      expect(flushes()).toBe(2);
+    } finally {
+      write.mockRestore();
+      writev.mockRestore();
+      await backend.close();
+      await own.stop();
+    }
   });
 });
 
